@@ -1,0 +1,37 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+# Both create (once) and then reuse a local virtual environment in .venv.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: demo test bench clean venv
+
+$(BIN)/python:
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Stamp files: reinstall only when pyproject.toml changes.
+$(VENV)/.demo-installed: pyproject.toml | $(BIN)/python
+	@echo "Installing invtable with plotting into $(VENV) ..."
+	$(BIN)/python -m pip install --quiet -e '.[plot]'
+	@touch $@
+
+$(VENV)/.test-installed: pyproject.toml | $(BIN)/python
+	@echo "Installing invtable with test tools into $(VENV) ..."
+	$(BIN)/python -m pip install --quiet -e '.[plot,dev]'
+	@touch $@ $(VENV)/.demo-installed
+
+venv: $(VENV)/.test-installed
+
+demo: $(VENV)/.demo-installed
+	$(BIN)/invtable demo
+
+test: $(VENV)/.test-installed
+	$(BIN)/python -m pytest
+
+bench: $(VENV)/.demo-installed
+	$(BIN)/python -m sim.bench
+
+clean:
+	rm -rf $(VENV) out .pytest_cache .hypothesis *.egg-info
