@@ -1,0 +1,4 @@
+"""Hardware abstraction layer: what the controller reads and writes each tick. No policy."""
+from hal.interfaces import BUTTONS, Inputs, Outputs, SAFE_OUTPUTS, TableHardware
+
+__all__ = ["BUTTONS", "Inputs", "Outputs", "SAFE_OUTPUTS", "TableHardware"]

@@ -1,0 +1,71 @@
+"""HAL interfaces: one snapshot in (``Inputs``), one command out (``Outputs``) per tick.
+
+The loop is ros2_control's ``read -> update -> write``: the backend samples every input
+into an immutable ``Inputs``, the controller computes ``Outputs`` from it and the time,
+and the backend applies them. Backends: the simulator (``sim.table.SimTable``) now;
+gpiozero and the serial motion board later. A backend holds no policy: it never decides
+to move; it only reports and applies.
+
+Fail-safe reading of safety inputs is the backend's job, because only it knows the
+wiring: normally-closed contacts mean an open circuit (pressed, tripped, or a broken
+wire) must read as the unsafe condition -- ``estop_pressed=True``,
+``overtravel_tripped=True``, ``ankle_locked=False``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+BUTTONS = ("start", "stop", "up", "down", "return")
+
+
+@dataclass(frozen=True, slots=True)
+class Inputs:
+    """Everything the controller reads, sampled at one instant."""
+
+    angle_primary_deg: float | None    # absolute sensor (potentiometer/inclinometer); None = no reading
+    angle_secondary_deg: float | None  # independent second source (encoder/second ADC); None = no reading
+    upright_switch: bool               # home switch closed: the table is at upright
+    overtravel_tripped: bool           # NC over-travel limit open (tripped or wire broken)
+    estop_pressed: bool                # NC e-stop circuit open (pressed or wire broken)
+    ankle_locked: bool                 # ankle lock confirmed closed (a broken wire reads False)
+    buttons: frozenset[str]            # pendant buttons currently held, names from BUTTONS
+    motor_current_a: float             # motor current magnitude in amperes
+
+
+@dataclass(frozen=True, slots=True)
+class Outputs:
+    """Everything the controller commands."""
+
+    motor_cmd: float    # -1..1 duty, positive = toward inversion (head down)
+    brake: bool         # True = brake engaged (the brake is also engaged when unpowered)
+    alarm: bool         # buzzer
+    heartbeat: bool     # toggled every tick; a hardware dead-man drops motor enable when it stops
+
+
+SAFE_OUTPUTS = Outputs(motor_cmd=0.0, brake=True, alarm=True, heartbeat=False)
+
+
+@runtime_checkable
+class TableHardware(Protocol):
+    """The controller's whole view of the table."""
+
+    def read(self) -> Inputs:
+        """Sample every input now."""
+        ...
+
+    def write(self, outputs: Outputs) -> None:
+        """Apply the outputs now."""
+        ...
+
+    def safe_stop(self) -> None:
+        """Motor off and brake on at once, without waiting for a tick. Idempotent.
+
+        Called on e-stop edges where the backend can act immediately, on exceptions and
+        on shutdown.
+        """
+        ...
+
+    def close(self) -> None:
+        """Leave the hardware safe (motor off, brake on) and release it. Idempotent."""
+        ...
