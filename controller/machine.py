@@ -1,0 +1,499 @@
+"""The table controller: one ``transitions`` state machine with this object as its model.
+
+Design rules (DESIGN sections 3-4):
+
+- ``update(now, inputs) -> outputs`` is the whole interface. Time is passed in, so the
+  same code runs in simulated time and in real time. Only the control thread calls it.
+- ``auto_transitions=False`` (the generated ``to_<state>()`` would bypass every guard),
+  ``queued=True``, no ``Timeout`` extension: deadlines are numbers checked in ``update``.
+- Every trigger goes through ``_fire`` which records the transition with its time.
+- Safety precedence each tick: e-stop, then sensor faults, then ankle lock, then the
+  session time limit, then the buttons, then the state's own progress.
+- Any exception inside a tick stops the motor, engages the brake and latches ``fault``;
+  the loop keeps running so the alarm and the heartbeat stay alive.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from transitions import Machine
+
+from controller.config import Config
+from controller.limits import (clamp_target, has_left_upright, is_upright, sensors_agree)
+from controller.motor_loop import PositionLoop
+from controller.profile import TrapezoidProfile
+from hal.interfaces import Inputs, Outputs
+
+SELFTEST_S = 0.3            # boot self-test sampling time (motor off, brake on)
+SENSOR_AGREE_BOOT_DEG = 2.0  # the two angle sensors must agree this closely at boot
+SENSOR_AGREE_RUN_DEG = 3.0   # ... and this closely while running
+SETTLE_DEG = 0.3             # "arrived": within this of the goal ...
+SETTLE_TIMEOUT_S = 1.0       # ... or this long after the profile finished
+# Profiles are planned this far below the state's speed limit: the true speed deviates from
+# the plan by sensor noise and motor dynamics (measured about 0.2 deg/s worst case in the
+# simulator across 40-136 kg users), and the limit applies to the true speed.
+SPEED_MARGIN_DPS = 0.25
+
+# (name, description) -- the description feeds the generated state diagram.
+STATES: list[tuple[str, str]] = [
+    ("boot", "self-test: motor off, brake on"),
+    ("idle", "upright and ready"),
+    ("jogging", "hold-to-run UP or DOWN"),
+    ("holding", "stopped off upright on the brake"),
+    ("ramp", "session: moving to target"),
+    ("hold", "session: holding at target"),
+    ("rest", "session: resting near horizontal"),
+    ("paused", "session paused on the brake"),
+    ("returning", "normal profile to upright"),
+    ("emergency_return", "latched, emergency profile to upright"),
+    ("estop", "latched: motor off, brake on"),
+    ("fault", "latched: motor off, brake on, alarm"),
+]
+STATE_NAMES = [s for s, _ in STATES]
+SESSION_STATES = ("ramp", "hold", "rest")
+# States the session time limit ends (e-stop and faults override it; returns are already returning).
+TIME_LIMITED = ("jogging", "holding", "ramp", "hold", "rest", "paused")
+# States in which losing the ankle lock triggers an emergency return.
+LOCK_GUARDED = ("jogging", "holding", "ramp", "hold", "rest", "paused", "returning")
+
+TRANSITIONS: list[dict] = [
+    # Boot self-test outcome. Conditions are tried in order.
+    dict(trigger="selftest_failed", source="boot", dest="fault"),
+    dict(trigger="selftest_passed", source="boot", dest="estop", conditions="estop_input"),
+    dict(trigger="selftest_passed", source="boot", dest="idle", conditions="at_upright"),
+    dict(trigger="selftest_passed", source="boot", dest="returning"),  # power came back off upright
+    # E-stop overrides everything; a fault keeps the motor off already.
+    dict(trigger="estop", source=[s for s in STATE_NAMES if s not in ("boot", "estop", "fault")], dest="estop"),
+    dict(trigger="fault", source=[s for s in STATE_NAMES if s != "fault"], dest="fault"),
+    # Program session.
+    dict(trigger="press_start", source="idle", dest="ramp", conditions="may_start_session"),
+    dict(trigger="press_start", source="paused", dest="ramp", conditions="paused_in_ramp"),
+    dict(trigger="press_start", source="paused", dest="hold", conditions="paused_in_hold"),
+    dict(trigger="press_start", source="paused", dest="rest", conditions="paused_in_rest"),
+    dict(trigger="press_start", source="paused", dest="returning", conditions="paused_in_returning"),
+    dict(trigger="press_stop", source=list(SESSION_STATES), dest="paused"),
+    dict(trigger="press_stop", source="returning", dest="paused", unless="return_is_forced"),
+    dict(trigger="press_stop", source="jogging", dest="holding"),
+    dict(trigger="arrived", source="ramp", dest="hold"),
+    dict(trigger="phase_done", source="hold", dest="rest"),
+    dict(trigger="phase_done", source="rest", dest="returning"),
+    # Hold-to-run jog.
+    dict(trigger="press_down", source=["idle", "holding"], dest="jogging", conditions="may_jog_down",
+         before="_jog_down"),
+    dict(trigger="press_up", source="holding", dest="jogging", before="_jog_up"),
+    dict(trigger="press_up", source="estop", dest="jogging", conditions="estop_released", before="_jog_up"),
+    dict(trigger="press_up", source=["ramp", "hold", "rest", "paused"], dest="returning"),
+    dict(trigger="jog_end", source="jogging", dest="holding"),
+    dict(trigger="arrived", source="holding", dest="idle", conditions="at_upright"),
+    # Returns.
+    dict(trigger="time_limit", source=list(TIME_LIMITED), dest="returning"),
+    dict(trigger="press_return", source=list(LOCK_GUARDED), dest="emergency_return"),
+    dict(trigger="press_return", source="estop", dest="emergency_return", conditions="estop_released"),
+    dict(trigger="lock_lost", source=list(LOCK_GUARDED), dest="emergency_return"),
+    dict(trigger="arrived", source=["returning", "emergency_return"], dest="idle"),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRecord:
+    t_s: float
+    source: str
+    dest: str
+    trigger: str
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    t_s: float
+    message: str
+
+
+class Controller:
+    """Policy for one table. Create a fresh one at every boot (power-up or restart)."""
+
+    state: str  # set by transitions
+
+    def __init__(self, config: Config, now: float,
+                 on_transition: Callable[[TransitionRecord], None] | None = None,
+                 on_event: Callable[[EventRecord], None] | None = None) -> None:
+        self.cfg = config
+        self.now = now
+        self.boot_t = now
+        self.on_transition = on_transition
+        self.on_event = on_event
+        self.transitions: list[TransitionRecord] = []
+        self.events: list[EventRecord] = []
+        self.profile = TrapezoidProfile()
+        self.loop = PositionLoop()
+        self.tracking = False          # True: brake released and the position loop drives
+        self.profile_done_t: float | None = None
+        self.speed_limit = 0.0         # the active profile's limits (for the trace and checks)
+        self.accel_limit = 0.0
+        self.angle = 0.0               # fused measured angle
+        self.inputs: Inputs | None = None
+        self.prev_buttons: frozenset[str] = frozenset()
+        self.selftest_ok = False
+        self.selftest_problem: str | None = None
+        self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
+        self.return_forced = False     # time limit or boot recovery: STOP cannot pause the return
+        self.jog_dir = 0
+        self.jog_started_t = 0.0
+        self.paused_from = ""
+        self.phase_end_t = 0.0
+        self.phase_remaining: float | None = None
+        self.rest_timing = False
+        self.heartbeat = False
+        self.motor_cmd = 0.0
+        self.dt = 0.0
+        self.fire_source = "boot"   # the state a trigger was fired from (read by on_enter_paused)
+        self.machine = Machine(
+            model=self, states=STATE_NAMES, transitions=TRANSITIONS, initial="boot",
+            auto_transitions=False, queued=True, ignore_invalid_triggers=True,
+        )
+
+    # ------------------------------------------------------------------ public API
+    def update(self, now: float, inputs: Inputs) -> Outputs:
+        """One control tick. Never raises: an internal error latches ``fault``."""
+        try:
+            self._tick(now, inputs)
+            return self._outputs()
+        except Exception as exc:  # noqa: BLE001 - the last line of defence must catch everything
+            self._fail_safe(f"internal_error: {type(exc).__name__}: {exc}")
+            self.heartbeat = not self.heartbeat
+            return Outputs(motor_cmd=0.0, brake=True, alarm=True, heartbeat=self.heartbeat)
+
+    @property
+    def session_elapsed_s(self) -> float:
+        return 0.0 if self.left_upright_t is None else self.now - self.left_upright_t
+
+    @property
+    def setpoint(self) -> float:
+        return self.profile.pos if self.tracking else self.angle
+
+    # ------------------------------------------------------------------ the tick
+    def _tick(self, now: float, inp: Inputs) -> None:
+        dt = self.dt = now - self.now
+        self.now = now
+        self.inputs = inp
+        self._measure(inp)
+        pressed = inp.buttons - self.prev_buttons
+        self.prev_buttons = inp.buttons
+
+        if self.state == "boot":
+            self._selftest(inp)
+            return
+        if inp.estop_pressed and self.state not in ("estop", "fault"):
+            self._fire("estop")
+        if self.state not in ("estop", "fault"):
+            problem = self._runtime_sensor_problem(inp)
+            if problem:
+                self._fault(problem)
+        if not inp.ankle_locked and self.state in LOCK_GUARDED:
+            self._note("ankle lock lost: emergency return")
+            self._fire("lock_lost")
+        self._track_session_clock()
+        if (self.left_upright_t is not None and self.state in TIME_LIMITED
+                and self.session_elapsed_s >= self.cfg.session.max_duration_s):
+            self.return_forced = True
+            self._note(f"session time limit {self.cfg.session.max_duration_s:g} s reached: returning")
+            self._fire("time_limit")
+        for button in ("return", "stop", "up", "down", "start"):  # safest first
+            if button in pressed:
+                self._fire("press_" + button)
+        self._progress(dt, inp)
+
+    def _measure(self, inp: Inputs) -> None:
+        # Two independent sensors: their mean halves the noise the loop sees while they agree
+        # (disagreement is a fault, checked separately); one alone is the fallback view.
+        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
+        if a is not None and b is not None:
+            self.angle = 0.5 * (a + b)
+        else:
+            self.angle = a if a is not None else (b if b is not None else self.angle)
+
+    def _selftest(self, inp: Inputs) -> None:
+        """Boot: sample the sensors with the motor off; then go where the outcome says."""
+        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
+        up = self.cfg.limits.upright_deg
+        problem = None
+        if a is None or b is None:
+            problem = "angle sensor gives no reading"
+        elif not sensors_agree(a, b, SENSOR_AGREE_BOOT_DEG):
+            problem = f"angle sensors disagree ({a:.1f} vs {b:.1f} deg)"
+        elif not up - 15.0 <= a <= 100.0:
+            problem = f"angle {a:.1f} deg is outside the mechanical range"
+        elif inp.upright_switch and a > up + 5.0:
+            problem = f"upright switch closed at {a:.1f} deg"
+        elif not inp.upright_switch and a < up + 0.5:
+            problem = f"upright switch open at {a:.1f} deg"
+        if problem and self.selftest_problem is None:
+            self.selftest_problem = problem
+        if self.now - self.boot_t < SELFTEST_S:
+            return
+        if self.selftest_problem:
+            self._note(f"self-test failed: {self.selftest_problem}")
+            self._fire("selftest_failed")
+            return
+        self.selftest_ok = True
+        self._note("self-test passed")
+        if not self.at_upright() and not inp.estop_pressed:
+            # Unknown time spent inverted (power loss or crash): assume the limit is used up.
+            self.return_forced = True
+            self.left_upright_t = self.now - self.cfg.session.max_duration_s
+            self._note("table not upright at boot: returning the user upright")
+        self._fire("selftest_passed")
+
+    def _runtime_sensor_problem(self, inp: Inputs) -> str | None:
+        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
+        if a is None or b is None:
+            return "sensor_dropout: an angle sensor gives no reading"
+        if not sensors_agree(a, b, SENSOR_AGREE_RUN_DEG):
+            return f"sensor_disagree: {a:.1f} vs {b:.1f} deg"
+        if inp.overtravel_tripped:
+            return "overtravel: over-travel limit switch open"
+        return None
+
+    def _track_session_clock(self) -> None:
+        up = self.cfg.limits.upright_deg
+        if self.left_upright_t is None and has_left_upright(self.angle, up):
+            self.left_upright_t = self.now
+
+    def _progress(self, dt: float, inp: Inputs) -> None:
+        """Advance the active profile and the state's own timers."""
+        if self.tracking:
+            self.profile.step(dt)
+            if self.profile.done:
+                if self.profile_done_t is None:
+                    self.profile_done_t = self.now
+            else:
+                self.profile_done_t = None
+        state = self.state
+        if state == "jogging":
+            button = "down" if self.jog_dir > 0 else "up"
+            if button not in inp.buttons:
+                self._fire("jog_end")
+            elif self.now - self.jog_started_t >= self.cfg.motion.jog_max_s:
+                self._note(f"jog stopped after the {self.cfg.motion.jog_max_s:g} s cap; release and press again")
+                self._fire("jog_end")
+            elif self._settled():
+                self._fire("jog_end")  # reached the end of travel
+        elif state in ("holding", "paused"):
+            if self.tracking and self._settled():
+                self._brake()
+            if state == "holding" and not self.tracking and self.at_upright():
+                self._fire("arrived")
+        elif state == "ramp":
+            if self._settled():
+                self._fire("arrived")
+        elif state == "hold":
+            if self.now >= self.phase_end_t:
+                self._fire("phase_done")
+        elif state == "rest":
+            if not self.rest_timing and self._settled():
+                self._brake()
+                self.rest_timing = True
+                self.phase_end_t = self.now + self._take_remaining(self.cfg.session.rest_s)
+            elif self.rest_timing and self.now >= self.phase_end_t:
+                self._fire("phase_done")
+        elif state in ("returning", "emergency_return"):
+            if self._settled() or (inp.upright_switch and self.at_upright() and self.profile.done):
+                self._fire("arrived")
+
+    def _settled(self) -> bool:
+        if not self.tracking or self.profile_done_t is None:
+            return not self.tracking
+        return (abs(self.angle - self.profile.goal) <= SETTLE_DEG
+                or self.now - self.profile_done_t >= SETTLE_TIMEOUT_S)
+
+    def _outputs(self) -> Outputs:
+        self.heartbeat = not self.heartbeat
+        state = self.state
+        if self.tracking and state not in ("estop", "fault", "boot"):
+            self.motor_cmd = self.loop.update(self.profile.pos, self.profile.vel, self.angle,
+                                              self.dt, self.profile.vmax)
+            brake = False
+        else:
+            self.motor_cmd = 0.0
+            brake = True
+        alarm = (state == "fault" or state == "emergency_return"
+                 or (state == "estop" and not self.at_upright()))
+        return Outputs(motor_cmd=self.motor_cmd, brake=brake, alarm=alarm, heartbeat=self.heartbeat)
+
+    # ------------------------------------------------------------------ helpers
+    def _fire(self, trigger: str) -> bool:
+        before = self.fire_source = self.state
+        self.trigger(trigger)
+        if self.state != before:
+            record = TransitionRecord(self.now, before, self.state, trigger)
+            self.transitions.append(record)
+            if self.on_transition:
+                self.on_transition(record)
+            return True
+        return False
+
+    def _note(self, message: str) -> None:
+        record = EventRecord(self.now, message)
+        self.events.append(record)
+        if self.on_event:
+            self.on_event(record)
+
+    def _fault(self, reason: str) -> None:
+        self._note(f"fault: {reason}")
+        self._fire("fault")
+
+    def _fail_safe(self, reason: str) -> None:
+        """Last resort after an exception: stop, brake, latch fault, whatever state we were in."""
+        self.tracking = False
+        self.motor_cmd = 0.0
+        try:
+            self._note(f"fault: {reason}")
+            if self.state != "fault":
+                before = self.state
+                self.machine.set_state("fault")  # a trigger might raise again; force the state
+                self.transitions.append(TransitionRecord(self.now, before, "fault", "exception"))
+                if self.on_transition:
+                    self.on_transition(self.transitions[-1])
+        except Exception:  # noqa: BLE001 - nothing may escape the safety path
+            pass
+
+    def _brake(self) -> None:
+        self.tracking = False
+
+    def _move_to(self, goal: float, emergency: bool = False) -> None:
+        m = self.cfg.motion
+        vmax, amax = (m.emergency_speed_dps, m.emergency_accel_dps2) if emergency else (m.max_speed_dps, m.max_accel_dps2)
+        goal = clamp_target(goal, self.cfg.limits.upright_deg, self.cfg.limits.max_angle_deg)
+        plan_speed = max(vmax - SPEED_MARGIN_DPS, 0.7 * vmax)
+        if not self.tracking:
+            self.profile.reset(self.angle)
+            self.loop.reset(self.angle, self.loop.load)  # the last load estimate is the best prior
+            self.tracking = True
+        self.profile.set_goal(goal, plan_speed, amax)
+        self.speed_limit, self.accel_limit = vmax, amax
+        self.profile_done_t = None
+
+    def _controlled_stop(self) -> None:
+        if self.tracking:
+            self.profile.stop()
+            self.profile_done_t = None
+
+    def _take_remaining(self, full: float) -> float:
+        remaining, self.phase_remaining = self.phase_remaining, None
+        return full if remaining is None else remaining
+
+    def _refuse(self, action: str, problems: list[str]) -> bool:
+        if problems:
+            self._note(f"refused {action}: " + "; ".join(problems))
+        return not problems
+
+    def _interlock_problems(self) -> list[str]:
+        inp = self.inputs
+        problems = []
+        if inp is None:
+            return ["no inputs yet"]
+        if not inp.ankle_locked:
+            problems.append("ankle lock not confirmed")
+        if inp.estop_pressed:
+            problems.append("e-stop pressed")
+        if not self.selftest_ok:
+            problems.append("self-test not passed")
+        problem = self._runtime_sensor_problem(inp)
+        if problem:
+            problems.append(problem)
+        return problems
+
+    # ------------------------------------------------------------------ conditions
+    def at_upright(self) -> bool:
+        return is_upright(self.angle, self.cfg.limits.upright_deg)
+
+    def estop_input(self) -> bool:
+        return self.inputs is not None and self.inputs.estop_pressed
+
+    def estop_released(self) -> bool:
+        if self.estop_input():
+            self._note("e-stop still pressed: release it first")
+            return False
+        return True
+
+    def may_start_session(self) -> bool:
+        return self._refuse("start", self._interlock_problems())
+
+    def may_jog_down(self) -> bool:
+        problems = self._interlock_problems()
+        if self.angle >= self.cfg.limits.max_angle_deg - SETTLE_DEG:
+            problems.append("already at the maximum angle")
+        return self._refuse("jog down", problems)
+
+    def paused_in_ramp(self) -> bool:
+        return self.paused_from == "ramp"
+
+    def paused_in_hold(self) -> bool:
+        return self.paused_from == "hold"
+
+    def paused_in_rest(self) -> bool:
+        return self.paused_from == "rest"
+
+    def paused_in_returning(self) -> bool:
+        return self.paused_from == "returning"
+
+    def return_is_forced(self) -> bool:
+        return self.return_forced
+
+    # ------------------------------------------------------------------ state callbacks
+    def _jog_down(self) -> None:
+        self.jog_dir = 1
+
+    def _jog_up(self) -> None:
+        self.jog_dir = -1
+
+    def on_enter_idle(self) -> None:
+        self._brake()
+        self.left_upright_t = None
+        self.return_forced = False
+        self.paused_from = ""
+        self.phase_remaining = None
+
+    def on_enter_jogging(self) -> None:
+        self.jog_started_t = self.now
+        limits = self.cfg.limits
+        self._move_to(limits.max_angle_deg if self.jog_dir > 0 else limits.upright_deg)
+
+    def on_enter_holding(self) -> None:
+        self._controlled_stop()
+
+    def on_enter_ramp(self) -> None:
+        self._move_to(self.cfg.session.target_deg)
+
+    def on_enter_hold(self) -> None:
+        self._brake()
+        self.phase_end_t = self.now + self._take_remaining(self.cfg.session.hold_s)
+
+    def on_enter_rest(self) -> None:
+        self.rest_timing = False
+        self._move_to(self.cfg.session.rest_deg)
+
+    def on_exit_paused(self) -> None:
+        self.paused_from = ""
+
+    def on_enter_paused(self) -> None:
+        # Remember what to resume; keep what is left of a timed phase.
+        source = self.fire_source
+        self.paused_from = source
+        if source == "hold" or (source == "rest" and self.rest_timing):
+            self.phase_remaining = max(0.0, self.phase_end_t - self.now)
+        self._controlled_stop()
+
+    def on_enter_returning(self) -> None:
+        self._move_to(self.cfg.limits.upright_deg)
+
+    def on_enter_emergency_return(self) -> None:
+        self.return_forced = True
+        self._move_to(self.cfg.limits.upright_deg, emergency=True)
+
+    def on_enter_estop(self) -> None:
+        self._brake()
+        self._note("e-stop: motor off, brake on (latched; RETURN or hold UP after release)")
+
+    def on_enter_fault(self) -> None:
+        self._brake()

@@ -1,0 +1,150 @@
+"""Safety invariants checked on every run, from the TRUE physics, not the controller's view.
+
+``InvariantChecker`` is fed one trace row per tick and collects violations; the CLI
+exits 1 when there is any. These are the checks a builder relies on to trust a trace:
+
+- envelope: the true angle stays within upright .. max_angle (0.5 deg tolerance);
+- no overshoot: a motion never passes its goal by more than 0.5 deg;
+- speed: the true speed never exceeds the active profile's limit (for one second after
+  a faster profile ends, its limit still applies while the table decelerates);
+- acceleration: the setpoint never accelerates faster than the active limit;
+- time limit: once the table has been off upright for ``max_duration_s`` it is returning
+  (or stopped by e-stop/fault, which override it);
+- ankle lock: while unlocked the table never leaves upright and never speeds up toward
+  inversion;
+- e-stop: while the e-stop input is pressed the motor command is 0 and the brake is on,
+  and once the brake has stopped the table (0.5 s) nothing moves until the e-stop state
+  is left;
+- power loss: the brake holds the angle while the power is off.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from controller.config import Config
+from controller.limits import LEAVE_TOL_DEG, UPRIGHT_TOL_DEG
+
+ENVELOPE_TOL_DEG = 0.5
+OVERSHOOT_TOL_DEG = 0.5
+SPEED_TOL_DPS = 0.05       # true speed resolution of the check (sensor-free, physics truth)
+STILL_DPS = 0.05           # "not moving"
+BRAKE_STOP_S = 0.5         # time the brake is given to stop the table
+TIME_LIMIT_GRACE_S = 0.1   # the controller's clock runs on the measured angle
+RETURN_OK = frozenset({"returning", "emergency_return", "estop", "fault", "idle", "boot", "power_off"})
+
+
+@dataclass(slots=True)
+class Row:
+    t: float
+    state: str
+    angle: float
+    vel: float
+    setpoint_vel: float
+    goal: float | None
+    tracking: bool
+    speed_limit: float
+    accel_limit: float
+    motor_cmd: float
+    brake: bool
+    estop_in: bool
+    ankle_locked: bool
+    powered: bool
+
+
+@dataclass
+class InvariantChecker:
+    config: Config
+    violations: dict[str, tuple[float, str, int]] = field(default_factory=dict)
+    _prev: Row | None = None
+    _goal: float | None = None
+    _goal_dir: float = 0.0
+    _recent_limit: float = 0.0
+    _recent_until: float = -1e9
+    _left_t: float | None = None
+    _unlocked_allow: float | None = None
+    _state_since: float = 0.0
+    _off_since: float | None = None
+
+    def _violate(self, kind: str, t: float, message: str) -> None:
+        first = self.violations.get(kind)
+        if first is None:
+            self.violations[kind] = (t, message, 1)
+        else:
+            self.violations[kind] = (first[0], first[1], first[2] + 1)
+
+    def messages(self) -> list[str]:
+        out = []
+        for kind, (t, message, count) in sorted(self.violations.items(), key=lambda kv: kv[1][0]):
+            more = f" (and {count - 1} more ticks)" if count > 1 else ""
+            out.append(f"{kind}: at t={t:.2f} s: {message}{more}")
+        return out
+
+    def feed(self, r: Row) -> None:
+        lim, ses = self.config.limits, self.config.session
+        prev = self._prev
+        if prev is None or prev.state != r.state:
+            self._state_since = r.t
+        # Envelope.
+        if r.angle > lim.max_angle_deg + ENVELOPE_TOL_DEG:
+            self._violate("envelope", r.t, f"angle {r.angle:.2f} deg beyond max_angle_deg {lim.max_angle_deg:g}")
+        if r.angle < lim.upright_deg - ENVELOPE_TOL_DEG:
+            self._violate("envelope", r.t, f"angle {r.angle:.2f} deg beyond upright_deg {lim.upright_deg:g}")
+        # Overshoot of the active goal.
+        if r.tracking and r.goal is not None:
+            if r.goal != self._goal:
+                self._goal = r.goal
+                self._goal_dir = 1.0 if r.goal > r.angle else -1.0
+            past = (r.angle - r.goal) * self._goal_dir
+            if past > OVERSHOOT_TOL_DEG:
+                self._violate("overshoot", r.t, f"angle {r.angle:.2f} deg passed the goal {r.goal:.2f} deg by {past:.2f} deg in {r.state}")
+        elif not r.tracking:
+            self._goal = None
+        # Speed: the active limit, or a higher one that ended less than a second ago.
+        if r.tracking:
+            if r.speed_limit >= self._recent_limit or r.t > self._recent_until:
+                self._recent_limit = r.speed_limit
+            if r.speed_limit == self._recent_limit:
+                self._recent_until = r.t + 1.0
+        allowed = self._recent_limit if r.t <= self._recent_until else 0.0
+        if abs(r.vel) > allowed + SPEED_TOL_DPS and r.state not in ("estop", "fault", "power_off"):
+            self._violate("speed", r.t, f"speed {abs(r.vel):.2f} deg/s over the {allowed:g} deg/s limit in {r.state}")
+        # Setpoint acceleration.
+        if prev is not None and r.tracking and prev.tracking and r.t > prev.t:
+            acc = abs(r.setpoint_vel - prev.setpoint_vel) / (r.t - prev.t)
+            if acc > r.accel_limit * 1.0001 + 1e-9:
+                self._violate("accel", r.t, f"setpoint acceleration {acc:.2f} deg/s^2 over the {r.accel_limit:g} limit in {r.state}")
+        # Session time limit, on the true angle.
+        if self._left_t is None and r.angle > lim.upright_deg + LEAVE_TOL_DEG:
+            self._left_t = r.t
+        elif self._left_t is not None and r.angle <= lim.upright_deg + UPRIGHT_TOL_DEG and r.state == "idle":
+            self._left_t = None
+        if (self._left_t is not None and r.t - self._left_t > ses.max_duration_s + TIME_LIMIT_GRACE_S
+                and r.state not in RETURN_OK):
+            self._violate("time_limit", r.t, f"{r.t - self._left_t:.1f} s off upright and still in {r.state} (limit {ses.max_duration_s:g} s)")
+        # Ankle lock: never leave upright, never speed up toward inversion.
+        if not r.ankle_locked and r.powered:
+            v_down = max(r.vel, 0.0)
+            if self._unlocked_allow is None:
+                self._unlocked_allow = v_down + STILL_DPS
+            elif v_down > self._unlocked_allow:
+                self._violate("ankle_lock", r.t, f"moving toward inversion at {r.vel:.2f} deg/s without the ankle lock")
+            else:
+                self._unlocked_allow = max(v_down, 0.0) + STILL_DPS
+            if prev is not None and prev.angle <= lim.upright_deg + LEAVE_TOL_DEG < r.angle:
+                self._violate("ankle_lock", r.t, "left upright without the ankle lock")
+        else:
+            self._unlocked_allow = None
+        # E-stop.
+        if r.estop_in and r.powered and (r.motor_cmd != 0.0 or not r.brake):
+            self._violate("estop", r.t, f"e-stop pressed but motor_cmd={r.motor_cmd:.3f} brake={int(r.brake)}")
+        if r.state == "estop" and r.t - self._state_since > BRAKE_STOP_S and abs(r.vel) > STILL_DPS:
+            self._violate("estop", r.t, f"moving at {r.vel:.2f} deg/s in e-stop")
+        # Power loss: the brake holds.
+        if not r.powered:
+            if self._off_since is None:
+                self._off_since = r.t
+            elif r.t - self._off_since > BRAKE_STOP_S and abs(r.vel) > STILL_DPS:
+                self._violate("power_loss", r.t, f"moving at {r.vel:.2f} deg/s with the power off")
+        else:
+            self._off_since = None
+        self._prev = r

@@ -1,0 +1,245 @@
+"""Run a scenario: the simulated world, the real controller, the trace and the verdict.
+
+Each 10 ms tick (100 Hz): apply the scenario events due, then ``read -> update -> write``
+through the HAL exactly as on hardware, record one trace row, then let the physics
+integrate the next 10 ms at 1 kHz. A power cut stops the controller (it is not ticked
+and its outputs drop to the unpowered state); restoring power boots a fresh controller.
+The same loop runs in simulated time or paced to real time (``realtime=True``).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from controller.clock import Clock, RealTimeClock, SimClock
+from controller.limits import is_upright
+from controller.machine import Controller, EventRecord, TransitionRecord
+from sim.checks import InvariantChecker, Row
+from sim.scenario import Scenario
+from sim.table import SimTable
+
+PERIOD_S = 0.01
+TRACE_COLUMNS = (
+    # CONTRACT columns (DESIGN section 7), in this order:
+    "t_s", "state", "angle_deg", "velocity_dps", "sensor_deg", "setpoint_deg", "motor_cmd", "brake",
+    # extensions:
+    "goal_deg", "setpoint_vel_dps", "speed_limit_dps", "accel_limit_dps2", "alarm", "estop_in",
+    "ankle_locked", "powered", "session_s", "motor_current_a",
+)
+
+
+@dataclass
+class RunResult:
+    scenario: Scenario
+    rows: list[tuple] = field(default_factory=list)
+    transitions: list[TransitionRecord] = field(default_factory=list)
+    events: list[EventRecord] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    unmet: list[str] = field(default_factory=list)
+    summary: dict = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return not self.violations and not self.unmet
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """What a live view needs, handed out every few ticks."""
+
+    t_s: float
+    duration_s: float
+    state: str
+    angle_deg: float
+    setpoint_deg: float
+    session_s: float
+    max_session_s: float
+    target_deg: float
+    brake: bool
+    alarm: bool
+
+
+def run_scenario(scenario: Scenario, *, realtime: bool = False,
+                 on_progress: Callable[[Progress], None] | None = None,
+                 progress_every: int = 10, clock: Clock | None = None) -> RunResult:
+    cfg = scenario.config
+    start_angle = cfg.limits.upright_deg if scenario.start_angle_deg is None else scenario.start_angle_deg
+    table = SimTable(mass_kg=scenario.mass_kg, height_cm=scenario.height_cm, angle_deg=start_angle,
+                     upright_deg=cfg.limits.upright_deg, seed=scenario.seed)
+    result = RunResult(scenario)
+    checker = InvariantChecker(cfg)
+    clock = clock or (RealTimeClock() if realtime else SimClock())
+    rows = result.rows
+    events = list(scenario.events)
+    next_event = 0
+    n_ticks = int(round(scenario.duration_s / PERIOD_S))
+    controller: Controller | None = None
+    last_state = "boot"
+
+    def record_transition(rec: TransitionRecord) -> None:
+        result.transitions.append(rec)
+
+    for k in range(n_ticks + 1):
+        now = k * PERIOD_S
+        clock.wait_until(now)
+        while next_event < len(events) and events[next_event].at_s <= now + 1e-9:
+            ev = events[next_event]
+            next_event += 1
+            if ev.do == "set":
+                if ev.target == "ankle_lock":
+                    table.ankle_lock_closed = ev.value
+                else:
+                    table.estop_button = ev.value
+            elif ev.do == "press":
+                table.press(ev.target)
+            elif ev.do == "release":
+                table.release(ev.target)
+            elif ev.do == "fault":
+                table.inject(ev.target)
+                result.events.append(EventRecord(now, f"injected fault {ev.target}"))
+            elif ev.do == "clear_fault":
+                table.clear(ev.target)
+                result.events.append(EventRecord(now, f"cleared fault {ev.target}"))
+            elif ev.do == "power":
+                if ev.value and not table.powered:
+                    table.set_power(True)
+                    record_transition(TransitionRecord(now, "power_off", "boot", "power_restored"))
+                elif not ev.value and table.powered:
+                    table.set_power(False)
+                    record_transition(TransitionRecord(now, last_state, "power_off", "power_cut"))
+                    controller = None
+        if table.powered:
+            if controller is None:
+                controller = Controller(cfg, now, on_transition=record_transition,
+                                        on_event=result.events.append)
+            inputs = table.read()
+            out = controller.update(now, inputs)
+            table.write(out)
+            state = last_state = controller.state
+            tracking = controller.tracking
+            goal = controller.profile.goal if tracking else None
+            sp_vel = controller.profile.vel if tracking else 0.0
+            row = (now, state, table.physics.angle, table.physics.vel, inputs.angle_primary_deg,
+                   controller.setpoint, out.motor_cmd, int(table.brake_engaged),
+                   goal, sp_vel, controller.speed_limit, controller.accel_limit, int(out.alarm),
+                   int(inputs.estop_pressed), int(inputs.ankle_locked), 1, controller.session_elapsed_s,
+                   inputs.motor_current_a)
+            checker.feed(Row(now, state, table.physics.angle, table.physics.vel, sp_vel, goal, tracking,
+                             controller.speed_limit, controller.accel_limit, out.motor_cmd,
+                             bool(row[7]), inputs.estop_pressed, inputs.ankle_locked, True))
+        else:
+            state = "power_off"
+            angle = table.physics.angle
+            row = (now, state, angle, table.physics.vel, None, angle, 0.0, 1, None, 0.0, 0.0, 0.0, 0,
+                   int(table.estop_circuit_open), int(table.ankle_lock_closed), 0, 0.0, 0.0)
+            checker.feed(Row(now, state, angle, table.physics.vel, 0.0, None, False, 0.0, 0.0, 0.0, True,
+                             table.estop_circuit_open, table.ankle_lock_closed, False))
+        rows.append(row)
+        if on_progress is not None and k % progress_every == 0:
+            on_progress(Progress(now, scenario.duration_s, state, table.physics.angle, row[5], row[16],
+                                 cfg.session.max_duration_s, cfg.session.target_deg, bool(row[7]), bool(row[12])))
+        if k < n_ticks:
+            table.advance(PERIOD_S)
+
+    result.violations = checker.messages()
+    result.summary = summarize(result)
+    return result
+
+
+def summarize(result: RunResult) -> dict:
+    """The summary JSON (DESIGN section 8, a CONTRACT), plus the expectations' verdict."""
+    sc = result.scenario
+    cfg = sc.config
+    rows = result.rows
+    angles = [r[2] for r in rows]
+    final_angle = angles[-1]
+    final_state = rows[-1][1]
+    past_horizontal = sum(PERIOD_S for r in rows[1:] if r[2] > 0.0)
+    summary = {
+        "scenario": sc.name,
+        "passed": False,
+        "violations": [],
+        "max_angle_deg": round(max(angles), 4),
+        "min_angle_deg": round(min(angles), 4),
+        "max_speed_dps": round(max(abs(r[3]) for r in rows), 4),
+        "time_past_horizontal_s": round(past_horizontal, 2),
+        "final_state": final_state,
+        "final_angle_deg": round(final_angle, 4),
+        "ended_upright": is_upright(final_angle, cfg.limits.upright_deg),
+        "transitions": [{"t_s": round(t.t_s, 3), "from": t.source, "to": t.dest, "trigger": t.trigger}
+                        for t in result.transitions],
+        "events": [{"t_s": round(e.t_s, 3), "message": e.message} for e in result.events],
+        "source": sc.source,
+    }
+    result.unmet = check_expectations(result, summary)
+    summary["violations"] = result.violations + result.unmet
+    summary["passed"] = not summary["violations"]
+    return summary
+
+
+def check_expectations(result: RunResult, summary: dict) -> list[str]:
+    exp = result.scenario.expect
+    unmet = []
+    visited = {r[1] for r in result.rows}
+    if exp.ended_upright is not None and summary["ended_upright"] != exp.ended_upright:
+        unmet.append(f"expect.ended_upright = {str(exp.ended_upright).lower()}, but the final angle was "
+                     f"{summary['final_angle_deg']:.2f} deg")
+    if exp.max_angle_deg is not None and summary["max_angle_deg"] > exp.max_angle_deg:
+        unmet.append(f"expect.max_angle_deg = {exp.max_angle_deg:g}, but the angle reached {summary['max_angle_deg']:.2f} deg")
+    if exp.min_angle_deg is not None and summary["min_angle_deg"] < exp.min_angle_deg:
+        unmet.append(f"expect.min_angle_deg = {exp.min_angle_deg:g}, but the angle reached {summary['min_angle_deg']:.2f} deg")
+    if exp.max_speed_dps is not None and summary["max_speed_dps"] > exp.max_speed_dps:
+        unmet.append(f"expect.max_speed_dps = {exp.max_speed_dps:g}, but the speed reached {summary['max_speed_dps']:.2f} deg/s")
+    if exp.final_state is not None and summary["final_state"] != exp.final_state:
+        unmet.append(f"expect.final_state = {exp.final_state!r}, but it ended in {summary['final_state']!r}")
+    for state in exp.visited:
+        if state not in visited:
+            unmet.append(f"expect.visited: state {state!r} never occurred")
+    for state in exp.not_visited:
+        if state in visited:
+            unmet.append(f"expect.not_visited: state {state!r} occurred")
+    if exp.max_time_past_horizontal_s is not None and summary["time_past_horizontal_s"] > exp.max_time_past_horizontal_s:
+        unmet.append(f"expect.max_time_past_horizontal_s = {exp.max_time_past_horizontal_s:g}, "
+                     f"but it was {summary['time_past_horizontal_s']:.2f} s")
+    return unmet
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
+
+
+def atomic_write(path: Path, write: Callable[[object], None], mode: str = "w") -> None:
+    """Write via a temporary file in the same folder, then rename: never a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    try:
+        with os.fdopen(fd, mode, newline="" if "b" not in mode else None) as fh:
+            write(fh)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def write_trace(result: RunResult, path: Path) -> None:
+    def write(fh) -> None:  # noqa: ANN001
+        w = csv.writer(fh)
+        w.writerow(TRACE_COLUMNS)
+        w.writerows([_fmt(v) for v in row] for row in result.rows)
+    atomic_write(path, write)
+
+
+def write_summary(result: RunResult, path: Path) -> None:
+    atomic_write(path, lambda fh: json.dump(result.summary, fh, indent=2))

@@ -1,0 +1,227 @@
+"""Scenario files (DESIGN section 6, a CONTRACT): parse and validate, collecting every problem.
+
+A scenario is data: what the simulated person does and when, and what must be true at
+the end. Unknown tables, keys, inputs, faults or ``do`` values are invalid input, named
+with their position (``events[3].input``) so the builder can find the line.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from controller.config import Config, load_config, read_toml
+from controller.errors import InputError, Problem
+from hal.interfaces import BUTTONS
+from sim.faults import FAULTS
+
+TAP_S = 0.2
+LATCHING_INPUTS = ("ankle_lock", "estop")
+DO_VALUES = ("set", "tap", "press", "release", "fault", "clear_fault", "power")
+# User limits of the table (DESIGN section 2: up to 136 kg, 147-198 cm).
+MASS_RANGE = (40.0, 136.0)
+HEIGHT_RANGE = (147.0, 198.0)
+MAX_DURATION_S = 24 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    at_s: float
+    do: str
+    target: str = ""                 # input, button or fault name
+    value: bool = True
+    index: int = 0                   # position in the file, for messages and stable ordering
+
+
+@dataclass(frozen=True, slots=True)
+class Expect:
+    ended_upright: bool | None = None
+    max_angle_deg: float | None = None
+    min_angle_deg: float | None = None
+    max_speed_dps: float | None = None
+    final_state: str | None = None
+    visited: tuple[str, ...] = ()
+    not_visited: tuple[str, ...] = ()
+    max_time_past_horizontal_s: float | None = None
+
+
+EXPECT_KEYS = {
+    "ended_upright": "bool", "max_angle_deg": "number", "min_angle_deg": "number",
+    "max_speed_dps": "number", "final_state": "state", "visited": "states", "not_visited": "states",
+    "max_time_past_horizontal_s": "number",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Scenario:
+    name: str
+    duration_s: float
+    seed: int
+    mass_kg: float
+    height_cm: float
+    config: Config
+    events: tuple[Event, ...]
+    expect: Expect = field(default_factory=Expect)
+    source: str = ""
+    start_angle_deg: float | None = None  # None = at upright
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def parse_scenario(path: Path, config_path: Path | None = None) -> Scenario:
+    data = read_toml(path)
+    return scenario_from_dict(data, str(path), config_path)
+
+
+def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | None = None) -> Scenario:
+    from controller.machine import STATE_NAMES  # local: keeps sim importable without the machine
+
+    problems: list[Problem] = []
+
+    def bad(key: str, reason: str) -> None:
+        problems.append(Problem(source, key, reason))
+
+    known_tables = {"scenario", "user", "config", "events", "expect"}
+    for table in data:
+        if table not in known_tables:
+            bad(table, f"unknown table (known: {', '.join(sorted(known_tables))})")
+
+    def table(name: str) -> dict[str, Any]:
+        body = data.get(name, {})
+        if not isinstance(body, dict):
+            bad(name, "must be a table")
+            return {}
+        return body
+
+    def check_keys(name: str, body: dict[str, Any], allowed: set[str]) -> None:
+        for key in body:
+            if key not in allowed:
+                bad(f"{name}.{key}", f"unknown key (known: {', '.join(sorted(allowed))})")
+
+    sc = table("scenario")
+    check_keys("scenario", sc, {"name", "duration_s", "seed", "start_angle_deg"})
+    name = sc.get("name", Path(source).stem)
+    if not isinstance(name, str) or not name.strip():
+        bad("scenario.name", "must be a non-empty string")
+        name = Path(source).stem
+    duration = sc.get("duration_s")
+    if duration is None:
+        bad("scenario.duration_s", "missing (simulated seconds to run)")
+        duration = 0.0
+    elif not _number(duration) or not 0.0 < duration <= MAX_DURATION_S:
+        bad("scenario.duration_s", f"must be a number in (0, {MAX_DURATION_S:g}], got {duration!r}")
+        duration = 0.0
+    seed = sc.get("seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        bad("scenario.seed", f"must be an integer, got {seed!r}")
+        seed = 0
+    start_angle = sc.get("start_angle_deg")
+    if start_angle is not None and (not _number(start_angle) or not -90.0 <= start_angle <= 90.0):
+        bad("scenario.start_angle_deg", f"must be a number in -90 .. 90, got {start_angle!r}")
+        start_angle = None
+
+    user = table("user")
+    check_keys("user", user, {"mass_kg", "height_cm"})
+    mass = user.get("mass_kg", 80.0)
+    if not _number(mass) or not MASS_RANGE[0] <= mass <= MASS_RANGE[1]:
+        bad("user.mass_kg", f"must be a number in {MASS_RANGE[0]:g} .. {MASS_RANGE[1]:g} (the table's user limits), got {mass!r}")
+        mass = 80.0
+    height = user.get("height_cm", 178.0)
+    if not _number(height) or not HEIGHT_RANGE[0] <= height <= HEIGHT_RANGE[1]:
+        bad("user.height_cm", f"must be a number in {HEIGHT_RANGE[0]:g} .. {HEIGHT_RANGE[1]:g} (the table's user limits), got {height!r}")
+        height = 178.0
+
+    config: Config | None = None
+    overrides = table("config")
+    try:
+        config = load_config(config_path, overrides, overrides_source=source)
+    except InputError as exc:
+        problems += exc.problems
+
+    events: list[Event] = []
+    raw_events = data.get("events", [])
+    if not isinstance(raw_events, list):
+        bad("events", "must be an array of tables ([[events]])")
+        raw_events = []
+    for i, ev in enumerate(raw_events):
+        where = f"events[{i}]"
+        if not isinstance(ev, dict):
+            bad(where, "must be a table")
+            continue
+        at = ev.get("at_s")
+        if not _number(at) or at < 0.0:
+            bad(f"{where}.at_s", f"must be a number >= 0, got {at!r}")
+            continue
+        if duration and at > duration:
+            bad(f"{where}.at_s", f"{at:g} is after the end of the scenario ({duration:g} s)")
+        do = ev.get("do")
+        if do not in DO_VALUES:
+            bad(f"{where}.do", f"unknown action {do!r} (known: {', '.join(DO_VALUES)})")
+            continue
+        allowed = {"at_s", "do"}
+        if do == "set":
+            allowed |= {"input", "value"}
+            inp, value = ev.get("input"), ev.get("value")
+            if inp not in LATCHING_INPUTS:
+                bad(f"{where}.input", f"unknown latching input {inp!r} (known: {', '.join(LATCHING_INPUTS)})")
+            elif not isinstance(value, bool):
+                bad(f"{where}.value", f"must be true or false, got {value!r}")
+            else:
+                events.append(Event(float(at), "set", inp, value, i))
+        elif do in ("tap", "press", "release"):
+            allowed |= {"input"}
+            inp = ev.get("input")
+            if inp not in BUTTONS:
+                bad(f"{where}.input", f"unknown button {inp!r} (known: {', '.join(BUTTONS)})")
+            elif do == "tap":
+                events.append(Event(float(at), "press", inp, True, i))
+                events.append(Event(float(at) + TAP_S, "release", inp, True, i))
+            else:
+                events.append(Event(float(at), do, inp, True, i))
+        elif do in ("fault", "clear_fault"):
+            allowed |= {"fault"}
+            name_ = ev.get("fault")
+            if name_ not in FAULTS:
+                bad(f"{where}.fault", f"unknown fault {name_!r} (known: {', '.join(FAULTS) or 'none yet'})")
+            else:
+                events.append(Event(float(at), do, name_, True, i))
+        elif do == "power":
+            allowed |= {"value"}
+            value = ev.get("value")
+            if not isinstance(value, bool):
+                bad(f"{where}.value", f"must be true (restore) or false (cut), got {value!r}")
+            else:
+                events.append(Event(float(at), "power", "", value, i))
+        for key in ev:
+            if key not in allowed:
+                bad(f"{where}.{key}", f"unknown key for do = {do!r} (known: {', '.join(sorted(allowed))})")
+
+    exp = table("expect")
+    expect_kwargs: dict[str, Any] = {}
+    for key, value in exp.items():
+        kind = EXPECT_KEYS.get(key)
+        where = f"expect.{key}"
+        if kind is None:
+            bad(where, f"unknown expectation (known: {', '.join(EXPECT_KEYS)})")
+        elif kind == "bool" and not isinstance(value, bool):
+            bad(where, f"must be true or false, got {value!r}")
+        elif kind == "number" and not _number(value):
+            bad(where, f"must be a number, got {value!r}")
+        elif kind == "state" and value not in STATE_NAMES:
+            bad(where, f"unknown state {value!r} (known: {', '.join(STATE_NAMES)})")
+        elif kind == "states" and (not isinstance(value, list) or any(v not in STATE_NAMES for v in value)):
+            bad(where, f"must be a list of state names ({', '.join(STATE_NAMES)}), got {value!r}")
+        else:
+            expect_kwargs[key] = tuple(value) if kind == "states" else (float(value) if kind == "number" else value)
+
+    if problems:
+        raise InputError(problems)
+    assert config is not None
+    events.sort(key=lambda e: (e.at_s, e.index))
+    return Scenario(name=name, duration_s=float(duration), seed=seed, mass_kg=float(mass),
+                    height_cm=float(height), config=config, events=tuple(events),
+                    expect=Expect(**expect_kwargs), source=source,
+                    start_angle_deg=None if start_angle is None else float(start_angle))

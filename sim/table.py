@@ -1,0 +1,148 @@
+"""The simulated table: physics plus sensors, switches, pendant, wiring and power.
+
+``SimTable`` implements the HAL (``hal.TableHardware``) so the controller cannot tell it
+from real hardware. The test harness drives the *world* side: pressing buttons, cutting
+wires, cutting power. Hardwired behaviour lives here because it lives in the wiring on
+a real table:
+
+- the e-stop contact cuts motor power and the brake's release power directly, so the
+  motor stops and the brake engages the instant it is pressed, whatever the software does;
+- the motor driver's enable passes through a charge-pump dead-man that drops within
+  ``DEADMAN_S`` when the controller stops toggling its heartbeat output;
+- a power cut leaves the brake engaged (spring-applied) and the motor unpowered.
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+from hal.interfaces import BUTTONS, Inputs, Outputs
+from sim.faults import FAULTS
+from sim.physics import TableParams, TablePhysics
+
+DEADMAN_S = 0.1            # charge-pump hold-up: enable drops this long after the last toggle
+UPRIGHT_SWITCH_DEG = 1.5   # the home switch closes within this of the upright stop position
+
+
+@dataclass(frozen=True, slots=True)
+class SensorModel:
+    noise_deg: float      # standard deviation of Gaussian noise
+    quantum_deg: float    # resolution (ADC step or encoder count)
+
+
+PRIMARY = SensorModel(noise_deg=0.05, quantum_deg=360.0 / 4096.0)  # 12-bit absolute sensor
+SECONDARY = SensorModel(noise_deg=0.0, quantum_deg=0.1)             # incremental encoder counts
+
+
+class SimTable:
+    """World state and the HAL view of it."""
+
+    def __init__(self, *, mass_kg: float = 80.0, height_cm: float = 178.0, angle_deg: float,
+                 upright_deg: float, seed: int = 0, params: TableParams | None = None,
+                 physics_dt: float = 0.001) -> None:
+        self.params = params or TableParams()
+        self.physics = TablePhysics(self.params, mass_kg, height_cm, angle_deg)
+        self.physics_dt = physics_dt
+        self.upright_deg = upright_deg
+        self.rng = random.Random(seed)
+        # World inputs (what a person does), not yet through the wiring.
+        self.estop_button = False
+        self.ankle_lock_closed = False
+        self.held: set[str] = set()
+        self.powered = True
+        # What the controller last commanded.
+        self.outputs = Outputs(motor_cmd=0.0, brake=True, alarm=False, heartbeat=False)
+        self._last_heartbeat = False
+        self._last_toggle_t = -1.0
+        self.t = 0.0
+        self.faults: set[str] = set()
+        self._stuck: dict[str, float] = {}
+
+    # ----- the world side (scenario events) -----------------------------------------
+    def press(self, button: str) -> None:
+        if button not in BUTTONS:
+            raise ValueError(f"unknown button {button!r}")
+        self.held.add(button)
+
+    def release(self, button: str) -> None:
+        self.held.discard(button)
+
+    def inject(self, fault: str) -> None:
+        if fault not in FAULTS:
+            raise ValueError(f"unknown fault {fault!r}")
+        self.faults.add(fault)
+        if fault.endswith("_stuck"):
+            self._stuck[fault] = self._sample(PRIMARY if fault.startswith("angle") else SECONDARY)
+
+    def clear(self, fault: str) -> None:
+        self.faults.discard(fault)
+        self._stuck.pop(fault, None)
+
+    @property
+    def estop_circuit_open(self) -> bool:
+        """NC e-stop loop: open when pressed or when its wire is cut."""
+        return self.estop_button or "estop_wire_break" in self.faults
+
+    def set_power(self, on: bool) -> None:
+        if not on:
+            self.outputs = Outputs(motor_cmd=0.0, brake=True, alarm=False, heartbeat=False)
+        self.powered = on
+
+    @property
+    def motor_enabled(self) -> bool:
+        """Motor power after the hardwired e-stop, the dead-man and the supply."""
+        return (self.powered and not self.estop_circuit_open
+                and self.t - self._last_toggle_t <= DEADMAN_S)
+
+    @property
+    def brake_engaged(self) -> bool:
+        """Spring-applied: engaged unless powered, e-stop released and commanded off."""
+        return self.outputs.brake or not self.powered or self.estop_circuit_open
+
+    def advance(self, duration: float) -> None:
+        """Move the world forward; the physics integrates at ``physics_dt``."""
+        self.physics.advance(duration, self.physics_dt, self.outputs.motor_cmd,
+                             self.motor_enabled, self.brake_engaged)
+        self.t += duration
+
+    # ----- the HAL side ---------------------------------------------------------------
+    def _sample(self, model: SensorModel) -> float:
+        value = self.physics.angle
+        if model.noise_deg:
+            value += self.rng.gauss(0.0, model.noise_deg)
+        q = model.quantum_deg
+        return round(value / q) * q
+
+    def read(self) -> Inputs:
+        faults = self.faults
+        if faults:
+            primary = (None if "angle_sensor_dropout" in faults
+                       else self._stuck.get("angle_sensor_stuck", self._sample(PRIMARY)))
+            secondary = self._stuck.get("secondary_sensor_stuck", self._sample(SECONDARY))
+        else:
+            primary, secondary = self._sample(PRIMARY), self._sample(SECONDARY)
+        return Inputs(
+            angle_primary_deg=primary,
+            angle_secondary_deg=secondary,
+            upright_switch=self.physics.angle <= self.upright_deg + UPRIGHT_SWITCH_DEG,
+            overtravel_tripped=self.physics.angle >= self.params.stop_high_deg - 2.0,
+            estop_pressed=self.estop_circuit_open,
+            ankle_locked=self.ankle_lock_closed and "ankle_sensor_wire_break" not in faults,
+            buttons=frozenset(self.held),
+            motor_current_a=self.physics.current,
+        )
+
+    def write(self, outputs: Outputs) -> None:
+        if not self.powered:
+            return
+        if outputs.heartbeat != self._last_heartbeat:
+            self._last_toggle_t = self.t
+            self._last_heartbeat = outputs.heartbeat
+        self.outputs = outputs
+
+    def safe_stop(self) -> None:
+        self.outputs = Outputs(motor_cmd=0.0, brake=True, alarm=self.outputs.alarm,
+                               heartbeat=self.outputs.heartbeat)
+
+    def close(self) -> None:
+        self.safe_stop()
