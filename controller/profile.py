@@ -56,32 +56,37 @@ class TrapezoidProfile:
         if dist == 0.0 and vel == 0.0:
             self.acc = 0.0
             return
-        # Fastest velocity that can still stop at the goal (discrete-time correction so the
-        # one-step lag does not overshoot): solves v*dt/2 + v^2/(2a) = |d|.
-        half = 0.5 * amax * dt
-        v_stop = math.sqrt(half * half + 2.0 * amax * abs(dist)) - half
-        v_des = min(self.vmax, v_stop)
-        if dist < 0.0:
-            v_des = -v_des
-        dv = v_des - vel
         lim = amax * dt
-        if dv > lim:
-            dv = lim
-        elif dv < -lim:
-            dv = -lim
-        new_vel = vel + dv
-        new_pos = pos + (vel + new_vel) * 0.5 * dt
-        # Arrival: close enough to stop within one step, or crossed the goal while slow.
-        if abs(new_vel) <= lim and (abs(goal - new_pos) <= lim * dt or (goal - new_pos) * dist < 0.0):
-            self.acc = -vel / dt if dt > 0 else 0.0
-            if abs(self.acc) > amax:
-                self.acc = math.copysign(amax, self.acc)
+        direction = 1.0 if dist > 0.0 else -1.0
+        # Work along the direction of the goal: d >= 0, v = velocity toward it.
+        d = abs(dist)
+        v = vel * direction
+        # Fastest velocity w for this step such that, after moving (v + w)/2*dt, the rest can
+        # still be stopped within with steps of -amax*dt. The discrete stopping distance
+        # from w is w^2/(2a) + w*dt/2, so: w^2/(2a) + w*dt <= d - v*dt/2.
+        room = d - 0.5 * v * dt
+        if room > 0.0:
+            w = amax * (math.sqrt(dt * dt + 2.0 * room / amax) - dt)
+        else:
+            w = 0.0
+        w = min(w, self.vmax)
+        # Acceleration bound.
+        if w > v + lim:
+            w = v + lim
+        elif w < v - lim:
+            w = v - lim
+        new_v = w
+        moved = 0.5 * (v + new_v) * dt
+        if abs(vel) <= lim and (d - moved <= 1e-9 or d - moved <= lim * dt):
+            # Arrival: the goal is (about to be) reached at a speed that one step of at most
+            # amax can take to zero. The braking rule above brings every approach here.
+            self.acc = -vel / dt
             self.pos = goal
             self.vel = 0.0
             return
-        self.acc = dv / dt
-        self.pos = new_pos
-        self.vel = new_vel
+        self.acc = (new_v * direction - vel) / dt
+        self.pos = pos + moved * direction
+        self.vel = new_v * direction
 
 
 def trapezoid_time(distance: float, vmax: float, amax: float) -> float:

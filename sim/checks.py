@@ -10,8 +10,8 @@ exits 1 when there is any. These are the checks a builder relies on to trust a t
 - acceleration: the setpoint never accelerates faster than the active limit;
 - time limit: once the table has been off upright for ``max_duration_s`` it is returning
   (or stopped by e-stop/fault, which override it);
-- ankle lock: while unlocked the table never leaves upright and never speeds up toward
-  inversion;
+- ankle lock: while unlocked the table never leaves upright, and never tilts further
+  toward inversion than it needs to stop (plus 0.5 deg);
 - e-stop: while the e-stop input is pressed the motor command is 0 and the brake is on,
   and once the brake has stopped the table (0.5 s) nothing moves until the e-stop state
   is left;
@@ -61,7 +61,7 @@ class InvariantChecker:
     _recent_limit: float = 0.0
     _recent_until: float = -1e9
     _left_t: float | None = None
-    _unlocked_allow: float | None = None
+    _lock_ceiling: float | None = None
     _state_since: float = 0.0
     _off_since: float | None = None
 
@@ -121,19 +121,22 @@ class InvariantChecker:
         if (self._left_t is not None and r.t - self._left_t > ses.max_duration_s + TIME_LIMIT_GRACE_S
                 and r.state not in RETURN_OK):
             self._violate("time_limit", r.t, f"{r.t - self._left_t:.1f} s off upright and still in {r.state} (limit {ses.max_duration_s:g} s)")
-        # Ankle lock: never leave upright, never speed up toward inversion.
+        # Ankle lock: while unlocked the person is never tilted further toward inversion
+        # than the table needs to stop (its stopping distance at the moment the lock was
+        # lost), and once it heads back up it never gains more than the overshoot tolerance.
         if not r.ankle_locked and r.powered:
-            v_down = max(r.vel, 0.0)
-            if self._unlocked_allow is None:
-                self._unlocked_allow = v_down + STILL_DPS
-            elif v_down > self._unlocked_allow:
-                self._violate("ankle_lock", r.t, f"moving toward inversion at {r.vel:.2f} deg/s without the ankle lock")
-            else:
-                self._unlocked_allow = max(v_down, 0.0) + STILL_DPS
-            if prev is not None and prev.angle <= lim.upright_deg + LEAVE_TOL_DEG < r.angle:
+            if self._lock_ceiling is None:
+                accel = r.accel_limit if r.tracking and r.accel_limit > 0 else self.config.motion.max_accel_dps2
+                v_down = max(r.vel, 0.0)
+                self._lock_ceiling = r.angle + v_down * v_down / (2.0 * accel) + OVERSHOOT_TOL_DEG
+            elif r.vel < 0.0:
+                self._lock_ceiling = min(self._lock_ceiling, r.angle + OVERSHOOT_TOL_DEG)
+            if r.angle > self._lock_ceiling:
+                self._violate("ankle_lock", r.t, f"tilted to {r.angle:.2f} deg toward inversion without the ankle lock")
+            if prev is not None and prev.angle <= lim.upright_deg + LEAVE_TOL_DEG < r.angle and prev.state == "idle":
                 self._violate("ankle_lock", r.t, "left upright without the ankle lock")
         else:
-            self._unlocked_allow = None
+            self._lock_ceiling = None
         # E-stop.
         if r.estop_in and r.powered and (r.motor_cmd != 0.0 or not r.brake):
             self._violate("estop", r.t, f"e-stop pressed but motor_cmd={r.motor_cmd:.3f} brake={int(r.brake)}")

@@ -20,7 +20,7 @@ from controller.clock import Clock, RealTimeClock, SimClock
 from controller.limits import is_upright
 from controller.machine import Controller, EventRecord, TransitionRecord
 from sim.checks import InvariantChecker, Row
-from sim.scenario import Scenario
+from sim.scenario import Event, Scenario
 from sim.table import SimTable
 
 PERIOD_S = 0.01
@@ -62,93 +62,122 @@ class Progress:
     target_deg: float
     brake: bool
     alarm: bool
+    last_event: str = ""
+
+
+class Simulation:
+    """The world plus whichever controller is currently powered, advanced one tick at a time."""
+
+    def __init__(self, scenario: Scenario, result: RunResult | None = None) -> None:
+        cfg = self.cfg = scenario.config
+        start_angle = cfg.limits.upright_deg if scenario.start_angle_deg is None else scenario.start_angle_deg
+        self.table = SimTable(mass_kg=scenario.mass_kg, height_cm=scenario.height_cm, angle_deg=start_angle,
+                              upright_deg=cfg.limits.upright_deg, seed=scenario.seed)
+        self.result = result or RunResult(scenario)
+        self.checker = InvariantChecker(cfg)
+        self.controller: Controller | None = None
+        self.last_state = "boot"
+        self.k = 0
+
+    @property
+    def now(self) -> float:
+        return self.k * PERIOD_S
+
+    def apply(self, ev: Event) -> None:
+        """A world event: a person pressing, a wire breaking, the power going."""
+        table, now = self.table, self.now
+        if ev.do == "set":
+            if ev.target == "ankle_lock":
+                table.ankle_lock_closed = ev.value
+            else:
+                table.estop_button = ev.value
+        elif ev.do == "press":
+            table.press(ev.target)
+        elif ev.do == "release":
+            table.release(ev.target)
+        elif ev.do == "fault":
+            table.inject(ev.target)
+            self.result.events.append(EventRecord(now, f"injected fault {ev.target}"))
+        elif ev.do == "clear_fault":
+            table.clear(ev.target)
+            self.result.events.append(EventRecord(now, f"cleared fault {ev.target}"))
+        elif ev.do == "power":
+            if ev.value and not table.powered:
+                table.set_power(True)
+                self.result.transitions.append(TransitionRecord(now, "power_off", "boot", "power_restored"))
+            elif not ev.value and table.powered:
+                table.set_power(False)
+                self.result.transitions.append(TransitionRecord(now, self.last_state, "power_off", "power_cut"))
+                self.controller = None
+
+    def tick(self) -> tuple:
+        """read -> update -> write at ``now``, record the trace row; the caller then advances."""
+        table, now, cfg = self.table, self.now, self.cfg
+        if table.powered:
+            controller = self.controller
+            if controller is None:
+                controller = self.controller = Controller(
+                    cfg, now, on_transition=self.result.transitions.append, on_event=self.result.events.append)
+            inputs = table.read()
+            out = controller.update(now, inputs)
+            table.write(out)
+            state = self.last_state = controller.state
+            tracking = controller.tracking
+            goal = controller.profile.goal if tracking else None
+            sp_vel = controller.profile.vel if tracking else 0.0
+            brake = table.brake_engaged
+            row = (now, state, table.physics.angle, table.physics.vel, inputs.angle_primary_deg,
+                   controller.setpoint, out.motor_cmd, int(brake), goal, sp_vel, controller.speed_limit,
+                   controller.accel_limit, int(out.alarm), int(inputs.estop_pressed), int(inputs.ankle_locked),
+                   1, controller.session_elapsed_s, inputs.motor_current_a)
+            self.checker.feed(Row(now, state, table.physics.angle, table.physics.vel, sp_vel, goal, tracking,
+                                  controller.speed_limit, controller.accel_limit, out.motor_cmd, brake,
+                                  inputs.estop_pressed, inputs.ankle_locked, True))
+        else:
+            angle = table.physics.angle
+            row = (now, "power_off", angle, table.physics.vel, None, angle, 0.0, 1, None, 0.0, 0.0, 0.0, 0,
+                   int(table.estop_circuit_open), int(table.ankle_lock_closed), 0, 0.0, 0.0)
+            self.checker.feed(Row(now, "power_off", angle, table.physics.vel, 0.0, None, False, 0.0, 0.0, 0.0,
+                                  True, table.estop_circuit_open, table.ankle_lock_closed, False))
+        self.result.rows.append(row)
+        return row
+
+    def advance(self) -> None:
+        self.table.advance(PERIOD_S)
+        self.k += 1
+
+    def progress(self, row: tuple, duration_s: float) -> Progress:
+        return Progress(row[0], duration_s, row[1], row[2], row[5], row[16], self.cfg.session.max_duration_s,
+                        self.cfg.session.target_deg, bool(row[7]), bool(row[12]),
+                        self.result.events[-1].message if self.result.events else "")
+
+    def finish(self) -> RunResult:
+        self.result.violations = self.checker.messages()
+        self.result.summary = summarize(self.result)
+        return self.result
 
 
 def run_scenario(scenario: Scenario, *, realtime: bool = False,
                  on_progress: Callable[[Progress], None] | None = None,
                  progress_every: int = 10, clock: Clock | None = None) -> RunResult:
-    cfg = scenario.config
-    start_angle = cfg.limits.upright_deg if scenario.start_angle_deg is None else scenario.start_angle_deg
-    table = SimTable(mass_kg=scenario.mass_kg, height_cm=scenario.height_cm, angle_deg=start_angle,
-                     upright_deg=cfg.limits.upright_deg, seed=scenario.seed)
-    result = RunResult(scenario)
-    checker = InvariantChecker(cfg)
+    """Run a whole scenario in simulated time (or paced by ``clock``/``realtime``)."""
+    sim = Simulation(scenario)
     clock = clock or (RealTimeClock() if realtime else SimClock())
-    rows = result.rows
-    events = list(scenario.events)
+    events = scenario.events
     next_event = 0
     n_ticks = int(round(scenario.duration_s / PERIOD_S))
-    controller: Controller | None = None
-    last_state = "boot"
-
-    def record_transition(rec: TransitionRecord) -> None:
-        result.transitions.append(rec)
-
     for k in range(n_ticks + 1):
-        now = k * PERIOD_S
+        now = sim.now
         clock.wait_until(now)
         while next_event < len(events) and events[next_event].at_s <= now + 1e-9:
-            ev = events[next_event]
+            sim.apply(events[next_event])
             next_event += 1
-            if ev.do == "set":
-                if ev.target == "ankle_lock":
-                    table.ankle_lock_closed = ev.value
-                else:
-                    table.estop_button = ev.value
-            elif ev.do == "press":
-                table.press(ev.target)
-            elif ev.do == "release":
-                table.release(ev.target)
-            elif ev.do == "fault":
-                table.inject(ev.target)
-                result.events.append(EventRecord(now, f"injected fault {ev.target}"))
-            elif ev.do == "clear_fault":
-                table.clear(ev.target)
-                result.events.append(EventRecord(now, f"cleared fault {ev.target}"))
-            elif ev.do == "power":
-                if ev.value and not table.powered:
-                    table.set_power(True)
-                    record_transition(TransitionRecord(now, "power_off", "boot", "power_restored"))
-                elif not ev.value and table.powered:
-                    table.set_power(False)
-                    record_transition(TransitionRecord(now, last_state, "power_off", "power_cut"))
-                    controller = None
-        if table.powered:
-            if controller is None:
-                controller = Controller(cfg, now, on_transition=record_transition,
-                                        on_event=result.events.append)
-            inputs = table.read()
-            out = controller.update(now, inputs)
-            table.write(out)
-            state = last_state = controller.state
-            tracking = controller.tracking
-            goal = controller.profile.goal if tracking else None
-            sp_vel = controller.profile.vel if tracking else 0.0
-            row = (now, state, table.physics.angle, table.physics.vel, inputs.angle_primary_deg,
-                   controller.setpoint, out.motor_cmd, int(table.brake_engaged),
-                   goal, sp_vel, controller.speed_limit, controller.accel_limit, int(out.alarm),
-                   int(inputs.estop_pressed), int(inputs.ankle_locked), 1, controller.session_elapsed_s,
-                   inputs.motor_current_a)
-            checker.feed(Row(now, state, table.physics.angle, table.physics.vel, sp_vel, goal, tracking,
-                             controller.speed_limit, controller.accel_limit, out.motor_cmd,
-                             bool(row[7]), inputs.estop_pressed, inputs.ankle_locked, True))
-        else:
-            state = "power_off"
-            angle = table.physics.angle
-            row = (now, state, angle, table.physics.vel, None, angle, 0.0, 1, None, 0.0, 0.0, 0.0, 0,
-                   int(table.estop_circuit_open), int(table.ankle_lock_closed), 0, 0.0, 0.0)
-            checker.feed(Row(now, state, angle, table.physics.vel, 0.0, None, False, 0.0, 0.0, 0.0, True,
-                             table.estop_circuit_open, table.ankle_lock_closed, False))
-        rows.append(row)
+        row = sim.tick()
         if on_progress is not None and k % progress_every == 0:
-            on_progress(Progress(now, scenario.duration_s, state, table.physics.angle, row[5], row[16],
-                                 cfg.session.max_duration_s, cfg.session.target_deg, bool(row[7]), bool(row[12])))
+            on_progress(sim.progress(row, scenario.duration_s))
         if k < n_ticks:
-            table.advance(PERIOD_S)
-
-    result.violations = checker.messages()
-    result.summary = summarize(result)
-    return result
+            sim.advance()
+    return sim.finish()
 
 
 def summarize(result: RunResult) -> dict:
@@ -221,7 +250,10 @@ def atomic_write(path: Path, write: Callable[[object], None], mode: str = "w") -
     """Write via a temporary file in the same folder, then rename: never a half-written file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
+    umask = os.umask(0)
+    os.umask(umask)
     try:
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
         with os.fdopen(fd, mode, newline="" if "b" not in mode else None) as fh:
             write(fh)
         os.replace(tmp, path)

@@ -1,0 +1,264 @@
+"""``invtable``: the command line (DESIGN section 5, a CONTRACT).
+
+Exit codes: 0 ran and passed; 1 ran but a safety invariant was violated or an
+expectation unmet (each listed on stderr); 2 invalid input (file, key and reason on
+stderr, no traceback) and nothing was run or written; 3 an internal error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+from importlib import resources
+from pathlib import Path
+from typing import Sequence
+
+from controller.config import load_config
+from controller.errors import InputError, Problem
+
+EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
+BACKENDS = ("sim", "gpio-mock", "serial")
+AVAILABLE_BACKENDS = ("sim",)
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse exits 2 on bad arguments already; keep its message, prefix the program."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="invtable", description="Motorized inversion table controller and simulator.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="a first-time session on the simulator with a live view, summary, trace and plot")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for trace.csv, summary.json, plot.png (default: out/demo)")
+    demo.add_argument("--speed", type=float, default=10.0, help="times faster than real time (default 10; 0 = as fast as possible)")
+
+    sim = sub.add_parser("sim", help="run one scenario headless and check it")
+    sim.add_argument("scenario", type=Path, metavar="SCENARIO.toml")
+    sim.add_argument("--backend", choices=BACKENDS, default="sim")
+    sim.add_argument("--config", type=Path, metavar="CONFIG.toml")
+    sim.add_argument("--trace", type=Path, metavar="OUT.csv")
+    sim.add_argument("--summary", type=Path, metavar="OUT.json")
+    sim.add_argument("--plot", type=Path, metavar="OUT.png")
+    sim.add_argument("--realtime", action="store_true", help="pace the simulation to real time")
+
+    run = sub.add_parser("run", help="the controller service (backend from the config; 'sim' = bench test with a keyboard pendant)")
+    run.add_argument("--config", type=Path, metavar="CONFIG.toml")
+    run.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until quit or SIGTERM)")
+    run.add_argument("--trace", type=Path, metavar="OUT.csv", help="write the trace on exit")
+
+    cfg = sub.add_parser("config", help="configuration tools")
+    cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
+    check = cfg_sub.add_parser("check", help="validate a config file")
+    check.add_argument("file", type=Path, metavar="CONFIG.toml")
+
+    diagram = sub.add_parser("diagram", help="print the state machine as a mermaid diagram")
+    diagram.add_argument("--markdown", action="store_true", help="print the whole docs/state-machine.md")
+    return p
+
+
+def _fail_input(problems: list[Problem]) -> int:
+    for problem in problems:
+        print(f"invtable: error: {problem}", file=sys.stderr)
+    return EXIT_INPUT
+
+
+def _check_outputs(outputs: dict[str, Path | None], inputs: list[Path]) -> list[Problem]:
+    """Refuse before running: missing folders, and outputs that would overwrite an input."""
+    problems = []
+    resolved_inputs = {p.resolve() for p in inputs}
+    for option, path in outputs.items():
+        if path is None:
+            continue
+        if path.resolve() in resolved_inputs:
+            problems.append(Problem("command line", option, f"{path} is an input file; refusing to overwrite it"))
+            continue
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            problems.append(Problem("command line", option, f"{path} is a directory"))
+        elif not parent.is_dir():
+            problems.append(Problem("command line", option, f"folder {parent} does not exist"))
+        elif not os.access(parent, os.W_OK):
+            problems.append(Problem("command line", option, f"folder {parent} is not writable"))
+    return problems
+
+
+def _plot_problem(option: str, path: Path | None) -> list[Problem]:
+    from sim.plot import plot_available
+    if path is not None and not plot_available():
+        return [Problem("command line", option, "plotting needs matplotlib: pip install 'invtable[plot]'")]
+    return []
+
+
+def _report(result, stream=sys.stdout) -> None:  # noqa: ANN001
+    s = result.summary
+    print(f"scenario: {s['scenario']}  ->  {'PASSED' if s['passed'] else 'FAILED'}", file=stream)
+    print(f"  final state {s['final_state']} at {s['final_angle_deg']:.1f} deg "
+          f"(ended upright: {'yes' if s['ended_upright'] else 'no'})", file=stream)
+    print(f"  angle range {s['min_angle_deg']:.1f} .. {s['max_angle_deg']:.1f} deg, max speed "
+          f"{s['max_speed_dps']:.2f} deg/s, {s['time_past_horizontal_s']:.1f} s past horizontal", file=stream)
+    print(f"  {len(s['transitions'])} transitions: " + " -> ".join(
+        [s['transitions'][0]['from']] + [t['to'] for t in s['transitions']]) if s['transitions'] else "  no transitions",
+        file=stream)
+
+
+def _write_outputs(result, trace: Path | None, summary: Path | None, plot: Path | None) -> None:  # noqa: ANN001
+    from sim.runner import write_summary, write_trace
+    if trace:
+        write_trace(result, trace)
+        print(f"  trace:   {trace}")
+    if summary:
+        write_summary(result, summary)
+        print(f"  summary: {summary}")
+    if plot:
+        from sim.plot import plot_run
+        plot_run(result, plot)
+        print(f"  plot:    {plot}")
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    from sim.runner import run_scenario
+    from sim.scenario import parse_scenario
+
+    if args.backend not in AVAILABLE_BACKENDS:
+        return _fail_input([Problem("command line", "--backend",
+                                    f"backend {args.backend!r} is not available in this build yet "
+                                    f"(available: {', '.join(AVAILABLE_BACKENDS)})")])
+    inputs = [args.scenario] + ([args.config] if args.config else [])
+    problems = _check_outputs({"--trace": args.trace, "--summary": args.summary, "--plot": args.plot}, inputs)
+    problems += _plot_problem("--plot", args.plot)
+    try:
+        scenario = parse_scenario(args.scenario, args.config)
+    except InputError as exc:
+        problems = exc.problems + problems
+    if problems:
+        return _fail_input(problems)
+    on_progress = None
+    if args.realtime:
+        from controller.view import LiveView
+        view = LiveView(f"invtable sim {args.scenario.name} (real time)", stream=sys.stderr)
+        with view:
+            result = run_scenario(scenario, realtime=True, on_progress=view.update)
+    else:
+        result = run_scenario(scenario, on_progress=on_progress)
+    _report(result)
+    _write_outputs(result, args.trace, args.summary, args.plot)
+    for line in result.summary["violations"]:
+        print(f"invtable: violation: {line}", file=sys.stderr)
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from controller.clock import RealTimeClock, SimClock
+    from controller.view import LiveView
+    from sim.plot import plot_available
+    from sim.runner import run_scenario
+    from sim.scenario import scenario_from_dict
+    from controller.config import read_toml
+
+    if args.speed < 0:
+        return _fail_input([Problem("command line", "--speed", "must be >= 0")])
+    out: Path = args.out
+    if out.exists() and not out.is_dir():
+        return _fail_input([Problem("command line", "--out", f"{out} exists and is not a folder")])
+    problems = [] if plot_available() else [Problem("command line", "demo",
+                                                   "the demo draws a plot and needs matplotlib: pip install 'invtable[plot]'")]
+    if problems:
+        return _fail_input(problems)
+    out.mkdir(parents=True, exist_ok=True)
+    source = resources.files("sim").joinpath("scenarios/first_session.toml")
+    with resources.as_file(source) as path:
+        scenario = scenario_from_dict(read_toml(path), "first_session.toml (embedded)")
+
+    class _Scaled:
+        """Real time sped up ``speed`` times: the demo is watchable and still short."""
+
+        def __init__(self, speed: float) -> None:
+            self.rt = RealTimeClock()
+            self.speed = speed
+
+        def wait_until(self, t: float) -> None:
+            self.rt.wait_until(t / self.speed)
+
+        def now(self) -> float:
+            return self.rt.now() * self.speed
+
+    clock = _Scaled(args.speed) if args.speed > 0 else SimClock()
+    print(f"invtable demo: '{scenario.name}' on the simulator "
+          f"({scenario.duration_s:g} s simulated, {'%gx real time' % args.speed if args.speed else 'full speed'})")
+    with LiveView("invtable demo - simulated table") as view:
+        result = run_scenario(scenario, clock=clock, on_progress=view.update, progress_every=5)
+    _report(result)
+    _write_outputs(result, out / "trace.csv", out / "summary.json", out / "plot.png")
+    for line in result.summary["violations"]:
+        print(f"invtable: violation: {line}", file=sys.stderr)
+    return EXIT_OK if result.passed else EXIT_FAILED
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    problems = []
+    try:
+        config = load_config(args.config)
+    except InputError as exc:
+        problems += exc.problems
+        config = None
+    if args.duration is not None and not args.duration > 0:
+        problems.append(Problem("command line", "--duration", "must be > 0"))
+    problems += _check_outputs({"--trace": args.trace}, [args.config] if args.config else [])
+    if problems:
+        return _fail_input(problems)
+    assert config is not None
+    if config.hardware.backend != "sim":  # pragma: no cover - only "sim" validates today
+        return _fail_input([Problem(str(args.config), "hardware.backend", "not available in this build yet")])
+    from sim.runsim import run_bench
+    return run_bench(config, duration=args.duration, trace=args.trace)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except InputError as exc:
+        return _fail_input(exc.problems)
+    print(f"{args.file}: OK")
+    for section in ("limits", "motion", "session", "hardware"):
+        values = getattr(config, section)
+        for name in values.__dataclass_fields__:
+            print(f"  {section}.{name} = {json.dumps(getattr(values, name))}")
+    return EXIT_OK
+
+
+def cmd_diagram(args: argparse.Namespace) -> int:
+    from controller.diagram import markdown, mermaid
+    sys.stdout.write(markdown() if args.markdown else mermaid())
+    return EXIT_OK
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handlers = {"sim": cmd_sim, "demo": cmd_demo, "run": cmd_run, "diagram": cmd_diagram,
+                "config": cmd_config_check}
+    try:
+        return handlers[args.command](args)
+    except InputError as exc:
+        return _fail_input(exc.problems)
+    except KeyboardInterrupt:
+        print("invtable: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        return EXIT_OK
+    except OSError as exc:
+        print(f"invtable: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_INPUT
+    except Exception:  # noqa: BLE001 - a bug: say so clearly, with the traceback for the report
+        import traceback
+        traceback.print_exc()
+        print("invtable: internal error (a bug; please report it with the traceback above)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

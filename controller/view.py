@@ -1,0 +1,76 @@
+"""Live terminal view (rich): angle, phase, session clock and progress.
+
+Used by ``invtable demo`` and by ``invtable run`` with the keyboard pendant. When the
+output is not a terminal (CI, logs) it falls back to one plain progress line every few
+seconds so long runs still show they are alive.
+"""
+from __future__ import annotations
+
+import sys
+from typing import TextIO
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.panel import Panel
+from rich.progress_bar import ProgressBar
+from rich.table import Table
+from rich.text import Text
+
+from sim.runner import Progress
+
+STATE_STYLE = {"estop": "bold white on red", "fault": "bold white on red",
+               "emergency_return": "bold black on dark_orange", "idle": "bold green"}
+
+
+def render(p: Progress, title: str, keys: str = "") -> Panel:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(justify="right", style="bold")
+    table.add_column()
+    table.add_row("state", Text(p.state, style=STATE_STYLE.get(p.state, "bold cyan")))
+    # Angle bar from -90 (upright side) to +90 (head down).
+    width = 40
+    pos = int(round((p.angle_deg + 90.0) / 180.0 * width))
+    bar = "".join("|" if i == width // 2 else ("#" if i == pos else "-") for i in range(width + 1))
+    table.add_row("angle", f"{p.angle_deg:7.1f} deg  [{bar}]  setpoint {p.setpoint_deg:6.1f}")
+    table.add_row("session", f"{p.session_s:6.1f} s of {p.max_session_s:g} s limit")
+    table.add_row("", ProgressBar(total=p.max_session_s, completed=min(p.session_s, p.max_session_s), width=42))
+    table.add_row("brake", ("ON" if p.brake else "off") + ("   ALARM" if p.alarm else ""))
+    table.add_row("sim time", f"{p.t_s:6.1f} / {p.duration_s:g} s")
+    table.add_row("", ProgressBar(total=p.duration_s, completed=p.t_s, width=42))
+    if p.last_event:
+        table.add_row("last", p.last_event[:70])
+    body = Group(table, Text(keys, style="dim")) if keys else table
+    return Panel(body, title=title, border_style="blue")
+
+
+class LiveView:
+    """Context manager: ``update(progress)`` redraws (or prints a line when not a TTY)."""
+
+    def __init__(self, title: str, stream: TextIO | None = None, keys: str = "",
+                 plain_every_s: float = 10.0) -> None:
+        self.stream = stream or sys.stdout
+        self.console = Console(file=self.stream)
+        self.title = title
+        self.keys = keys
+        self.interactive = self.console.is_terminal
+        self.plain_every_s = plain_every_s
+        self._next_plain = 0.0
+        self._live: Live | None = None
+
+    def __enter__(self) -> "LiveView":
+        if self.interactive:
+            self._live = Live(console=self.console, refresh_per_second=12, transient=False)
+            self._live.__enter__()
+        return self
+
+    def update(self, p: Progress) -> None:
+        if self._live is not None:
+            self._live.update(render(p, self.title, self.keys))
+        elif p.t_s >= self._next_plain:
+            self._next_plain = p.t_s + self.plain_every_s
+            print(f"  t={p.t_s:6.1f} s  {p.state:<17} angle {p.angle_deg:6.1f} deg  "
+                  f"session {p.session_s:5.1f} s", file=self.stream, flush=True)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._live is not None:
+            self._live.__exit__(None, None, None)

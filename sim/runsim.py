@@ -1,0 +1,70 @@
+"""``invtable run`` with backend "sim": the simulator in real time, driven by a person.
+
+On a terminal, a keyboard pendant (``sim.keyboard``) presses the buttons and flips the
+ankle lock and e-stop, and a live view shows the table. Without a terminal (a service,
+a test) it runs headless. SIGTERM and SIGINT end it cleanly: the motor is commanded off
+and the brake on before the process exits.
+"""
+from __future__ import annotations
+
+import signal
+import sys
+from pathlib import Path
+
+from controller.clock import RealTimeClock
+from controller.config import Config
+from sim.runner import PERIOD_S, Simulation, write_trace
+from sim.scenario import Scenario
+
+
+def run_bench(config: Config, *, duration: float | None = None, trace: Path | None = None) -> int:
+    scenario = Scenario(name="bench", duration_s=duration or float("inf"), seed=0, mass_kg=80.0,
+                        height_cm=178.0, config=config, events=())
+    sim = Simulation(scenario)
+    clock = RealTimeClock()
+    stop = {"flag": False}
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop["flag"] = True
+
+    old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    interactive = sys.stdin.isatty() and sys.stdout.isatty()
+    try:
+        if interactive:
+            from controller.view import LiveView
+            from sim.keyboard import KEYS_HELP, KeyboardPendant
+            with KeyboardPendant() as pendant, LiveView("invtable run - simulated table (bench)", keys=KEYS_HELP) as view:
+                _loop(sim, clock, duration, stop, pendant, view)
+        else:
+            print("invtable run: simulator backend, headless (no terminal): "
+                  f"{'until SIGTERM' if duration is None else f'for {duration:g} s'}", flush=True)
+            _loop(sim, clock, duration, stop, None, None)
+    finally:
+        for s, handler in old.items():
+            signal.signal(s, handler)
+        sim.table.safe_stop()  # clean stop: motor off, brake on
+        result = sim.finish()
+    print(f"invtable run: stopped at t={sim.now:.2f} s in state {sim.last_state}; motor off, brake on")
+    if trace:
+        write_trace(result, trace)
+        print(f"  trace: {trace}")
+    for line in result.violations:
+        print(f"invtable: violation: {line}", file=sys.stderr)
+    return 0 if not result.violations else 1
+
+
+def _loop(sim: Simulation, clock: RealTimeClock, duration: float | None, stop: dict,
+          pendant: object, view: object) -> None:
+    while not stop["flag"] and (duration is None or sim.now <= duration + 1e-9):
+        clock.wait_until(sim.now)
+        if pendant is not None:
+            for ev in pendant.poll(sim.now):  # type: ignore[attr-defined]
+                sim.apply(ev)
+            if pendant.quit:  # type: ignore[attr-defined]
+                break
+        row = sim.tick()
+        if view is not None and sim.k % 5 == 0:
+            view.update(sim.progress(row, duration or 0.0))  # type: ignore[attr-defined]
+        sim.advance()
+        if len(sim.result.rows) > 360_000:  # keep an hour of trace in memory at most
+            del sim.result.rows[:60_000]
