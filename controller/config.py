@@ -131,6 +131,10 @@ def build_config(layers: list[tuple[str, str, Mapping[str, Any]]]) -> Config:
 
     def report(key: str, reason: str) -> None:
         source, prefix = origin[key]
+        if source == "defaults" and layers:
+            # A default made invalid by another key: point at the file being checked.
+            source, prefix = layers[-1][0], layers[-1][1]
+            reason = f"the default {reason} (set it explicitly)"
         problems.append(Problem(source, prefix + key, reason))
 
     # Types first, so bound checks only ever see numbers.

@@ -1,0 +1,72 @@
+"""Shared helpers: run the real CLI as a subprocess, read traces, build scenarios."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from hypothesis import settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SCENARIOS = ROOT / "sim" / "scenarios"
+
+# CI runs a fixed, derandomized set of examples so a green build is reproducible; run
+# `pytest --hypothesis-profile=explore` to search further.
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
+settings.register_profile("explore", deadline=None, max_examples=500)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+@dataclass
+class CliResult:
+    code: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 120) -> CliResult:
+    proc = subprocess.run([sys.executable, "-m", "controller", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd or ROOT, timeout=timeout, stdin=subprocess.DEVNULL)
+    return CliResult(proc.returncode, proc.stdout, proc.stderr)
+
+
+def read_trace(path: Path) -> list[dict]:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for key, value in r.items():
+            if key != "state":
+                r[key] = float(value) if value != "" else None
+    return rows
+
+
+@dataclass
+class Run:
+    code: int
+    stdout: str
+    stderr: str
+    trace: list[dict]
+    summary: dict
+
+
+def run_scenario_cli(scenario: Path, tmp_path: Path, *extra: str) -> Run:
+    trace, summary = tmp_path / "trace.csv", tmp_path / "summary.json"
+    res = run_cli("sim", scenario, "--trace", trace, "--summary", summary, *extra)
+    assert "Traceback" not in res.stderr, res.stderr
+    assert trace.exists() and summary.exists(), res.stderr
+    return Run(res.code, res.stdout, res.stderr, read_trace(trace), json.loads(summary.read_text()))
+
+
+def write_scenario(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+@pytest.fixture
+def scenario_dir() -> Path:
+    return SCENARIOS

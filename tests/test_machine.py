@@ -1,0 +1,194 @@
+"""Controller unit tests: synthetic HAL snapshots, time passed in by hand (no physics)."""
+from __future__ import annotations
+
+import ast
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from controller.config import Config
+from controller.machine import SELFTEST_S, Controller, STATE_NAMES
+from hal.interfaces import Inputs
+
+UP = -80.0
+
+
+def inputs(angle: float = UP, *, buttons: tuple[str, ...] = (), estop: bool = False, ankle: bool = True,
+           secondary: float | None = None, upright_switch: bool | None = None) -> Inputs:
+    return Inputs(angle_primary_deg=angle, angle_secondary_deg=angle if secondary is None else secondary,
+                  upright_switch=(angle <= UP + 1.5) if upright_switch is None else upright_switch,
+                  overtravel_tripped=False, estop_pressed=estop, ankle_locked=ankle,
+                  buttons=frozenset(buttons), motor_current_a=0.0)
+
+
+class Driver:
+    """Ticks a controller at 100 Hz with whatever inputs the test gives."""
+
+    def __init__(self, angle: float = UP, config: Config | None = None, **kw: object) -> None:
+        self.t = 0.0
+        self.ctrl = Controller(config or Config(), 0.0)
+        self.out = self.tick(angle, **kw)
+        while self.t < SELFTEST_S + 0.02:
+            self.out = self.tick(angle, **kw)
+
+    def tick(self, angle: float = UP, **kw: object):  # noqa: ANN201
+        self.t += 0.01
+        self.out = self.ctrl.update(self.t, inputs(angle, **kw))
+        return self.out
+
+    def tap(self, button: str, angle: float = UP, **kw: object) -> None:
+        self.tick(angle, buttons=(button,), **kw)
+        self.tick(angle, **kw)
+
+
+def test_machine_follows_transitions_guidance() -> None:
+    ctrl = Controller(Config(), 0.0)
+    assert not any(hasattr(ctrl, f"to_{s}") for s in STATE_NAMES)  # auto_transitions=False
+    assert ctrl.machine.has_queue                                   # queued=True
+    assert ctrl.state == "boot"
+
+
+def test_boot_upright_goes_idle_after_selftest_with_motor_off() -> None:
+    d = Driver()
+    assert d.ctrl.state == "idle" and d.ctrl.selftest_ok
+    assert d.out.motor_cmd == 0.0 and d.out.brake
+
+
+@pytest.mark.parametrize("kw,reason", [
+    ({"secondary": UP + 5.0}, "angle sensors disagree"),
+    ({"upright_switch": False}, "upright switch open"),
+])
+def test_boot_selftest_failure_latches_fault(kw: dict, reason: str) -> None:
+    d = Driver(**kw)
+    assert d.ctrl.state == "fault"
+    assert any(reason in e.message for e in d.ctrl.events)
+    assert d.out.motor_cmd == 0.0 and d.out.brake and d.out.alarm
+
+
+def test_boot_with_estop_pressed_goes_to_estop() -> None:
+    assert Driver(estop=True).ctrl.state == "estop"
+
+
+def test_boot_off_upright_returns_and_stop_cannot_pause_it() -> None:
+    d = Driver(30.0, upright_switch=False)
+    assert d.ctrl.state == "returning"
+    d.tap("stop", 30.0, upright_switch=False)
+    assert d.ctrl.state == "returning"
+
+
+def test_start_is_refused_with_the_reason_without_ankle_lock() -> None:
+    d = Driver(ankle=False)
+    d.tap("start", ankle=False)
+    assert d.ctrl.state == "idle"
+    assert any(e.message == "refused start: ankle lock not confirmed" for e in d.ctrl.events)
+    d.tap("down", ankle=False)
+    assert d.ctrl.state == "idle"
+    assert any(e.message.startswith("refused jog down: ankle lock not confirmed") for e in d.ctrl.events)
+
+
+def test_start_runs_the_program_with_brake_released() -> None:
+    d = Driver()
+    d.tap("start")
+    assert d.ctrl.state == "ramp"
+    out = d.tick()
+    assert not out.brake and out.motor_cmd > 0.0  # toward inversion
+
+
+@pytest.mark.parametrize("setup", ["ramp", "jogging", "paused", "emergency_return"])
+def test_estop_zeroes_motor_and_brakes_in_the_same_tick(setup: str) -> None:
+    d = Driver()
+    if setup == "jogging":
+        d.tick(buttons=("down",))
+    else:
+        d.tap("start")
+        if setup == "paused":
+            d.tap("stop")
+        elif setup == "emergency_return":
+            d.tap("return", -70.0, upright_switch=False)
+    assert d.ctrl.state == setup
+    out = d.tick(estop=True, buttons=("down",) if setup == "jogging" else ())
+    assert d.ctrl.state == "estop"
+    assert out.motor_cmd == 0.0 and out.brake
+
+
+def test_estop_release_moves_nothing_and_return_leaves() -> None:
+    d = Driver()
+    d.tap("start")
+    d.tick(10.0, estop=True, upright_switch=False)
+    for _ in range(100):
+        out = d.tick(10.0, upright_switch=False)  # released
+        assert d.ctrl.state == "estop" and out.motor_cmd == 0.0 and out.brake and out.alarm
+    d.tap("start", 10.0, upright_switch=False)
+    assert d.ctrl.state == "estop"
+    d.tap("return", 10.0, upright_switch=False)
+    assert d.ctrl.state == "emergency_return"
+
+
+def test_return_while_estop_still_pressed_is_refused() -> None:
+    d = Driver()
+    d.tap("start")
+    d.tap("return", 10.0, estop=True, upright_switch=False)
+    assert d.ctrl.state == "estop"
+
+
+def test_ankle_lock_lost_during_session_triggers_emergency_return() -> None:
+    d = Driver()
+    d.tap("start")
+    d.tick(0.0, ankle=False, upright_switch=False)
+    assert d.ctrl.state == "emergency_return"
+
+
+def test_time_limit_forces_a_return_that_stop_cannot_pause() -> None:
+    cfg = dataclasses.replace(Config(), session=dataclasses.replace(Config().session, max_duration_s=10.0, hold_s=5.0))
+    d = Driver(config=cfg)
+    d.tap("start")
+    d.tap("stop", -70.0, upright_switch=False)
+    assert d.ctrl.state == "paused"
+    while d.t < 12.0 and d.ctrl.state == "paused":
+        d.tick(-70.0, upright_switch=False)
+    assert d.ctrl.state == "returning"
+    assert d.t - 1.0 <= 10.0 + 0.5  # left upright about t=0.4 (measured), limit 10 s
+    d.tap("stop", -70.0, upright_switch=False)
+    assert d.ctrl.state == "returning"
+
+
+def test_an_exception_in_the_tick_latches_fault_with_safe_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    d = Driver()
+    d.tap("start")
+
+    def boom(*_a: object) -> None:
+        raise ZeroDivisionError("injected")
+
+    monkeypatch.setattr(d.ctrl, "_progress", boom)
+    out = d.tick()
+    assert d.ctrl.state == "fault"
+    assert out.motor_cmd == 0.0 and out.brake and out.alarm
+    assert any("internal_error: ZeroDivisionError: injected" in e.message for e in d.ctrl.events)
+    hb = out.heartbeat
+    out = d.tick()  # the loop keeps running: heartbeat alive, still safe
+    assert out.heartbeat != hb and out.motor_cmd == 0.0 and out.brake
+
+
+def test_runtime_sensor_disagreement_latches_fault() -> None:
+    d = Driver()
+    d.tap("start")
+    out = d.tick(-70.0, secondary=-60.0, upright_switch=False)
+    assert d.ctrl.state == "fault" and out.motor_cmd == 0.0 and out.brake
+
+
+def test_controller_logic_never_reads_the_wall_clock() -> None:
+    """Time is injected: only controller/clock.py may touch time.* (DESIGN section 4)."""
+    root = Path(__file__).resolve().parent.parent / "controller"
+    offenders = []
+    for path in root.glob("*.py"):
+        if path.name == "clock.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "time":
+                offenders.append(f"{path.name}:{node.lineno} time.{node.attr}")
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                if "time" in names:
+                    offenders.append(f"{path.name}:{node.lineno} imports time")
+    assert offenders == []
