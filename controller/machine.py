@@ -151,6 +151,9 @@ class Controller:
             model=self, states=STATE_NAMES, transitions=TRANSITIONS, initial="boot",
             auto_transitions=False, queued=True, ignore_invalid_triggers=True,
         )
+        # Which triggers each state accepts: a button that means nothing in a state is not
+        # fired at all (transitions would log a warning for every such press).
+        self.valid_triggers = {s: frozenset(self.machine.get_triggers(s)) for s in STATE_NAMES}
 
     # ------------------------------------------------------------------ public API
     def update(self, now: float, inputs: Inputs) -> Outputs:
@@ -323,6 +326,8 @@ class Controller:
     # ------------------------------------------------------------------ helpers
     def _fire(self, trigger: str) -> bool:
         before = self.fire_source = self.state
+        if trigger not in self.valid_triggers[before]:
+            return False
         self.trigger(trigger)
         if self.state != before:
             record = TransitionRecord(self.now, before, self.state, trigger)

@@ -10,15 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import settings
+from hypothesis import Phase, settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "sim" / "scenarios"
 
 # CI runs a fixed, derandomized set of examples so a green build is reproducible; run
 # `pytest --hypothesis-profile=explore` to search further.
-settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True)
-settings.register_profile("explore", deadline=None, max_examples=500)
+# The "explain" phase line-traces every simulated tick after a failure: far too slow here.
+PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
+settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True, phases=PHASES)
+settings.register_profile("explore", deadline=None, max_examples=500, phases=PHASES)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
