@@ -15,13 +15,19 @@ from hypothesis import Phase, settings
 ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "sim" / "scenarios"
 
-# CI runs a fixed, derandomized set of examples so a green build is reproducible; run
-# `pytest --hypothesis-profile=explore` to search further.
+# CI runs a fixed, derandomized set of examples so a green build is reproducible. To search
+# further: HYPOTHESIS_PROFILE=explore INVTABLE_EXAMPLE_SCALE=10 .venv/bin/python -m pytest tests/test_properties.py
 # The "explain" phase line-traces every simulated tick after a failure: far too slow here.
 PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True, phases=PHASES)
 settings.register_profile("explore", deadline=None, max_examples=500, phases=PHASES)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+EXAMPLE_SCALE = float(os.environ.get("INVTABLE_EXAMPLE_SCALE", "1"))
+
+
+def examples(n: int) -> int:
+    """Per-test example counts, scaled for deeper searches: INVTABLE_EXAMPLE_SCALE=10."""
+    return max(1, int(n * EXAMPLE_SCALE))
 
 
 @dataclass

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from sim.runner import run_scenario
 from sim.scenario import scenario_from_dict
+from tests.conftest import examples
 
 BUTTONS = ["start", "stop", "up", "down", "return"]
 
@@ -48,7 +49,7 @@ def scenario(events: list[dict], user: tuple[float, float], session: dict, seed:
             "events": lock_first + events}
 
 
-@settings(max_examples=40, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(40), suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(button_event, button_event, latch_event), max_size=25), users, sessions,
        st.integers(0, 2**16))
 def test_random_inputs_never_break_an_invariant(events: list[dict], user, session, seed: int) -> None:  # noqa: ANN001
@@ -56,7 +57,7 @@ def test_random_inputs_never_break_an_invariant(events: list[dict], user, sessio
     assert result.violations == [], (result.violations, result.summary["transitions"])
 
 
-@settings(max_examples=15, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(15), suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(st.one_of(button_event, latch_event, power_event), max_size=20), users, st.integers(0, 2**16))
 def test_random_power_cuts_never_break_an_invariant(events: list[dict], user, seed: int) -> None:  # noqa: ANN001
     session = {"target_deg": 45.0, "hold_s": 20.0, "max_duration_s": 300.0, "rest_s": 3.0, "rest_deg": 0.0}
@@ -64,7 +65,7 @@ def test_random_power_cuts_never_break_an_invariant(events: list[dict], user, se
     assert result.violations == [], (result.violations, result.summary["transitions"])
 
 
-@settings(max_examples=20, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(20), suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(button_event, max_size=30), users, st.integers(0, 2**16))
 def test_whatever_the_buttons_do_the_table_is_upright_after_return_and_time(events, user, seed: int) -> None:  # noqa: ANN001
     """With the lock kept and no e-stop, a RETURN always ends upright within its time."""
