@@ -34,9 +34,15 @@ def render(p: Progress, title: str, keys: str = "") -> Panel:
     table.add_row("angle", f"{p.angle_deg:7.1f} deg  [{bar}]  setpoint {p.setpoint_deg:6.1f}")
     table.add_row("session", f"{p.session_s:6.1f} s of {p.max_session_s:g} s limit")
     table.add_row("", ProgressBar(total=p.max_session_s, completed=min(p.session_s, p.max_session_s), width=42))
-    table.add_row("brake", ("ON" if p.brake else "off") + ("   ALARM" if p.alarm else ""))
-    table.add_row("sim time", f"{p.t_s:6.1f} / {p.duration_s:g} s")
-    table.add_row("", ProgressBar(total=p.duration_s, completed=p.t_s, width=42))
+    table.add_row("brake", Text("ON" if p.brake else "off") + (Text("   ALARM", style="bold red") if p.alarm else Text("")))
+    table.add_row("inputs", Text.assemble(
+        ("ankle lock ", ""), ("LOCKED" if p.ankle_locked else "OPEN", "green" if p.ankle_locked else "bold yellow"),
+        ("   e-stop ", ""), ("PRESSED" if p.estop_in else "released", "bold red" if p.estop_in else "green")))
+    if 0.0 < p.duration_s < float("inf"):
+        table.add_row("sim time", f"{p.t_s:6.1f} / {p.duration_s:g} s")
+        table.add_row("", ProgressBar(total=p.duration_s, completed=p.t_s, width=42))
+    else:
+        table.add_row("time", f"{p.t_s:6.1f} s")
     if p.last_event:
         table.add_row("last", p.last_event[:70])
     body = Group(table, Text(keys, style="dim")) if keys else table

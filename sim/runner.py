@@ -63,6 +63,8 @@ class Progress:
     brake: bool
     alarm: bool
     last_event: str = ""
+    ankle_locked: bool = False
+    estop_in: bool = False
 
 
 class Simulation:
@@ -149,7 +151,8 @@ class Simulation:
     def progress(self, row: tuple, duration_s: float) -> Progress:
         return Progress(row[0], duration_s, row[1], row[2], row[5], row[16], self.cfg.session.max_duration_s,
                         self.cfg.session.target_deg, bool(row[7]), bool(row[12]),
-                        self.result.events[-1].message if self.result.events else "")
+                        self.result.events[-1].message if self.result.events else "",
+                        bool(row[14]), bool(row[13]))
 
     def finish(self) -> RunResult:
         self.result.violations = self.checker.messages()
