@@ -8,7 +8,8 @@ Design rules (DESIGN sections 3-4):
   ``queued=True``, no ``Timeout`` extension: deadlines are numbers checked in ``update``.
 - Every trigger goes through ``_fire`` which records the transition with its time.
 - Safety precedence each tick: e-stop, then sensor faults, then ankle lock, then the
-  session time limit, then the buttons, then the state's own progress.
+  buttons, then the session time limit (last among the decisions, so it overrides any
+  press), then the state's own progress.
 - Any exception inside a tick stops the motor, engages the brake and latches ``fault``;
   the loop keeps running so the alarm and the heartbeat stay alive.
 """
@@ -195,15 +196,17 @@ class Controller:
         if not inp.ankle_locked and self.state in LOCK_GUARDED:
             self._note("ankle lock lost: emergency return")
             self._fire("lock_lost")
+        for button in ("return", "stop", "up", "down", "start"):  # safest first
+            if button in pressed:
+                self._fire("press_" + button)
+        # After the buttons, so no press can start a motion that outlives the limit (e.g.
+        # holding UP out of an e-stop after the limit expired becomes the forced return).
         self._track_session_clock()
         if (self.left_upright_t is not None and self.state in TIME_LIMITED
                 and self.session_elapsed_s >= self.cfg.session.max_duration_s):
             self.return_forced = True
             self._note(f"session time limit {self.cfg.session.max_duration_s:g} s reached: returning")
             self._fire("time_limit")
-        for button in ("return", "stop", "up", "down", "start"):  # safest first
-            if button in pressed:
-                self._fire("press_" + button)
         self._progress(dt, inp)
 
     def _measure(self, inp: Inputs) -> None:

@@ -7,15 +7,22 @@ load)``, where ``load`` is the duty fraction eaten by gravity and friction. So t
    **clamped to the active speed limit**;
 2. converts it to duty with the nominal motor constant and adds the estimated load.
 
-The load comes from a disturbance observer (a two-state estimator on angle and load
-driven by the applied duty and the measured angle), not from integrating the position
-error. That matters for safety: an integral term winds up while the table lags (for
+The load comes from a disturbance observer (a three-state estimator of angle, load and
+the load's rate of change, driven by the applied duty and the measured angle), not from
+integrating the position error. That matters for safety: an integral term winds up while the table lags (for
 example when the brake releases and gravity pulls it back) and later drives the true
 speed past the limit; the observer's estimate does not depend on the setpoint at all,
 so the true speed follows the clamped velocity request.
 
-The observer's two poles are placed together at ``p = exp(-bandwidth * dt)``
-(gains ``1 - p^2`` and ``(1 - p)^2 / (dt * no_load_speed)``).
+The load-rate state matters: as the table moves, gravity's torque changes with the
+angle (fastest near upright for a heavy user), and a two-state observer follows such a
+ramp with a constant lag that showed up as 0.3 deg/s of overspeed; with the rate state
+the ramp is followed without steady-state error.
+
+Model per tick (``c = dt * no_load_speed``): ``angle += c * (duty - load)``,
+``load += dt * rate``. The observer corrects with the innovation ``e = measured -
+predicted`` using gains that put all three poles at ``p = exp(-bandwidth * dt)``:
+``l1 = 1 - p^3``, ``l2 = -(1 - p)^2 (p + 2) / c``, ``l3 = -(1 - p)^3 / (c dt)``.
 """
 from __future__ import annotations
 
@@ -29,29 +36,38 @@ from controller.limits import clamp, clamp_motor
 class LoopGains:
     no_load_speed_dps: float = 20.0  # nominal motor speed at duty 1 (the feed-forward constant)
     kp: float = 3.0                  # deg/s of correction per degree of position error
-    observer_bandwidth: float = 8.0  # rad/s; higher follows load changes faster, passes more noise
+    observer_bandwidth: float = 6.0  # rad/s; higher follows load changes faster, passes more noise
     release_bandwidth: float = 40.0  # rad/s while the brake has just released and the load is unknown
     release_s: float = 0.25          # how long the release bandwidth is used
     load_max: float = 0.8            # the load estimate is bounded (duty fraction)
 
 
 class PositionLoop:
-    __slots__ = ("gains", "est_angle", "load", "last_duty", "_l1", "_l2", "_dt", "_bw", "_release_left")
+    __slots__ = ("gains", "est_angle", "load", "rate", "last_duty", "_l1", "_l2", "_l3", "_dt", "_bw",
+                 "_release_left")
 
     def __init__(self, gains: LoopGains | None = None) -> None:
         self.gains = gains or LoopGains()
         self.est_angle = 0.0
         self.load = 0.0
+        self.rate = 0.0
         self.last_duty = 0.0
         self._dt = 0.0
         self._bw = 0.0
-        self._l1 = self._l2 = 0.0
+        self._l1 = self._l2 = self._l3 = 0.0
         self._release_left = 0.0
 
-    def _design(self, dt: float, bandwidth: float) -> None:
+    def _design(self, dt: float, bandwidth: float, track_rate: bool) -> None:
         p = math.exp(-bandwidth * dt)
-        self._l1 = 1.0 - p * p
-        self._l2 = (1.0 - p) ** 2 / (dt * self.gains.no_load_speed_dps)
+        c = dt * self.gains.no_load_speed_dps
+        if track_rate:  # three poles at p
+            self._l1 = 1.0 - p ** 3
+            self._l2 = -((1.0 - p) ** 2) * (p + 2.0) / c
+            self._l3 = -((1.0 - p) ** 3) / (c * dt)
+        else:           # two poles at p, rate held at zero
+            self._l1 = 1.0 - p * p
+            self._l2 = -((1.0 - p) ** 2) / c
+            self._l3 = 0.0
         self._dt = dt
         self._bw = bandwidth
 
@@ -59,6 +75,7 @@ class PositionLoop:
         """Start a motion from rest at ``angle``; ``load`` is the best prior guess."""
         self.est_angle = angle
         self.load = clamp(load, -self.gains.load_max, self.gains.load_max)
+        self.rate = 0.0
         self.last_duty = 0.0
         self._release_left = self.gains.release_s
 
@@ -69,18 +86,23 @@ class PositionLoop:
             return self.last_duty
         # Brake-release phase: the load (gravity) appears at once and is not known yet, so the
         # observer runs fast until it has caught it, then slower to pass less sensor noise.
-        bandwidth = g.release_bandwidth if self._release_left > 0.0 else g.observer_bandwidth
+        # The release load is a step: a rate state would ring on it, so it is tracked only
+        # afterwards, when the load changes smoothly with the angle.
+        releasing = self._release_left > 0.0
+        bandwidth = g.release_bandwidth if releasing else g.observer_bandwidth
         self._release_left -= dt
         if dt != self._dt or bandwidth != self._bw:
-            self._design(dt, bandwidth)
+            self._design(dt, bandwidth, track_rate=not releasing)
         # Observer, correct: ``est_angle`` is what the model predicted for now.
         innovation = measured - self.est_angle
-        self.load = clamp(self.load - self._l2 * innovation, -g.load_max, g.load_max)
+        self.load = clamp(self.load + self._l2 * innovation, -g.load_max, g.load_max)
+        self.rate += self._l3 * innovation
         corrected = self.est_angle + self._l1 * innovation
         # Velocity request, clamped to the limit, then duty.
         vel_cmd = clamp(setpoint_vel + g.kp * (setpoint - measured), -speed_limit, speed_limit)
         duty = clamp_motor(vel_cmd / g.no_load_speed_dps + self.load)
         # Observer, predict the next tick with the duty applied now.
         self.est_angle = corrected + dt * g.no_load_speed_dps * (duty - self.load)
+        self.load = clamp(self.load + dt * self.rate, -g.load_max, g.load_max)
         self.last_duty = duty
         return duty
