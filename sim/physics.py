@@ -87,6 +87,15 @@ class TablePhysics:
         coul, brake_t = p.coulomb, p.brake_torque
         lo, hi = p.stop_low_deg, p.stop_high_deg
         tau_m = 0.0
+        if vel == 0.0:
+            # At rest: if stiction and the brake hold now they hold for the whole call (the
+            # angle, hence gravity, cannot change while at rest): exactly what the loop below
+            # would compute step by step, at a fraction of the cost (long holds on the brake).
+            th = angle * RAD
+            drive = (stall * cmd if motor_enabled else 0.0) + m_g * (r * math.cos(th) + e * math.sin(th))
+            if abs(drive) <= coul + (brake_t if brake_engaged else 0.0):
+                self.current = p.no_load_current_a + p.stall_current_a * abs(cmd) if motor_enabled and cmd != 0.0 else 0.0
+                return
         for _ in range(n):
             th = angle * RAD
             tau_g = m_g * (r * math.cos(th) + e * math.sin(th))
