@@ -128,6 +128,7 @@ class Controller:
         self.profile = TrapezoidProfile()
         self.loop = PositionLoop()
         self.tracking = False          # True: brake released and the position loop drives
+        self.load_known = False        # the loop has estimated the load at least once
         self.profile_done_t: float | None = None
         self.speed_limit = 0.0         # the active profile's limits (for the trace and checks)
         self.accel_limit = 0.0
@@ -261,8 +262,7 @@ class Controller:
         return None
 
     def _track_session_clock(self) -> None:
-        up = self.cfg.limits.upright_deg
-        if self.left_upright_t is None and has_left_upright(self.angle, up):
+        if self.left_upright_t is None and has_left_upright(self.angle, self.cfg.limits.upright_deg):
             self.left_upright_t = self.now
 
     def _progress(self, dt: float, inp: Inputs) -> None:
@@ -317,7 +317,7 @@ class Controller:
         state = self.state
         if self.tracking and state not in ("estop", "fault", "boot"):
             self.motor_cmd = self.loop.update(self.profile.pos, self.profile.vel, self.angle,
-                                              self.dt, self.profile.vmax)
+                                              self.dt, self.profile.vmax, self.profile.acc)
             brake = False
         else:
             self.motor_cmd = 0.0
@@ -375,7 +375,12 @@ class Controller:
         plan_speed = max(vmax - SPEED_MARGIN_DPS, 0.7 * vmax)
         if not self.tracking:
             self.profile.reset(self.angle)
-            self.loop.reset(self.angle, self.loop.load)  # the last load estimate is the best prior
+            if self.load_known:
+                prior = self.loop.load  # the last estimate is the best guess
+            else:
+                prior = self.loop.gains.upright_load_prior if self.at_upright() else 0.0
+            self.loop.reset(self.angle, prior)
+            self.load_known = True
             self.tracking = True
         self.profile.set_goal(goal, plan_speed, amax)
         self.speed_limit, self.accel_limit = vmax, amax
@@ -462,8 +467,17 @@ class Controller:
         self.paused_from = ""
         self.phase_remaining = None
 
+    def _start_session_clock(self) -> None:
+        """The clock starts when motion away from upright is commanded: never later than
+        the table actually leaves (the angle check in the tick is the backstop for motion
+        nobody commanded, such as a sagging brake)."""
+        if self.left_upright_t is None:
+            self.left_upright_t = self.now
+
     def on_enter_jogging(self) -> None:
         self.jog_started_t = self.now
+        if self.jog_dir > 0:
+            self._start_session_clock()
         limits = self.cfg.limits
         self._move_to(limits.max_angle_deg if self.jog_dir > 0 else limits.upright_deg)
 
@@ -471,6 +485,7 @@ class Controller:
         self._controlled_stop()
 
     def on_enter_ramp(self) -> None:
+        self._start_session_clock()
         self._move_to(self.cfg.session.target_deg)
 
     def on_enter_hold(self) -> None:
