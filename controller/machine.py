@@ -31,6 +31,8 @@ SENSOR_AGREE_BOOT_DEG = 2.0  # the two angle sensors must agree this closely at 
 SENSOR_AGREE_RUN_DEG = 3.0   # ... and this closely while running
 SETTLE_DEG = 0.3             # "arrived": within this of the goal ...
 SETTLE_TIMEOUT_S = 1.0       # ... or this long after the profile finished
+FOLLOWING_ERROR_DEG = 3.0    # measured angle this far from the setpoint: the drive is not obeying
+                             # (normal tracking stays within 0.3 deg); latches fault
 # Profiles are planned this far below the state's speed limit: the true speed deviates from
 # the plan by sensor noise and motor dynamics (measured about 0.2 deg/s worst case in the
 # simulator across 40-136 kg users), and the limit applies to the true speed.
@@ -92,7 +94,7 @@ TRANSITIONS: list[dict] = [
     dict(trigger="press_return", source=list(LOCK_GUARDED), dest="emergency_return"),
     dict(trigger="press_return", source="estop", dest="emergency_return", conditions="estop_released"),
     dict(trigger="lock_lost", source=list(LOCK_GUARDED), dest="emergency_return"),
-    dict(trigger="arrived", source=["returning", "emergency_return"], dest="idle"),
+    dict(trigger="arrived", source=["returning", "emergency_return"], dest="idle", conditions="at_upright"),
 ]
 
 
@@ -191,7 +193,7 @@ class Controller:
         if inp.estop_pressed and self.state not in ("estop", "fault"):
             self._fire("estop")
         if self.state not in ("estop", "fault"):
-            problem = self._runtime_sensor_problem(inp)
+            problem = self._runtime_sensor_problem(inp) or self._following_error()
             if problem:
                 self._fault(problem)
         if not inp.ankle_locked and self.state in LOCK_GUARDED:
@@ -261,6 +263,14 @@ class Controller:
             return "overtravel: over-travel limit switch open"
         return None
 
+    def _following_error(self) -> str | None:
+        """While driving, the table must follow the setpoint: a large error means a runaway or
+        jammed drive, or a sensor that stopped following, and nothing more may be driven."""
+        if self.tracking and abs(self.angle - self.profile.pos) > FOLLOWING_ERROR_DEG:
+            return (f"following_error: measured {self.angle:.1f} deg, setpoint {self.profile.pos:.1f} deg "
+                    "(runaway, stall or sensor)")
+        return None
+
     def _track_session_clock(self) -> None:
         if self.left_upright_t is None and has_left_upright(self.angle, self.cfg.limits.upright_deg):
             self.left_upright_t = self.now
@@ -304,7 +314,10 @@ class Controller:
                 self._fire("phase_done")
         elif state in ("returning", "emergency_return"):
             if self._settled() or (inp.upright_switch and self.at_upright() and self.profile.done):
-                self._fire("arrived")
+                if self.at_upright():
+                    self._fire("arrived")
+                else:  # the profile is done but the table is not there: never call that idle
+                    self._fault(f"return_incomplete: stopped at {self.angle:.1f} deg, not upright")
 
     def _settled(self) -> bool:
         if not self.tracking or self.profile_done_t is None:
@@ -324,7 +337,12 @@ class Controller:
             brake = True
         alarm = (state == "fault" or state == "emergency_return"
                  or (state == "estop" and not self.at_upright()))
-        return Outputs(motor_cmd=self.motor_cmd, brake=brake, alarm=alarm, heartbeat=self.heartbeat)
+        # The supply relay stays closed while holding: at duty 0 the H-bridge shorts the motor,
+        # whose back-EMF then slows any motion the brake fails to stop (a failed brake with the
+        # relay open let a heavy user fall at 84 deg/s in the simulator; closed, about 5 deg/s).
+        # It opens where the drive itself is suspect (fault) and during the boot self-test.
+        return Outputs(motor_cmd=self.motor_cmd, brake=brake, alarm=alarm, heartbeat=self.heartbeat,
+                       motor_power=state not in ("fault", "boot"))
 
     # ------------------------------------------------------------------ helpers
     def _fire(self, trigger: str) -> bool:

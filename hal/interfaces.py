@@ -41,9 +41,11 @@ class Outputs:
     brake: bool         # True = brake engaged (the brake is also engaged when unpowered)
     alarm: bool         # buzzer
     heartbeat: bool     # toggled every tick; a hardware dead-man drops motor enable when it stops
+    motor_power: bool = False  # motor supply relay: opened when the drive is suspect (a driver
+                               # stuck on cannot move the table then); False = open (safe default)
 
 
-SAFE_OUTPUTS = Outputs(motor_cmd=0.0, brake=True, alarm=True, heartbeat=False)
+SAFE_OUTPUTS = Outputs(motor_cmd=0.0, brake=True, alarm=True, heartbeat=False, motor_power=False)
 
 
 @runtime_checkable

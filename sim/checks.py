@@ -15,7 +15,8 @@ exits 1 when there is any. These are the checks a builder relies on to trust a t
 - e-stop: while the e-stop input is pressed the motor command is 0 and the brake is on,
   and once the brake has stopped the table (0.5 s) nothing moves until the e-stop state
   is left;
-- power loss: the brake holds the angle while the power is off.
+- power loss and a hung controller: the brake holds the angle (once it has had 0.5 s to
+  stop the table).
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ SPEED_TOL_DPS = 0.05       # true speed resolution of the check (sensor-free, ph
 STILL_DPS = 0.05           # "not moving"
 BRAKE_STOP_S = 0.5         # time the brake is given to stop the table
 TIME_LIMIT_GRACE_S = 0.1   # the controller's clock runs on the measured angle
-RETURN_OK = frozenset({"returning", "emergency_return", "estop", "fault", "idle", "boot", "power_off"})
+RETURN_OK = frozenset({"returning", "emergency_return", "estop", "fault", "idle", "boot", "power_off", "hung"})
+# States in which the controller is not driving and the brake (or the e-stop) stops the table.
+NOT_DRIVING = ("estop", "fault", "power_off", "hung")
 
 
 @dataclass(slots=True)
@@ -106,7 +109,7 @@ class InvariantChecker:
             if r.speed_limit == self._recent_limit:
                 self._recent_until = r.t + 1.0
         allowed = self._recent_limit if r.t <= self._recent_until else 0.0
-        if abs(r.vel) > allowed + SPEED_TOL_DPS and r.state not in ("estop", "fault", "power_off"):
+        if abs(r.vel) > allowed + SPEED_TOL_DPS and r.state not in NOT_DRIVING:
             self._violate("speed", r.t, f"speed {abs(r.vel):.2f} deg/s over the {allowed:g} deg/s limit in {r.state}")
         # Setpoint acceleration.
         if prev is not None and r.tracking and prev.tracking and r.t > prev.t:
@@ -142,12 +145,12 @@ class InvariantChecker:
             self._violate("estop", r.t, f"e-stop pressed but motor_cmd={r.motor_cmd:.3f} brake={int(r.brake)}")
         if r.state == "estop" and r.t - self._state_since > BRAKE_STOP_S and abs(r.vel) > STILL_DPS:
             self._violate("estop", r.t, f"moving at {r.vel:.2f} deg/s in e-stop")
-        # Power loss: the brake holds.
-        if not r.powered:
+        # Power loss or a hung controller: the brake holds.
+        if r.state in ("power_off", "hung"):
             if self._off_since is None:
                 self._off_since = r.t
             elif r.t - self._off_since > BRAKE_STOP_S and abs(r.vel) > STILL_DPS:
-                self._violate("power_loss", r.t, f"moving at {r.vel:.2f} deg/s with the power off")
+                self._violate(r.state, r.t, f"moving at {r.vel:.2f} deg/s while {r.state.replace('_', ' ')}")
         else:
             self._off_since = None
         self._prev = r

@@ -50,7 +50,8 @@ class TableParams:
 class TablePhysics:
     """State (angle, velocity) and one fixed-step integrator. Pure: no randomness, no I/O."""
 
-    __slots__ = ("p", "mass", "height", "angle", "vel", "current", "_inertia", "_r", "_e")
+    __slots__ = ("p", "mass", "height", "angle", "vel", "current", "_inertia", "_r", "_e",
+                 "torque_scale", "brake_scale", "jammed")
 
     def __init__(self, params: TableParams, mass_kg: float, height_cm: float, angle_deg: float) -> None:
         self.p = params
@@ -59,6 +60,10 @@ class TablePhysics:
         self.angle = angle_deg       # deg
         self.vel = 0.0               # deg/s
         self.current = 0.0           # A
+        # Fault hooks (sim.faults): motor_weak, brake_slip / brake_failed, motor_stall.
+        self.torque_scale = 1.0
+        self.brake_scale = 1.0
+        self.jammed = False
         self._r = params.com_fraction * self.height - params.pivot_from_feet_m
         self._e = params.com_height_m
         rod = mass_kg * self.height ** 2 / 12.0
@@ -79,12 +84,17 @@ class TablePhysics:
             cmd = -1.0
         if not motor_enabled:
             cmd = 0.0
-        stall, w0 = p.stall_torque, p.no_load_speed_dps
+        stall, w0 = p.stall_torque * self.torque_scale, p.no_load_speed_dps
+        if self.jammed:  # the drive is locked: no motion, stall current
+            self.vel = 0.0
+            self.current = (p.no_load_current_a + p.stall_current_a * abs(cmd) * self.torque_scale
+                            if motor_enabled and cmd != 0.0 else 0.0)
+            return
         inv_i = DEG / self._inertia
         m_g = self.mass * G
         r, e = self._r, self._e
         visc = p.viscous * RAD
-        coul, brake_t = p.coulomb, p.brake_torque
+        coul, brake_t = p.coulomb, p.brake_torque * self.brake_scale
         lo, hi = p.stop_low_deg, p.stop_high_deg
         tau_m = 0.0
         if vel == 0.0:
@@ -94,7 +104,8 @@ class TablePhysics:
             th = angle * RAD
             drive = (stall * cmd if motor_enabled else 0.0) + m_g * (r * math.cos(th) + e * math.sin(th))
             if abs(drive) <= coul + (brake_t if brake_engaged else 0.0):
-                self.current = p.no_load_current_a + p.stall_current_a * abs(cmd) if motor_enabled and cmd != 0.0 else 0.0
+                self.current = (p.no_load_current_a + p.stall_current_a * abs(cmd) * self.torque_scale
+                                if motor_enabled and cmd != 0.0 else 0.0)
                 return
         for _ in range(n):
             th = angle * RAD
@@ -122,6 +133,6 @@ class TablePhysics:
                 angle, vel = hi, 0.0
         self.angle, self.vel = angle, vel
         if motor_enabled and cmd != 0.0:
-            self.current = p.no_load_current_a + p.stall_current_a * abs(tau_m) / stall
+            self.current = p.no_load_current_a + p.stall_current_a * abs(tau_m) / p.stall_torque
         else:
             self.current = 0.0

@@ -15,7 +15,7 @@ STATE_COLOURS = {
     "boot": "#dddddd", "idle": "#ffffff", "jogging": "#cfe8ff", "holding": "#e6e6fa",
     "ramp": "#d8f5d0", "hold": "#b8e6a8", "rest": "#fff3c4", "paused": "#f0e0ff",
     "returning": "#c8f0f0", "emergency_return": "#ffcc80", "estop": "#ff9c9c",
-    "fault": "#ff6b6b", "power_off": "#999999",
+    "fault": "#ff6b6b", "power_off": "#999999", "hung": "#777777",
 }
 
 

@@ -20,6 +20,7 @@ from controller.clock import Clock, RealTimeClock, SimClock
 from controller.limits import is_upright
 from controller.machine import Controller, EventRecord, TransitionRecord
 from sim.checks import InvariantChecker, Row
+from sim.faults import HANG_S
 from sim.scenario import Event, Scenario
 from sim.table import SimTable
 
@@ -79,6 +80,7 @@ class Simulation:
         self.checker = InvariantChecker(cfg)
         self.controller: Controller | None = None
         self.last_state = "boot"
+        self.hang_until: float | None = None  # controller_hang: the loop is frozen until then
         self.k = 0
 
     @property
@@ -99,9 +101,17 @@ class Simulation:
             table.release(ev.target)
         elif ev.do == "fault":
             table.inject(ev.target)
-            self.result.events.append(EventRecord(now, f"injected fault {ev.target}"))
+            note = f"injected fault {ev.target}"
+            if ev.target == "link_loss":
+                note += ": not applicable on backend sim (there is no serial link)"
+            elif ev.target == "controller_hang" and table.powered and self.hang_until is None:
+                self.hang_until = now + HANG_S
+                self.result.transitions.append(TransitionRecord(now, self.last_state, "hung", "controller_hang"))
+            self.result.events.append(EventRecord(now, note))
         elif ev.do == "clear_fault":
             table.clear(ev.target)
+            if ev.target == "controller_hang" and self.hang_until is not None:
+                self.hang_until = now
             self.result.events.append(EventRecord(now, f"cleared fault {ev.target}"))
         elif ev.do == "power":
             if ev.value and not table.powered:
@@ -111,11 +121,29 @@ class Simulation:
                 table.set_power(False)
                 self.result.transitions.append(TransitionRecord(now, self.last_state, "power_off", "power_cut"))
                 self.controller = None
+                self.hang_until = None  # a power cycle ends a hang too
 
     def tick(self) -> tuple:
         """read -> update -> write at ``now``, record the trace row; the caller then advances."""
         table, now, cfg = self.table, self.now, self.cfg
-        if table.powered:
+        if self.hang_until is not None and now >= self.hang_until:
+            # The service watchdog restarts the process: a fresh controller boots.
+            self.hang_until = None
+            table.clear("controller_hang")
+            self.controller = None
+            self.result.transitions.append(TransitionRecord(now, "hung", "boot", "service_restart"))
+        if self.hang_until is not None:
+            # Hung: nothing reads, nothing writes; the last outputs stay latched in the
+            # hardware, but the heartbeat has stopped, so the dead-man cuts the motor.
+            angle = table.physics.angle
+            out = table.outputs
+            row = (now, "hung", angle, table.physics.vel, None, angle, out.motor_cmd, int(table.brake_engaged),
+                   None, 0.0, 0.0, 0.0, int(out.alarm), int(table.estop_circuit_open),
+                   int(table.ankle_lock_closed), 1, 0.0, table.physics.current)
+            self.checker.feed(Row(now, "hung", angle, table.physics.vel, 0.0, None, False, 0.0, 0.0,
+                                  out.motor_cmd, table.brake_engaged, table.estop_circuit_open,
+                                  table.ankle_lock_closed, True))
+        elif table.powered:
             controller = self.controller
             if controller is None:
                 controller = self.controller = Controller(

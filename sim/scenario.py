@@ -78,7 +78,7 @@ def parse_scenario(path: Path, config_path: Path | None = None) -> Scenario:
 
 def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | None = None) -> Scenario:
     from controller.machine import STATE_NAMES  # local: keeps sim importable without the machine
-    STATE_NAMES = STATE_NAMES + ["power_off"]  # the trace's name for "no controller running"
+    STATE_NAMES = STATE_NAMES + ["power_off", "hung"]  # trace names for "no controller running"
 
     problems: list[Problem] = []
 

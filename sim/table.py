@@ -7,8 +7,10 @@ a real table:
 
 - the e-stop contact cuts motor power and the brake's release power directly, so the
   motor stops and the brake engages the instant it is pressed, whatever the software does;
-- the motor driver's enable passes through a charge-pump dead-man that drops within
-  ``DEADMAN_S`` when the controller stops toggling its heartbeat output;
+- the motor driver's enable and the brake's release power pass through a charge-pump
+  dead-man that drops within ``DEADMAN_S`` when the controller stops toggling its
+  heartbeat output: a hung controller leaves the motor off and the brake on;
+- the motor supply relay (``Outputs.motor_power``) must be closed for the motor to run;
 - a power cut leaves the brake engaged (spring-applied) and the motor unpowered.
 """
 from __future__ import annotations
@@ -17,7 +19,7 @@ import random
 from dataclasses import dataclass
 
 from hal.interfaces import BUTTONS, Inputs, Outputs
-from sim.faults import FAULTS
+from sim.faults import DRIFT_DPS, FAULTS, NOISY_DEG, SLIP_FRACTION, WEAK_FRACTION
 from sim.physics import TableParams, TablePhysics
 
 DEADMAN_S = 0.1            # charge-pump hold-up: enable drops this long after the last toggle
@@ -57,6 +59,8 @@ class SimTable:
         self.t = 0.0
         self.faults: set[str] = set()
         self._stuck: dict[str, float] = {}
+        self._fault_t: dict[str, float] = {}
+        self._runaway_dir = 1.0
 
     # ----- the world side (scenario events) -----------------------------------------
     def press(self, button: str) -> None:
@@ -71,12 +75,24 @@ class SimTable:
         if fault not in FAULTS:
             raise ValueError(f"unknown fault {fault!r}")
         self.faults.add(fault)
-        if fault.endswith("_stuck"):
+        self._fault_t[fault] = self.t
+        if fault.endswith("_stuck") and "sensor" in fault:
             self._stuck[fault] = self._sample(PRIMARY if fault.startswith("angle") else SECONDARY)
+        elif fault == "motor_runaway":
+            self._runaway_dir = -1.0 if self.outputs.motor_cmd < 0.0 else 1.0
+        self._apply_physics_faults()
 
     def clear(self, fault: str) -> None:
         self.faults.discard(fault)
         self._stuck.pop(fault, None)
+        self._fault_t.pop(fault, None)
+        self._apply_physics_faults()
+
+    def _apply_physics_faults(self) -> None:
+        ph, f = self.physics, self.faults
+        ph.torque_scale = WEAK_FRACTION if "motor_weak" in f else 1.0
+        ph.brake_scale = SLIP_FRACTION if "brake_slip" in f else 1.0
+        ph.jammed = "motor_stall" in f
 
     @property
     def estop_circuit_open(self) -> bool:
@@ -89,19 +105,35 @@ class SimTable:
         self.powered = on
 
     @property
+    def deadman_ok(self) -> bool:
+        """The charge pump holds its output while the heartbeat toggled recently."""
+        return self.t - self._last_toggle_t <= DEADMAN_S
+
+    @property
     def motor_enabled(self) -> bool:
-        """Motor power after the hardwired e-stop, the dead-man and the supply."""
-        return (self.powered and not self.estop_circuit_open
-                and self.t - self._last_toggle_t <= DEADMAN_S)
+        """Motor power after the supply, the hardwired e-stop, the dead-man and the relay."""
+        return (self.powered and not self.estop_circuit_open and self.deadman_ok
+                and self.outputs.motor_power)
 
     @property
     def brake_engaged(self) -> bool:
-        """Spring-applied: engaged unless powered, e-stop released and commanded off."""
-        return self.outputs.brake or not self.powered or self.estop_circuit_open
+        """Spring-applied: engaged unless its release is powered (supply, e-stop loop and
+        dead-man all healthy) and the controller commands it off. A failed brake never holds."""
+        if "brake_failed" in self.faults:
+            return False
+        return (self.outputs.brake or not self.powered or self.estop_circuit_open
+                or not self.deadman_ok)
+
+    @property
+    def applied_cmd(self) -> float:
+        """What the driver actually applies (a runaway driver ignores the command)."""
+        if "motor_runaway" in self.faults:
+            return self._runaway_dir
+        return self.outputs.motor_cmd
 
     def advance(self, duration: float) -> None:
         """Move the world forward; the physics integrates at ``physics_dt``."""
-        self.physics.advance(duration, self.physics_dt, self.outputs.motor_cmd,
+        self.physics.advance(duration, self.physics_dt, self.applied_cmd,
                              self.motor_enabled, self.brake_engaged)
         self.t += duration
 
@@ -113,22 +145,36 @@ class SimTable:
         q = model.quantum_deg
         return round(value / q) * q
 
+    def _primary(self) -> float | None:
+        faults = self.faults
+        if "angle_sensor_dropout" in faults:
+            return None
+        if "angle_sensor_stuck" in faults:
+            return self._stuck["angle_sensor_stuck"]
+        value = self._sample(PRIMARY)
+        if "angle_sensor_drift" in faults:
+            value += DRIFT_DPS * (self.t - self._fault_t["angle_sensor_drift"])
+        if "angle_sensor_noise" in faults:
+            value += self.rng.gauss(0.0, NOISY_DEG)
+        return value
+
     def read(self) -> Inputs:
         faults = self.faults
+        angle = self.physics.angle
         if faults:
-            primary = (None if "angle_sensor_dropout" in faults
-                       else self._stuck.get("angle_sensor_stuck", self._sample(PRIMARY)))
+            primary = self._primary()
             secondary = self._stuck.get("secondary_sensor_stuck", self._sample(SECONDARY))
+            held = self.held | {"down"} if "button_stuck" in faults else self.held
         else:
-            primary, secondary = self._sample(PRIMARY), self._sample(SECONDARY)
+            primary, secondary, held = self._sample(PRIMARY), self._sample(SECONDARY), self.held
         return Inputs(
             angle_primary_deg=primary,
             angle_secondary_deg=secondary,
-            upright_switch=self.physics.angle <= self.upright_deg + UPRIGHT_SWITCH_DEG,
-            overtravel_tripped=self.physics.angle >= self.params.stop_high_deg - 2.0,
+            upright_switch=angle <= self.upright_deg + UPRIGHT_SWITCH_DEG or "upright_switch_stuck" in faults,
+            overtravel_tripped=angle >= self.params.stop_high_deg - 2.0 or "overtravel_switch_open" in faults,
             estop_pressed=self.estop_circuit_open,
             ankle_locked=self.ankle_lock_closed and "ankle_sensor_wire_break" not in faults,
-            buttons=frozenset(self.held),
+            buttons=frozenset(held),
             motor_current_a=self.physics.current,
         )
 
@@ -142,7 +188,7 @@ class SimTable:
 
     def safe_stop(self) -> None:
         self.outputs = Outputs(motor_cmd=0.0, brake=True, alarm=self.outputs.alarm,
-                               heartbeat=self.outputs.heartbeat)
+                               heartbeat=self.outputs.heartbeat, motor_power=False)
 
     def close(self) -> None:
         self.safe_stop()

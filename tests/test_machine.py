@@ -32,12 +32,16 @@ class Driver:
         while self.t < SELFTEST_S + 0.02:
             self.out = self.tick(angle, **kw)
 
-    def tick(self, angle: float = UP, **kw: object):  # noqa: ANN201
+    def tick(self, angle: float | None = None, **kw: object):  # noqa: ANN201
+        """One tick. Without an angle the table follows the controller's setpoint exactly."""
         self.t += 0.01
+        if angle is None:
+            angle = self.ctrl.setpoint if self.ctrl.tracking else self.ctrl.angle if self.ctrl.inputs else UP
+            kw.setdefault("upright_switch", angle <= UP + 1.5)
         self.out = self.ctrl.update(self.t, inputs(angle, **kw))
         return self.out
 
-    def tap(self, button: str, angle: float = UP, **kw: object) -> None:
+    def tap(self, button: str, angle: float | None = None, **kw: object) -> None:
         self.tick(angle, buttons=(button,), **kw)
         self.tick(angle, **kw)
 
@@ -102,10 +106,12 @@ def test_estop_zeroes_motor_and_brakes_in_the_same_tick(setup: str) -> None:
         d.tick(buttons=("down",))
     else:
         d.tap("start")
+        for _ in range(200):
+            d.tick()  # 2 s of ramp: off upright
         if setup == "paused":
             d.tap("stop")
         elif setup == "emergency_return":
-            d.tap("return", -70.0, upright_switch=False)
+            d.tap("return")
     assert d.ctrl.state == setup
     out = d.tick(estop=True, buttons=("down",) if setup == "jogging" else ())
     assert d.ctrl.state == "estop"
@@ -135,7 +141,9 @@ def test_return_while_estop_still_pressed_is_refused() -> None:
 def test_ankle_lock_lost_during_session_triggers_emergency_return() -> None:
     d = Driver()
     d.tap("start")
-    d.tick(0.0, ankle=False, upright_switch=False)
+    for _ in range(100):
+        d.tick()
+    d.tick(ankle=False)
     assert d.ctrl.state == "emergency_return"
 
 
@@ -143,13 +151,14 @@ def test_time_limit_forces_a_return_that_stop_cannot_pause() -> None:
     cfg = dataclasses.replace(Config(), session=dataclasses.replace(Config().session, max_duration_s=10.0, hold_s=5.0))
     d = Driver(config=cfg)
     d.tap("start")
-    d.tap("stop", -70.0, upright_switch=False)
+    start_t = d.t
+    d.tap("stop")
     assert d.ctrl.state == "paused"
     while d.t < 12.0 and d.ctrl.state == "paused":
-        d.tick(-70.0, upright_switch=False)
+        d.tick()
     assert d.ctrl.state == "returning"
-    assert d.t - 1.0 <= 10.0 + 0.5  # left upright about t=0.4 (measured), limit 10 s
-    d.tap("stop", -70.0, upright_switch=False)
+    assert d.t <= start_t + 10.0 + 0.011  # the clock started at START; limit 10 s
+    d.tap("stop")
     assert d.ctrl.state == "returning"
 
 
@@ -168,6 +177,35 @@ def test_an_exception_in_the_tick_latches_fault_with_safe_outputs(monkeypatch: p
     hb = out.heartbeat
     out = d.tick()  # the loop keeps running: heartbeat alive, still safe
     assert out.heartbeat != hb and out.motor_cmd == 0.0 and out.brake
+
+
+def test_following_error_latches_fault_and_opens_the_relay() -> None:
+    d = Driver()
+    d.tap("start")
+    for _ in range(100):
+        d.tick()
+    out = d.tick(d.ctrl.setpoint + 3.5)  # the table runs away from the setpoint
+    assert d.ctrl.state == "fault"
+    assert out.motor_cmd == 0.0 and out.brake and not out.motor_power
+    assert any("following_error" in e.message for e in d.ctrl.events)
+
+
+def test_a_return_that_stops_off_upright_is_a_fault_not_idle() -> None:
+    d = Driver(-40.0, upright_switch=False)  # boots off upright: returning
+    assert d.ctrl.state == "returning"
+    # The table follows the setpoint, then sticks 2.5 deg short: inside the following-error
+    # band, outside "upright" (1 deg).
+    for _ in range(2000):
+        d.tick(max(d.ctrl.setpoint, -77.5) if d.ctrl.tracking else -77.5, upright_switch=False)
+        if d.ctrl.state != "returning":
+            break
+    assert d.ctrl.state == "fault"
+    assert any("return_incomplete" in e.message for e in d.ctrl.events)
+
+
+def test_the_supply_relay_stays_closed_while_holding() -> None:
+    d = Driver()
+    assert d.out.brake and d.out.motor_power  # idle: braked, relay closed (dynamic braking)
 
 
 def test_runtime_sensor_disagreement_latches_fault() -> None:

@@ -45,7 +45,7 @@ def test_every_example_scenario_passes_its_own_checks(scenario: Path, tmp_path: 
 def test_never_faster_than_the_state_speed_limit(scenario: Path, tmp_path: Path) -> None:
     run = run_scenario_cli(scenario, tmp_path)
     for prev, r in zip(run.trace, run.trace[1:]):
-        if r["state"] in ("estop", "fault", "power_off", "boot"):
+        if r["state"] in ("estop", "fault", "power_off", "hung", "boot"):
             continue
         limit = max(r["speed_limit_dps"], prev["speed_limit_dps"])
         assert abs(r["velocity_dps"]) <= limit + 0.05, r
@@ -209,3 +209,16 @@ def test_same_seed_same_trace(tmp_path: Path) -> None:
     a = run_scenario_cli(SCENARIOS / "jog.toml", tmp_path / "a" if (tmp_path / "a").mkdir() is None else tmp_path)
     b = run_scenario_cli(SCENARIOS / "jog.toml", tmp_path / "b" if (tmp_path / "b").mkdir() is None else tmp_path)
     assert a.trace == b.trace
+
+
+def test_a_hung_controller_stops_the_motor_and_the_restart_brings_the_user_upright(tmp_path: Path) -> None:
+    run = run_scenario_cli(SCENARIOS / "controller_hang.toml", tmp_path)
+    assert run.code == 0, run.stderr
+    hung = rows_in(run, "hung")
+    assert hung[0]["t_s"] == pytest.approx(20.0) and len(hung) == 500  # 5 s
+    # The dead-man (100 ms) drops the enable and engages the brake: stopped within 0.5 s.
+    assert all(abs(r["velocity_dps"]) < 0.01 for r in hung if r["t_s"] >= 20.5)
+    assert max(r["angle_deg"] for r in hung) - hung[0]["angle_deg"] < TOL  # 100 ms at 4 deg/s, then the brake
+    assert transition_time(run, "boot", "service_restart") == pytest.approx(25.0)
+    assert transition_time(run, "returning", "selftest_passed") == pytest.approx(25.3, abs=0.011)
+    assert run.summary["final_state"] == "idle" and run.summary["ended_upright"]

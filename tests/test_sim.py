@@ -13,11 +13,13 @@ def table(angle: float = UP, **kw: object) -> SimTable:
     return SimTable(angle_deg=angle, upright_deg=UP, **kw)
 
 
-def drive(t: SimTable, cmd: float, seconds: float, brake: bool = False, heartbeat: bool = True) -> None:
-    hb = False
+def drive(t: SimTable, cmd: float, seconds: float, brake: bool = False, heartbeat: bool = True,
+          relay: bool | None = None) -> None:
+    hb = t.outputs.heartbeat
     for _ in range(int(round(seconds / 0.01))):
         hb = not hb if heartbeat else hb
-        t.write(Outputs(motor_cmd=cmd, brake=brake, alarm=False, heartbeat=hb))
+        t.write(Outputs(motor_cmd=cmd, brake=brake, alarm=False, heartbeat=hb,
+                        motor_power=(not brake) if relay is None else relay))
         t.advance(0.01)
 
 
@@ -70,12 +72,82 @@ def test_estop_is_hardwired_motor_cut_and_brake() -> None:
     assert t.physics.angle == pytest.approx(v_before, abs=1e-6)
 
 
-def test_deadman_drops_motor_enable_when_the_heartbeat_stops() -> None:
+def test_deadman_drops_motor_enable_and_engages_the_brake_when_the_heartbeat_stops() -> None:
     t = table(0.0)
     drive(t, 0.3, 0.5)
-    assert t.motor_enabled
+    assert t.motor_enabled and not t.brake_engaged
     drive(t, 0.3, DEADMAN_S + 0.02, heartbeat=False)
-    assert not t.motor_enabled
+    assert not t.motor_enabled and t.brake_engaged
+    angle = t.physics.angle
+    drive(t, 0.3, 1.0, heartbeat=False)
+    assert abs(t.physics.angle - angle) < 0.2  # stopped by the brake within its stopping distance
+
+
+def test_motor_needs_the_supply_relay() -> None:
+    """With the relay open the command has no effect: the table moves as an unpowered one."""
+    commanded, idle = table(0.0), table(0.0)
+    drive(commanded, 0.8, 1.0, relay=False)
+    drive(idle, 0.0, 1.0, relay=False)
+    assert commanded.physics.angle == idle.physics.angle and commanded.physics.current == 0.0
+
+
+def test_runaway_driver_ignores_the_command_but_not_the_relay() -> None:
+    t = table(0.0)
+    t.inject("motor_runaway")  # idle: stuck toward inversion
+    drive(t, -0.5, 1.0)        # asks to go up ...
+    assert t.physics.vel > 10.0  # ... the driver drives down at full duty
+    drive(t, 0.0, 1.0, brake=True)  # relay open and brake on
+    angle = t.physics.angle
+    drive(t, 0.0, 1.0, brake=True)
+    assert t.physics.angle == pytest.approx(angle, abs=1e-9)
+
+
+@pytest.mark.parametrize("fault", ["brake_failed", "brake_slip"])
+def test_brake_faults_let_gravity_move_a_heavy_user(fault: str) -> None:
+    t = table(45.0, mass_kg=136.0, height_cm=198.0)
+    t.inject(fault)
+    drive(t, 0.0, 2.0, brake=True)
+    assert t.physics.angle > 46.0
+
+
+def test_stall_jams_the_drive_and_raises_the_current() -> None:
+    t = table(0.0)
+    drive(t, 0.3, 0.5)
+    free_current = t.physics.current
+    t.inject("motor_stall")
+    drive(t, 0.6, 0.5)
+    assert t.physics.vel == 0.0 and t.physics.current > free_current * 2
+
+
+def test_weak_motor_is_slower_under_load() -> None:
+    fast, weak = table(-40.0, mass_kg=136.0, height_cm=198.0), table(-40.0, mass_kg=136.0, height_cm=198.0)
+    weak.inject("motor_weak")
+    drive(fast, -0.2, 2.0)
+    drive(weak, -0.2, 2.0)
+    assert abs(weak.physics.vel) < abs(fast.physics.vel) - 0.5
+
+
+def test_sensor_drift_and_noise() -> None:
+    t = table(0.0, seed=5)
+    t.inject("angle_sensor_drift")
+    drive(t, 0.0, 4.0, brake=True)
+    assert t.read().angle_primary_deg == pytest.approx(2.0, abs=0.3)
+    t.clear("angle_sensor_drift")
+    t.inject("angle_sensor_noise")
+    spread = [t.read().angle_primary_deg for _ in range(200)]
+    assert max(spread) - min(spread) > 5.0
+
+
+@pytest.mark.parametrize("fault,check", [
+    ("upright_switch_stuck", lambda i: i.upright_switch),
+    ("overtravel_switch_open", lambda i: i.overtravel_tripped),
+    ("button_stuck", lambda i: "down" in i.buttons),
+])
+def test_switch_and_button_faults(fault: str, check) -> None:  # noqa: ANN001
+    t = table(20.0)
+    assert not check(t.read())
+    t.inject(fault)
+    assert check(t.read())
 
 
 @pytest.mark.parametrize("fault,check", [
