@@ -22,17 +22,22 @@ from transitions import Machine
 
 from controller.config import Config
 from controller.limits import (clamp_target, has_left_upright, is_upright, sensors_agree)
+from controller.monitor import SEVERITY, Detection, SafetyMonitor, Snapshot
 from controller.motor_loop import PositionLoop
 from controller.profile import TrapezoidProfile
 from hal.interfaces import Inputs, Outputs
 
 SELFTEST_S = 0.3            # boot self-test sampling time (motor off, brake on)
 SENSOR_AGREE_BOOT_DEG = 2.0  # the two angle sensors must agree this closely at boot
-SENSOR_AGREE_RUN_DEG = 3.0   # ... and this closely while running
+SENSOR_AGREE_RUN_DEG = 1.0   # ... and this closely to start a motion (the monitor uses the same)
 SETTLE_DEG = 0.3             # "arrived": within this of the goal ...
 SETTLE_TIMEOUT_S = 1.0       # ... or this long after the profile finished
-FOLLOWING_ERROR_DEG = 3.0    # measured angle this far from the setpoint: the drive is not obeying
-                             # (normal tracking stays within 0.3 deg); latches fault
+LIMP_SPEED_DPS = 2.0         # limp home: slow, on the one sensor still trusted
+LIMP_ACCEL_DPS2 = 2.0
+LIMP_TIMEOUT_MARGIN_S = 10.0 # limp home gives up (hold + alarm) this long after its ideal time
+LIMP_PAST_UPRIGHT_DEG = 5.0  # with no sensor trusted for position, aim this far past upright
+                             # until the upright switch closes
+UPRIGHT_SWITCH_WINDOW_DEG = 1.5  # the upright switch closes this far before upright (hardware)
 # Profiles are planned this far below the state's speed limit: the true speed deviates from
 # the plan by sensor noise and motor dynamics (measured about 0.2 deg/s worst case in the
 # simulator across 40-136 kg users), and the limit applies to the true speed.
@@ -50,6 +55,7 @@ STATES: list[tuple[str, str]] = [
     ("paused", "session paused on the brake"),
     ("returning", "normal profile to upright"),
     ("emergency_return", "latched, emergency profile to upright"),
+    ("limp_home", "fault: slowly upright on the one sensor still trusted"),
     ("estop", "latched: motor off, brake on"),
     ("fault", "latched: motor off, brake on, alarm"),
 ]
@@ -95,6 +101,11 @@ TRANSITIONS: list[dict] = [
     dict(trigger="press_return", source="estop", dest="emergency_return", conditions="estop_released"),
     dict(trigger="lock_lost", source=list(LOCK_GUARDED), dest="emergency_return"),
     dict(trigger="arrived", source=["returning", "emergency_return"], dest="idle", conditions="at_upright"),
+    # Safety monitor recoveries (a latched fault chooses the safest means left).
+    dict(trigger="fault_return", source=["idle"] + list(LOCK_GUARDED), dest="emergency_return"),
+    dict(trigger="fault_limp", source=["idle", "emergency_return"] + list(LOCK_GUARDED), dest="limp_home"),
+    dict(trigger="arrived", source="limp_home", dest="idle", conditions="at_upright"),
+    dict(trigger="limp_done", source="limp_home", dest="idle"),  # ended by the upright switch
 ]
 
 
@@ -139,6 +150,12 @@ class Controller:
         self.prev_buttons: frozenset[str] = frozenset()
         self.selftest_ok = False
         self.selftest_problem: str | None = None
+        self.monitor = SafetyMonitor(config)
+        self.recovery = "report"       # the most conservative recovery among latched faults
+        self.braked_angle: float | None = None
+        self.brake_ok = True           # False after brake creep: the motor holds instead
+        self.limp_deadline = 0.0
+        self.limp_final = False        # limp home: the upright switch has closed
         self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
         self.return_forced = False     # time limit or boot recovery: STOP cannot pause the return
         self.jog_dir = 0
@@ -188,20 +205,30 @@ class Controller:
         self.prev_buttons = inp.buttons
 
         if self.state == "boot":
+            if self.now == self.boot_t or not self.monitor._boot_buttons:
+                self.monitor._boot_buttons = self.monitor._boot_buttons | inp.buttons
             self._selftest(inp)
             return
         if inp.estop_pressed and self.state not in ("estop", "fault"):
             self._fire("estop")
         if self.state not in ("estop", "fault"):
-            problem = self._runtime_sensor_problem(inp) or self._following_error()
-            if problem:
-                self._fault(problem)
+            det = self.monitor.check(Snapshot(now, self.state, self.tracking, self.profile.pos, self.speed_limit,
+                                              self.motor_cmd, self.angle, None if self.tracking else self.braked_angle),
+                                     inp, dt)
+            if det is not None:
+                self._on_detection(det)
         if not inp.ankle_locked and self.state in LOCK_GUARDED:
             self._note("ankle lock lost: emergency return")
             self._fire("lock_lost")
         for button in ("return", "stop", "up", "down", "start"):  # safest first
             if button in pressed:
                 self._fire("press_" + button)
+        # A latched fault's recovery bounds every motion, whichever path started it (e.g.
+        # RETURN out of an e-stop after a sensor was found bad becomes the limp home).
+        if self.recovery == "hold" and self.state not in ("fault", "estop"):
+            self._fire("fault")
+        elif self.recovery == "limp_home" and self.state in ("emergency_return",) + LOCK_GUARDED:
+            self._fire("fault_limp")
         # After the buttons, so no press can start a motion that outlives the limit (e.g.
         # holding UP out of an e-stop after the limit expired becomes the forced return).
         self._track_session_clock()
@@ -216,6 +243,10 @@ class Controller:
         # Two independent sensors: their mean halves the noise the loop sees while they agree
         # (disagreement is a fault, checked separately); one alone is the fallback view.
         a, b = inp.angle_primary_deg, inp.angle_secondary_deg
+        distrusted = self.monitor.distrusted
+        if distrusted:
+            a = None if "primary" in distrusted else a
+            b = None if "secondary" in distrusted else b
         if a is not None and b is not None:
             self.angle = 0.5 * (a + b)
         else:
@@ -253,23 +284,23 @@ class Controller:
             self._note("table not upright at boot: returning the user upright")
         self._fire("selftest_passed")
 
-    def _runtime_sensor_problem(self, inp: Inputs) -> str | None:
-        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
-        if a is None or b is None:
-            return "sensor_dropout: an angle sensor gives no reading"
-        if not sensors_agree(a, b, SENSOR_AGREE_RUN_DEG):
-            return f"sensor_disagree: {a:.1f} vs {b:.1f} deg"
-        if inp.overtravel_tripped:
-            return "overtravel: over-travel limit switch open"
-        return None
-
-    def _following_error(self) -> str | None:
-        """While driving, the table must follow the setpoint: a large error means a runaway or
-        jammed drive, or a sensor that stopped following, and nothing more may be driven."""
-        if self.tracking and abs(self.angle - self.profile.pos) > FOLLOWING_ERROR_DEG:
-            return (f"following_error: measured {self.angle:.1f} deg, setpoint {self.profile.pos:.1f} deg "
-                    "(runaway, stall or sensor)")
-        return None
+    def _on_detection(self, det: Detection) -> None:
+        """Latch a detected fault (with the alarm) and take the safest recovery left."""
+        if SEVERITY[det.recovery] > SEVERITY[self.recovery]:
+            self.recovery = det.recovery
+        self._note(f"fault: {det.code}: {det.reason} ({det.recovery.replace('_', ' ')})")
+        if det.code == "brake_creep":
+            self.brake_ok = False
+        if self.recovery == "hold":
+            self._fire("fault")
+        elif self.recovery == "limp_home":
+            if self.state not in ("limp_home", "idle"):  # at idle the user is already upright
+                self._fire("fault_limp")
+        elif self.recovery == "emergency_return" and det.recovery != "report":
+            if self.state not in ("emergency_return", "limp_home"):
+                self._fire("fault_return")
+            if not self.tracking and not self.brake_ok:
+                self._brake()  # hold on the motor from now on
 
     def _track_session_clock(self) -> None:
         if self.left_upright_t is None and has_left_upright(self.angle, self.cfg.limits.upright_deg):
@@ -312,6 +343,24 @@ class Controller:
                 self.phase_end_t = self.now + self._take_remaining(self.cfg.session.rest_s)
             elif self.rest_timing and self.now >= self.phase_end_t:
                 self._fire("phase_done")
+        elif state == "limp_home":
+            if self.monitor.position_untrusted:
+                # No sensor is trusted for position: the upright switch marks a known point
+                # (it closes UPRIGHT_SWITCH_WINDOW_DEG before upright); the last stretch is
+                # measured relative to it (a drifting sensor is still right about motion).
+                if inp.upright_switch and not self.limp_final:
+                    self.limp_final = True
+                    self.profile.goal = self.angle - UPRIGHT_SWITCH_WINDOW_DEG + SETTLE_DEG
+                    self.profile_done_t = None
+                elif self.limp_final and self._settled():
+                    self._brake()
+                    self._fire("limp_done")
+            elif self._settled() and self.at_upright():
+                self._fire("arrived")
+            elif self.now > self.limp_deadline:
+                self._note("fault: limp_timeout: limp home did not reach upright in time (hold)")
+                self.recovery = "hold"
+                self._fire("fault")
         elif state in ("returning", "emergency_return"):
             if self._settled() or (inp.upright_switch and self.at_upright() and self.profile.done):
                 if self.at_upright():
@@ -335,7 +384,7 @@ class Controller:
         else:
             self.motor_cmd = 0.0
             brake = True
-        alarm = (state == "fault" or state == "emergency_return"
+        alarm = (state in ("fault", "emergency_return", "limp_home") or bool(self.monitor.latched)
                  or (state == "estop" and not self.at_upright()))
         # The supply relay stays closed while holding: at duty 0 the H-bridge shorts the motor,
         # whose back-EMF then slows any motion the brake fails to stop (a failed brake with the
@@ -384,11 +433,23 @@ class Controller:
             pass
 
     def _brake(self) -> None:
+        if not self.brake_ok and self.state not in ("estop", "fault", "boot"):
+            # The brake does not hold: keep the motor holding position instead.
+            if not self.tracking:
+                self._move_to(self.angle, emergency=True)
+            self._controlled_stop()
+            return
         self.tracking = False
+        self.braked_angle = self.angle
 
-    def _move_to(self, goal: float, emergency: bool = False) -> None:
+    def _move_to(self, goal: float, emergency: bool = False, limp: bool = False) -> None:
         m = self.cfg.motion
-        vmax, amax = (m.emergency_speed_dps, m.emergency_accel_dps2) if emergency else (m.max_speed_dps, m.max_accel_dps2)
+        if limp:
+            vmax, amax = min(LIMP_SPEED_DPS, m.max_speed_dps), min(LIMP_ACCEL_DPS2, m.max_accel_dps2)
+        elif emergency:
+            vmax, amax = m.emergency_speed_dps, m.emergency_accel_dps2
+        else:
+            vmax, amax = m.max_speed_dps, m.max_accel_dps2
         goal = clamp_target(goal, self.cfg.limits.upright_deg, self.cfg.limits.max_angle_deg)
         plan_speed = max(vmax - SPEED_MARGIN_DPS, 0.7 * vmax)
         if not self.tracking:
@@ -429,9 +490,14 @@ class Controller:
             problems.append("e-stop pressed")
         if not self.selftest_ok:
             problems.append("self-test not passed")
-        problem = self._runtime_sensor_problem(inp)
-        if problem:
-            problems.append(problem)
+        if self.monitor.latched:
+            problems.append("latched fault: " + ", ".join(sorted(self.monitor.latched)))
+        if inp.angle_primary_deg is None or inp.angle_secondary_deg is None:
+            problems.append("an angle sensor gives no reading")
+        elif not sensors_agree(inp.angle_primary_deg, inp.angle_secondary_deg, SENSOR_AGREE_RUN_DEG):
+            problems.append("angle sensors disagree")
+        if inp.overtravel_tripped:
+            problems.append("over-travel switch open")
         return problems
 
     # ------------------------------------------------------------------ conditions
@@ -532,9 +598,24 @@ class Controller:
         self.return_forced = True
         self._move_to(self.cfg.limits.upright_deg, emergency=True)
 
+    def on_enter_limp_home(self) -> None:
+        self.return_forced = True
+        up = self.cfg.limits.upright_deg
+        if self.monitor.distrusted:
+            self._move_to(up, limp=True)
+        else:
+            # Neither sensor is trusted for position: aim past upright and let the upright
+            # switch end the move (the mechanical stop lies beyond).
+            self._move_to(up, limp=True)
+            self.profile.goal = up - LIMP_PAST_UPRIGHT_DEG
+        distance = abs(self.angle - self.cfg.limits.upright_deg)
+        self.limp_deadline = self.now + distance / self.profile.vmax * 1.5 + LIMP_TIMEOUT_MARGIN_S
+
     def on_enter_estop(self) -> None:
-        self._brake()
+        self.tracking = False  # the e-stop cuts the motor in hardware anyway
+        self.braked_angle = self.angle
         self._note("e-stop: motor off, brake on (latched; RETURN or hold UP after release)")
 
     def on_enter_fault(self) -> None:
-        self._brake()
+        self.tracking = False  # hold: motor off and its supply cut, brake on, whatever else
+        self.braked_angle = self.angle

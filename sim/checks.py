@@ -5,8 +5,9 @@ exits 1 when there is any. These are the checks a builder relies on to trust a t
 
 - envelope: the true angle stays within upright .. max_angle (0.5 deg tolerance);
 - no overshoot: a motion never passes its goal by more than 0.5 deg;
-- speed: the true speed never exceeds the active profile's limit (for one second after
-  a faster profile ends, its limit still applies while the table decelerates);
+- speed: the true speed never exceeds the active profile's limit (when a faster profile
+  ends, its limit decays at the deceleration limit: a controlled slow-down); after an
+  injected fault, the emergency speed (the fault-injection acceptance criterion);
 - acceleration: the setpoint never accelerates faster than the active limit;
 - time limit: once the table has been off upright for ``max_duration_s`` it is returning
   (or stopped by e-stop/fault, which override it);
@@ -61,8 +62,8 @@ class InvariantChecker:
     _prev: Row | None = None
     _goal: float | None = None
     _goal_dir: float = 0.0
-    _recent_limit: float = 0.0
-    _recent_until: float = -1e9
+    _allowed: float = 0.0
+    fault_injected: bool = False
     _left_t: float | None = None
     _lock_ceiling: float | None = None
     _state_since: float = 0.0
@@ -102,15 +103,17 @@ class InvariantChecker:
                 self._violate("overshoot", r.t, f"angle {r.angle:.2f} deg passed the goal {r.goal:.2f} deg by {past:.2f} deg in {r.state}")
         elif not r.tracking:
             self._goal = None
-        # Speed: the active limit, or a higher one that ended less than a second ago.
+        # Speed: the active limit; a higher limit that just ended still applies while it
+        # decays at the active deceleration limit (a controlled slow-down). After an injected
+        # fault the bound is the emergency speed (the fault-injection acceptance criterion).
+        dt = r.t - prev.t if prev is not None else 0.0
         if r.tracking:
-            if r.speed_limit >= self._recent_limit or r.t > self._recent_until:
-                self._recent_limit = r.speed_limit
-            if r.speed_limit == self._recent_limit:
-                self._recent_until = r.t + 1.0
-        allowed = self._recent_limit if r.t <= self._recent_until else 0.0
+            self._allowed = max(r.speed_limit, self._allowed - r.accel_limit * dt)
+        else:
+            self._allowed = max(0.0, self._allowed - self.config.motion.max_accel_dps2 * dt)
+        allowed = max(self._allowed, self.config.motion.emergency_speed_dps if self.fault_injected else 0.0)
         if abs(r.vel) > allowed + SPEED_TOL_DPS and r.state not in NOT_DRIVING:
-            self._violate("speed", r.t, f"speed {abs(r.vel):.2f} deg/s over the {allowed:g} deg/s limit in {r.state}")
+            self._violate("speed", r.t, f"speed {abs(r.vel):.2f} deg/s over the {allowed:.2f} deg/s limit in {r.state}")
         # Setpoint acceleration.
         if prev is not None and r.tracking and prev.tracking and r.t > prev.t:
             acc = abs(r.setpoint_vel - prev.setpoint_vel) / (r.t - prev.t)

@@ -101,6 +101,7 @@ class Simulation:
             table.release(ev.target)
         elif ev.do == "fault":
             table.inject(ev.target)
+            self.checker.fault_injected = True
             note = f"injected fault {ev.target}"
             if ev.target == "link_loss":
                 note += ": not applicable on backend sim (there is no serial link)"

@@ -1,0 +1,191 @@
+"""Safety monitor: fault detection independent of the state machine's normal path.
+
+Every tick the controller hands the monitor what it measured and what it commanded; the
+monitor answers with at most one new ``Detection``. It holds no policy about states: it
+says what is wrong, how trustworthy motion still is, and which sensor (if any) is still
+good. The controller latches the detection, sounds the alarm and takes the most
+conservative recovery among everything latched:
+
+- ``emergency_return``: sensors and drive are trusted (a brake that does not hold, a
+  switch wire, an upright switch that lies): drive upright on the emergency profile;
+- ``limp_home``: one angle sensor is bad: slowly upright on the other one;
+- ``hold``: moving would be worse (a drive that does not obey, both sensors bad): motor
+  supply cut, brake on, alarm, wait for help.
+
+Thresholds are chosen against the simulator's measured normal behaviour (tracking within
+0.3 deg, sensor disagreement within 0.2 deg, speed within 0.05 deg/s of the limit), with
+margins of ten times or more.
+"""
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from controller.config import Config
+from hal.interfaces import Inputs
+
+SENSOR_AGREE_DEG = 1.0        # the two angle sensors must agree this closely (normally within 0.25):
+                              # a stuck sensor halves the fused angle's motion and fools the load
+                              # observer into speeding the table up, so it must be caught early
+FOLLOWING_ERROR_DEG = 3.0     # measured vs setpoint while driving
+CREEP_DEG = 0.3               # movement allowed while the brake holds (the fused angle's noise
+                              # peaks near 0.1)
+SPEED_MARGIN_DPS = 4.0        # measured speed over the active limit: runaway (noise peaks ~1.5)
+SPEED_WINDOW = 10             # ticks over which speed is measured (0.1 s: noise about +-1.5 deg/s peak)
+RUNAWAY_CURRENT_A = 5.0       # current while the drive is commanded to hold: the driver is on
+OVERCURRENT_A = 15.0          # sustained current: jammed drive
+OVERCURRENT_S = 0.5
+AMBIGUOUS_DEG = 0.5           # the sensors' distances from the reference differ by less: ambiguous
+SWITCH_LIE_DEG = 5.0          # upright switch closed this far from upright: it lies
+STUCK_BUTTON_GRACE_S = 5.0    # a button held this long past the jog cap is stuck
+
+
+@dataclass(frozen=True, slots=True)
+class Detection:
+    code: str                 # reason code, e.g. "brake_creep"
+    reason: str               # human-readable detail
+    recovery: str             # "emergency_return" | "limp_home" | "hold" | "report"
+    good_sensor: str | None = None  # for limp_home: "primary" or "secondary"
+
+
+SEVERITY = {"report": 0, "emergency_return": 1, "limp_home": 2, "hold": 3}
+
+
+@dataclass(slots=True)
+class Snapshot:
+    """What the controller did and believes this tick (the monitor's only view of it)."""
+
+    now: float
+    state: str
+    tracking: bool            # the position loop is driving (brake released)
+    setpoint: float
+    speed_limit: float
+    motor_cmd: float          # last command sent
+    angle: float              # the controller's fused angle
+    braked_angle: float | None  # where the brake was engaged (None while driving)
+
+
+class SafetyMonitor:
+    def __init__(self, config: Config, boot_buttons: frozenset[str] = frozenset()) -> None:
+        self.cfg = config
+        self.latched: set[str] = set()
+        self.distrusted: set[str] = set()   # "primary" / "secondary"
+        self.position_untrusted = False     # the sensors disagree and neither can be singled out
+        self._angles: deque[float] = deque(maxlen=SPEED_WINDOW + 1)
+        self._overcurrent_since: float | None = None
+        self._held_since: dict[str, float] = {}
+        self._boot_buttons = boot_buttons
+
+    def measured_speed(self, dt: float) -> float | None:
+        if len(self._angles) <= SPEED_WINDOW or dt <= 0:
+            return None
+        return (self._angles[-1] - self._angles[0]) / (SPEED_WINDOW * dt)
+
+    def check(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        """The first new problem found this tick (most severe checks first), or None."""
+        self._angles.append(s.angle)
+        for check in (self._sensors, self._drive, self._brake, self._current, self._switches, self._buttons):
+            det = check(s, inp, dt)
+            if det is not None and det.code not in self.latched:
+                self.latched.add(det.code)
+                if det.good_sensor:
+                    self.distrusted.add("secondary" if det.good_sensor == "primary" else "primary")
+                    self._angles.clear()  # the measured angle changes source: restart the speed window
+                return det
+        return None
+
+    # ---------------------------------------------------------------- the checks
+    def _sensors(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
+        if self.position_untrusted:
+            return None  # already latched; only the upright switch ends the limp home
+        if "primary" in self.distrusted or "secondary" in self.distrusted:
+            good = b if "primary" in self.distrusted else a
+            if good is None:
+                return Detection("sensors_lost", "the remaining angle sensor gives no reading either", "hold")
+            return None
+        if a is None and b is None:
+            return Detection("sensors_lost", "neither angle sensor gives a reading", "hold")
+        if a is None or b is None:
+            good = "secondary" if a is None else "primary"
+            return Detection("sensor_dropout", f"the {'primary' if a is None else 'secondary'} angle sensor "
+                             "gives no reading", "limp_home", good)
+        if abs(a - b) > SENSOR_AGREE_DEG:
+            # The bad one is the one that left the reference: the setpoint while driving (the
+            # table follows it), or the angle where the brake holds the table still.
+            ref = s.setpoint if s.tracking else (s.braked_angle if s.braked_angle is not None else s.angle)
+            da, db = abs(a - ref), abs(b - ref)
+            if abs(da - db) < AMBIGUOUS_DEG:
+                self.position_untrusted = True
+                # While driving, the loop servoes the two sensors' mean onto the setpoint, so a
+                # slowly drifting sensor and the good one sit equally far from it: neither can
+                # be trusted for position. Their mean still measures speed well (a drift is an
+                # offset), so the limp home runs on the mean and stops at the upright switch.
+                return Detection("sensor_disagree", f"primary {a:.1f} vs secondary {b:.1f} deg; cannot tell "
+                                 "which is wrong: limp home on the upright switch", "limp_home")
+            good = "primary" if da < db else "secondary"
+            return Detection("sensor_disagree", f"primary {a:.1f} vs secondary {b:.1f} deg; "
+                             f"trusting the {good}", "limp_home", good)
+        return None
+
+    def _drive(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        v = self.measured_speed(dt)
+        if s.tracking:
+            if v is not None and abs(v) > s.speed_limit + SPEED_MARGIN_DPS:
+                return Detection("runaway", f"moving at {v:.1f} deg/s, limit {s.speed_limit:g}", "hold")
+            if abs(s.angle - s.setpoint) > FOLLOWING_ERROR_DEG:
+                moving = v is not None and abs(v) > 0.5
+                code = "runaway" if moving and (s.angle - s.setpoint) * v > 0 else "stall"
+                return Detection(code, f"following error: measured {s.angle:.1f} deg, setpoint "
+                                 f"{s.setpoint:.1f} deg", "hold")
+        return None
+
+    def _brake(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        if (s.tracking or s.braked_angle is None or s.state in ("estop", "fault", "boot")
+                or self.position_untrusted):  # a drifting reading would look like creep
+            return None
+        if abs(s.angle - s.braked_angle) > CREEP_DEG:
+            if inp.motor_current_a > RUNAWAY_CURRENT_A:
+                return Detection("runaway", f"the driver is on ({inp.motor_current_a:.1f} A) while holding "
+                                 "and the table moves", "hold")
+            return Detection("brake_creep", f"moved {s.angle - s.braked_angle:+.1f} deg while braked",
+                             "emergency_return")
+        return None
+
+    def _current(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        if inp.motor_current_a > OVERCURRENT_A:
+            if self._overcurrent_since is None:
+                self._overcurrent_since = s.now
+            elif s.now - self._overcurrent_since >= OVERCURRENT_S:
+                return Detection("overcurrent", f"{inp.motor_current_a:.1f} A for {OVERCURRENT_S:g} s "
+                                 "(jammed drive)", "hold")
+        else:
+            self._overcurrent_since = None
+        return None
+
+    def _switches(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        up = self.cfg.limits.upright_deg
+        if (inp.upright_switch and s.angle > up + SWITCH_LIE_DEG and s.state != "limp_home"
+                and not self.position_untrusted):
+            # (During a limp home the switch closing is evidence against the one sensor left,
+            # not against the switch: the limp home stops there.)
+            return Detection("upright_switch_stuck", f"upright switch closed at {s.angle:.1f} deg; "
+                             "returning by the angle alone", "emergency_return")
+        if inp.overtravel_tripped:
+            if s.angle < self.cfg.limits.max_angle_deg + 2.0:
+                return Detection("overtravel_switch_open", f"over-travel switch open at {s.angle:.1f} deg "
+                                 "(wire or switch fault)", "emergency_return")
+            return Detection("overtravel", f"over-travel limit reached at {s.angle:.1f} deg", "hold")
+        return None
+
+    def _buttons(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        for name in inp.buttons:
+            since = self._held_since.setdefault(name, s.now)
+            if name in self._boot_buttons or s.now - since > self.cfg.motion.jog_max_s + STUCK_BUTTON_GRACE_S:
+                return Detection(f"button_stuck_{name}", f"{name.upper()} held "
+                                 f"{'since boot' if name in self._boot_buttons else f'{s.now - since:.0f} s'}; "
+                                 "it is ignored", "report")
+        for name in list(self._held_since):
+            if name not in inp.buttons:
+                del self._held_since[name]
+        return None
