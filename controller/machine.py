@@ -34,6 +34,7 @@ SETTLE_DEG = 0.3             # "arrived": within this of the goal ...
 SETTLE_TIMEOUT_S = 1.0       # ... or this long after the profile finished
 LIMP_SPEED_DPS = 2.0         # limp home: slow, on the one sensor still trusted
 LIMP_ACCEL_DPS2 = 2.0
+LIMP_PLAN_FRACTION = 0.75
 LIMP_TIMEOUT_MARGIN_S = 10.0 # limp home gives up (hold + alarm) this long after its ideal time
 LIMP_PAST_UPRIGHT_DEG = 5.0  # with no sensor trusted for position, aim this far past upright
                              # until the upright switch closes
@@ -155,7 +156,8 @@ class Controller:
         self.braked_angle: float | None = None
         self.brake_ok = True           # False after brake creep: the motor holds instead
         self.limp_deadline = 0.0
-        self.limp_final = False        # limp home: the upright switch has closed
+        self.limp_switch_at: tuple[float | None, float | None] | None = None  # sensors when the
+                                       # upright switch closed during a limp home
         self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
         self.return_forced = False     # time limit or boot recovery: STOP cannot pause the return
         self.jog_dir = 0
@@ -289,6 +291,8 @@ class Controller:
         if SEVERITY[det.recovery] > SEVERITY[self.recovery]:
             self.recovery = det.recovery
         self._note(f"fault: {det.code}: {det.reason} ({det.recovery.replace('_', ' ')})")
+        if det.good_sensor and self.inputs is not None:
+            self._measure(self.inputs)  # this tick's angle must not include the sensor just dropped
         if det.code == "brake_creep":
             self.brake_ok = False
         if self.recovery == "hold":
@@ -348,13 +352,17 @@ class Controller:
                 # No sensor is trusted for position: the upright switch marks a known point
                 # (it closes UPRIGHT_SWITCH_WINDOW_DEG before upright); the last stretch is
                 # measured relative to it (a drifting sensor is still right about motion).
-                if inp.upright_switch and not self.limp_final:
-                    self.limp_final = True
-                    self.profile.goal = self.angle - UPRIGHT_SWITCH_WINDOW_DEG + SETTLE_DEG
-                    self.profile_done_t = None
-                elif self.limp_final and self._settled():
-                    self._brake()
-                    self._fire("limp_done")
+                if inp.upright_switch and self.limp_switch_at is None:
+                    self.limp_switch_at = (inp.angle_primary_deg, inp.angle_secondary_deg)
+                elif self.limp_switch_at is not None:
+                    # Travel since the switch closed, by the sensor that moved most: a stuck
+                    # sensor understates it, one drifting the other way stops early (safe side).
+                    travelled = max((start - now_) for start, now_ in
+                                    zip(self.limp_switch_at, (inp.angle_primary_deg, inp.angle_secondary_deg))
+                                    if start is not None and now_ is not None)
+                    if travelled >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG:
+                        self._brake()
+                        self._fire("limp_done")
             elif self._settled() and self.at_upright():
                 self._fire("arrived")
             elif self.now > self.limp_deadline:
@@ -451,7 +459,9 @@ class Controller:
         else:
             vmax, amax = m.max_speed_dps, m.max_accel_dps2
         goal = clamp_target(goal, self.cfg.limits.upright_deg, self.cfg.limits.max_angle_deg)
-        plan_speed = max(vmax - SPEED_MARGIN_DPS, 0.7 * vmax)
+        # Limp home runs on less trustworthy measurement (one sensor, or a drifting mean):
+        # it is planned well below its limit, slow being its whole point.
+        plan_speed = LIMP_PLAN_FRACTION * vmax if limp else max(vmax - SPEED_MARGIN_DPS, 0.7 * vmax)
         if not self.tracking:
             self.profile.reset(self.angle)
             if self.load_known:

@@ -34,8 +34,15 @@ SPEED_MARGIN_DPS = 4.0        # measured speed over the active limit: runaway (n
 SPEED_WINDOW = 10             # ticks over which speed is measured (0.1 s: noise about +-1.5 deg/s peak)
 RUNAWAY_CURRENT_A = 5.0       # current while the drive is commanded to hold: the driver is on
 OVERCURRENT_A = 15.0          # sustained current: jammed drive
+ENVELOPE_GUARD_DEG = 0.4      # measured angle past max_angle_deg while driving: stop on the brake
+                              # (arrivals overshoot < 0.1; a first brake release sags ~0.25)
+SATURATED_DUTY = 0.99         # full duty ...
+SATURATED_S = 0.15            # ... for this long: the drive cannot follow
 OVERCURRENT_S = 0.5
 AMBIGUOUS_DEG = 0.5           # the sensors' distances from the reference differ by less: ambiguous
+RATE_WINDOW = 30              # ticks (0.3 s) over which "this sensor stopped moving" is judged
+STILL_DEG = 0.15              # moved less than this in the window: not moving (noise ~0.1)
+MOVING_DEG = 0.4              # moved more than this: moving
 SWITCH_LIE_DEG = 5.0          # upright switch closed this far from upright: it lies
 STUCK_BUTTON_GRACE_S = 5.0    # a button held this long past the jog cap is stuck
 
@@ -72,9 +79,22 @@ class SafetyMonitor:
         self.distrusted: set[str] = set()   # "primary" / "secondary"
         self.position_untrusted = False     # the sensors disagree and neither can be singled out
         self._angles: deque[float] = deque(maxlen=SPEED_WINDOW + 1)
+        self._raw: deque[tuple[float | None, float | None]] = deque(maxlen=RATE_WINDOW + 1)
         self._overcurrent_since: float | None = None
+        self._saturated_since: float | None = None
+        self._braked_raw: tuple[float | None, float | None] | None = None  # sensors when braked
+        self._braked_at: float | None = None
         self._held_since: dict[str, float] = {}
         self._boot_buttons = boot_buttons
+
+    def _moved(self) -> tuple[float, float] | None:
+        """How far each sensor moved over the rate window (None without a full window)."""
+        if len(self._raw) <= RATE_WINDOW:
+            return None
+        (a0, b0), (a1, b1) = self._raw[0], self._raw[-1]
+        if None in (a0, b0, a1, b1):
+            return None
+        return abs(a1 - a0), abs(b1 - b0)
 
     def measured_speed(self, dt: float) -> float | None:
         if len(self._angles) <= SPEED_WINDOW or dt <= 0:
@@ -84,7 +104,9 @@ class SafetyMonitor:
     def check(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         """The first new problem found this tick (most severe checks first), or None."""
         self._angles.append(s.angle)
-        for check in (self._sensors, self._drive, self._brake, self._current, self._switches, self._buttons):
+        self._raw.append((inp.angle_primary_deg, inp.angle_secondary_deg))
+        for check in (self._sensors, self._drive, self._saturation, self._brake, self._current, self._switches,
+                      self._buttons):
             det = check(s, inp, dt)
             if det is not None and det.code not in self.latched:
                 self.latched.add(det.code)
@@ -116,6 +138,16 @@ class SafetyMonitor:
             ref = s.setpoint if s.tracking else (s.braked_angle if s.braked_angle is not None else s.angle)
             da, db = abs(a - ref), abs(b - ref)
             if abs(da - db) < AMBIGUOUS_DEG:
+                # A stuck sensor gives itself away by not moving while the other one does.
+                moved = self._moved()
+                if moved is not None:
+                    ma, mb = moved
+                    if ma < STILL_DEG and mb > MOVING_DEG:
+                        return Detection("sensor_disagree", f"primary {a:.1f} vs secondary {b:.1f} deg; the "
+                                         "primary stopped moving: trusting the secondary", "limp_home", "secondary")
+                    if mb < STILL_DEG and ma > MOVING_DEG:
+                        return Detection("sensor_disagree", f"primary {a:.1f} vs secondary {b:.1f} deg; the "
+                                         "secondary stopped moving: trusting the primary", "limp_home", "primary")
                 self.position_untrusted = True
                 # While driving, the loop servoes the two sensors' mean onto the setpoint, so a
                 # slowly drifting sensor and the good one sit equally far from it: neither can
@@ -130,6 +162,12 @@ class SafetyMonitor:
 
     def _drive(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         v = self.measured_speed(dt)
+        if (s.tracking and s.angle > self.cfg.limits.max_angle_deg + ENVELOPE_GUARD_DEG
+                and "brake_creep" not in self.latched):  # with a bad brake the motor must keep holding
+            # Normal arrivals overshoot by under 0.1 deg: past this the drive cannot stop the
+            # table (too weak for this user); the brake can.
+            return Detection("envelope", f"{s.angle:.2f} deg is past max_angle_deg "
+                             f"{self.cfg.limits.max_angle_deg:g}: the drive cannot stop the table", "hold")
         if s.tracking:
             if v is not None and abs(v) > s.speed_limit + SPEED_MARGIN_DPS:
                 return Detection("runaway", f"moving at {v:.1f} deg/s, limit {s.speed_limit:g}", "hold")
@@ -144,12 +182,40 @@ class SafetyMonitor:
         if (s.tracking or s.braked_angle is None or s.state in ("estop", "fault", "boot")
                 or self.position_untrusted):  # a drifting reading would look like creep
             return None
-        if abs(s.angle - s.braked_angle) > CREEP_DEG:
+        if self._braked_at != s.braked_angle or self._braked_raw is None:
+            self._braked_at = s.braked_angle
+            self._braked_raw = (inp.angle_primary_deg, inp.angle_secondary_deg)
+        a0, b0 = self._braked_raw
+        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
+        if None in (a0, b0, a, b) or self.distrusted:
+            moved_a = moved_b = abs(s.angle - s.braked_angle)
+        else:
+            moved_a, moved_b = abs(a - a0), abs(b - b0)
+        if (moved_a > CREEP_DEG) != (moved_b > CREEP_DEG) and max(moved_a, moved_b) > 2 * CREEP_DEG:
+            # Only one sensor says the braked table moves: the brake holds and that one lies.
+            good = "secondary" if moved_a > moved_b else "primary"
+            return Detection("sensor_disagree", f"the {'primary' if good == 'secondary' else 'secondary'} "
+                             f"moved {max(moved_a, moved_b):.1f} deg while braked, the {good} did not",
+                             "limp_home", good)
+        if moved_a > CREEP_DEG and moved_b > CREEP_DEG:
             if inp.motor_current_a > RUNAWAY_CURRENT_A:
                 return Detection("runaway", f"the driver is on ({inp.motor_current_a:.1f} A) while holding "
                                  "and the table moves", "hold")
             return Detection("brake_creep", f"moved {s.angle - s.braked_angle:+.1f} deg while braked",
                              "emergency_return")
+        return None
+
+    def _saturation(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        # Normal motion never needs full duty (at most ~0.8 with the heaviest user at the
+        # emergency speed): a saturated drive cannot do what is asked (weak, overloaded).
+        if s.tracking and abs(s.motor_cmd) >= SATURATED_DUTY:
+            if self._saturated_since is None:
+                self._saturated_since = s.now
+            elif s.now - self._saturated_since >= SATURATED_S:
+                return Detection("drive_saturated", f"full duty for {SATURATED_S:g} s: the drive cannot "
+                                 "follow (weak or overloaded)", "hold")
+        else:
+            self._saturated_since = None
         return None
 
     def _current(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:

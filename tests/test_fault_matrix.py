@@ -1,0 +1,80 @@
+"""Every catalogue fault injected during the ramp, the hold, the return and at the highest
+angle (a 136 kg, 198 cm user, the hardest to hold), with the outcome this build claims in
+the README's fault table. The invariant checker runs in every cell; after an injected fault
+its speed bound is the emergency speed.
+"""
+from __future__ import annotations
+
+import pytest
+
+from sim.faults import FAULTS
+from sim.runner import RunResult, run_scenario
+from sim.scenario import scenario_from_dict
+
+# Session: target 60 deg. Ramp ~1..39 s, hold 39..59 s, to rest, rest, return ~78..100 s.
+PHASES = {"ramp": 10.0, "hold": 45.0, "return": 85.0, "highest": 39.5}
+# Where this build cannot keep the speed within the emergency limit before detection:
+# documented in the README fault table (the drive, not the controller, is the hazard).
+SPEED_OVERSHOOT_BEFORE_DETECTION = {"motor_runaway", "motor_weak"}
+HELD = {"motor_stall", "motor_runaway"}                   # end in fault, held on the brake
+# A weak drive either copes (slowly, undetected) and ends upright, or is caught and held.
+COPES_OR_HELD = {"motor_weak"}
+ESTOP = {"estop_wire_break"}                              # the hardwired cut: estop, held
+DETECTED_AS = {
+    "angle_sensor_stuck": "sensor_disagree", "angle_sensor_drift": "sensor_disagree",
+    "angle_sensor_noise": "sensor_disagree", "angle_sensor_dropout": "sensor_dropout",
+    "secondary_sensor_stuck": "sensor_disagree", "brake_failed": "brake_creep",
+    "brake_slip": "brake_creep", "upright_switch_stuck": "upright_switch_stuck",
+    "overtravel_switch_open": "overtravel_switch_open", "button_stuck": "button_stuck_down",
+}
+
+
+def run_cell(fault: str, phase: str) -> RunResult:
+    data = {"scenario": {"name": f"{fault} during {phase}", "duration_s": 260.0, "seed": 1},
+            "user": {"mass_kg": 136.0, "height_cm": 198.0},
+            "config": {"session": {"target_deg": 60.0, "hold_s": 20.0, "rest_s": 5.0, "rest_deg": 0.0}},
+            "events": [{"at_s": 0.5, "do": "set", "input": "ankle_lock", "value": True},
+                       {"at_s": 1.0, "do": "tap", "input": "start"},
+                       {"at_s": PHASES[phase], "do": "fault", "fault": fault}]}
+    return run_scenario(scenario_from_dict(data, "matrix"))
+
+
+@pytest.mark.parametrize("phase", list(PHASES))
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_fault_matrix(fault: str, phase: str) -> None:
+    result = run_cell(fault, phase)
+    s = result.summary
+    states = {r[1] for r in result.rows}
+    detections = [e["message"].split(":")[1].strip() for e in s["events"] if e["message"].startswith("fault:")]
+    injected_at = PHASES[phase]
+    after = [r for r in result.rows if r[0] >= injected_at]
+    # The true angle never leaves the envelope by more than 0.5 deg.
+    assert max(r[2] for r in result.rows) <= 60.5 and min(r[2] for r in result.rows) >= -80.5
+    if fault in SPEED_OVERSHOOT_BEFORE_DETECTION and (detections or fault not in COPES_OR_HELD):
+        assert detections and detections[0] in ("runaway", "stall", "overcurrent", "drive_saturated", "envelope"), detections
+    else:
+        assert result.violations == [], result.violations
+        assert max(abs(r[3]) for r in after) <= 8.0 + 0.05  # the emergency speed
+    if fault in COPES_OR_HELD:
+        held = s["final_state"] == "fault" and result.rows[-1][7] == 1 and result.rows[-1][12] == 1
+        assert held or (s["ended_upright"] and s["final_state"] == "idle" and not detections), s["transitions"]
+    elif fault in HELD:
+        assert s["final_state"] == "fault" and "fault" in states
+        last = result.rows[-1]
+        assert last[6] == 0.0 and last[7] == 1 and last[12] == 1  # motor 0, brake on, alarm
+        assert abs(last[3]) < 0.01
+    elif fault in ESTOP:
+        assert s["final_state"] == "estop" and result.rows[-1][7] == 1
+    else:
+        assert s["ended_upright"] and s["final_state"] == "idle", (s["final_angle_deg"], s["transitions"])
+    if fault in DETECTED_AS:
+        assert DETECTED_AS[fault] in detections, detections
+    if fault.startswith(("angle_sensor", "secondary_sensor")):
+        limp = [r for r in result.rows if r[1] == "limp_home"]
+        assert limp
+        # Slow: once it has slowed from whatever it was doing (at most 8 deg/s at 2 deg/s^2).
+        assert max(abs(r[3]) for r in limp if r[0] > limp[0][0] + 4.0) <= 2.05
+    if fault == "controller_hang":
+        assert "hung" in states and "boot" in {t["to"] for t in s["transitions"][2:]}
+    if fault == "link_loss":
+        assert any("not applicable on backend sim" in e["message"] for e in s["events"])
