@@ -28,6 +28,9 @@ from controller.profile import TrapezoidProfile
 from hal.interfaces import Inputs, Outputs
 
 SELFTEST_S = 0.3            # boot self-test sampling time (motor off, brake on)
+BRAKE_TEST_DUTY = 0.2       # the brake test pushes the motor this hard each way against the
+BRAKE_TEST_S = 0.2          # engaged brake for this long (140 N m at the sim's gearmotor)
+BRAKE_TEST_MOVE_DEG = 0.2   # and the table must not move more than this
 SENSOR_AGREE_BOOT_DEG = 2.0  # the two angle sensors must agree this closely at boot
 SENSOR_AGREE_RUN_DEG = 1.0   # ... and this closely to start a motion (the monitor uses the same)
 SETTLE_DEG = 0.3             # "arrived": within this of the goal ...
@@ -156,6 +159,9 @@ class Controller:
         self.braked_angle: float | None = None
         self.brake_ok = True           # False after brake creep: the motor holds instead
         self.limp_deadline = 0.0
+        self.brake_test_until: float | None = None  # a brake test is running until then
+        self.brake_test_ref = 0.0
+        self.brake_test_moved = 0.0
         self.limp_switch_at: tuple[float | None, float | None] | None = None  # sensors when the
                                        # upright switch closed during a limp home
         self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
@@ -277,14 +283,49 @@ class Controller:
             self._note(f"self-test failed: {self.selftest_problem}")
             self._fire("selftest_failed")
             return
+        if not inp.estop_pressed:
+            if self.brake_test_until is None:
+                self._start_brake_test()
+            if self._brake_test_running():
+                return
         self.selftest_ok = True
-        self._note("self-test passed")
+        self._note("self-test passed" + ("" if self.brake_ok else " except the brake: sessions refused"))
         if not self.at_upright() and not inp.estop_pressed:
             # Unknown time spent inverted (power loss or crash): assume the limit is used up.
             self.return_forced = True
             self.left_upright_t = self.now - self.cfg.session.max_duration_s
             self._note("table not upright at boot: returning the user upright")
         self._fire("selftest_passed")
+
+    def _start_brake_test(self) -> None:
+        self.brake_test_until = self.now + 2 * BRAKE_TEST_S
+        self.brake_test_ref = self.angle
+        self.brake_test_moved = 0.0
+
+    def _brake_test_running(self) -> bool:
+        """Advance the brake test; False once it is over (its verdict is then recorded)."""
+        if self.brake_test_until is None:
+            return False
+        self.brake_test_moved = max(self.brake_test_moved, abs(self.angle - self.brake_test_ref))
+        if self.now < self.brake_test_until:
+            return True
+        self.brake_test_until = None
+        if self.brake_test_moved > BRAKE_TEST_MOVE_DEG:
+            self.brake_ok = False
+            self.monitor.latched.add("brake_test_failed")
+            self.recovery = max(self.recovery, "emergency_return", key=SEVERITY.__getitem__)
+            self._note(f"fault: brake_test_failed: the table moved {self.brake_test_moved:.2f} deg against a "
+                       f"{BRAKE_TEST_DUTY:g} duty push on the brake (emergency return)")
+        else:
+            self._note(f"brake test passed (moved {self.brake_test_moved:.2f} deg)")
+        return False
+
+    @property
+    def brake_test_duty(self) -> float:
+        """+duty for the first half of the brake test, -duty for the second."""
+        if self.brake_test_until is None:
+            return 0.0
+        return BRAKE_TEST_DUTY if self.brake_test_until - self.now > BRAKE_TEST_S else -BRAKE_TEST_DUTY
 
     def _on_detection(self, det: Detection) -> None:
         """Latch a detected fault (with the alarm) and take the safest recovery left."""
@@ -335,7 +376,13 @@ class Controller:
             if state == "holding" and not self.tracking and self.at_upright():
                 self._fire("arrived")
         elif state == "ramp":
-            if self._settled():
+            if self.brake_test_until is not None:
+                if not self._brake_test_running():
+                    if self.brake_ok:
+                        self._move_to(self.cfg.session.target_deg)
+                    else:
+                        self._fire("fault_return")  # at upright: back to idle, sessions refused
+            elif self._settled():
                 self._fire("arrived")
         elif state == "hold":
             if self.now >= self.phase_end_t:
@@ -385,6 +432,10 @@ class Controller:
     def _outputs(self) -> Outputs:
         self.heartbeat = not self.heartbeat
         state = self.state
+        if self.brake_test_until is not None and state in ("boot", "ramp"):
+            self.motor_cmd = self.brake_test_duty
+            return Outputs(motor_cmd=self.motor_cmd, brake=True, alarm=bool(self.monitor.latched),
+                           heartbeat=self.heartbeat, motor_power=True)
         if self.tracking and state not in ("estop", "fault", "boot"):
             self.motor_cmd = self.loop.update(self.profile.pos, self.profile.vel, self.angle,
                                               self.dt, self.profile.vmax, self.profile.acc)
@@ -580,7 +631,10 @@ class Controller:
 
     def on_enter_ramp(self) -> None:
         self._start_session_clock()
-        self._move_to(self.cfg.session.target_deg)
+        if self.fire_source == "idle":
+            self._start_brake_test()  # before every session; the ramp starts when it passes
+        else:
+            self._move_to(self.cfg.session.target_deg)
 
     def on_enter_hold(self) -> None:
         self._brake()
@@ -589,6 +643,9 @@ class Controller:
     def on_enter_rest(self) -> None:
         self.rest_timing = False
         self._move_to(self.cfg.session.rest_deg)
+
+    def on_exit_ramp(self) -> None:
+        self.brake_test_until = None  # a pre-session brake test interrupted by STOP or e-stop
 
     def on_exit_paused(self) -> None:
         self.paused_from = ""

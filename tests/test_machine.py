@@ -29,7 +29,7 @@ class Driver:
         self.t = 0.0
         self.ctrl = Controller(config or Config(), 0.0)
         self.out = self.tick(angle, **kw)
-        while self.t < SELFTEST_S + 0.02:
+        while self.ctrl.state == "boot" and self.t < 2.0:
             self.out = self.tick(angle, **kw)
 
     def tick(self, angle: float | None = None, **kw: object):  # noqa: ANN201
@@ -53,10 +53,37 @@ def test_machine_follows_transitions_guidance() -> None:
     assert ctrl.state == "boot"
 
 
-def test_boot_upright_goes_idle_after_selftest_with_motor_off() -> None:
+def test_boot_upright_goes_idle_after_selftest_and_brake_test() -> None:
     d = Driver()
-    assert d.ctrl.state == "idle" and d.ctrl.selftest_ok
+    assert d.ctrl.state == "idle" and d.ctrl.selftest_ok and d.ctrl.brake_ok
     assert d.out.motor_cmd == 0.0 and d.out.brake
+    assert any(e.message.startswith("brake test passed") for e in d.ctrl.events)
+
+
+def test_boot_brake_test_pushes_both_ways_with_the_brake_on() -> None:
+    ctrl = Controller(Config(), 0.0)
+    seen = []
+    t = 0.0
+    while ctrl.state == "boot":
+        t += 0.01
+        out = ctrl.update(t, inputs())
+        seen.append((round(out.motor_cmd, 3), out.brake, out.motor_power))
+    pushes = [x for x in seen if x[0] != 0.0]
+    assert {x[0] for x in pushes} == {0.2, -0.2}
+    assert all(brake and power for _, brake, power in pushes)  # always against the engaged brake
+
+
+def test_a_brake_that_slips_in_the_boot_test_refuses_sessions() -> None:
+    ctrl = Controller(Config(), 0.0)
+    t = 0.0
+    while ctrl.state == "boot" and t < 2.0:
+        t += 0.01
+        slip = UP + (0.5 if t > SELFTEST_S + 0.1 else 0.0)  # the table moves under the push
+        ctrl.update(t, inputs(slip))
+    assert not ctrl.brake_ok and "brake_test_failed" in ctrl.monitor.latched
+    ctrl.update(t + 0.01, inputs(UP + 0.5, buttons=("start",)))
+    assert ctrl.state != "ramp"
+    assert any("latched fault: brake_test_failed" in e.message for e in ctrl.events)
 
 
 @pytest.mark.parametrize("kw,reason", [
@@ -91,12 +118,16 @@ def test_start_is_refused_with_the_reason_without_ankle_lock() -> None:
     assert any(e.message.startswith("refused jog down: ankle lock not confirmed") for e in d.ctrl.events)
 
 
-def test_start_runs_the_program_with_brake_released() -> None:
+def test_start_tests_the_brake_then_runs_the_program_with_brake_released() -> None:
     d = Driver()
     d.tap("start")
     assert d.ctrl.state == "ramp"
     out = d.tick()
-    assert not out.brake and out.motor_cmd > 0.0  # toward inversion
+    assert out.brake and out.motor_cmd == 0.2  # the pre-session brake test pushes first
+    for _ in range(40):
+        out = d.tick()
+    assert not out.brake and out.motor_cmd > 0.0  # then the ramp, toward inversion
+    assert sum(e.message.startswith("brake test passed") for e in d.ctrl.events) == 2  # boot + session
 
 
 @pytest.mark.parametrize("setup", ["ramp", "jogging", "paused", "emergency_return"])
@@ -152,6 +183,8 @@ def test_time_limit_forces_a_return_that_stop_cannot_pause() -> None:
     d = Driver(config=cfg)
     d.tap("start")
     start_t = d.t
+    for _ in range(100):
+        d.tick()  # brake test, then off upright
     d.tap("stop")
     assert d.ctrl.state == "paused"
     while d.t < 12.0 and d.ctrl.state == "paused":

@@ -69,7 +69,7 @@ do = "set"
 input = "ankle_lock"
 value = true
 [[events]]
-at_s = 0.5
+at_s = 1.0
 do = "tap"
 input = "start"
 """)
@@ -84,7 +84,9 @@ def test_nothing_moves_without_the_ankle_lock(tmp_path: Path) -> None:
     assert run.code == 0
     locked_at = first(run, lambda r: r["ankle_locked"] == 1)["t_s"]
     before = [r for r in run.trace if r["t_s"] < locked_at]
-    assert all(abs(r["velocity_dps"]) < 0.01 and r["motor_cmd"] == 0.0 and r["brake"] == 1 for r in before)
+    # Nothing moves; the motor only pushes (boot brake test) against the engaged brake.
+    assert all(abs(r["velocity_dps"]) < 0.01 and r["brake"] == 1 for r in before)
+    assert all(r["motor_cmd"] == 0.0 for r in before if r["state"] != "boot")
     assert {r["state"] for r in before} <= {"boot", "idle"}
     messages = [e["message"] for e in run.summary["events"]]
     assert "refused start: ankle lock not confirmed" in messages
@@ -220,5 +222,5 @@ def test_a_hung_controller_stops_the_motor_and_the_restart_brings_the_user_uprig
     assert all(abs(r["velocity_dps"]) < 0.01 for r in hung if r["t_s"] >= 20.5)
     assert max(r["angle_deg"] for r in hung) - hung[0]["angle_deg"] < TOL  # 100 ms at 4 deg/s, then the brake
     assert transition_time(run, "boot", "service_restart") == pytest.approx(25.0)
-    assert transition_time(run, "returning", "selftest_passed") == pytest.approx(25.3, abs=0.011)
+    assert transition_time(run, "returning", "selftest_passed") == pytest.approx(25.7, abs=0.011)  # + self-test
     assert run.summary["final_state"] == "idle" and run.summary["ended_upright"]
