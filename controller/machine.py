@@ -28,9 +28,13 @@ from controller.profile import TrapezoidProfile
 from hal.interfaces import Inputs, Outputs
 
 SELFTEST_S = 0.3            # boot self-test sampling time (motor off, brake on)
-BRAKE_TEST_DUTY = 0.2       # the brake test pushes the motor this hard each way against the
-BRAKE_TEST_S = 0.2          # engaged brake for this long (140 N m at the sim's gearmotor)
-BRAKE_TEST_MOVE_DEG = 0.2   # and the table must not move more than this
+# The brake test, run at upright only (at boot, and before every session): the motor pushes
+# toward inversion against the engaged brake. At upright gravity always pulls toward upright
+# (the user lies above the pivot axis) and the brake is seen holding that at rest; pushing
+# toward upright would only add to gravity, and a failed brake would then let the table run.
+BRAKE_TEST_DUTY = 0.35      # 245 N m at the sim's gearmotor: a net 55-210 N m over the user range
+BRAKE_TEST_S = 0.3
+BRAKE_TEST_MOVE_DEG = 0.2   # the table must not move more than this (it stops pushing at once)
 SENSOR_AGREE_BOOT_DEG = 2.0  # the two angle sensors must agree this closely at boot
 SENSOR_AGREE_RUN_DEG = 1.0   # ... and this closely to start a motion (the monitor uses the same)
 SETTLE_DEG = 0.3             # "arrived": within this of the goal ...
@@ -283,7 +287,7 @@ class Controller:
             self._note(f"self-test failed: {self.selftest_problem}")
             self._fire("selftest_failed")
             return
-        if not inp.estop_pressed:
+        if not inp.estop_pressed and self.at_upright():
             if self.brake_test_until is None:
                 self._start_brake_test()
             if self._brake_test_running():
@@ -297,8 +301,14 @@ class Controller:
             self._note("table not upright at boot: returning the user upright")
         self._fire("selftest_passed")
 
+    def _brake_failed(self) -> None:
+        """The brake does not hold: the motor takes over holding from now on. (Seeding the
+        motor's load estimate from the creep speed was tried and measured worse: the speed of
+        a table that has only just begun to creep is too noisy to be a prior.)"""
+        self.brake_ok = False
+
     def _start_brake_test(self) -> None:
-        self.brake_test_until = self.now + 2 * BRAKE_TEST_S
+        self.brake_test_until = self.now + BRAKE_TEST_S
         self.brake_test_ref = self.angle
         self.brake_test_moved = 0.0
 
@@ -307,11 +317,12 @@ class Controller:
         if self.brake_test_until is None:
             return False
         self.brake_test_moved = max(self.brake_test_moved, abs(self.angle - self.brake_test_ref))
-        if self.now < self.brake_test_until:
+        # Stop pushing the moment the table moves: the test must not drive a bad brake.
+        if self.now < self.brake_test_until and self.brake_test_moved <= BRAKE_TEST_MOVE_DEG:
             return True
         self.brake_test_until = None
         if self.brake_test_moved > BRAKE_TEST_MOVE_DEG:
-            self.brake_ok = False
+            self._brake_failed()
             self.monitor.latched.add("brake_test_failed")
             self.recovery = max(self.recovery, "emergency_return", key=SEVERITY.__getitem__)
             self._note(f"fault: brake_test_failed: the table moved {self.brake_test_moved:.2f} deg against a "
@@ -322,10 +333,7 @@ class Controller:
 
     @property
     def brake_test_duty(self) -> float:
-        """+duty for the first half of the brake test, -duty for the second."""
-        if self.brake_test_until is None:
-            return 0.0
-        return BRAKE_TEST_DUTY if self.brake_test_until - self.now > BRAKE_TEST_S else -BRAKE_TEST_DUTY
+        return 0.0 if self.brake_test_until is None else BRAKE_TEST_DUTY
 
     def _on_detection(self, det: Detection) -> None:
         """Latch a detected fault (with the alarm) and take the safest recovery left."""
@@ -335,7 +343,7 @@ class Controller:
         if det.good_sensor and self.inputs is not None:
             self._measure(self.inputs)  # this tick's angle must not include the sensor just dropped
         if det.code == "brake_creep":
-            self.brake_ok = False
+            self._brake_failed()
         if self.recovery == "hold":
             self._fire("fault")
         elif self.recovery == "limp_home":
@@ -505,6 +513,8 @@ class Controller:
         m = self.cfg.motion
         if limp:
             vmax, amax = min(LIMP_SPEED_DPS, m.max_speed_dps), min(LIMP_ACCEL_DPS2, m.max_accel_dps2)
+            if self.tracking:  # never brake a motion more gently than the profile it takes over
+                amax = max(amax, self.profile.amax)
         elif emergency:
             vmax, amax = m.emergency_speed_dps, m.emergency_accel_dps2
         else:

@@ -28,11 +28,12 @@ SENSOR_AGREE_DEG = 1.0        # the two angle sensors must agree this closely (n
                               # a stuck sensor halves the fused angle's motion and fools the load
                               # observer into speeding the table up, so it must be caught early
 FOLLOWING_ERROR_DEG = 3.0     # measured vs setpoint while driving
-CREEP_DEG = 0.3               # movement allowed while the brake holds (the fused angle's noise
+CREEP_DEG = 0.25              # movement allowed while the brake holds (the fused angle's noise
                               # peaks near 0.1)
 SPEED_MARGIN_DPS = 4.0        # measured speed over the active limit: runaway (noise peaks ~1.5)
 SPEED_WINDOW = 10             # ticks over which speed is measured (0.1 s: noise about +-1.5 deg/s peak)
-RUNAWAY_CURRENT_A = 5.0       # current while the drive is commanded to hold: the driver is on
+RUNAWAY_CURRENT_A = 10.0      # current while braked and moving: the driver is on (a runaway draws
+                              # ~20 A; the brake test's push 7 A)
 OVERCURRENT_A = 15.0          # sustained current: jammed drive
 ENVELOPE_GUARD_DEG = 0.4      # measured angle past max_angle_deg while driving: stop on the brake
                               # (arrivals overshoot < 0.1; a first brake release sags ~0.25)

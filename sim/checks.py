@@ -137,7 +137,9 @@ class InvariantChecker:
                 self._lock_ceiling = r.angle + v_down * v_down / (2.0 * accel) + OVERSHOOT_TOL_DEG
             elif r.vel < 0.0:
                 self._lock_ceiling = min(self._lock_ceiling, r.angle + OVERSHOOT_TOL_DEG)
-            if r.angle > self._lock_ceiling:
+            # Returning to upright from beyond it is never "toward inversion" in any sense
+            # that matters: the ceiling is never below upright itself.
+            if r.angle > max(self._lock_ceiling, lim.upright_deg + UPRIGHT_TOL_DEG):
                 self._violate("ankle_lock", r.t, f"tilted to {r.angle:.2f} deg toward inversion without the ankle lock")
             if prev is not None and prev.angle <= lim.upright_deg + LEAVE_TOL_DEG < r.angle and prev.state == "idle":
                 self._violate("ankle_lock", r.t, "left upright without the ankle lock")

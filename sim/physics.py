@@ -13,7 +13,10 @@ Model:
   the torque is ``m g (r cos(theta) + e sin(theta))``.
 - DC gearmotor at the output shaft: linear speed/torque curve
   ``tau = stall * (cmd - omega / no_load)``; current proportional to torque plus the
-  no-load current. No torque when its enable is off (e-stop, dead-man, power cut).
+  no-load current. When the drive is not enabled (e-stop, dead-man, power cut, supply
+  relay open) a normally-closed contact shorts the windings: no drive torque, but the
+  back-EMF still brakes any motion (``tau = -stall * omega / no_load``), so even with a
+  failed brake the table can only slide slowly.
 - Brake: spring-applied, so engaged whenever it is commanded *or* unpowered; holds up
   to ``brake_torque`` statically and decelerates with it when slipping.
 - Friction: viscous plus Coulomb, with stiction at rest.
@@ -103,6 +106,7 @@ class TablePhysics:
             # would compute step by step, at a fraction of the cost (long holds on the brake).
             th = angle * RAD
             drive = (stall * cmd if motor_enabled else 0.0) + m_g * (r * math.cos(th) + e * math.sin(th))
+            # (at rest the shorted windings give no torque: the same either way)
             if abs(drive) <= coul + (brake_t if brake_engaged else 0.0):
                 self.current = (p.no_load_current_a + p.stall_current_a * abs(cmd) * self.torque_scale
                                 if motor_enabled and cmd != 0.0 else 0.0)
@@ -110,7 +114,7 @@ class TablePhysics:
         for _ in range(n):
             th = angle * RAD
             tau_g = m_g * (r * math.cos(th) + e * math.sin(th))
-            tau_m = stall * (cmd - vel / w0) if motor_enabled else 0.0
+            tau_m = stall * (cmd - vel / w0)  # cmd is 0 when not enabled: shorted windings brake
             drive = tau_m + tau_g
             if vel == 0.0:
                 # At rest: stiction and the brake hold while they can.

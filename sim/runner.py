@@ -161,8 +161,9 @@ class Simulation:
                    controller.setpoint, out.motor_cmd, int(brake), goal, sp_vel, controller.speed_limit,
                    controller.accel_limit, int(out.alarm), int(inputs.estop_pressed), int(inputs.ankle_locked),
                    1, controller.session_elapsed_s, inputs.motor_current_a)
+            commanded_brake = out.brake or table.estop_circuit_open  # what software and wiring ask for
             self.checker.feed(Row(now, state, table.physics.angle, table.physics.vel, sp_vel, goal, tracking,
-                                  controller.speed_limit, controller.accel_limit, out.motor_cmd, brake,
+                                  controller.speed_limit, controller.accel_limit, out.motor_cmd, commanded_brake,
                                   inputs.estop_pressed, inputs.ankle_locked, True))
         else:
             angle = table.physics.angle

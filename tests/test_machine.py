@@ -60,7 +60,7 @@ def test_boot_upright_goes_idle_after_selftest_and_brake_test() -> None:
     assert any(e.message.startswith("brake test passed") for e in d.ctrl.events)
 
 
-def test_boot_brake_test_pushes_both_ways_with_the_brake_on() -> None:
+def test_boot_brake_test_pushes_toward_inversion_against_the_brake() -> None:
     ctrl = Controller(Config(), 0.0)
     seen = []
     t = 0.0
@@ -69,7 +69,7 @@ def test_boot_brake_test_pushes_both_ways_with_the_brake_on() -> None:
         out = ctrl.update(t, inputs())
         seen.append((round(out.motor_cmd, 3), out.brake, out.motor_power))
     pushes = [x for x in seen if x[0] != 0.0]
-    assert {x[0] for x in pushes} == {0.2, -0.2}
+    assert {x[0] for x in pushes} == {0.35} and len(pushes) == 30  # 0.3 s, against gravity at upright
     assert all(brake and power for _, brake, power in pushes)  # always against the engaged brake
 
 
@@ -123,7 +123,7 @@ def test_start_tests_the_brake_then_runs_the_program_with_brake_released() -> No
     d.tap("start")
     assert d.ctrl.state == "ramp"
     out = d.tick()
-    assert out.brake and out.motor_cmd == 0.2  # the pre-session brake test pushes first
+    assert out.brake and out.motor_cmd == 0.35  # the pre-session brake test pushes first
     for _ in range(40):
         out = d.tick()
     assert not out.brake and out.motor_cmd > 0.0  # then the ramp, toward inversion
