@@ -142,13 +142,11 @@ class SafetyMonitor:
                 # A stuck sensor gives itself away by not moving while the other one does.
                 moved = self._moved()
                 if moved is not None:
-                    ma, mb = moved
-                    if ma < STILL_DEG and mb > MOVING_DEG:
-                        return Detection("sensor_disagree", f"primary {a:.1f} vs secondary {b:.1f} deg; the "
-                                         "primary stopped moving: trusting the secondary", "limp_home", "secondary")
-                    if mb < STILL_DEG and ma > MOVING_DEG:
-                        return Detection("sensor_disagree", f"primary {a:.1f} vs secondary {b:.1f} deg; the "
-                                         "secondary stopped moving: trusting the primary", "limp_home", "primary")
+                    for bad, good, m_bad, m_good in (("primary", "secondary", *moved),
+                                                     ("secondary", "primary", *reversed(moved))):
+                        if m_bad < STILL_DEG and m_good > MOVING_DEG:
+                            return Detection("sensor_disagree", f"primary {a:.1f} vs secondary {b:.1f} deg; the "
+                                             f"{bad} stopped moving: trusting the {good}", "limp_home", good)
                 self.position_untrusted = True
                 # While driving, the loop servoes the two sensors' mean onto the setpoint, so a
                 # slowly drifting sensor and the good one sit equally far from it: neither can

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from controller.clock import RealTimeClock
 from controller.config import Config
-from sim.runner import PERIOD_S, Simulation, write_trace
+from sim.runner import Simulation, write_trace
 from sim.scenario import Scenario
 
 
