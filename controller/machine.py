@@ -223,7 +223,9 @@ class Controller:
             return
         if inp.estop_pressed and self.state not in ("estop", "fault"):
             self._fire("estop")
-        if self.state not in ("estop", "fault"):
+        if self.state != "fault":
+            # Also in e-stop: a sensor that goes bad meanwhile is latched now (with the alarm;
+            # nothing moves), and its recovery bounds whatever motion leaves the e-stop.
             det = self.monitor.check(Snapshot(now, self.state, self.tracking, self.profile.pos, self.speed_limit,
                                               self.motor_cmd, self.angle, None if self.tracking else self.braked_angle),
                                      inp, dt)
@@ -344,6 +346,8 @@ class Controller:
             self._measure(self.inputs)  # this tick's angle must not include the sensor just dropped
         if det.code == "brake_creep":
             self._brake_failed()
+        if self.state == "estop":
+            return  # nothing moves in e-stop; the recovery applies when it is left
         if self.recovery == "hold":
             self._fire("fault")
         elif self.recovery == "limp_home":
