@@ -30,7 +30,7 @@ TRACE_COLUMNS = (
     "t_s", "state", "angle_deg", "velocity_dps", "sensor_deg", "setpoint_deg", "motor_cmd", "brake",
     # extensions:
     "goal_deg", "setpoint_vel_dps", "speed_limit_dps", "accel_limit_dps2", "alarm", "estop_in",
-    "ankle_locked", "powered", "session_s", "motor_current_a",
+    "ankle_locked", "powered", "session_s", "motor_current_a", "faults",
 )
 
 
@@ -140,7 +140,7 @@ class Simulation:
             out = table.outputs
             row = (now, "hung", angle, table.physics.vel, None, angle, out.motor_cmd, int(table.brake_engaged),
                    None, 0.0, 0.0, 0.0, int(out.alarm), int(table.estop_circuit_open),
-                   int(table.ankle_lock_closed), 1, 0.0, table.physics.current)
+                   int(table.ankle_lock_closed), 1, 0.0, table.physics.current, "")
             self.checker.feed(Row(now, "hung", angle, table.physics.vel, 0.0, None, False, 0.0, 0.0,
                                   out.motor_cmd, table.brake_engaged, table.estop_circuit_open,
                                   table.ankle_lock_closed, True))
@@ -160,7 +160,8 @@ class Simulation:
             row = (now, state, table.physics.angle, table.physics.vel, inputs.angle_primary_deg,
                    controller.setpoint, out.motor_cmd, int(brake), goal, sp_vel, controller.speed_limit,
                    controller.accel_limit, int(out.alarm), int(inputs.estop_pressed), int(inputs.ankle_locked),
-                   1, controller.session_elapsed_s, inputs.motor_current_a)
+                   1, controller.session_elapsed_s, inputs.motor_current_a,
+                   ";".join(sorted(controller.monitor.latched)))
             commanded_brake = out.brake or table.estop_circuit_open  # what software and wiring ask for
             self.checker.feed(Row(now, state, table.physics.angle, table.physics.vel, sp_vel, goal, tracking,
                                   controller.speed_limit, controller.accel_limit, out.motor_cmd, commanded_brake,
@@ -168,7 +169,7 @@ class Simulation:
         else:
             angle = table.physics.angle
             row = (now, "power_off", angle, table.physics.vel, None, angle, 0.0, 1, None, 0.0, 0.0, 0.0, 0,
-                   int(table.estop_circuit_open), int(table.ankle_lock_closed), 0, 0.0, 0.0)
+                   int(table.estop_circuit_open), int(table.ankle_lock_closed), 0, 0.0, 0.0, "")
             self.checker.feed(Row(now, "power_off", angle, table.physics.vel, 0.0, None, False, 0.0, 0.0, 0.0,
                                   True, table.estop_circuit_open, table.ankle_lock_closed, False))
         self.result.rows.append(row)

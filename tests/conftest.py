@@ -48,7 +48,7 @@ def read_trace(path: Path) -> list[dict]:
         rows = list(csv.DictReader(fh))
     for r in rows:
         for key, value in r.items():
-            if key != "state":
+            if key not in ("state", "faults"):
                 r[key] = float(value) if value != "" else None
     return rows
 

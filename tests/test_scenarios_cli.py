@@ -236,6 +236,7 @@ def test_a_failed_brake_is_caught_and_the_motor_brings_the_user_up_and_holds(tmp
     assert transition_time(run, "emergency_return") == pytest.approx(detected, abs=0.011)
     assert max(r["angle_deg"] for r in run.trace) <= 45.0 + TOL
     assert all(r["alarm"] == 1 for r in run.trace if r["t_s"] >= detected)  # latched with the alarm
+    assert all(r["faults"] == "brake_creep" for r in run.trace if r["t_s"] >= detected)  # and in the trace
     idle_after = [r for r in run.trace if r["t_s"] > transition_time(run, "idle", "arrived")]
     assert all(abs(r["angle_deg"] - (-80.0)) < 1.0 for r in idle_after)  # the motor, not the brake, holds
     assert any(e["message"] == "refused start: latched fault: brake_creep" for e in run.summary["events"])
