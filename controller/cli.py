@@ -23,12 +23,9 @@ BACKENDS = ("sim", "gpio-mock", "serial")
 AVAILABLE_BACKENDS = ("sim",)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse exits 2 on bad arguments already; keep its message, prefix the program."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="invtable", description="Motorized inversion table controller and simulator.")
+    # argparse already exits 2 on bad arguments, with the usage and the reason.
+    p = argparse.ArgumentParser(prog="invtable", description="Motorized inversion table controller and simulator.")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = sub.add_parser("demo", help="a first-time session on the simulator with a live view, summary, trace and plot")
@@ -135,14 +132,13 @@ def cmd_sim(args: argparse.Namespace) -> int:
         problems = exc.problems + problems
     if problems:
         return _fail_input(problems)
-    on_progress = None
     if args.realtime:
         from controller.view import LiveView
         view = LiveView(f"invtable sim {args.scenario.name} (real time)", stream=sys.stderr)
         with view:
             result = run_scenario(scenario, realtime=True, on_progress=view.update)
     else:
-        result = run_scenario(scenario, on_progress=on_progress)
+        result = run_scenario(scenario)
     _report(result)
     _write_outputs(result, args.trace, args.summary, args.plot)
     for line in result.summary["violations"]:

@@ -15,17 +15,17 @@ Design rules (DESIGN sections 3-4):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 from transitions import Machine
 
 from controller.config import Config
 from controller.limits import (clamp_target, has_left_upright, is_upright, sensors_agree)
-from controller.monitor import SEVERITY, Detection, SafetyMonitor, Snapshot
+from controller.monitor import SENSOR_AGREE_DEG, SEVERITY, Detection, SafetyMonitor, Snapshot
 from controller.motor_loop import PositionLoop
 from controller.profile import TrapezoidProfile
-from hal.interfaces import Inputs, Outputs
+from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
 
 SELFTEST_S = 0.3            # boot self-test sampling time (motor off, brake on)
 # The brake test, run at upright only (at boot, and before every session): the motor pushes
@@ -36,7 +36,6 @@ BRAKE_TEST_DUTY = 0.35      # 245 N m at the sim's gearmotor: a net 55-210 N m o
 BRAKE_TEST_S = 0.3
 BRAKE_TEST_MOVE_DEG = 0.2   # the table must not move more than this (it stops pushing at once)
 SENSOR_AGREE_BOOT_DEG = 2.0  # the two angle sensors must agree this closely at boot
-SENSOR_AGREE_RUN_DEG = 1.0   # ... and this closely to start a motion (the monitor uses the same)
 SETTLE_DEG = 0.3             # "arrived": within this of the goal ...
 SETTLE_TIMEOUT_S = 1.0       # ... or this long after the profile finished
 LIMP_SPEED_DPS = 2.0         # limp home: slow, on the one sensor still trusted
@@ -53,7 +52,7 @@ SPEED_MARGIN_DPS = 0.25
 
 # (name, description) -- the description feeds the generated state diagram.
 STATES: list[tuple[str, str]] = [
-    ("boot", "self-test: motor off, brake on"),
+    ("boot", "self-test on the brake: sensor checks, then the brake test"),
     ("idle", "upright and ready"),
     ("jogging", "hold-to-run UP or DOWN"),
     ("holding", "stopped off upright on the brake"),
@@ -65,7 +64,7 @@ STATES: list[tuple[str, str]] = [
     ("emergency_return", "latched, emergency profile to upright"),
     ("limp_home", "fault: slowly upright on the one sensor still trusted"),
     ("estop", "latched: motor off, brake on"),
-    ("fault", "latched: motor off, brake on, alarm"),
+    ("fault", "latched hold: motor off, supply relay open, brake on, alarm"),
 ]
 STATE_NAMES = [s for s, _ in STATES]
 SESSION_STATES = ("ramp", "hold", "rest")
@@ -111,7 +110,7 @@ TRANSITIONS: list[dict] = [
     dict(trigger="arrived", source=["returning", "emergency_return"], dest="idle", conditions="at_upright"),
     # Safety monitor recoveries (a latched fault chooses the safest means left).
     dict(trigger="fault_return", source=["idle"] + list(LOCK_GUARDED), dest="emergency_return"),
-    dict(trigger="fault_limp", source=["idle", "emergency_return"] + list(LOCK_GUARDED), dest="limp_home"),
+    dict(trigger="fault_limp", source=["emergency_return"] + list(LOCK_GUARDED), dest="limp_home"),
     dict(trigger="arrived", source="limp_home", dest="idle", conditions="at_upright"),
     dict(trigger="limp_done", source="limp_home", dest="idle"),  # ended by the upright switch
 ]
@@ -197,7 +196,7 @@ class Controller:
         except Exception as exc:  # noqa: BLE001 - the last line of defence must catch everything
             self._fail_safe(f"internal_error: {type(exc).__name__}: {exc}")
             self.heartbeat = not self.heartbeat
-            return Outputs(motor_cmd=0.0, brake=True, alarm=True, heartbeat=self.heartbeat)
+            return replace(SAFE_OUTPUTS, heartbeat=self.heartbeat)
 
     @property
     def session_elapsed_s(self) -> float:
@@ -211,14 +210,14 @@ class Controller:
     def _tick(self, now: float, inp: Inputs) -> None:
         dt = self.dt = now - self.now
         self.now = now
+        if self.inputs is None:  # the first update: buttons held now are held from boot
+            self.monitor.held_at_boot = set(inp.buttons)
         self.inputs = inp
         self._measure(inp)
         pressed = inp.buttons - self.prev_buttons
         self.prev_buttons = inp.buttons
 
         if self.state == "boot":
-            if self.now == self.boot_t or not self.monitor._boot_buttons:
-                self.monitor._boot_buttons = self.monitor._boot_buttons | inp.buttons
             self._selftest(inp)
             return
         if inp.estop_pressed and self.state not in ("estop", "fault"):
@@ -324,11 +323,8 @@ class Controller:
             return True
         self.brake_test_until = None
         if self.brake_test_moved > BRAKE_TEST_MOVE_DEG:
-            self._brake_failed()
-            self.monitor.latched.add("brake_test_failed")
-            self.recovery = max(self.recovery, "emergency_return", key=SEVERITY.__getitem__)
-            self._note(f"fault: brake_test_failed: the table moved {self.brake_test_moved:.2f} deg against a "
-                       f"{BRAKE_TEST_DUTY:g} duty push on the brake (emergency return)")
+            self._on_detection(Detection("brake_test_failed", f"the table moved {self.brake_test_moved:.2f} deg "
+                                         f"against a {BRAKE_TEST_DUTY:g} duty push on the brake", "emergency_return"))
         else:
             self._note(f"brake test passed (moved {self.brake_test_moved:.2f} deg)")
         return False
@@ -338,13 +334,15 @@ class Controller:
         return 0.0 if self.brake_test_until is None else BRAKE_TEST_DUTY
 
     def _on_detection(self, det: Detection) -> None:
-        """Latch a detected fault (with the alarm) and take the safest recovery left."""
+        """Latch a detected fault (with the alarm) and take the safest recovery left. Every
+        fault goes through here, whether the monitor or the controller found it."""
+        self.monitor.latched.add(det.code)
         if SEVERITY[det.recovery] > SEVERITY[self.recovery]:
             self.recovery = det.recovery
         self._note(f"fault: {det.code}: {det.reason} ({det.recovery.replace('_', ' ')})")
         if det.good_sensor and self.inputs is not None:
             self._measure(self.inputs)  # this tick's angle must not include the sensor just dropped
-        if det.code == "brake_creep":
+        if det.code in ("brake_creep", "brake_test_failed"):
             self._brake_failed()
         if self.state == "estop":
             return  # nothing moves in e-stop; the recovery applies when it is left
@@ -389,11 +387,9 @@ class Controller:
                 self._fire("arrived")
         elif state == "ramp":
             if self.brake_test_until is not None:
-                if not self._brake_test_running():
-                    if self.brake_ok:
-                        self._move_to(self.cfg.session.target_deg)
-                    else:
-                        self._fire("fault_return")  # at upright: back to idle, sessions refused
+                # A failed test has already returned (to idle: sessions refused).
+                if not self._brake_test_running() and self.brake_ok:
+                    self._move_to(self.cfg.session.target_deg)
             elif self._settled():
                 self._fire("arrived")
         elif state == "hold":
@@ -407,7 +403,9 @@ class Controller:
             elif self.rest_timing and self.now >= self.phase_end_t:
                 self._fire("phase_done")
         elif state == "limp_home":
-            if self.monitor.position_untrusted:
+            if self.now > self.limp_deadline:
+                self._on_detection(Detection("limp_timeout", "limp home did not reach upright in time", "hold"))
+            elif self.monitor.position_untrusted:
                 # No sensor is trusted for position: the upright switch marks a known point
                 # (it closes UPRIGHT_SWITCH_WINDOW_DEG before upright); the last stretch is
                 # measured relative to it (a drifting sensor is still right about motion).
@@ -424,16 +422,13 @@ class Controller:
                         self._fire("limp_done")
             elif self._settled() and self.at_upright():
                 self._fire("arrived")
-            elif self.now > self.limp_deadline:
-                self._note("fault: limp_timeout: limp home did not reach upright in time (hold)")
-                self.recovery = "hold"
-                self._fire("fault")
         elif state in ("returning", "emergency_return"):
             if self._settled() or (inp.upright_switch and self.at_upright() and self.profile.done):
                 if self.at_upright():
                     self._fire("arrived")
                 else:  # the profile is done but the table is not there: never call that idle
-                    self._fault(f"return_incomplete: stopped at {self.angle:.1f} deg, not upright")
+                    self._on_detection(Detection("return_incomplete", f"stopped at {self.angle:.1f} deg, "
+                                                 "not upright", "hold"))
 
     def _settled(self) -> bool:
         if not self.tracking or self.profile_done_t is None:
@@ -483,10 +478,6 @@ class Controller:
         self.events.append(record)
         if self.on_event:
             self.on_event(record)
-
-    def _fault(self, reason: str) -> None:
-        self._note(f"fault: {reason}")
-        self._fire("fault")
 
     def _fail_safe(self, reason: str) -> None:
         """Last resort after an exception: stop, brake, latch fault, whatever state we were in."""
@@ -569,7 +560,7 @@ class Controller:
             problems.append("latched fault: " + ", ".join(sorted(self.monitor.latched)))
         if inp.angle_primary_deg is None or inp.angle_secondary_deg is None:
             problems.append("an angle sensor gives no reading")
-        elif not sensors_agree(inp.angle_primary_deg, inp.angle_secondary_deg, SENSOR_AGREE_RUN_DEG):
+        elif not sensors_agree(inp.angle_primary_deg, inp.angle_secondary_deg, SENSOR_AGREE_DEG):
             problems.append("angle sensors disagree")
         if inp.overtravel_tripped:
             problems.append("over-travel switch open")
@@ -681,13 +672,12 @@ class Controller:
 
     def on_enter_limp_home(self) -> None:
         self.return_forced = True
+        self.limp_switch_at = None
         up = self.cfg.limits.upright_deg
-        if self.monitor.distrusted:
-            self._move_to(up, limp=True)
-        else:
+        self._move_to(up, limp=True)
+        if self.monitor.position_untrusted:
             # Neither sensor is trusted for position: aim past upright and let the upright
             # switch end the move (the mechanical stop lies beyond).
-            self._move_to(up, limp=True)
             self.profile.goal = up - LIMP_PAST_UPRIGHT_DEG
         distance = abs(self.angle - self.cfg.limits.upright_deg)
         self.limp_deadline = self.now + distance / self.profile.vmax * 1.5 + LIMP_TIMEOUT_MARGIN_S

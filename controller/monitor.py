@@ -74,19 +74,25 @@ class Snapshot:
 
 
 class SafetyMonitor:
-    def __init__(self, config: Config, boot_buttons: frozenset[str] = frozenset()) -> None:
+    def __init__(self, config: Config) -> None:
         self.cfg = config
         self.latched: set[str] = set()
         self.distrusted: set[str] = set()   # "primary" / "secondary"
         self.position_untrusted = False     # the sensors disagree and neither can be singled out
         self._angles: deque[float] = deque(maxlen=SPEED_WINDOW + 1)
         self._raw: deque[tuple[float | None, float | None]] = deque(maxlen=RATE_WINDOW + 1)
-        self._overcurrent_since: float | None = None
-        self._saturated_since: float | None = None
+        self._since: dict[str, float] = {}  # when each sustained condition began
         self._braked_raw: tuple[float | None, float | None] | None = None  # sensors when braked
         self._braked_at: float | None = None
         self._held_since: dict[str, float] = {}
-        self._boot_buttons = boot_buttons
+        self.held_at_boot: set[str] = set()  # set by the controller on its first update
+
+    def _lasted(self, key: str, active: bool, now: float, duration: float) -> bool:
+        """True once ``active`` has held continuously for ``duration`` seconds."""
+        if not active:
+            self._since.pop(key, None)
+            return False
+        return now - self._since.setdefault(key, now) >= duration
 
     def _moved(self) -> tuple[float, float] | None:
         """How far each sensor moved over the rate window (None without a full window)."""
@@ -207,33 +213,23 @@ class SafetyMonitor:
     def _saturation(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         # Normal motion never needs full duty (at most ~0.8 with the heaviest user at the
         # emergency speed): a saturated drive cannot do what is asked (weak, overloaded).
-        if s.tracking and abs(s.motor_cmd) >= SATURATED_DUTY:
-            if self._saturated_since is None:
-                self._saturated_since = s.now
-            elif s.now - self._saturated_since >= SATURATED_S:
-                return Detection("drive_saturated", f"full duty for {SATURATED_S:g} s: the drive cannot "
-                                 "follow (weak or overloaded)", "hold")
-        else:
-            self._saturated_since = None
+        if self._lasted("saturated", s.tracking and abs(s.motor_cmd) >= SATURATED_DUTY, s.now, SATURATED_S):
+            return Detection("drive_saturated", f"full duty for {SATURATED_S:g} s: the drive cannot "
+                             "follow (weak or overloaded)", "hold")
         return None
 
     def _current(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
-        if inp.motor_current_a > OVERCURRENT_A:
-            if self._overcurrent_since is None:
-                self._overcurrent_since = s.now
-            elif s.now - self._overcurrent_since >= OVERCURRENT_S:
-                return Detection("overcurrent", f"{inp.motor_current_a:.1f} A for {OVERCURRENT_S:g} s "
-                                 "(jammed drive)", "hold")
-        else:
-            self._overcurrent_since = None
+        if self._lasted("overcurrent", inp.motor_current_a > OVERCURRENT_A, s.now, OVERCURRENT_S):
+            return Detection("overcurrent", f"{inp.motor_current_a:.1f} A for {OVERCURRENT_S:g} s "
+                             "(jammed drive)", "hold")
         return None
 
     def _switches(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         up = self.cfg.limits.upright_deg
         if (inp.upright_switch and s.angle > up + SWITCH_LIE_DEG and s.state != "limp_home"
                 and not self.position_untrusted):
-            # (During a limp home the switch closing is evidence against the one sensor left,
-            # not against the switch: the limp home stops there.)
+            # (During a limp home, or with no sensor trusted for position, the switch closing
+            # is evidence against the sensors, not against the switch.)
             return Detection("upright_switch_stuck", f"upright switch closed at {s.angle:.1f} deg; "
                              "returning by the angle alone", "emergency_return")
         if inp.overtravel_tripped:
@@ -244,13 +240,14 @@ class SafetyMonitor:
         return None
 
     def _buttons(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
-        for name in inp.buttons:
-            since = self._held_since.setdefault(name, s.now)
-            if name in self._boot_buttons or s.now - since > self.cfg.motion.jog_max_s + STUCK_BUTTON_GRACE_S:
-                return Detection(f"button_stuck_{name}", f"{name.upper()} held "
-                                 f"{'since boot' if name in self._boot_buttons else f'{s.now - since:.0f} s'}; "
-                                 "it is ignored", "report")
+        # A released button is forgotten: held from boot only until first let go.
+        self.held_at_boot &= inp.buttons
         for name in list(self._held_since):
             if name not in inp.buttons:
                 del self._held_since[name]
+        for name in sorted(inp.buttons):
+            since = self._held_since.setdefault(name, s.now)
+            if name in self.held_at_boot or s.now - since > self.cfg.motion.jog_max_s + STUCK_BUTTON_GRACE_S:
+                held = "since boot" if name in self.held_at_boot else f"{s.now - since:.0f} s"
+                return Detection(f"button_stuck_{name}", f"{name.upper()} held {held}; it is ignored", "report")
         return None

@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from controller.config import Config
-from controller.limits import LEAVE_TOL_DEG, UPRIGHT_TOL_DEG
+from controller.limits import LEAVE_TOL_DEG, UPRIGHT_TOL_DEG, stopping_distance
 
 ENVELOPE_TOL_DEG = 0.5
 OVERSHOOT_TOL_DEG = 0.5
@@ -134,7 +134,7 @@ class InvariantChecker:
             if self._lock_ceiling is None:
                 accel = r.accel_limit if r.tracking and r.accel_limit > 0 else self.config.motion.max_accel_dps2
                 v_down = max(r.vel, 0.0)
-                self._lock_ceiling = r.angle + v_down * v_down / (2.0 * accel) + OVERSHOOT_TOL_DEG
+                self._lock_ceiling = r.angle + stopping_distance(v_down, accel) + OVERSHOOT_TOL_DEG
             elif r.vel < 0.0:
                 self._lock_ceiling = min(self._lock_ceiling, r.angle + OVERSHOOT_TOL_DEG)
             # Returning to upright from beyond it is never "toward inversion" in any sense

@@ -59,10 +59,9 @@ def _test_exists(node_id: str) -> bool:
     file = ROOT / path
     if not file.exists():
         return False
-    names = {n.name for n in ast.walk(ast.parse(file.read_text())) if isinstance(n, (ast.FunctionDef, ast.Assign))
-             and hasattr(n, "name")}
-    names |= {t.id for n in ast.walk(ast.parse(file.read_text())) if isinstance(n, ast.Assign)
-              for t in n.targets if isinstance(t, ast.Name)}
+    tree = ast.parse(file.read_text())
+    names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
+    names |= {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
     if func not in names:
         return False
     if param and func == "test_fault_matrix":

@@ -236,6 +236,41 @@ def test_a_return_that_stops_off_upright_is_a_fault_not_idle() -> None:
     assert any("return_incomplete" in e.message for e in d.ctrl.events)
 
 
+def test_a_button_held_at_power_on_is_forgotten_once_released() -> None:
+    d = Driver(buttons=("up",))  # UP held through boot: not a press, and reported as stuck ...
+    d.tick(buttons=("up",))
+    assert "button_stuck_up" in d.ctrl.monitor.latched
+    d2 = Driver(buttons=("down",))
+    d2.tick()  # ... but once released it is a normal button again: pressing it later is no fault
+    d2.tick(buttons=("start",))
+    assert not any(code.startswith("button_stuck") for code in d2.ctrl.monitor.latched)
+    d2.tick(buttons=("down",))
+    assert not any(code.startswith("button_stuck") for code in d2.ctrl.monitor.latched)
+
+
+def test_limp_home_on_the_upright_switch_times_out_into_a_hold() -> None:
+    """Neither sensor can be singled out and the upright switch never closes: the limp home
+    must give up (hold, alarm) rather than wait for ever."""
+    d = Driver()
+    d.tap("start")
+    for _ in range(300):
+        d.tick()
+    sp = d.ctrl.setpoint
+    for _ in range(40):  # both sensors move with the table but sit 0.6 deg either side of it
+        sp = d.ctrl.setpoint
+        d.tick(sp + 0.6, secondary=sp - 0.6, upright_switch=False)
+        if d.ctrl.state == "limp_home":
+            break
+    assert d.ctrl.state == "limp_home" and d.ctrl.monitor.position_untrusted
+    for _ in range(20000):  # the table follows, but the switch never closes
+        d.tick(d.ctrl.setpoint, upright_switch=False)
+        if d.ctrl.state != "limp_home":
+            break
+    assert d.ctrl.state == "fault"
+    assert "limp_timeout" in d.ctrl.monitor.latched
+    assert d.out.motor_cmd == 0.0 and d.out.brake and d.out.alarm
+
+
 def test_the_supply_relay_stays_closed_while_holding() -> None:
     d = Driver()
     assert d.out.brake and d.out.motor_power  # idle: braked, relay closed (dynamic braking)

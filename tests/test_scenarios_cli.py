@@ -210,8 +210,10 @@ max_angle_deg = -85.0
 
 
 def test_same_seed_same_trace(tmp_path: Path) -> None:
-    a = run_scenario_cli(SCENARIOS / "jog.toml", tmp_path / "a" if (tmp_path / "a").mkdir() is None else tmp_path)
-    b = run_scenario_cli(SCENARIOS / "jog.toml", tmp_path / "b" if (tmp_path / "b").mkdir() is None else tmp_path)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = run_scenario_cli(SCENARIOS / "jog.toml", tmp_path / "a")
+    b = run_scenario_cli(SCENARIOS / "jog.toml", tmp_path / "b")
     assert a.trace == b.trace
 
 
