@@ -46,6 +46,11 @@ class Session:
 @dataclass(frozen=True, slots=True)
 class Hardware:
     backend: str = "sim"
+    # The gearmotor's data sheet figures (at the output shaft, full duty): the safety
+    # monitor predicts the current a command can draw from them, so a driver that
+    # ignores its command shows up in the very next current sample.
+    motor_stall_current_a: float = 20.0
+    motor_no_load_speed_dps: float = 20.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,9 @@ NUMERIC_BOUNDS: dict[str, Bound] = {
     "session.hold_s": lambda v: (0.0, v["session.max_duration_s"]),
     "session.rest_deg": lambda v: (v["limits.upright_deg"], v["session.target_deg"]),
     "session.rest_s": lambda v: (0.0, 300.0),
+    "hardware.motor_stall_current_a": lambda v: (1.0, 200.0),
+    # Must be well above the emergency speed, or the drive could never reach it.
+    "hardware.motor_no_load_speed_dps": lambda v: (1.25 * v["motion.emergency_speed_dps"], 100.0),
 }
 # Order matters: a bound may only use keys validated before it.
 KEY_ORDER = list(NUMERIC_BOUNDS)

@@ -64,7 +64,8 @@ STATES: list[tuple[str, str]] = [
     ("emergency_return", "latched, emergency profile to upright"),
     ("limp_home", "fault: slowly upright on the one sensor still trusted"),
     ("estop", "latched: motor off, brake on"),
-    ("fault", "latched hold: motor off, supply relay open, brake on, alarm"),
+    ("fault", "latched fault, alarm: upright on the emergency profile if motion is trusted, "
+              "else motor off, supply relay open, brake on"),
 ]
 STATE_NAMES = [s for s, _ in STATES]
 SESSION_STATES = ("ramp", "hold", "rest")
@@ -75,12 +76,14 @@ LOCK_GUARDED = ("jogging", "holding", "ramp", "hold", "rest", "paused", "returni
 
 TRANSITIONS: list[dict] = [
     # Boot self-test outcome. Conditions are tried in order.
-    dict(trigger="selftest_failed", source="boot", dest="fault"),
+    # A failed self-test latches a fault (see _on_detection); with the e-stop pressed it waits there.
+    dict(trigger="selftest_failed", source="boot", dest="estop", conditions="estop_input"),
     dict(trigger="selftest_passed", source="boot", dest="estop", conditions="estop_input"),
     dict(trigger="selftest_passed", source="boot", dest="idle", conditions="at_upright"),
     dict(trigger="selftest_passed", source="boot", dest="returning"),  # power came back off upright
     # E-stop overrides everything; a fault keeps the motor off already.
     dict(trigger="estop", source=[s for s in STATE_NAMES if s not in ("boot", "estop", "fault")], dest="estop"),
+    dict(trigger="estop", source="fault", dest="estop", conditions="fault_returning"),
     dict(trigger="fault", source=[s for s in STATE_NAMES if s != "fault"], dest="fault"),
     # Program session.
     dict(trigger="press_start", source="idle", dest="ramp", conditions="may_start_session"),
@@ -109,8 +112,11 @@ TRANSITIONS: list[dict] = [
     dict(trigger="lock_lost", source=list(LOCK_GUARDED), dest="emergency_return"),
     dict(trigger="arrived", source=["returning", "emergency_return"], dest="idle", conditions="at_upright"),
     # Safety monitor recoveries (a latched fault chooses the safest means left).
-    dict(trigger="fault_return", source=["idle"] + list(LOCK_GUARDED), dest="emergency_return"),
+    # A fault whose recovery is the emergency return stays visible as `fault` while it returns.
+    dict(trigger="fault_return", source=["boot", "idle", "emergency_return"] + list(LOCK_GUARDED), dest="fault"),
+    dict(trigger="arrived", source="fault", dest="idle", conditions=["fault_returning", "at_upright"]),
     dict(trigger="fault_limp", source=["emergency_return"] + list(LOCK_GUARDED), dest="limp_home"),
+    dict(trigger="fault_limp", source="fault", dest="limp_home", conditions="fault_returning"),
     dict(trigger="arrived", source="limp_home", dest="idle", conditions="at_upright"),
     dict(trigger="limp_done", source="limp_home", dest="idle"),  # ended by the upright switch
 ]
@@ -165,6 +171,7 @@ class Controller:
         self.brake_test_until: float | None = None  # a brake test is running until then
         self.brake_test_ref = 0.0
         self.brake_test_moved = 0.0
+        self.limp_began_on_switch = False
         self.limp_switch_at: tuple[float | None, float | None] | None = None  # sensors when the
                                        # upright switch closed during a limp home
         self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
@@ -177,6 +184,7 @@ class Controller:
         self.rest_timing = False
         self.heartbeat = False
         self.motor_cmd = 0.0
+        self.motor_power = False       # the supply relay as last commanded
         self.dt = 0.0
         self.fire_source = "boot"   # the state a trigger was fired from (read by on_enter_paused)
         self.machine = Machine(
@@ -220,13 +228,14 @@ class Controller:
         if self.state == "boot":
             self._selftest(inp)
             return
-        if inp.estop_pressed and self.state not in ("estop", "fault"):
+        if inp.estop_pressed and self.state != "estop" and not self.fault_holding:
             self._fire("estop")
-        if self.state != "fault":
+        if not self.fault_holding:
             # Also in e-stop: a sensor that goes bad meanwhile is latched now (with the alarm;
             # nothing moves), and its recovery bounds whatever motion leaves the e-stop.
             det = self.monitor.check(Snapshot(now, self.state, self.tracking, self.profile.pos, self.speed_limit,
-                                              self.motor_cmd, self.angle, None if self.tracking else self.braked_angle),
+                                              self.motor_cmd, self.angle, None if self.tracking else self.braked_angle,
+                                              self.motor_power),
                                      inp, dt)
             if det is not None:
                 self._on_detection(det)
@@ -238,10 +247,12 @@ class Controller:
                 self._fire("press_" + button)
         # A latched fault's recovery bounds every motion, whichever path started it (e.g.
         # RETURN out of an e-stop after a sensor was found bad becomes the limp home).
-        if self.recovery == "hold" and self.state not in ("fault", "estop"):
-            self._fire("fault")
-        elif self.recovery == "limp_home" and self.state in ("emergency_return",) + LOCK_GUARDED:
+        if self.recovery == "hold" and not self.fault_holding:
+            self._hold_on_fault()
+        elif self.recovery == "limp_home" and self.state in ("emergency_return", "fault") + LOCK_GUARDED:
             self._fire("fault_limp")
+        elif self.recovery == "emergency_return" and self.state in ("emergency_return",) + LOCK_GUARDED:
+            self._fire("fault_return")
         # After the buttons, so no press can start a motion that outlives the limit (e.g.
         # holding UP out of an e-stop after the limit expired becomes the forced return).
         self._track_session_clock()
@@ -285,8 +296,14 @@ class Controller:
         if self.now - self.boot_t < SELFTEST_S:
             return
         if self.selftest_problem:
-            self._note(f"self-test failed: {self.selftest_problem}")
-            self._fire("selftest_failed")
+            # Sessions stay refused (selftest_ok is False), but a return is never refused:
+            # the monitor, running from the next tick, narrows the recovery (a sensor that
+            # gives no reading or disagrees leads to the limp home). Only an angle nobody can
+            # believe leaves nothing to return on.
+            unbelievable = (a is None and b is None) or "mechanical range" in self.selftest_problem
+            self._fire("selftest_failed")  # to the e-stop if it is pressed: nothing moves there
+            self._on_detection(Detection("selftest_failed", self.selftest_problem,
+                                         "hold" if unbelievable else "emergency_return"))
             return
         if not inp.estop_pressed and self.at_upright():
             if self.brake_test_until is None:
@@ -344,15 +361,15 @@ class Controller:
             self._measure(self.inputs)  # this tick's angle must not include the sensor just dropped
         if det.code in ("brake_creep", "brake_test_failed"):
             self._brake_failed()
-        if self.state == "estop":
-            return  # nothing moves in e-stop; the recovery applies when it is left
         if self.recovery == "hold":
-            self._fire("fault")
+            self._hold_on_fault()  # also out of the e-stop: both hold still, the fault also cuts the supply
+        elif self.state == "estop":
+            return  # nothing moves in e-stop; the recovery applies when it is left
         elif self.recovery == "limp_home":
             if self.state not in ("limp_home", "idle"):  # at idle the user is already upright
                 self._fire("fault_limp")
         elif self.recovery == "emergency_return" and det.recovery != "report":
-            if self.state not in ("emergency_return", "limp_home"):
+            if self.state not in ("fault", "limp_home"):
                 self._fire("fault_return")
             if not self.tracking and not self.brake_ok:
                 self._brake()  # hold on the motor from now on
@@ -409,7 +426,10 @@ class Controller:
                 # No sensor is trusted for position: the upright switch marks a known point
                 # (it closes UPRIGHT_SWITCH_WINDOW_DEG before upright); the last stretch is
                 # measured relative to it (a drifting sensor is still right about motion).
-                if inp.upright_switch and self.limp_switch_at is None:
+                if self.limp_began_on_switch:
+                    self._brake()  # the switch, the one trusted reference, says upright already
+                    self._fire("limp_done")
+                elif inp.upright_switch and self.limp_switch_at is None:
                     self.limp_switch_at = (inp.angle_primary_deg, inp.angle_secondary_deg)
                 elif self.limp_switch_at is not None:
                     # Travel since the switch closed, by the sensor that moved most: a stuck
@@ -422,7 +442,7 @@ class Controller:
                         self._fire("limp_done")
             elif self._settled() and self.at_upright():
                 self._fire("arrived")
-        elif state in ("returning", "emergency_return"):
+        elif state in ("returning", "emergency_return") or (state == "fault" and not self.fault_holding):
             if self._settled() or (inp.upright_switch and self.at_upright() and self.profile.done):
                 if self.at_upright():
                     self._fire("arrived")
@@ -443,7 +463,7 @@ class Controller:
             self.motor_cmd = self.brake_test_duty
             return Outputs(motor_cmd=self.motor_cmd, brake=True, alarm=bool(self.monitor.latched),
                            heartbeat=self.heartbeat, motor_power=True)
-        if self.tracking and state not in ("estop", "fault", "boot"):
+        if self.tracking and not self.motionless:
             self.motor_cmd = self.loop.update(self.profile.pos, self.profile.vel, self.angle,
                                               self.dt, self.profile.vmax, self.profile.acc)
             brake = False
@@ -455,9 +475,11 @@ class Controller:
         # The supply relay stays closed while holding: at duty 0 the H-bridge shorts the motor,
         # whose back-EMF then slows any motion the brake fails to stop (a failed brake with the
         # relay open let a heavy user fall at 84 deg/s in the simulator; closed, about 5 deg/s).
-        # It opens where the drive itself is suspect (fault) and during the boot self-test.
+        # It opens where the drive itself is suspect (a fault that holds) and during the boot
+        # self-test.
+        self.motor_power = not (state == "boot" or self.fault_holding)
         return Outputs(motor_cmd=self.motor_cmd, brake=brake, alarm=alarm, heartbeat=self.heartbeat,
-                       motor_power=state not in ("fault", "boot"))
+                       motor_power=self.motor_power)
 
     # ------------------------------------------------------------------ helpers
     def _fire(self, trigger: str) -> bool:
@@ -484,6 +506,7 @@ class Controller:
         self.tracking = False
         self.motor_cmd = 0.0
         try:
+            self.recovery = "hold"
             self._note(f"fault: {reason}")
             if self.state != "fault":
                 before = self.state
@@ -495,7 +518,7 @@ class Controller:
             pass
 
     def _brake(self) -> None:
-        if not self.brake_ok and self.state not in ("estop", "fault", "boot"):
+        if not self.brake_ok and not self.motionless:
             # The brake does not hold: keep the motor holding position instead.
             if not self.tracking:
                 self._move_to(self.angle, emergency=True)
@@ -564,9 +587,26 @@ class Controller:
             problems.append("angle sensors disagree")
         if inp.overtravel_tripped:
             problems.append("over-travel switch open")
+        if inp.estop_discrepancy or inp.ankle_discrepancy:
+            problems.append("a dual-channel safety input disagrees with itself")
+        if self.at_upright() and not inp.upright_switch:
+            problems.append("upright switch open at upright")
         return problems
 
     # ------------------------------------------------------------------ conditions
+    @property
+    def fault_holding(self) -> bool:
+        """In ``fault`` with no trusted way to move: motor off, supply cut, brake on."""
+        return self.state == "fault" and self.recovery == "hold"
+
+    @property
+    def motionless(self) -> bool:
+        """States in which the controller never drives the motor."""
+        return self.state in ("estop", "boot") or self.fault_holding
+
+    def fault_returning(self) -> bool:
+        return self.recovery != "hold"
+
     def at_upright(self) -> bool:
         return is_upright(self.angle, self.cfg.limits.upright_deg)
 
@@ -673,6 +713,7 @@ class Controller:
     def on_enter_limp_home(self) -> None:
         self.return_forced = True
         self.limp_switch_at = None
+        self.limp_began_on_switch = self.inputs is not None and self.inputs.upright_switch
         up = self.cfg.limits.upright_deg
         self._move_to(up, limp=True)
         if self.monitor.position_untrusted:
@@ -688,5 +729,20 @@ class Controller:
         self._note("e-stop: motor off, brake on (latched; RETURN or hold UP after release)")
 
     def on_enter_fault(self) -> None:
-        self.tracking = False  # hold: motor off and its supply cut, brake on, whatever else
+        if self.fault_holding:
+            self._stop_on_brake()
+        else:
+            self.return_forced = True
+            self._move_to(self.cfg.limits.upright_deg, emergency=True)
+
+    def _hold_on_fault(self) -> None:
+        """The recovery is now "hold": motor off, its supply cut, brake on, whatever the state."""
+        if self.state == "fault":
+            self._stop_on_brake()  # escalated during a fault's return
+        else:
+            self._fire("fault")
+
+    def _stop_on_brake(self) -> None:
+        self.tracking = False
+        self.motor_cmd = 0.0
         self.braked_angle = self.angle

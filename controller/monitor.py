@@ -7,7 +7,8 @@ good. The controller latches the detection, sounds the alarm and takes the most
 conservative recovery among everything latched:
 
 - ``emergency_return``: sensors and drive are trusted (a brake that does not hold, a
-  switch wire, an upright switch that lies): drive upright on the emergency profile;
+  switch wire, an upright switch that lies, a stuck pendant button): the controller's
+  ``fault`` state drives upright on the emergency profile;
 - ``limp_home``: one angle sensor is bad: slowly upright on the other one;
 - ``hold``: moving would be worse (a drive that does not obey, both sensors bad): motor
   supply cut, brake on, alarm, wait for help.
@@ -35,17 +36,21 @@ SPEED_WINDOW = 10             # ticks over which speed is measured (0.1 s: noise
 RUNAWAY_CURRENT_A = 10.0      # current while braked and moving: the driver is on (a runaway draws
                               # ~20 A; the brake test's push 7 A)
 OVERCURRENT_A = 15.0          # sustained current: jammed drive
+CURRENT_EXCESS_A = 5.0        # current above what the last command can draw: the driver ignores it
+                              # (normal ticks stay within 1.6 A of the prediction: sensor-speed noise)
 ENVELOPE_GUARD_DEG = 0.4      # measured angle past max_angle_deg while driving: stop on the brake
                               # (arrivals overshoot < 0.1; a first brake release sags ~0.25)
 SATURATED_DUTY = 0.99         # full duty ...
 SATURATED_S = 0.15            # ... for this long: the drive cannot follow
 OVERCURRENT_S = 0.5
+NO_LOAD_CURRENT_A = 1.0       # upper bound of the gearmotor's no-load current
 AMBIGUOUS_DEG = 0.5           # the sensors' distances from the reference differ by less: ambiguous
 RATE_WINDOW = 30              # ticks (0.3 s) over which "this sensor stopped moving" is judged
 STILL_DEG = 0.15              # moved less than this in the window: not moving (noise ~0.1)
 MOVING_DEG = 0.4              # moved more than this: moving
 SWITCH_LIE_DEG = 5.0          # upright switch closed this far from upright: it lies
 STUCK_BUTTON_GRACE_S = 5.0    # a button held this long past the jog cap is stuck
+DISCREPANCY_S = 0.05          # two channels of one safety input may differ this long (contact bounce)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +76,7 @@ class Snapshot:
     motor_cmd: float          # last command sent
     angle: float              # the controller's fused angle
     braked_angle: float | None  # where the brake was engaged (None while driving)
+    motor_power: bool = True  # the supply relay was closed for the last command
 
 
 class SafetyMonitor:
@@ -219,6 +225,15 @@ class SafetyMonitor:
         return None
 
     def _current(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        # A DC motor draws no-load current plus stall current times |duty - speed/no-load
+        # speed|. Far more than that means the driver applies more than we command (stuck
+        # on): caught in one sample, before the table can gain more than ~2 deg/s.
+        hw = self.cfg.hardware
+        v = self.measured_speed(dt) or 0.0
+        predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(s.motor_cmd - v / hw.motor_no_load_speed_dps)
+        if s.motor_power and inp.motor_current_a > predicted + CURRENT_EXCESS_A:
+            return Detection("runaway", f"{inp.motor_current_a:.1f} A drawn, at most {predicted:.1f} A expected for "
+                             f"duty {s.motor_cmd:+.2f}: the driver ignores its command", "hold")
         if self._lasted("overcurrent", inp.motor_current_a > OVERCURRENT_A, s.now, OVERCURRENT_S):
             return Detection("overcurrent", f"{inp.motor_current_a:.1f} A for {OVERCURRENT_S:g} s "
                              "(jammed drive)", "hold")
@@ -232,6 +247,14 @@ class SafetyMonitor:
             # is evidence against the sensors, not against the switch.)
             return Detection("upright_switch_stuck", f"upright switch closed at {s.angle:.1f} deg; "
                              "returning by the angle alone", "emergency_return")
+        if self._lasted("estop_channels", inp.estop_discrepancy, s.now, DISCREPANCY_S):
+            # The safety relay has cut the motor supply (it opens on either channel): nothing
+            # can move, so the fault holds; the alarm calls for help (docs/safety.md H11).
+            return Detection("estop_channel_fault", "the e-stop's two channels disagree (a cut wire or a "
+                             "failed contact): the hardwired cut holds the motor off", "hold")
+        if self._lasted("ankle_channels", inp.ankle_discrepancy, s.now, DISCREPANCY_S):
+            return Detection("ankle_channel_fault", "the ankle lock's two channels disagree (a cut wire or "
+                             "a failed contact): the lock is not trusted", "emergency_return")
         if inp.overtravel_tripped:
             if s.angle < self.cfg.limits.max_angle_deg + 2.0:
                 return Detection("overtravel_switch_open", f"over-travel switch open at {s.angle:.1f} deg "
@@ -249,5 +272,8 @@ class SafetyMonitor:
             since = self._held_since.setdefault(name, s.now)
             if name in self.held_at_boot or s.now - since > self.cfg.motion.jog_max_s + STUCK_BUTTON_GRACE_S:
                 held = "since boot" if name in self.held_at_boot else f"{s.now - since:.0f} s"
-                return Detection(f"button_stuck_{name}", f"{name.upper()} held {held}; it is ignored", "report")
+                # A pendant with a shorted contact cannot be trusted for STOP or RETURN either:
+                # the session ends and the user comes upright.
+                return Detection(f"button_stuck_{name}", f"{name.upper()} held {held}; it is ignored and "
+                                 "the pendant is not trusted", "emergency_return")
         return None

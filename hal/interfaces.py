@@ -31,6 +31,12 @@ class Inputs:
     ankle_locked: bool                 # ankle lock confirmed closed (a broken wire reads False)
     buttons: frozenset[str]            # pendant buttons currently held, names from BUTTONS
     motor_current_a: float             # motor current magnitude in amperes
+    # Dual-channel safety inputs (ISO 13849 category 3 style): the e-stop and the ankle
+    # lock each have two independent contacts. The reading above is the safe side of the
+    # two (either open = pressed / unlocked); these say the two channels disagree, which
+    # a real press or unlock never does for long: a cut wire or a failed contact.
+    estop_discrepancy: bool = False
+    ankle_discrepancy: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -112,7 +112,9 @@ class InvariantChecker:
         else:
             self._allowed = max(0.0, self._allowed - self.config.motion.max_accel_dps2 * dt)
         allowed = max(self._allowed, self.config.motion.emergency_speed_dps if self.fault_injected else 0.0)
-        if abs(r.vel) > allowed + SPEED_TOL_DPS and r.state not in NOT_DRIVING:
+        # (Not driving, the brake stops the table, except after an injected fault: then
+        # the emergency speed holds everywhere, a drive that ignores its command included.)
+        if abs(r.vel) > allowed + SPEED_TOL_DPS and (self.fault_injected or r.state not in NOT_DRIVING):
             self._violate("speed", r.t, f"speed {abs(r.vel):.2f} deg/s over the {allowed:.2f} deg/s limit in {r.state}")
         # Setpoint acceleration.
         if prev is not None and r.tracking and prev.tracking and r.t > prev.t:

@@ -22,8 +22,10 @@ FAULTS: dict[str, str] = {
     "brake_slip": "the brake holds only 10 % of its rated torque",
     "upright_switch_stuck": "the upright (home) switch reads closed wherever the table is",
     "overtravel_switch_open": "the over-travel switch wire is cut (reads as tripped)",
-    "estop_wire_break": "e-stop circuit wire cut (reads as pressed; hardwired motor cut)",
-    "ankle_sensor_wire_break": "ankle-lock sensor wire cut (reads as unlocked)",
+    "estop_wire_break": "one channel of the dual-channel e-stop circuit is cut (reads as pressed, "
+                        "the channels disagree; the hardwired safety relay cuts the motor)",
+    "ankle_sensor_wire_break": "one channel of the dual-channel ankle-lock sensor is cut (reads as "
+                               "unlocked, the channels disagree)",
     "button_stuck": "the pendant's DOWN button reads held (shorted contact)",
     "controller_hang": "the control loop stops ticking for 5 s (or until cleared), then the "
                        "service restarts as after a crash",

@@ -176,6 +176,9 @@ class SimTable:
             ankle_locked=self.ankle_lock_closed and "ankle_sensor_wire_break" not in faults,
             buttons=frozenset(held),
             motor_current_a=self.physics.current,
+            # A wire break opens one channel of the two; a real press or unlock opens both.
+            estop_discrepancy="estop_wire_break" in faults,
+            ankle_discrepancy="ankle_sensor_wire_break" in faults,
         )
 
     def write(self, outputs: Outputs) -> None:

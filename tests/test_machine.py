@@ -81,7 +81,13 @@ def test_a_brake_that_slips_in_the_boot_test_refuses_sessions() -> None:
         slip = UP + (0.5 if t > SELFTEST_S + 0.1 else 0.0)  # the table moves under the push
         ctrl.update(t, inputs(slip))
     assert not ctrl.brake_ok and "brake_test_failed" in ctrl.monitor.latched
-    ctrl.update(t + 0.01, inputs(UP + 0.5, buttons=("start",)))
+    assert ctrl.state == "fault"  # the motor brings the table back the 0.5 deg and holds it
+    while ctrl.state == "fault" and t < 4.0:
+        t += 0.01
+        ctrl.update(t, inputs(ctrl.setpoint))
+    assert ctrl.state == "idle" and ctrl.tracking  # the motor holds instead of the brake
+    t += 0.01
+    ctrl.update(t, inputs(UP, buttons=("start",)))
     assert ctrl.state != "ramp"
     assert any("latched fault: brake_test_failed" in e.message for e in ctrl.events)
 
@@ -90,11 +96,30 @@ def test_a_brake_that_slips_in_the_boot_test_refuses_sessions() -> None:
     ({"secondary": UP + 5.0}, "angle sensors disagree"),
     ({"upright_switch": False}, "upright switch open"),
 ])
-def test_boot_selftest_failure_latches_fault(kw: dict, reason: str) -> None:
+def test_boot_selftest_failure_latches_a_fault_and_refuses_sessions(kw: dict, reason: str) -> None:
     d = Driver(**kw)
-    assert d.ctrl.state == "fault"
+    assert "fault" in [t.dest for t in d.ctrl.transitions]
+    assert "selftest_failed" in d.ctrl.monitor.latched
     assert any(reason in e.message for e in d.ctrl.events)
-    assert d.out.motor_cmd == 0.0 and d.out.brake and d.out.alarm
+    for _ in range(100):
+        d.tick(UP, **kw)
+        assert d.out.alarm
+    d.tap("start", UP, **kw)
+    assert d.ctrl.state not in ("ramp", "jogging")
+    assert any("refused start" in e.message and "self-test not passed" in e.message for e in d.ctrl.events)
+
+
+def test_a_failed_selftest_off_upright_still_returns_the_user() -> None:
+    """A failed self-test refuses sessions but never a return to upright."""
+    d = Driver(30.0, upright_switch=True)  # the upright switch lies at boot
+    assert d.ctrl.state == "fault" and d.ctrl.tracking and d.out.motor_power
+    assert d.ctrl.profile.goal == UP and d.ctrl.speed_limit == Config().motion.emergency_speed_dps
+
+
+def test_an_unbelievable_angle_at_boot_holds_on_the_brake() -> None:
+    d = Driver(120.0, upright_switch=False)
+    assert d.ctrl.state == "fault" and not d.ctrl.tracking
+    assert d.out.motor_cmd == 0.0 and d.out.brake and d.out.alarm and not d.out.motor_power
 
 
 def test_boot_with_estop_pressed_goes_to_estop() -> None:
