@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test bench clean venv
+.PHONY: demo test bench clean venv install-pi
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (found %s); set PYTHON=python3.11" % sys.version.split()[0])'
@@ -32,6 +32,12 @@ test: $(VENV)/.test-installed
 
 bench: $(VENV)/.demo-installed
 	$(BIN)/python -m sim.bench
+
+# On the Raspberry Pi (the repository cloned to /opt/invtable): a venv with lgpio, then the
+# systemd unit, the invtable user and /etc/invtable/config.toml (asks for sudo).
+install-pi: | $(BIN)/python
+	$(BIN)/python -m pip install --quiet '.[pi]'
+	sudo $(BIN)/invtable install-service
 
 clean:
 	rm -rf $(VENV) out .pytest_cache .hypothesis *.egg-info

@@ -20,7 +20,7 @@ from controller.errors import InputError, Problem
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 BACKENDS = ("sim", "gpio-mock", "serial")
-AVAILABLE_BACKENDS = ("sim",)
+AVAILABLE_BACKENDS = ("sim", "gpio-mock")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, metavar="CONFIG.toml")
     run.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until quit or SIGTERM)")
     run.add_argument("--trace", type=Path, metavar="OUT.csv", help="write the trace on exit")
+
+    io = sub.add_parser("io", help="bring-up on the Pi: show every input live; pulse one output with the relay open")
+    io.add_argument("--config", type=Path, metavar="CONFIG.toml")
+    io.add_argument("--duration", type=float, default=0.0, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    io.add_argument("--pulse", metavar="OUTPUT", help="pulse one output at 1 Hz: " + ", ".join(
+        ["buzzer", "heartbeat", "motor_pwm", "motor_dir"]) + " (the supply relay stays open)")
+
+    inst = sub.add_parser("install-service", help="install the systemd unit, the invtable user and /etc/invtable/config.toml")
+    inst.add_argument("--root", type=Path, default=Path("/"), help="write under this folder instead of / (changes nothing else)")
 
     cfg = sub.add_parser("config", help="configuration tools")
     cfg_sub = cfg.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
@@ -136,9 +145,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
         from controller.view import LiveView
         view = LiveView(f"invtable sim {args.scenario.name} (real time)", stream=sys.stderr)
         with view:
-            result = run_scenario(scenario, realtime=True, on_progress=view.update)
+            result = run_scenario(scenario, realtime=True, on_progress=view.update, backend=args.backend)
     else:
-        result = run_scenario(scenario)
+        result = run_scenario(scenario, backend=args.backend)
     _report(result)
     _write_outputs(result, args.trace, args.summary, args.plot)
     for line in result.summary["violations"]:
@@ -206,10 +215,59 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problems:
         return _fail_input(problems)
     assert config is not None
-    if config.hardware.backend != "sim":  # pragma: no cover - only "sim" validates today
-        return _fail_input([Problem(str(args.config), "hardware.backend", "not available in this build yet")])
+    if config.hardware.backend == "gpio":
+        problem = _gpio_problem(args.config)
+        if problem:
+            return _fail_input([problem])
+        from controller.service import run_service
+        return run_service(config, duration=args.duration)
     from sim.runsim import run_bench
     return run_bench(config, duration=args.duration, trace=args.trace)
+
+
+def _gpio_problem(config_path: Path | None) -> Problem | None:
+    """None when gpiozero finds a pin factory (lgpio on a Pi); otherwise say why, plainly."""
+    import warnings
+    from gpiozero import BadPinFactory, Device
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # gpiozero warns once per factory it falls back from
+        try:
+            Device.ensure_pin_factory()
+        except BadPinFactory:
+            return Problem(str(config_path or "config"), "hardware.backend",
+                           'backend "gpio" needs a Raspberry Pi with lgpio (pip install "invtable[pi]", or '
+                           'apt install python3-lgpio); gpiozero found no GPIO here. On a laptop use '
+                           'backend = "sim", or `invtable sim --backend gpio-mock` for the pin-level path')
+    return None
+
+
+def cmd_io(args: argparse.Namespace) -> int:
+    from controller.iotool import PULSABLE, REFUSED, run_io
+    problems = []
+    try:
+        config = load_config(args.config)
+    except InputError as exc:
+        problems += exc.problems
+    if args.pulse in REFUSED:
+        problems.append(Problem("command line", "--pulse", f"{args.pulse}: {REFUSED[args.pulse]}"))
+    elif args.pulse is not None and args.pulse not in PULSABLE:
+        problems.append(Problem("command line", "--pulse", f"unknown output {args.pulse!r} (pulsable: "
+                                f"{', '.join(PULSABLE)})"))
+    if args.duration < 0:
+        problems.append(Problem("command line", "--duration", "must be >= 0"))
+    if problems:
+        return _fail_input(problems)
+    problem = _gpio_problem(args.config)
+    if problem:
+        return _fail_input([problem])
+    from hal.gpio.backend import GpioTable
+    with GpioTable(config.hardware.gpio) as hw:
+        return run_io(hw, duration=args.duration, pulse=args.pulse)
+
+
+def cmd_install_service(args: argparse.Namespace) -> int:
+    from controller.install import default_executable, install
+    return install(args.root, default_executable())
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
@@ -218,10 +276,9 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     except InputError as exc:
         return _fail_input(exc.problems)
     print(f"{args.file}: OK")
-    for section in ("limits", "motion", "session", "hardware"):
-        values = getattr(config, section)
-        for name in values.__dataclass_fields__:
-            print(f"  {section}.{name} = {json.dumps(getattr(values, name))}")
+    from controller.config import config_values
+    for key, value in config_values(config).items():
+        print(f"  {key} = {json.dumps(value)}")
     return EXIT_OK
 
 
@@ -235,7 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     handlers = {"sim": cmd_sim, "demo": cmd_demo, "run": cmd_run, "diagram": cmd_diagram,
-                "config": cmd_config_check}
+                "config": cmd_config_check, "io": cmd_io, "install-service": cmd_install_service}
     try:
         return handlers[args.command](args)
     except InputError as exc:

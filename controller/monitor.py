@@ -190,7 +190,9 @@ class SafetyMonitor:
         return None
 
     def _brake(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
-        if (s.tracking or s.braked_angle is None or s.state in ("estop", "fault", "boot")
+        # Also in the e-stop latch: nothing may move there, but a brake that lets go must be
+        # latched and sounded now, and bound whatever motion leaves the latch.
+        if (s.tracking or s.braked_angle is None or s.state in ("fault", "boot")
                 or self.position_untrusted):  # a drifting reading would look like creep
             return None
         if self._braked_at != s.braked_angle or self._braked_raw is None:

@@ -148,7 +148,9 @@ class InvariantChecker:
         else:
             self._lock_ceiling = None
         # E-stop.
-        if r.estop_in and r.powered and (r.motor_cmd != 0.0 or not r.brake):
+        # (A hung controller commands nothing: its stale output pins are cut by the wiring,
+        # and the hang's own rule below checks that the table stops.)
+        if r.estop_in and r.powered and r.state != "hung" and (r.motor_cmd != 0.0 or not r.brake):
             self._violate("estop", r.t, f"e-stop pressed but motor_cmd={r.motor_cmd:.3f} brake={int(r.brake)}")
         if r.state == "estop" and r.t - self._state_since > BRAKE_STOP_S and abs(r.vel) > STILL_DPS:
             self._violate("estop", r.t, f"moving at {r.vel:.2f} deg/s in e-stop")

@@ -14,7 +14,7 @@ import os
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from controller.clock import Clock, RealTimeClock, SimClock
 from controller.limits import is_upright
@@ -71,7 +71,7 @@ class Progress:
 class Simulation:
     """The world plus whichever controller is currently powered, advanced one tick at a time."""
 
-    def __init__(self, scenario: Scenario, result: RunResult | None = None) -> None:
+    def __init__(self, scenario: Scenario, result: RunResult | None = None, backend: str = "sim") -> None:
         cfg = self.cfg = scenario.config
         start_angle = cfg.limits.upright_deg if scenario.start_angle_deg is None else scenario.start_angle_deg
         self.table = SimTable(mass_kg=scenario.mass_kg, height_cm=scenario.height_cm, angle_deg=start_angle,
@@ -79,6 +79,8 @@ class Simulation:
         self.result = result or RunResult(scenario)
         self.checker = InvariantChecker(cfg)
         self.controller: Controller | None = None
+        self.backend = backend
+        self.hal: Any = self.table  # what the controller reads and writes through (per boot)
         self.last_state = "boot"
         self.hang_until: float | None = None  # controller_hang: the loop is frozen until then
         self.k = 0
@@ -104,7 +106,7 @@ class Simulation:
             self.checker.fault_injected = True
             note = f"injected fault {ev.target}"
             if ev.target == "link_loss":
-                note += ": not applicable on backend sim (there is no serial link)"
+                note += f": not applicable on backend {self.backend} (there is no serial link)"
             elif ev.target == "controller_hang" and table.powered and self.hang_until is None:
                 self.hang_until = now + HANG_S
                 self.result.transitions.append(TransitionRecord(now, self.last_state, "hung", "controller_hang"))
@@ -122,6 +124,7 @@ class Simulation:
                 table.set_power(False)
                 self.result.transitions.append(TransitionRecord(now, self.last_state, "power_off", "power_cut"))
                 self.controller = None
+                self._end_process()
                 self.hang_until = None  # a power cycle ends a hang too
 
     def tick(self) -> tuple:
@@ -132,6 +135,7 @@ class Simulation:
             self.hang_until = None
             table.clear("controller_hang")
             self.controller = None
+            self._end_process()
             self.result.transitions.append(TransitionRecord(now, "hung", "boot", "service_restart"))
         if self.hang_until is not None:
             # Hung: nothing reads, nothing writes; the last outputs stay latched in the
@@ -147,11 +151,12 @@ class Simulation:
         elif table.powered:
             controller = self.controller
             if controller is None:
+                self.hal = self._start_process()
                 controller = self.controller = Controller(
                     cfg, now, on_transition=self.result.transitions.append, on_event=self.result.events.append)
-            inputs = table.read()
+            inputs = self.hal.read()
             out = controller.update(now, inputs)
-            table.write(out)
+            self.hal.write(out)
             state = self.last_state = controller.state
             tracking = controller.tracking
             goal = controller.profile.goal if tracking else None
@@ -175,6 +180,19 @@ class Simulation:
         self.result.rows.append(row)
         return row
 
+    def _start_process(self) -> Any:
+        """The HAL a freshly started controller process opens."""
+        if self.backend == "gpio-mock":
+            from sim.gpio_world import GpioMockHal
+            return GpioMockHal(self.table, self.cfg.hardware.gpio)
+        return self.table
+
+    def _end_process(self) -> None:
+        """The controller process is gone (power cut, crash): its pins are released."""
+        if self.hal is not self.table:
+            self.hal.close()
+            self.hal = self.table
+
     def advance(self) -> None:
         self.table.advance(PERIOD_S)
         self.k += 1
@@ -186,6 +204,7 @@ class Simulation:
                         bool(row[14]), bool(row[13]))
 
     def finish(self) -> RunResult:
+        self._end_process()
         self.result.violations = self.checker.messages()
         self.result.summary = summarize(self.result)
         return self.result
@@ -193,9 +212,10 @@ class Simulation:
 
 def run_scenario(scenario: Scenario, *, realtime: bool = False,
                  on_progress: Callable[[Progress], None] | None = None,
-                 progress_every: int = 10, clock: Clock | None = None) -> RunResult:
-    """Run a whole scenario in simulated time (or paced by ``clock``/``realtime``)."""
-    sim = Simulation(scenario)
+                 progress_every: int = 10, clock: Clock | None = None, backend: str = "sim") -> RunResult:
+    """Run a whole scenario in simulated time (or paced by ``clock``/``realtime``) on the
+    ``sim`` backend (the HAL in-process) or ``gpio-mock`` (the gpio backend on mock pins)."""
+    sim = Simulation(scenario, backend=backend)
     clock = clock or (RealTimeClock() if realtime else SimClock())
     events = scenario.events
     next_event = 0

@@ -133,3 +133,28 @@ def test_config_check_cli(tmp_path: Path) -> None:
     assert f"{bad}: session.foo: unknown key" in res.stderr
     assert f"{bad}: session.target_deg: 95 is outside the allowed range" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("gpio,key,reason", [
+    ({"motor_pwm": 28}, "hardware.gpio.motor_pwm", "not a BCM GPIO number"),
+    ({"motor_pwm": -1}, "hardware.gpio.motor_pwm", "not a BCM GPIO number"),
+    ({"motor_pwm": 12.5}, "hardware.gpio.motor_pwm", "whole BCM GPIO number"),
+    ({"motor_pwm": True}, "hardware.gpio.motor_pwm", "whole BCM GPIO number"),
+    ({"buzzer": 10}, "hardware.gpio.buzzer", "reserved (SPI0 MOSI)"),
+    ({"buzzer": 17}, "hardware.gpio.estop_a", "already used by hardware.gpio.buzzer"),
+    ({"adc_chip": "ADS1115"}, "hardware.gpio.adc_chip", "unknown ADC"),
+    ({"current_channel": 0}, "hardware.gpio.current_channel", "already used by hardware.gpio.primary_channel"),
+    ({"dir_high_is_inversion": 1}, "hardware.gpio.dir_high_is_inversion", "true or false"),
+    ({"primary_deg_at_95pct": -100.0}, "hardware.gpio.primary_deg_at_95pct", "at least 20 deg"),
+    ({"pwm_frequency_hz": 50}, "hardware.gpio.pwm_frequency_hz", "outside 100 .. 40000"),
+    ({"motor_pwn": 12}, "hardware.gpio.motor_pwn", "unknown key"),
+])
+def test_the_pin_map_is_validated(gpio: dict, key: str, reason: str) -> None:
+    found = problems([("c.toml", "", {"hardware": {"gpio": gpio}})])
+    assert any(p.startswith(f"c.toml: {key}: ") and reason in p for p in found), found
+
+
+def test_a_pin_map_round_trips_through_the_config() -> None:
+    cfg = build_config([("c.toml", "", {"hardware": {"backend": "gpio", "gpio": {"motor_pwm": 7, "adc_chip": "MCP3008"}}})])
+    assert cfg.hardware.backend == "gpio" and cfg.hardware.gpio.motor_pwm == 7
+    assert cfg.hardware.gpio.adc_chip == "MCP3008" and cfg.hardware.gpio.motor_dir == 5

@@ -24,7 +24,11 @@ def test_readme_quick_start_is_the_two_make_commands() -> None:
 
 
 def test_readme_documents_every_config_key_with_its_default() -> None:
+    hardware_doc = (ROOT / "docs" / "hardware.md").read_text()
     for key, value in default_values().items():
+        if key.startswith("hardware.gpio."):  # the pin map lives with the wiring
+            assert f"`{key}`" in hardware_doc, key
+            continue
         assert f"`{key}`" in README, key
         if key in NUMERIC_BOUNDS:
             assert re.search(rf"`{re.escape(key)}` \| {value:g} \|", README), key
@@ -46,7 +50,8 @@ def test_every_example_scenario_is_listed_in_the_readme() -> None:
 
 
 def test_every_cli_command_is_in_the_readme() -> None:
-    for cmd in ("invtable demo", "invtable sim", "invtable run", "invtable config check", "invtable diagram"):
+    for cmd in ("invtable demo", "invtable sim", "invtable run", "invtable config check", "invtable diagram",
+                "invtable io", "invtable install-service", "--backend gpio-mock", "make install-pi"):
         assert cmd in README, cmd
 
 
@@ -93,3 +98,10 @@ def test_the_safety_case_covers_every_fault_and_design_behaviour() -> None:
     for behaviour in ("Interlocks before motion", "Hold-to-run jog", "Program session", "Session time limit",
                       "Emergency return", "E-stop", "Faults", "Power loss and restart", "Ramp limits everywhere"):
         assert behaviour in doc, behaviour
+
+
+def test_hardware_doc_wiring_is_generated_from_the_pin_map() -> None:
+    from hal.gpio.wiring import wiring_markdown
+    doc = (ROOT / "docs" / "hardware.md").read_text()
+    block = doc.split("<!-- wiring:begin -->\n", 1)[1].split("<!-- wiring:end -->", 1)[0]
+    assert block == wiring_markdown(), "stale: regenerate with `python -m hal.gpio.wiring`"

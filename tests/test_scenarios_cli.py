@@ -293,3 +293,12 @@ fault = "motor_runaway"
     stop_angle = held[0]["angle_deg"]
     at_fault = next(r for r in run.trace if r["t_s"] >= 15.0)["angle_deg"]
     assert stop_angle - at_fault < 2.0  # relay and brake stop it within 2 deg
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_example_scenario_passes_on_gpio_mock(scenario: Path, tmp_path: Path) -> None:
+    """The real gpio backend on gpiozero's mock pins, the physics behind the pins, the same
+    trace checks and expectations as on the sim backend."""
+    run = run_scenario_cli(scenario, tmp_path, "--backend", "gpio-mock")
+    assert run.code == 0, run.stderr
+    assert run.summary["passed"]

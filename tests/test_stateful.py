@@ -7,8 +7,9 @@ a second fault would be a double fault.
 
 Exemptions, each a documented residual risk (README fault table):
 - the speed bound after a runaway or weak-drive fault (the overshoot before detection);
-- a failed brake while nothing may drive (e-stop pressed, power off, controller hung):
-  the shorted windings make it a slow slide, but nothing can hold the table.
+- a failed brake while nothing may drive (e-stop pressed or its latch not yet left, power
+  off, controller hung): the shorted windings make it a slow slide, but nothing may hold
+  the table (releasing an e-stop must not start the motor; ISO 13850).
 """
 from __future__ import annotations
 
@@ -44,6 +45,8 @@ class TableUnderFaults(RuleBasedStateMachine):
         for _ in range(int(seconds / 0.01)):
             self.sim.tick()
             self.sim.advance()
+            if self.injected & BRAKE_FAULTS and self.sim.last_state == "estop":
+                self.undriven_with_bad_brake = True
 
     @rule(button=st.sampled_from(BUTTONS), hold_s=st.sampled_from([0.2, 1.0, 5.0]))
     def press(self, button: str, hold_s: float) -> None:

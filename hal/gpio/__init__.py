@@ -1,0 +1,1 @@
+"""The Raspberry Pi GPIO backend (gpiozero). See ``hal.gpio.backend``."""
