@@ -77,7 +77,10 @@ def run_service(config: Config, *, duration: float | None = None, pin_factory: A
             now = clock.now()
             if now - deadline > PERIOD_S:
                 missed += 1  # reported at the end; the controller copes with a long dt
-            out = ctrl.update(now, hw.read())
+            inputs = hw.read()
+            for kind, detail in hw.drain_events() if hasattr(hw, "drain_events") else ():
+                log("input", t_s=round(now, 3), edge=kind, detail=detail)
+            out = ctrl.update(now, inputs)
             hw.write(out)
             if k == 0:
                 notifier.notify("READY=1\nSTATUS=controlling the table")

@@ -5,7 +5,10 @@ Reported, never asserted in tests (the machine is shared and noisy):
   (target: >= 200x on a 2-core machine);
 - the controller's own cost per tick (update() alone, without physics);
 - emergency return time from 60 deg divided by the ideal trapezoid time for the
-  configured emergency speed and acceleration (target: <= 1.05).
+  configured emergency speed and acceleration (target: <= 1.05);
+- e-stop latency on the gpio backend over gpiozero's mock pins: from the e-stop pin's edge
+  to the motor PWM pin reading 0 (p50, p99), next to the floor: gpiozero's own mock
+  callback latency (edge to a no-op callback).
 """
 from __future__ import annotations
 
@@ -74,13 +77,79 @@ def emergency_ratio() -> dict:
             "ratio": round((arrived - start) / ideal, 4)}
 
 
+def percentiles(samples: list[float]) -> dict:
+    ordered = sorted(samples)
+    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
+    return {"n": len(ordered), "p50_us": round(pick(0.5) * 1e6, 1), "p99_us": round(pick(0.99) * 1e6, 1),
+            "max_us": round(ordered[-1] * 1e6, 1)}
+
+
+def estop_latency_gpio_mock(n: int = 2000) -> dict:
+    """Edge on an e-stop channel pin -> PWM pin at 0, through GpioTable's callback."""
+    from gpiozero import DigitalInputDevice
+    from gpiozero.pins.mock import MockPWMPin
+
+    from controller.config import Gpio
+    from hal.gpio.backend import GpioTable
+    from hal.interfaces import Outputs
+    from sim.gpio_world import SimPinFactory
+
+    stamps: dict[str, float] = {}
+
+    class StampPin(MockPWMPin):
+        def _change_state(self, value):  # noqa: ANN001, ANN202
+            changed = super()._change_state(value)
+            if changed and self._function == "output" and value == 0.0:
+                stamps.setdefault(self.info.name, time.perf_counter())
+            return changed
+
+    g = Gpio()
+    factory = SimPinFactory()
+    factory.pin_class = StampPin
+    table = GpioTable(g, pin_factory=factory)
+    estop_a = factory.pin(g.estop_a)
+    for name in ("estop_a", "estop_b", "overtravel", "ankle_a", "ankle_b"):
+        factory.pin(getattr(g, name)).drive_low()
+    driving = Outputs(motor_cmd=0.5, brake=False, alarm=False, heartbeat=False, motor_power=True)
+    pwm_name = f"GPIO{g.motor_pwm}"
+    samples = []
+    for _ in range(n):
+        table.read()
+        table.write(driving)
+        stamps.clear()
+        start = time.perf_counter()
+        estop_a.drive_high()
+        samples.append(stamps[pwm_name] - start)
+        estop_a.drive_low()
+    table.close()
+    factory.reset()
+    # The floor: the same edge to a callback that does nothing.
+    factory = SimPinFactory()
+    device = DigitalInputDevice(17, pull_up=True, pin_factory=factory)
+    pin = factory.pin(17)
+    pin.drive_low()
+    hit: list[float] = []
+    device.when_deactivated = lambda: hit.append(time.perf_counter())
+    floor = []
+    for _ in range(n):
+        hit.clear()
+        start = time.perf_counter()
+        pin.drive_high()
+        floor.append(hit[0] - start)
+        pin.drive_low()
+    device.close()
+    factory.reset()
+    return {"estop_to_pwm0": percentiles(samples), "gpiozero_callback_floor": percentiles(floor)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     figures = {"machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
-               "realtime": realtime_factor(args.repeats), "emergency_return": emergency_ratio()}
+               "realtime": realtime_factor(args.repeats), "emergency_return": emergency_ratio(),
+               "estop_gpio_mock": estop_latency_gpio_mock()}
     if args.json:
         print(json.dumps(figures, indent=2))
         return
@@ -91,6 +160,11 @@ def main() -> None:
     print(f"controller + HAL cost per tick (physics stubbed): {rt['tick_cost_us_without_physics']} us")
     print(f"emergency return from {er['from_deg']} deg: {er['seconds']} s vs ideal {er['ideal_seconds']} s "
           f"-> {er['ratio']}x  [target <= 1.05: {'met' if er['ratio'] <= 1.05 else 'NOT met'}]")
+    es = figures["estop_gpio_mock"]
+    e, f = es["estop_to_pwm0"], es["gpiozero_callback_floor"]
+    print(f"e-stop edge -> motor PWM 0 on gpio-mock: p50 {e['p50_us']} us, p99 {e['p99_us']} us, max {e['max_us']} us "
+          f"(n={e['n']})  [target p99 < 1000 us: {'met' if e['p99_us'] < 1000 else 'NOT met'}]")
+    print(f"  floor, gpiozero mock edge -> no-op callback: p50 {f['p50_us']} us, p99 {f['p99_us']} us")
 
 
 if __name__ == "__main__":

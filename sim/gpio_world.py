@@ -146,6 +146,7 @@ class GpioMockHal:
     # The HAL side, as the controller sees it.
     def read(self) -> Inputs:
         self.push_world()
+        self.hal.drain_events()  # the service logs them; here nobody needs them
         return self.hal.read()
 
     def write(self, outputs: Outputs) -> None:

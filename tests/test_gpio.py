@@ -190,3 +190,12 @@ def test_nothing_pi_specific_is_imported_off_a_pi() -> None:
 
 def test_the_default_pin_map_validates_and_is_the_documented_one() -> None:
     assert Config().hardware.gpio == G
+
+
+def test_callbacks_only_queue_edges_for_the_control_thread(hw) -> None:  # noqa: ANN001
+    table, factory = hw
+    pin(factory, G.button_up).drive_low()
+    pin(factory, G.button_up).drive_high()
+    pin(factory, G.estop_a).drive_high()
+    assert table.drain_events() == [("pressed", "up"), ("released", "up"), ("estop", "opened")]
+    assert table.drain_events() == []

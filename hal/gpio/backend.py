@@ -46,7 +46,10 @@ class GpioTable:
         from gpiozero import (MCP3008, MCP3208, Button, DigitalInputDevice, DigitalOutputDevice,
                               PWMOutputDevice)
         self.cfg = g = gpio
-        self.events: queue.SimpleQueue[tuple[str, str]] = queue.SimpleQueue()
+        # Edges seen by the callbacks, for the control thread to log (bounded: a callback
+        # never blocks; past the bound edges are counted, not queued).
+        self.events: queue.Queue[tuple[str, str]] = queue.Queue(maxsize=1000)
+        self.events_dropped = 0
         self._lock = threading.Lock()
         self._estop_latched = False
         self._closed = False
@@ -87,24 +90,34 @@ class GpioTable:
         for channel in self.estop:
             channel.when_deactivated = self._on_estop_edge
         for name, button in self.buttons.items():
-            button.when_pressed = lambda name=name: self.events.put(("pressed", name))
-            button.when_released = lambda name=name: self.events.put(("released", name))
+            button.when_pressed = lambda name=name: self._enqueue("pressed", name)
+            button.when_released = lambda name=name: self._enqueue("released", name)
 
     # ----------------------------------------------------------------- callbacks
+    def _enqueue(self, kind: str, detail: str) -> None:
+        try:
+            self.events.put_nowait((kind, detail))
+        except queue.Full:
+            self.events_dropped += 1
+
     def _on_estop_edge(self) -> None:
         """An e-stop channel opened: stop now (this runs on gpiozero's callback thread)."""
-        self.events.put(("estop", "opened"))
         self.safe_stop()
+        self._enqueue("estop", "opened")
+
+    def drain_events(self) -> list[tuple[str, str]]:
+        """The edges the callbacks queued since the last call (control thread only)."""
+        out = []
+        while True:
+            try:
+                out.append(self.events.get_nowait())
+            except queue.Empty:
+                return out
 
     # ----------------------------------------------------------------- the HAL
     def read(self) -> Inputs:
         """Sample every input. Buttons count as held when two samples in a row agree
         (a 10 ms debounce at 100 Hz); safety contacts are never debounced."""
-        while True:  # drain what the callbacks queued (they are for logs and the io tool)
-            try:
-                self.events.get_nowait()
-            except queue.Empty:
-                break
         estop_open = [not ch.is_active for ch in self.estop]
         ankle_closed = [ch.is_active for ch in self.ankle]
         raw = frozenset(name for name, b in self.buttons.items() if b.is_pressed)
