@@ -20,7 +20,7 @@ from controller.errors import InputError, Problem
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 BACKENDS = ("sim", "gpio-mock", "serial")
-AVAILABLE_BACKENDS = ("sim", "gpio-mock")
+AVAILABLE_BACKENDS = ("sim", "gpio-mock", "serial")
 
 
 def build_parser() -> argparse.ArgumentParser:

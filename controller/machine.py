@@ -305,13 +305,15 @@ class Controller:
             self._on_detection(Detection("selftest_failed", self.selftest_problem,
                                          "hold" if unbelievable else "emergency_return"))
             return
-        if not inp.estop_pressed and self.at_upright():
+        if not inp.estop_pressed and self.at_upright() and not inp.drive_inhibited:
             if self.brake_test_until is None:
                 self._start_brake_test()
             if self._brake_test_running():
                 return
         self.selftest_ok = True
-        self._note("self-test passed" + ("" if self.brake_ok else " except the brake: sessions refused"))
+        self._note("self-test passed" + ("" if self.brake_ok else " except the brake: sessions refused")
+                   + ("; the motion board is shut down: brake test skipped, sessions refused"
+                      if inp.drive_inhibited else ""))
         if not self.at_upright() and not inp.estop_pressed:
             # Unknown time spent inverted (power loss or crash): assume the limit is used up.
             self.return_forced = True
@@ -587,6 +589,8 @@ class Controller:
             problems.append("angle sensors disagree")
         if inp.overtravel_tripped:
             problems.append("over-travel switch open")
+        if inp.drive_inhibited:
+            problems.append("the motion board has acted alone or is shut down (check the table, then clear it)")
         if inp.estop_discrepancy or inp.ankle_discrepancy:
             problems.append("a dual-channel safety input disagrees with itself")
         if self.at_upright() and not inp.upright_switch:

@@ -118,7 +118,7 @@ class SafetyMonitor:
         """The first new problem found this tick (most severe checks first), or None."""
         self._angles.append(s.angle)
         self._raw.append((inp.angle_primary_deg, inp.angle_secondary_deg))
-        for check in (self._sensors, self._drive, self._saturation, self._brake, self._current, self._switches,
+        for check in (self._link, self._sensors, self._drive, self._saturation, self._brake, self._current, self._switches,
                       self._buttons):
             det = check(s, inp, dt)
             if det is not None and det.code not in self.latched:
@@ -130,6 +130,13 @@ class SafetyMonitor:
         return None
 
     # ---------------------------------------------------------------- the checks
+    def _link(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        if not inp.link_ok:
+            # Nothing this side commands reaches the motor now; the motion board returns the
+            # user on its own (its dead-man) and latches its shutdown.
+            return Detection("link_lost", "no telemetry from the motion board: it acts alone", "hold")
+        return None
+
     def _sensors(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         a, b = inp.angle_primary_deg, inp.angle_secondary_deg
         if self.position_untrusted:

@@ -37,6 +37,10 @@ class Inputs:
     # a real press or unlock never does for long: a cut wire or a failed contact.
     estop_discrepancy: bool = False
     ankle_discrepancy: bool = False
+    # Serial motion board only: the link is healthy (telemetry fresh, pings answered), and
+    # the board has taken over or latched a shutdown and will not follow commands.
+    link_ok: bool = True
+    drive_inhibited: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -64,6 +64,7 @@ class InvariantChecker:
     _goal_dir: float = 0.0
     _allowed: float = 0.0
     fault_injected: bool = False
+    board_acts_alone: bool = False   # serial: the motion board may return the table on its own
     _left_t: float | None = None
     _lock_ceiling: float | None = None
     _state_since: float = 0.0
@@ -156,9 +157,12 @@ class InvariantChecker:
             self._violate("estop", r.t, f"moving at {r.vel:.2f} deg/s in e-stop")
         # Power loss or a hung controller: the brake holds.
         if r.state in ("power_off", "hung"):
+            # (With a motion board, a hung host leaves the board in charge: it brings the
+            # motion to a controlled stop and the table upright, within the speed bound.)
+            toward_upright_ok = self.board_acts_alone and r.state == "hung"
             if self._off_since is None:
                 self._off_since = r.t
-            elif r.t - self._off_since > BRAKE_STOP_S and abs(r.vel) > STILL_DPS:
+            elif r.t - self._off_since > BRAKE_STOP_S and abs(r.vel) > STILL_DPS and not toward_upright_ok:
                 self._violate(r.state, r.t, f"moving at {r.vel:.2f} deg/s while {r.state.replace('_', ' ')}")
         else:
             self._off_since = None

@@ -81,6 +81,13 @@ class Simulation:
         self.controller: Controller | None = None
         self.backend = backend
         self.hal: Any = self.table  # what the controller reads and writes through (per boot)
+        self.board: Any = None      # serial: the virtual motion board (powered with the table)
+        self.wire: Any = None
+        if backend == "serial":
+            from sim.serial_world import VirtualBoard, Wire
+            self.wire = Wire()
+            self.board = VirtualBoard(self.table, cfg, self.wire, 0.0)
+            self.checker.board_acts_alone = True
         self.last_state = "boot"
         self.hang_until: float | None = None  # controller_hang: the loop is frozen until then
         self.k = 0
@@ -106,7 +113,11 @@ class Simulation:
             self.checker.fault_injected = True
             note = f"injected fault {ev.target}"
             if ev.target == "link_loss":
-                note += f": not applicable on backend {self.backend} (there is no serial link)"
+                if self.board is not None:
+                    self.board.link_cut = True
+                    note += ": the serial link is cut both ways"
+                else:
+                    note += f": not applicable on backend {self.backend} (there is no serial link)"
             elif ev.target == "controller_hang" and table.powered and self.hang_until is None:
                 self.hang_until = now + HANG_S
                 self.result.transitions.append(TransitionRecord(now, self.last_state, "hung", "controller_hang"))
@@ -115,16 +126,24 @@ class Simulation:
             table.clear(ev.target)
             if ev.target == "controller_hang" and self.hang_until is not None:
                 self.hang_until = now
+            if ev.target == "link_loss" and self.board is not None:
+                self.board.link_cut = False
             self.result.events.append(EventRecord(now, f"cleared fault {ev.target}"))
         elif ev.do == "power":
             if ev.value and not table.powered:
                 table.set_power(True)
+                if self.wire is not None:  # the board boots with the table's supply
+                    from sim.serial_world import VirtualBoard
+                    self.board = VirtualBoard(table, self.cfg, self.wire, now)
+                    self.board.link_cut = "link_loss" in table.faults
                 self.result.transitions.append(TransitionRecord(now, "power_off", "boot", "power_restored"))
             elif not ev.value and table.powered:
                 table.set_power(False)
                 self.result.transitions.append(TransitionRecord(now, self.last_state, "power_off", "power_cut"))
                 self.controller = None
                 self._end_process()
+                if self.board is not None:
+                    self.board = None  # unpowered; the pins fall to their pull-downs
                 self.hang_until = None  # a power cycle ends a hang too
 
     def tick(self) -> tuple:
@@ -137,6 +156,11 @@ class Simulation:
             self.controller = None
             self._end_process()
             self.result.transitions.append(TransitionRecord(now, "hung", "boot", "service_restart"))
+        if table.powered and self.hang_until is None and self.controller is None:
+            self.hal = self._start_process()  # a process starting opens its hardware first
+        board = self.board if table.powered else None
+        if board is not None:
+            board.before(now)  # the motion board samples and reports, host or no host
         if self.hang_until is not None:
             # Hung: nothing reads, nothing writes; the last outputs stay latched in the
             # hardware, but the heartbeat has stopped, so the dead-man cuts the motor.
@@ -151,7 +175,6 @@ class Simulation:
         elif table.powered:
             controller = self.controller
             if controller is None:
-                self.hal = self._start_process()
                 controller = self.controller = Controller(
                     cfg, now, on_transition=self.result.transitions.append, on_event=self.result.events.append)
             inputs = self.hal.read()
@@ -177,6 +200,8 @@ class Simulation:
                    int(table.estop_circuit_open), int(table.ankle_lock_closed), 0, 0.0, 0.0, "")
             self.checker.feed(Row(now, "power_off", angle, table.physics.vel, 0.0, None, False, 0.0, 0.0, 0.0,
                                   True, table.estop_circuit_open, table.ankle_lock_closed, False))
+        if board is not None:
+            board.after(now)   # takes the host's frames (if any), steps, drives its pins
         self.result.rows.append(row)
         return row
 
@@ -185,6 +210,9 @@ class Simulation:
         if self.backend == "gpio-mock":
             from sim.gpio_world import GpioMockHal
             return GpioMockHal(self.table, self.cfg.hardware.gpio)
+        if self.backend == "serial":
+            from sim.serial_world import SerialMockHal
+            return SerialMockHal(self.board, self.wire, lambda: self.now)
         return self.table
 
     def _end_process(self) -> None:
@@ -205,6 +233,9 @@ class Simulation:
 
     def finish(self) -> RunResult:
         self._end_process()
+        if self.wire is not None:
+            self.wire.close()
+            self.wire = None
         self.result.violations = self.checker.messages()
         self.result.summary = summarize(self.result)
         return self.result

@@ -54,8 +54,22 @@ def test_fault_matrix_on_gpio_mock(fault: str, phase: str) -> None:
     check_cell(run_cell(fault, phase, backend="gpio-mock"), fault, phase)
 
 
-def check_cell(result: RunResult, fault: str, phase: str) -> None:
+@pytest.mark.parametrize("fault,phase", [(f, list(PHASES)[(i + 1) % len(PHASES)]) for i, f in enumerate(FAULTS)])
+def test_fault_matrix_on_serial(fault: str, phase: str) -> None:
+    """The same checks through the serial backend and the virtual motion board (phases
+    rotated one further than on gpio-mock, so the two together cover more cells)."""
+    check_cell(run_cell(fault, phase, backend="serial"), fault, phase, backend="serial")
+
+
+def check_cell(result: RunResult, fault: str, phase: str, backend: str = "sim") -> None:
     s = result.summary
+    if backend == "serial" and fault == "link_loss":
+        # The host latches link_lost and holds; the motion board returns the user alone.
+        detections = [e["message"].split(":")[1].strip() for e in s["events"] if e["message"].startswith("fault:")]
+        assert result.violations == [], result.violations
+        assert "link_lost" in detections and s["final_state"] == "fault" and s["ended_upright"], s["transitions"]
+        assert max(abs(r[3]) for r in result.rows if r[0] >= PHASES[phase]) <= 8.0 + 0.05
+        return
     states = {r[1] for r in result.rows}
     detections = [e["message"].split(":")[1].strip() for e in s["events"] if e["message"].startswith("fault:")]
     injected_at = PHASES[phase]
@@ -66,7 +80,8 @@ def check_cell(result: RunResult, fault: str, phase: str) -> None:
     assert result.violations == [], result.violations
     assert max(abs(r[3]) for r in after) <= 8.0 + 0.05
     # The fault is in the trace as a state and in the summary as a latched detection.
-    if fault not in NOT_A_FAULT_STATE and not (fault in COPES_OR_HELD and not detections):
+    if fault not in NOT_A_FAULT_STATE and not (fault in COPES_OR_HELD and not detections) \
+            and not (backend == "serial" and fault == "controller_hang"):
         assert states & {"fault", "limp_home"}, s["transitions"]
         assert detections
     if fault in COPES_OR_HELD:

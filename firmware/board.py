@@ -1,0 +1,244 @@
+"""The motion board's logic, without any hardware: frames in, sensor samples in,
+actuator settings and frames out. ``main.py`` wires it to ``machine``; the simulator's
+virtual motion board wires it to the physics. Time is passed in as ticks_ms.
+
+States (protocol.ST_*): WAIT (no host session, brake on) -> HOST (following the host's
+SET_OUTPUTS within the board's envelope and slew limit) -> on host silence or a lapsed
+command: RETURN (upright alone on the emergency profile) -> SHUTDOWN (latched, brake on,
+supply open, until CLEAR). HOLD (latched, alarm) when acting alone is not safe: the
+sensors disagree or give no reading, overspeed, the e-stop, or a return that times out.
+"""
+try:
+    from firmware import protocol as P
+    from firmware.ramp import Follower, Ramp
+    from firmware.safety import Deadman, Limits, clip_envelope, fuse, slew
+    from firmware.ticks import ticks_add, ticks_diff
+except ImportError:
+    import protocol as P
+    from ramp import Follower, Ramp
+    from safety import Deadman, Limits, clip_envelope, fuse, slew
+    from ticks import ticks_add, ticks_diff
+
+UPRIGHT_TOL_DEG = 0.5
+MAX_LEAD_DEG = 1.0            # the return's setpoint never runs further ahead of the table than this:
+                              # a table that lags is not made to sprint to catch up
+SPEED_WINDOW = 10             # samples (0.1 s at 100 Hz): the sensors' noise is about 1 deg/s over it
+RETURN_PLAN_FRACTION = 0.9    # plan under the emergency speed: the limit is a limit, not a target
+
+
+class Sensors:
+    """One sample of everything the board reads."""
+
+    def __init__(self, primary=None, secondary=None, current_a=0.0, upright=False, overtravel_open=False,
+                 estop_a_open=False, estop_b_open=False, ankle_a_closed=True, ankle_b_closed=True, buttons=0):
+        self.primary = primary
+        self.secondary = secondary
+        self.current_a = current_a
+        self.upright = upright
+        self.overtravel_open = overtravel_open
+        self.estop_a_open = estop_a_open
+        self.estop_b_open = estop_b_open
+        self.ankle_a_closed = ankle_a_closed
+        self.ankle_b_closed = ankle_b_closed
+        self.buttons = buttons   # bit i set: protocol.BUTTONS[i] held
+
+
+class Board:
+    def __init__(self, now_ms, limits=None):
+        self.lim = limits or Limits()
+        self.state = P.ST_WAIT
+        self.boot_ms = now_ms
+        self.last_ms = now_ms
+        self.session = False
+        self.last_seq = 0
+        self.tx_seq = 0
+        self.deadman = Deadman(now_ms, self.lim)
+        self.cmd_duty = 0.0
+        self.cmd_flags = P.FLAG_BRAKE
+        self.duty = 0.0          # applied
+        self.brake = True
+        self.relay = False
+        self.alarm = False
+        self.heartbeat = False
+        self.angle = None
+        self.trusted = False
+        self.speed = 0.0
+        self._hist_angle = [0.0] * SPEED_WINDOW   # preallocated ring: no allocation per step
+        self._hist_ms = [0] * SPEED_WINDOW
+        self._hist_n = 0
+        self._hist_i = 0
+        self.ramp = None
+        self.load_duty = 0.0     # the duty that last held the table still under the host: the load
+        self.follower = None
+        self.return_deadline_ms = 0
+        self.reason = ""
+        self.sample = Sensors()
+
+    # ------------------------------------------------------------------ frames
+    def _frame(self, mtype, *values):
+        self.tx_seq = (self.tx_seq + 1) & 0xFF
+        return P.pack(self.tx_seq, mtype, *values)
+
+    def on_frame(self, seq, mtype, payload, now_ms):
+        """Handle one verified frame from the host; returns the reply frames (bytes)."""
+        values = P.unpack(mtype, payload)
+        if mtype == P.HELLO:
+            if values is None:
+                return [self._frame(P.NAK, seq, P.NAK_BAD_PAYLOAD)]
+            if values[0] != P.PROTO_VERSION:
+                return [self._frame(P.NAK, seq, P.NAK_VERSION)]
+            self.session = True
+            self.last_seq = seq
+            self.deadman.heard(now_ms)
+            lim = self.lim
+            return [self._frame(P.HELLO_ACK, P.PROTO_VERSION, P.FW_VERSION[0], P.FW_VERSION[1],
+                                int(round(lim.upright_deg * 100)), int(round(lim.max_angle_deg * 100)),
+                                int(round(lim.emergency_speed_dps * 100)), int(round(lim.emergency_accel_dps2 * 100)),
+                                lim.host_timeout_ms, lim.max_validity_ms)]
+        if not self.session:
+            return [self._frame(P.NAK, seq, P.NAK_NO_HELLO)]
+        if seq == self.last_seq:
+            return [self._frame(P.ACK, seq)]  # a retransmission: acknowledged, not executed again
+        if not P.seq_newer(seq, self.last_seq):
+            return [self._frame(P.NAK, seq, P.NAK_STALE_SEQ)]
+        if values is None:
+            return [self._frame(P.NAK, seq, P.NAK_BAD_PAYLOAD if mtype in P.FORMATS else P.NAK_UNKNOWN)]
+        self.last_seq = seq
+        self.deadman.heard(now_ms)
+        if mtype == P.SET_OUTPUTS:
+            if self.state in (P.ST_RETURN, P.ST_SHUTDOWN, P.ST_HOLD):
+                return [self._frame(P.NAK, seq, P.NAK_SHUTDOWN)]
+            duty, flags, validity = values
+            self.cmd_duty = max(-1.0, min(1.0, duty / 1000.0))
+            self.cmd_flags = flags
+            self.deadman.command(now_ms, validity)
+            self.state = P.ST_HOST
+            return [self._frame(P.ACK, seq)]
+        if mtype == P.PING:
+            return [self._frame(P.ACK, seq)]
+        if mtype == P.CLEAR:
+            if self.state == P.ST_RETURN:
+                return [self._frame(P.NAK, seq, P.NAK_SHUTDOWN)]  # never stop a return half way
+            if self.state in (P.ST_SHUTDOWN, P.ST_HOLD):
+                self.state = P.ST_WAIT
+                self.reason = ""
+                self.deadman.expiry_ms = None
+            return [self._frame(P.ACK, seq)]
+        return [self._frame(P.NAK, seq, P.NAK_UNKNOWN)]
+
+    def status_frame(self):
+        s = self.sample
+
+        def cdeg(v):
+            return P.NO_READING if v is None else max(-32767, min(32767, int(round(v * 100))))
+
+        bits = ((P.IN_UPRIGHT if s.upright else 0) | (P.IN_OVERTRAVEL_OPEN if s.overtravel_open else 0)
+                | (P.IN_ESTOP_A_OPEN if s.estop_a_open else 0) | (P.IN_ESTOP_B_OPEN if s.estop_b_open else 0)
+                | (P.IN_ANKLE_A_CLOSED if s.ankle_a_closed else 0) | (P.IN_ANKLE_B_CLOSED if s.ankle_b_closed else 0)
+                | ((s.buttons & 0x1F) << P.IN_BUTTON_SHIFT))
+        out = (P.OUT_BRAKE if self.brake else 0) | (P.OUT_RELAY if self.relay else 0) | (P.OUT_ALARM if self.alarm else 0)
+        return self._frame(P.STATUS, self.last_ms & 0xFFFF, cdeg(s.primary), cdeg(s.secondary),
+                           max(0, min(65535, int(round(s.current_a * 100)))), bits, self.state,
+                           int(round(self.duty * 1000)), out, self.last_seq)
+
+    # ------------------------------------------------------------------ control
+    def _start_return(self, now_ms, why):
+        self.reason = why
+        lim = self.lim
+        if self.angle is None or not self.trusted:
+            self._hold("cannot return alone: " + ("no angle" if self.angle is None else "sensors disagree"))
+            return
+        if abs(self.angle - lim.upright_deg) <= UPRIGHT_TOL_DEG:
+            self.state = P.ST_SHUTDOWN  # already upright: nothing to move
+            return
+        self.state = P.ST_RETURN
+        self.ramp = Ramp(self.angle)
+        self.ramp.vel = self.speed if abs(self.speed) < lim.emergency_speed_dps else 0.0
+        self.follower = Follower(lim.no_load_speed_dps)
+        # Bumpless: from what was applied while driving; from the brake, from the duty that
+        # last held the table (the user's weight), so releasing the brake does not drop them.
+        held = self.brake or self.duty == 0.0
+        self.follower.integ = self.load_duty if held else self.duty - self.follower.ff * self.ramp.vel
+        distance = abs(self.angle - lim.upright_deg)
+        allow_s = distance / (RETURN_PLAN_FRACTION * lim.emergency_speed_dps) * 1.5 + 5.0
+        self.return_deadline_ms = ticks_add(now_ms, int(1000 * allow_s))
+
+    def _hold(self, why):
+        self.state = P.ST_HOLD
+        self.reason = why
+
+    def _track_speed(self, now_ms):
+        """Speed over the last SPEED_WINDOW samples (a difference over 10 ms is all noise)."""
+        if self.angle is None or not self.trusted:
+            self._hist_n = 0  # a mean that includes a bad sensor says nothing about speed
+            self.speed = 0.0
+            return
+        i = self._hist_i
+        if self._hist_n == SPEED_WINDOW:
+            span = ticks_diff(now_ms, self._hist_ms[i]) / 1000.0
+            if span > 0:
+                self.speed = (self.angle - self._hist_angle[i]) / span
+        else:
+            self._hist_n += 1
+        self._hist_angle[i] = self.angle
+        self._hist_ms[i] = now_ms
+        self._hist_i = (i + 1) % SPEED_WINDOW
+
+    def step(self, now_ms, sample):
+        """One control step: returns (duty, brake, relay, alarm, heartbeat)."""
+        lim = self.lim
+        dt = ticks_diff(now_ms, self.last_ms) / 1000.0
+        dt = 0.0 if dt < 0 else (0.1 if dt > 0.1 else dt)
+        self.last_ms = now_ms
+        self.sample = sample
+        self.angle, self.trusted = fuse(sample.primary, sample.secondary, lim)
+        self._track_speed(now_ms)
+        estop = sample.estop_a_open or sample.estop_b_open
+        st = self.state
+        if st == P.ST_HOST:
+            why = self.deadman.lapsed(now_ms)
+            if why:
+                self._start_return(now_ms, why)
+        elif st == P.ST_WAIT and self.angle is not None:
+            upright = abs(self.angle - lim.upright_deg) <= UPRIGHT_TOL_DEG
+            silent = ticks_diff(now_ms, self.deadman.last_host_ms) >= lim.host_timeout_ms
+            if silent and not upright:  # powered up (or the host vanished) with the user off upright
+                self._start_return(now_ms, "no host")
+        st = self.state
+        if st in (P.ST_HOST, P.ST_RETURN) and abs(self.speed) > lim.emergency_speed_dps + lim.overspeed_margin_dps:
+            self._hold("overspeed %.1f deg/s" % self.speed)
+        if self.state == P.ST_RETURN:
+            if estop:
+                self._hold("e-stop during the return")
+            elif self.angle is None or not self.trusted:
+                self._hold("sensors lost during the return")
+            elif ticks_diff(now_ms, self.return_deadline_ms) > 0:
+                self._hold("return timed out")
+        st = self.state
+        if st == P.ST_HOST:
+            flags = self.cmd_flags
+            target = 0.0 if estop else clip_envelope(self.cmd_duty, sample.primary, sample.secondary, lim)
+            self.relay = bool(flags & P.FLAG_POWER)
+            if not self.relay:
+                target = 0.0
+            self.duty = slew(self.duty, target, dt, lim.duty_slew_per_s) if target != 0.0 else 0.0
+            self.brake = bool(flags & P.FLAG_BRAKE) or estop
+            self.alarm = bool(flags & P.FLAG_ALARM)
+            if not self.brake and self.relay and abs(self.speed) < 0.5:
+                self.load_duty = self.duty
+        elif st == P.ST_RETURN:
+            ramp = self.ramp
+            if abs(ramp.pos - self.angle) < MAX_LEAD_DEG or ramp.done:
+                ramp.step(lim.upright_deg, RETURN_PLAN_FRACTION * lim.emergency_speed_dps, lim.emergency_accel_dps2, dt)
+            target = self.follower.duty(ramp.pos, ramp.vel, self.angle, dt)
+            self.duty = clip_envelope(slew(self.duty, target, dt, lim.duty_slew_per_s), sample.primary,
+                                      sample.secondary, lim)
+            self.brake, self.relay, self.alarm = False, True, True
+            if ramp.done and abs(self.angle - lim.upright_deg) <= UPRIGHT_TOL_DEG:
+                self.state = P.ST_SHUTDOWN
+                self.duty, self.brake, self.relay = 0.0, True, False
+        else:  # WAIT, SHUTDOWN, HOLD: brake on, supply open
+            self.duty, self.brake, self.relay = 0.0, True, False
+            self.alarm = st == P.ST_HOLD or (st == P.ST_SHUTDOWN and self.reason != "")
+        self.heartbeat = not self.heartbeat  # the charge pump follows the board's own loop
+        return self.duty, self.brake, self.relay, self.alarm, self.heartbeat

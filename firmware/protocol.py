@@ -1,0 +1,174 @@
+"""The serial protocol between the Pi (host) and the motion board, shared by both sides.
+Written in the subset MicroPython runs (no dataclasses, no typing at run time).
+
+Frame: SYNC(0x7E) LEN SEQ TYPE PAYLOAD[LEN] CRC16-CCITT(hi, lo); the CRC (polynomial
+0x1021, initial 0xFFFF, no reflection) covers LEN, SEQ, TYPE and PAYLOAD. LEN is at most
+MAX_PAYLOAD. The decoder resynchronises on the next SYNC after any bad byte, and never
+raises on any input. docs/protocol.md has the message table.
+"""
+import struct
+
+SYNC = 0x7E
+MAX_PAYLOAD = 40
+PROTO_VERSION = 1
+FW_VERSION = (1, 0)
+
+# Host -> board
+HELLO = 0x01        # B proto_version
+SET_OUTPUTS = 0x02  # h duty_milli, B flags (bit0 brake, bit1 alarm, bit2 motor_power), H validity_ms
+PING = 0x03         # (empty)
+CLEAR = 0x04        # (empty): leave a latched shutdown
+# Board -> host
+ACK = 0x80          # B acked_seq
+NAK = 0x81          # B seq, B reason
+HELLO_ACK = 0x82    # see FORMATS
+STATUS = 0x90       # see FORMATS
+
+FORMATS = {
+    HELLO: ">B",
+    SET_OUTPUTS: ">hBH",
+    PING: "",
+    CLEAR: "",
+    ACK: ">B",
+    NAK: ">BB",
+    # proto, fw major, fw minor, upright cdeg, max angle cdeg, emergency speed cdps,
+    # emergency accel cdps2, host timeout ms, max validity ms
+    HELLO_ACK: ">BBBhhHHHH",
+    # board ms (low 16 bits), primary cdeg, secondary cdeg (NO_READING = none), current cA,
+    # input bits, board state, applied duty milli, output bits, last host seq accepted
+    STATUS: ">HhhHHBhBB",
+}
+NO_READING = -32768
+
+# NAK reasons
+NAK_UNKNOWN = 1
+NAK_BAD_PAYLOAD = 2
+NAK_STALE_SEQ = 3
+NAK_SHUTDOWN = 4
+NAK_NO_HELLO = 5
+NAK_VERSION = 6
+
+# STATUS input bits
+IN_UPRIGHT = 1
+IN_OVERTRAVEL_OPEN = 2
+IN_ESTOP_A_OPEN = 4
+IN_ESTOP_B_OPEN = 8
+IN_ANKLE_A_CLOSED = 16
+IN_ANKLE_B_CLOSED = 32
+IN_BUTTON_SHIFT = 6   # start, stop, up, down, return at bits 6..10
+BUTTONS = ("start", "stop", "up", "down", "return")
+# STATUS output bits
+OUT_BRAKE = 1
+OUT_RELAY = 2
+OUT_ALARM = 4
+# SET_OUTPUTS flag bits
+FLAG_BRAKE = 1
+FLAG_ALARM = 2
+FLAG_POWER = 4
+# Board states
+ST_WAIT = 0       # no host session yet (or cleared): holds on the brake
+ST_HOST = 1       # following the host's commands, within the board's own limits
+ST_RETURN = 2     # returning to upright alone (host lost)
+ST_SHUTDOWN = 3   # latched after acting alone: brake, supply open, until CLEAR
+ST_HOLD = 4       # latched: cannot move safely (sensors disagree, overspeed): brake, alarm
+STATE_NAMES = ("wait", "host", "return", "shutdown", "hold")
+
+
+def _crc_table():
+    table = []
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else (crc << 1)
+        table.append(crc & 0xFFFF)
+    return table
+
+
+_TABLE = _crc_table()
+
+
+def crc16(data, crc=0xFFFF):
+    """CRC16-CCITT (0x1021, init 0xFFFF) of bytes."""
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ _TABLE[((crc >> 8) ^ byte) & 0xFF]
+    return crc
+
+
+def encode(seq, mtype, payload=b""):
+    """One frame as bytes."""
+    n = len(payload)
+    if n > MAX_PAYLOAD:
+        raise ValueError("payload too long")
+    body = bytes((n, seq & 0xFF, mtype & 0xFF)) + bytes(payload)
+    crc = crc16(body)
+    return bytes((SYNC,)) + body + bytes((crc >> 8, crc & 0xFF))
+
+
+def pack(seq, mtype, *values):
+    """Encode a message of a known type from its field values."""
+    return encode(seq, mtype, struct.pack(FORMATS[mtype], *values) if FORMATS[mtype] else b"")
+
+
+def unpack(mtype, payload):
+    """The field values of a payload, or None when the type is unknown or the size wrong."""
+    fmt = FORMATS.get(mtype)
+    if fmt is None:
+        return None
+    if not fmt:
+        return () if len(payload) == 0 else None
+    if len(payload) != struct.calcsize(fmt):
+        return None
+    return struct.unpack(fmt, payload)
+
+
+class Decoder:
+    """Bytes in, whole verified frames out as (seq, type, payload). Bounded memory; never
+    raises; counts what it threw away."""
+
+    def __init__(self):
+        self.buf = bytearray()
+        self.crc_errors = 0
+        self.dropped = 0
+
+    def feed(self, data):
+        frames = []
+        buf = self.buf
+        buf.extend(data)
+        while True:
+            start = buf.find(bytes((SYNC,)))
+            if start < 0:
+                self.dropped += len(buf)
+                buf[:] = b""
+                break
+            if start:
+                self.dropped += start
+                buf[:] = buf[start:]
+            if len(buf) < 2:
+                break
+            n = buf[1]
+            if n > MAX_PAYLOAD:
+                self.dropped += 1
+                buf[:] = buf[1:]
+                continue
+            total = n + 6
+            if len(buf) < total:
+                break
+            body = bytes(buf[1:4 + n])
+            crc = (buf[4 + n] << 8) | buf[5 + n]
+            if crc16(body) != crc:
+                self.crc_errors += 1
+                self.dropped += 1
+                buf[:] = buf[1:]  # the SYNC was not a frame start: rescan after it
+                continue
+            frames.append((body[1], body[2], body[3:]))
+            buf[:] = buf[total:]
+        if len(buf) > 4 * (MAX_PAYLOAD + 6):  # cannot happen with the rules above; a guard
+            self.dropped += len(buf)
+            buf[:] = b""
+        return frames
+
+
+def seq_newer(seq, last):
+    """True when ``seq`` comes after ``last`` (mod 256, within half the space)."""
+    d = (seq - last) & 0xFF
+    return 0 < d < 128

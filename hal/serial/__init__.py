@@ -1,0 +1,1 @@
+"""The serial motion-board backend (pyserial). See ``hal.serial.backend``."""
