@@ -152,7 +152,14 @@ class Decoder:
                 continue
             total = n + 6
             if len(buf) < total:
-                break
+                # Incomplete, or a start that was not one (a lost byte, a flipped length):
+                # if a later SYNC already begins a whole valid frame, this start was garbage.
+                j = self._later_frame(buf)
+                if j < 0:
+                    break
+                self.dropped += j
+                buf[:] = buf[j:]
+                continue
             body = bytes(buf[1:4 + n])
             crc = (buf[4 + n] << 8) | buf[5 + n]
             if crc16(body) != crc:
@@ -166,6 +173,20 @@ class Decoder:
             self.dropped += len(buf)
             buf[:] = b""
         return frames
+
+    @staticmethod
+    def _later_frame(buf):
+        """Index of the first SYNC after 0 that starts a complete frame with a good CRC, or -1."""
+        j = buf.find(bytes((SYNC,)), 1)
+        while j > 0:
+            if len(buf) - j >= 2:
+                n = buf[j + 1]
+                end = j + n + 6
+                if n <= MAX_PAYLOAD and end <= len(buf):
+                    if crc16(bytes(buf[j + 1:j + 4 + n])) == (buf[end - 2] << 8) | buf[end - 1]:
+                        return j
+            j = buf.find(bytes((SYNC,)), j + 1)
+        return -1
 
 
 def seq_newer(seq, last):

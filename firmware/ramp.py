@@ -1,6 +1,7 @@
 """The board's own motion: a trapezoidal ramp (bounded speed and acceleration, no
 overshoot) and the position loop that follows it. Used only when the board acts alone
 (its emergency return); in normal use the host plans and the board enforces limits."""
+import math
 
 
 class Ramp:
@@ -11,27 +12,25 @@ class Ramp:
 
     def step(self, goal, vmax, amax, dt):
         """Advance the setpoint by dt toward goal: accelerate, cruise, then brake so as to
-        stop exactly at the goal."""
+        stop exactly at the goal. The braking speed is the discrete one (the speed from
+        which steps of amax*dt stop within the distance left), so the last step is small."""
         d = goal - self.pos
         if d == 0.0 and self.vel == 0.0:
             self.done = True
             return
         direction = 1.0 if d > 0 else -1.0
-        v = self.vel
-        braking = v * direction > 0 and (v * v) / (2.0 * amax) >= abs(d) - abs(v) * dt
-        if braking:
-            v -= direction * amax * dt
-            if v * direction < 0:
-                v = 0.0
+        v = self.vel * direction           # speed toward the goal (negative: moving away)
+        if v < 0.0:
+            v_new = min(0.0, v + amax * dt)  # stop moving away first
         else:
-            v += direction * amax * dt
-            if abs(v) > vmax:
-                v = vmax * direction
-        pos = self.pos + v * dt
-        if (goal - pos) * direction <= 0 or (braking and v == 0.0):
-            pos, v = goal, 0.0
-        self.pos, self.vel = pos, v
-        self.done = pos == goal and v == 0.0
+            h = 0.5 * amax * dt
+            v_cap = -h + math.sqrt(h * h + 2.0 * amax * abs(d))
+            v_new = max(min(vmax, v + amax * dt, v_cap), v - amax * dt)
+        pos = self.pos + direction * v_new * dt
+        if (goal - pos) * direction <= 0.0:
+            pos, v_new = goal, 0.0
+        self.pos, self.vel = pos, direction * v_new
+        self.done = pos == goal and v_new == 0.0
 
 
 class Follower:

@@ -302,3 +302,11 @@ def test_every_example_scenario_passes_on_gpio_mock(scenario: Path, tmp_path: Pa
     run = run_scenario_cli(scenario, tmp_path, "--backend", "gpio-mock")
     assert run.code == 0, run.stderr
     assert run.summary["passed"]
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
+def test_every_example_scenario_passes_on_serial(scenario: Path, tmp_path: Path) -> None:
+    """The real serial backend over a pseudo-terminal to the virtual motion board."""
+    run = run_scenario_cli(scenario, tmp_path, "--backend", "serial")
+    assert run.code == 0, run.stderr
+    assert run.summary["passed"]

@@ -1,0 +1,80 @@
+"""Codec tests that run on CPython (pytest) and on the MicroPython unix port (run.py)."""
+try:
+    from firmware import protocol as P
+except ImportError:
+    import protocol as P
+
+
+def test_crc16_ccitt_false_check_value():
+    assert P.crc16(b"123456789") == 0x29B1
+
+
+def test_every_message_round_trips():
+    samples = {P.HELLO: (1,), P.SET_OUTPUTS: (-1000, 5, 100), P.PING: (), P.CLEAR: (), P.ACK: (7,),
+               P.NAK: (7, 3), P.HELLO_ACK: (1, 1, 0, -8000, 6000, 800, 800, 300, 200),
+               P.STATUS: (65535, -32768, 32767, 4000, 0x7FF, 3, -1000, 7, 255)}
+    for mtype, values in samples.items():
+        frame = P.pack(200, mtype, *values)
+        d = P.Decoder()
+        out = d.feed(frame)
+        assert len(out) == 1
+        seq, t, payload = out[0]
+        assert seq == 200 and t == mtype
+        assert P.unpack(t, payload) == values
+
+
+def test_frames_split_anywhere_are_reassembled():
+    frame = P.pack(9, P.SET_OUTPUTS, 250, 1, 100) + P.pack(10, P.PING)
+    for cut in range(len(frame) + 1):
+        d = P.Decoder()
+        out = d.feed(frame[:cut]) + d.feed(frame[cut:])
+        assert [(s, t) for s, t, _ in out] == [(9, P.SET_OUTPUTS), (10, P.PING)]
+
+
+def test_every_single_bit_flip_is_rejected():
+    frames = [P.pack(3, P.SET_OUTPUTS, 123, 1, 100), P.pack(250, P.STATUS, 1, 2, 3, 4, 5, 1, 6, 7, 8),
+              P.pack(0, P.PING)]
+    good = P.pack(11, P.ACK, 3)
+    for frame in frames:
+        for bit in range(len(frame) * 8):
+            bad = bytearray(frame)
+            bad[bit // 8] ^= 1 << (bit % 8)
+            d = P.Decoder()
+            assert d.feed(bytes(bad)) == []
+            # ... and the decoder finds the next good frame right after it.
+            assert [(s, t) for s, t, _ in d.feed(good)] == [(11, P.ACK)]
+
+
+def test_truncated_frames_yield_nothing_and_do_not_swallow_the_next():
+    frame = P.pack(5, P.SET_OUTPUTS, -400, 0, 100)
+    good = P.pack(6, P.PING)
+    for n in range(1, len(frame)):
+        d = P.Decoder()
+        assert d.feed(frame[:n]) == []
+        out = d.feed(good)
+        assert [(s, t) for s, t, _ in out] == [(6, P.PING)]
+
+
+def test_garbage_between_frames_is_skipped():
+    a, b = P.pack(1, P.PING), P.pack(2, P.CLEAR)
+    d = P.Decoder()
+    out = d.feed(b"\x00\x01junk" + a + b"\xff\x7e\x7e\x03" + b)
+    assert [(s, t) for s, t, _ in out] == [(1, P.PING), (2, P.CLEAR)]
+    assert d.dropped > 0
+
+
+def test_oversized_length_is_rejected_at_once():
+    d = P.Decoder()
+    assert d.feed(bytes((P.SYNC, P.MAX_PAYLOAD + 1, 0, 0))) == []
+    assert d.feed(P.pack(4, P.PING)) != []
+
+
+def test_unpack_rejects_wrong_sizes_and_unknown_types():
+    assert P.unpack(P.SET_OUTPUTS, b"\x00") is None
+    assert P.unpack(0x55, b"") is None
+    assert P.unpack(P.PING, b"\x00") is None
+
+
+def test_sequence_order_wraps():
+    assert P.seq_newer(1, 0) and P.seq_newer(0, 255) and not P.seq_newer(5, 5)
+    assert not P.seq_newer(4, 5) and not P.seq_newer(200, 50)
