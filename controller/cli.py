@@ -45,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, metavar="CONFIG.toml")
     run.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until quit or SIGTERM)")
     run.add_argument("--trace", type=Path, metavar="OUT.csv", help="write the trace on exit")
+    run.add_argument("--clear-board", action="store_true",
+                     help="serial backend: clear the motion board's latched shutdown at start (after checking the table)")
 
     io = sub.add_parser("io", help="bring-up on the Pi: show every input live; pulse one output with the relay open")
     io.add_argument("--config", type=Path, metavar="CONFIG.toml")
@@ -221,6 +223,17 @@ def cmd_run(args: argparse.Namespace) -> int:
             return _fail_input([problem])
         from controller.service import run_service
         return run_service(config, duration=args.duration)
+    if config.hardware.backend == "serial":
+        from controller.service import run_service
+        from hal.serial.backend import SerialTable
+        ser = config.hardware.serial
+
+        def open_board() -> SerialTable:
+            board = SerialTable(ser.url, baudrate=ser.baudrate)
+            if args.clear_board:
+                board.clear_board()
+            return board
+        return run_service(config, duration=args.duration, make_hardware=open_board)
     from sim.runsim import run_bench
     return run_bench(config, duration=args.duration, trace=args.trace)
 

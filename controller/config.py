@@ -16,7 +16,7 @@ from typing import Any, Callable, Mapping
 
 from controller.errors import InputError, Problem
 
-BACKENDS = ("sim", "gpio")  # the serial motion board arrives with its issue
+BACKENDS = ("sim", "gpio", "serial")
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +96,17 @@ ADC_CHIPS = ("MCP3008", "MCP3208")
 
 
 @dataclass(frozen=True, slots=True)
+class Serial:
+    """``[hardware.serial]``: the link to the motion board (docs/firmware.md)."""
+
+    url: str = "/dev/serial0"    # anything pyserial's serial_for_url takes: /dev/ttyACM0, socket://host:port
+    baudrate: int = 230400
+
+
+BAUDRATES = (57600, 115200, 230400, 460800, 921600)
+
+
+@dataclass(frozen=True, slots=True)
 class Hardware:
     backend: str = "sim"
     # The gearmotor's data sheet figures (at the output shaft, full duty): the safety
@@ -104,6 +115,7 @@ class Hardware:
     motor_stall_current_a: float = 20.0
     motor_no_load_speed_dps: float = 20.0
     gpio: Gpio = field(default_factory=Gpio)
+    serial: Serial = field(default_factory=Serial)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +148,8 @@ NUMERIC_BOUNDS: dict[str, Bound] = {
 # Order matters: a bound may only use keys validated before it.
 KEY_ORDER = list(NUMERIC_BOUNDS)
 SECTIONS: dict[str, type] = {"limits": Limits, "motion": Motion, "session": Session, "hardware": Hardware,
-                             "hardware.gpio": Gpio}
-SUBTABLES = {"hardware": ("gpio",)}  # tables nested in a table
+                             "hardware.gpio": Gpio, "hardware.serial": Serial}
+SUBTABLES = {"hardware": ("gpio", "serial")}  # tables nested in a table
 
 
 def _plain_fields(cls: type) -> list[str]:
@@ -240,6 +252,12 @@ def build_config(layers: list[tuple[str, str, Mapping[str, Any]]]) -> Config:
     if backend not in BACKENDS:
         report("hardware.backend", f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
     _check_gpio(values, report)
+    url = values["hardware.serial.url"]
+    if not isinstance(url, str) or not url.strip():
+        report("hardware.serial.url", f"must be a device path or a pyserial URL, got {url!r}")
+    if values["hardware.serial.baudrate"] not in BAUDRATES or isinstance(values["hardware.serial.baudrate"], bool):
+        report("hardware.serial.baudrate", f"{values['hardware.serial.baudrate']!r} is not one of "
+               f"{', '.join(map(str, BAUDRATES))}")
     if problems:
         raise InputError(problems)
     built: dict[str, Any] = {}

@@ -281,7 +281,9 @@ class Controller:
         a, b = inp.angle_primary_deg, inp.angle_secondary_deg
         up = self.cfg.limits.upright_deg
         problem = None
-        if a is None or b is None:
+        if not inp.link_ok:
+            problem = "no link to the motion board (link_lost)"
+        elif a is None or b is None:
             problem = "angle sensor gives no reading"
         elif not sensors_agree(a, b, SENSOR_AGREE_BOOT_DEG):
             problem = f"angle sensors disagree ({a:.1f} vs {b:.1f} deg)"
@@ -300,7 +302,8 @@ class Controller:
             # the monitor, running from the next tick, narrows the recovery (a sensor that
             # gives no reading or disagrees leads to the limp home). Only an angle nobody can
             # believe leaves nothing to return on.
-            unbelievable = (a is None and b is None) or "mechanical range" in self.selftest_problem
+            unbelievable = ((a is None and b is None) or "mechanical range" in self.selftest_problem
+                            or "link_lost" in self.selftest_problem)
             self._fire("selftest_failed")  # to the e-stop if it is pressed: nothing moves there
             self._on_detection(Detection("selftest_failed", self.selftest_problem,
                                          "hold" if unbelievable else "emergency_return"))

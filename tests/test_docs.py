@@ -85,7 +85,7 @@ def test_every_hazard_row_names_tests_that_exist() -> None:
     rows = [ln for ln in doc.splitlines() if re.match(r"\| H\d+ \|", ln)]
     assert len(rows) >= 20
     for row in rows:
-        ids = re.findall(r"`(tests/[^`]+)`", row.rsplit("|", 2)[-2])
+        ids = re.findall(r"`((?:firmware/)?tests/[^`]+)`", row.rsplit("|", 2)[-2])
         assert ids, f"hazard row names no test: {row[:60]}"
         for node_id in ids:
             assert _test_exists(node_id), f"{row.split('|')[1].strip()}: no such test {node_id}"

@@ -110,3 +110,16 @@ def test_install_service_writes_the_unit_and_never_replaces_a_config(tmp_path: P
     config.write_text("# mine\n")
     assert run_cli("install-service", "--root", tmp_path).code == 0
     assert config.read_text() == "# mine\n"  # nothing lost
+
+
+def test_service_on_the_serial_backend_without_a_board_latches_link_lost(tmp_path: Path) -> None:
+    """No motion board on the line (pyserial's loop:// echoes our own frames back): the
+    handshake fails, nothing is obeyed, the controller holds with the link fault."""
+    cfg = tmp_path / "serial.toml"
+    cfg.write_text('[hardware]\nbackend = "serial"\n[hardware.serial]\nurl = "loop://"\n')
+    res = subprocess.run([sys.executable, "-m", "controller", "run", "--config", str(cfg), "--duration", "0.5"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    log = [json.loads(line) for line in res.stdout.splitlines()]
+    assert any(e["event"] == "fault" and "link_lost" in e["message"] for e in log), log
+    assert log[-1]["event"] == "stopping" and log[-1]["state"] == "fault"
