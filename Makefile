@@ -28,10 +28,10 @@ demo: $(VENV)/.demo-installed
 	$(BIN)/invtable demo
 
 test: $(VENV)/.test-installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto
 
 bench: $(VENV)/.demo-installed
-	$(BIN)/python -m sim.bench
+	$(BIN)/invtable bench
 
 # On the Raspberry Pi (the repository cloned to /opt/invtable): a venv with lgpio, then the
 # systemd unit, the invtable user and /etc/invtable/config.toml (asks for sudo).

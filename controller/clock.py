@@ -30,16 +30,25 @@ class SimClock:
             self.t = t
 
 
+# Sleep-then-spin: sleep until this long before the deadline, then spin on the clock. The
+# choice is measured by `invtable bench` (docs/performance.md): spinning cuts the lateness
+# a sleep's wake-up adds, at a CPU cost of about spin/period.
+DEFAULT_SPIN_S = 0.0
+
+
 class RealTimeClock:
     """Monotonic time from an origin, with absolute-deadline waits."""
 
-    def __init__(self) -> None:
+    def __init__(self, spin_s: float = DEFAULT_SPIN_S) -> None:
         self._origin = time.monotonic()
+        self.spin_s = spin_s
 
     def now(self) -> float:
         return time.monotonic() - self._origin
 
     def wait_until(self, t: float) -> None:
-        delay = t - self.now()
+        delay = t - self.now() - self.spin_s
         if delay > 0:
             time.sleep(delay)
+        while self.spin_s and self.now() < t:
+            pass

@@ -73,6 +73,9 @@ SESSION_STATES = ("ramp", "hold", "rest")
 TIME_LIMITED = ("jogging", "holding", "ramp", "hold", "rest", "paused")
 # States in which losing the ankle lock triggers an emergency return.
 LOCK_GUARDED = ("jogging", "holding", "ramp", "hold", "rest", "paused", "returning")
+# Where a latched recovery takes over from whatever motion is running.
+LIMP_ENFORCED = ("emergency_return", "fault") + LOCK_GUARDED
+RETURN_ENFORCED = ("emergency_return",) + LOCK_GUARDED
 
 TRANSITIONS: list[dict] = [
     # Boot self-test outcome. Conditions are tried in order.
@@ -222,7 +225,7 @@ class Controller:
             self.monitor.held_at_boot = set(inp.buttons)
         self.inputs = inp
         self._measure(inp)
-        pressed = inp.buttons - self.prev_buttons
+        pressed = inp.buttons - self.prev_buttons if inp.buttons else inp.buttons
         self.prev_buttons = inp.buttons
 
         if self.state == "boot":
@@ -242,16 +245,17 @@ class Controller:
         if not inp.ankle_locked and self.state in LOCK_GUARDED:
             self._note("ankle lock lost: emergency return")
             self._fire("lock_lost")
-        for button in ("return", "stop", "up", "down", "start"):  # safest first
-            if button in pressed:
-                self._fire("press_" + button)
+        if pressed:
+            for button in ("return", "stop", "up", "down", "start"):  # safest first
+                if button in pressed:
+                    self._fire("press_" + button)
         # A latched fault's recovery bounds every motion, whichever path started it (e.g.
         # RETURN out of an e-stop after a sensor was found bad becomes the limp home).
         if self.recovery == "hold" and not self.fault_holding:
             self._hold_on_fault()
-        elif self.recovery == "limp_home" and self.state in ("emergency_return", "fault") + LOCK_GUARDED:
+        elif self.recovery == "limp_home" and self.state in LIMP_ENFORCED:
             self._fire("fault_limp")
-        elif self.recovery == "emergency_return" and self.state in ("emergency_return",) + LOCK_GUARDED:
+        elif self.recovery == "emergency_return" and self.state in RETURN_ENFORCED:
             self._fire("fault_return")
         # After the buttons, so no press can start a motion that outlives the limit (e.g.
         # holding UP out of an e-stop after the limit expired becomes the forced return).

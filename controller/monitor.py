@@ -92,11 +92,15 @@ class SafetyMonitor:
         self._braked_at: float | None = None
         self._held_since: dict[str, float] = {}
         self.held_at_boot: set[str] = set()  # set by the controller on its first update
+        self._checks = (self._link, self._sensors, self._drive, self._saturation, self._brake, self._current,
+                        self._switches, self._buttons)
+        self._speed: float | None = None     # this tick's measured speed
 
     def _lasted(self, key: str, active: bool, now: float, duration: float) -> bool:
         """True once ``active`` has held continuously for ``duration`` seconds."""
         if not active:
-            self._since.pop(key, None)
+            if key in self._since:
+                del self._since[key]
             return False
         return now - self._since.setdefault(key, now) >= duration
 
@@ -118,8 +122,8 @@ class SafetyMonitor:
         """The first new problem found this tick (most severe checks first), or None."""
         self._angles.append(s.angle)
         self._raw.append((inp.angle_primary_deg, inp.angle_secondary_deg))
-        for check in (self._link, self._sensors, self._drive, self._saturation, self._brake, self._current, self._switches,
-                      self._buttons):
+        self._speed = self.measured_speed(dt)
+        for check in self._checks:
             det = check(s, inp, dt)
             if det is not None and det.code not in self.latched:
                 self.latched.add(det.code)
@@ -179,7 +183,7 @@ class SafetyMonitor:
         return None
 
     def _drive(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
-        v = self.measured_speed(dt)
+        v = self._speed
         if (s.tracking and s.angle > self.cfg.limits.max_angle_deg + ENVELOPE_GUARD_DEG
                 and "brake_creep" not in self.latched):  # with a bad brake the motor must keep holding
             # Normal arrivals overshoot by under 0.1 deg: past this the drive cannot stop the
@@ -238,7 +242,7 @@ class SafetyMonitor:
         # speed|. Far more than that means the driver applies more than we command (stuck
         # on): caught in one sample, before the table can gain more than ~2 deg/s.
         hw = self.cfg.hardware
-        v = self.measured_speed(dt) or 0.0
+        v = self._speed or 0.0
         predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(s.motor_cmd - v / hw.motor_no_load_speed_dps)
         if s.motor_power and inp.motor_current_a > predicted + CURRENT_EXCESS_A:
             return Detection("runaway", f"{inp.motor_current_a:.1f} A drawn, at most {predicted:.1f} A expected for "
@@ -272,6 +276,8 @@ class SafetyMonitor:
         return None
 
     def _buttons(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        if not inp.buttons and not self._held_since and not self.held_at_boot:
+            return None  # nothing held, nothing remembered: the usual tick
         # A released button is forgotten: held from boot only until first let go.
         self.held_at_boot &= inp.buttons
         for name in list(self._held_since):

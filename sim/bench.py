@@ -1,91 +1,170 @@
-"""``make bench`` / ``python -m sim.bench``: the core performance figures, measured.
+"""``invtable bench`` (and ``make bench``): the performance figures, each next to its floor.
 
-Reported, never asserted in tests (the machine is shared and noisy):
-- real-time factor of a 600 s simulated session including writing its trace CSV
-  (target: >= 200x on a 2-core machine);
-- the controller's own cost per tick (update() alone, without physics);
-- emergency return time from 60 deg divided by the ideal trapezoid time for the
-  configured emergency speed and acceleration (target: <= 1.05);
-- e-stop latency on the gpio backend over gpiozero's mock pins: from the e-stop pin's edge
-  to the motor PWM pin reading 0 (p50, p99), next to the floor: gpiozero's own mock
-  callback latency (edge to a no-op callback).
+Measured, reported, never asserted in tests (the machine is shared and noisy):
+
+- control-loop period jitter at 100 Hz in real time (lateness of each tick against its
+  absolute deadline: p50, p99, max, missed ticks) next to a bare periodic Python loop on the
+  same clock, with the second core idle and then loaded by a busy process;
+- e-stop latency: on ``sim`` from the input edge to the motor command 0 (the edge lands at
+  a random moment within a tick; the command follows at the next tick), and on
+  ``gpio-mock`` from the e-stop pin's edge to the motor PWM pin at 0 (through the callback),
+  next to the floor: gpiozero's own mock edge-to-callback latency;
+- serial command round trip over a pseudo-terminal (SET_OUTPUTS out, ACK back through the
+  host's reader thread) and codec frames per second;
+- simulator real-time factor for a 600 s session with its trace CSV, and the controller's
+  own cost per tick;
+- emergency return time divided by the ideal trapezoid time;
+- ``invtable run`` (simulator backend, headless): time from process start to ready, CPU
+  per second of wall time, peak RSS.
 """
 from __future__ import annotations
 
-import argparse
 import json
+import os
 import platform
+import random
+import resource
+import select
 import statistics
+import subprocess
+import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any, Callable
 
 from controller.profile import trapezoid_time
 from sim.runner import run_scenario, write_trace
 from sim.scenario import scenario_from_dict
 
 LOCK = {"at_s": 0.5, "do": "set", "input": "ankle_lock", "value": True}
+PERIOD_S = 0.01
+
+TARGETS = {
+    "jitter_p99_ratio": 1.5, "estop_gpio_mock_p99_us": 1000.0, "realtime_factor": 500.0,
+    "emergency_ratio": 1.02, "run_cpu_percent": 2.0, "run_rss_mb": 60.0, "run_ready_s": 1.5,
+}
 
 
-def long_session() -> dict:
-    return {"scenario": {"name": "600 s session", "duration_s": 600.0, "seed": 1},
-            "config": {"session": {"target_deg": 60.0, "hold_s": 420.0, "max_duration_s": 600.0, "rest_s": 60.0}},
-            "events": [LOCK, {"at_s": 1.0, "do": "tap", "input": "start"}]}
-
-
-def realtime_factor(repeats: int) -> dict:
-    scenario = scenario_from_dict(long_session(), "bench")
-    times, tick_costs = [], []
-    for _ in range(repeats):
-        with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
-            result = run_scenario(scenario)
-            write_trace(result, Path(tmp) / "trace.csv")
-            times.append(time.perf_counter() - start)
-    best = min(times)
-    # Controller cost alone: replay the recorded inputs through update() would need the HAL;
-    # instead time the same run with the physics stubbed to a no-op.
-    from sim import table as table_mod
-    original = table_mod.SimTable.advance
-    table_mod.SimTable.advance = lambda self, duration: setattr(self, "t", self.t + duration)
-    try:
-        start = time.perf_counter()
-        r = run_scenario(scenario)
-        tick_costs.append((time.perf_counter() - start) / len(r.rows))
-    finally:
-        table_mod.SimTable.advance = original
-    return {"sim_seconds": 600.0, "wall_seconds_best": round(best, 3),
-            "wall_seconds_median": round(statistics.median(times), 3),
-            "realtime_factor": round(600.0 / best, 1),
-            "tick_cost_us_without_physics": round(tick_costs[0] * 1e6, 1)}
-
-
-def emergency_ratio() -> dict:
-    data = {"scenario": {"name": "emergency", "duration_s": 80.0, "seed": 1},
-            "config": {"session": {"target_deg": 60.0}},
-            "events": [LOCK, {"at_s": 1.0, "do": "tap", "input": "start"},
-                       {"at_s": 45.0, "do": "tap", "input": "return"}]}
-    scenario = scenario_from_dict(data, "bench")
-    result = run_scenario(scenario)
-    start = next(t.t_s for t in result.transitions if t.dest == "emergency_return")
-    rows = [r for r in result.rows if r[0] >= start]
-    start_angle = rows[0][2]
-    arrived = next(r[0] for r in rows if r[2] <= scenario.config.limits.upright_deg + 0.5)
-    m = scenario.config.motion
-    ideal = trapezoid_time(start_angle - scenario.config.limits.upright_deg, m.emergency_speed_dps, m.emergency_accel_dps2)
-    return {"from_deg": round(start_angle, 2), "seconds": round(arrived - start, 3), "ideal_seconds": round(ideal, 3),
-            "ratio": round((arrived - start) / ideal, 4)}
-
-
-def percentiles(samples: list[float]) -> dict:
+def percentiles(samples: list[float], scale: float = 1e6) -> dict:
     ordered = sorted(samples)
-    pick = lambda q: ordered[min(len(ordered) - 1, int(q * len(ordered)))]  # noqa: E731
-    return {"n": len(ordered), "p50_us": round(pick(0.5) * 1e6, 1), "p99_us": round(pick(0.99) * 1e6, 1),
-            "max_us": round(ordered[-1] * 1e6, 1)}
+    n = len(ordered)
+
+    def pick(q: float) -> float:
+        return round(ordered[min(n - 1, int(q * n))] * scale, 1)
+
+    return {"n": n, "p50": pick(0.5), "p99": pick(0.99), "max": round(ordered[-1] * scale, 1)}
 
 
-def estop_latency_gpio_mock(n: int = 2000) -> dict:
-    """Edge on an e-stop channel pin -> PWM pin at 0, through GpioTable's callback."""
+# ---------------------------------------------------------------- loop jitter
+class Busy:
+    """A process spinning on the other core for the "loaded" measurements."""
+
+    def __enter__(self) -> "Busy":
+        self.proc = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def periodic(seconds: float, body: Callable[[], None] | None, spin_s: float) -> dict:
+    """Run ``body`` every 10 ms on absolute deadlines; lateness of each start."""
+    from controller.clock import RealTimeClock
+    clock = RealTimeClock(spin_s=spin_s)
+    late = []
+    n = int(seconds / PERIOD_S)
+    for k in range(n):
+        deadline = k * PERIOD_S
+        clock.wait_until(deadline)
+        late.append(max(0.0, clock.now() - deadline))
+        if body is not None:
+            body()
+    out = percentiles(late)
+    out["missed"] = sum(1 for x in late if x > PERIOD_S)
+    return out
+
+
+def control_body() -> Callable[[], None]:
+    from sim.runner import Simulation
+    from sim.scenario import Scenario
+    from controller.config import Config
+    sim = Simulation(Scenario(name="bench", duration_s=1e9, seed=0, mass_kg=80.0, height_cm=178.0,
+                              config=Config(), events=()))
+
+    def body() -> None:
+        sim.tick()
+        sim.advance()
+        if len(sim.result.rows) > 10_000:
+            del sim.result.rows[:5_000]
+    return body
+
+
+def jitter(seconds: float, spin_s: float) -> dict:
+    out = {}
+    for loaded in (False, True):
+        key = "loaded" if loaded else "idle"
+        if loaded:
+            with Busy():
+                time.sleep(0.2)
+                bare = periodic(seconds, None, spin_s)
+                ctrl = periodic(seconds, control_body(), spin_s)
+        else:
+            bare = periodic(seconds, None, spin_s)
+            ctrl = periodic(seconds, control_body(), spin_s)
+        out[key] = {"bare_us": bare, "control_us": ctrl,
+                    "p99_ratio": round(ctrl["p99"] / max(bare["p99"], 1.0), 2)}
+    return out
+
+
+def timing_methods(seconds: float) -> dict:
+    """The bare loop's lateness and CPU cost for each way of waiting: chosen by measurement."""
+    out = {}
+    for name, spin in (("sleep", 0.0), ("sleep_then_spin_0.2ms", 0.0002), ("sleep_then_spin_1ms", 0.001)):
+        cpu0 = time.process_time()
+        wall0 = time.perf_counter()
+        r = periodic(seconds, None, spin)
+        r["cpu_percent"] = round(100 * (time.process_time() - cpu0) / (time.perf_counter() - wall0), 2)
+        out[name] = r
+    return out
+
+
+# ---------------------------------------------------------------- e-stop latency
+def estop_sim(n: int = 300) -> dict:
+    """Real time on the sim backend: an edge at a random moment of a tick; the next tick's
+    update commands 0. Latency = that write's time minus the edge's time."""
+    from sim.runner import Simulation
+    from sim.scenario import Event, Scenario
+    from controller.config import Config
+    sim = Simulation(Scenario(name="bench", duration_s=1e9, seed=0, mass_kg=80.0, height_cm=178.0,
+                              config=Config(), events=()))
+    rng = random.Random(1)
+    sim.apply(Event(0.0, "set", "ankle_lock", True))
+    samples = []
+    for _ in range(n):
+        sim.apply(Event(sim.now, "set", "estop", False))
+        for _ in range(3):
+            sim.tick()
+            sim.advance()
+        start = time.perf_counter()
+        time.sleep(rng.uniform(0.0, PERIOD_S))  # the edge lands somewhere in the period
+        edge = time.perf_counter()
+        while time.perf_counter() - start < PERIOD_S:
+            pass  # the rest of the period
+        sim.apply(Event(sim.now, "set", "estop", True))
+        row = sim.tick()
+        done = time.perf_counter()
+        assert row[6] == 0.0
+        samples.append(done - edge)
+        sim.advance()
+    return percentiles(samples)
+
+
+def estop_gpio_mock(n: int = 2000) -> dict:
+    """Edge on an e-stop channel pin -> PWM pin at 0, through GpioTable's callback; and the
+    floor: the same edge to a callback that does nothing."""
     from gpiozero import DigitalInputDevice
     from gpiozero.pins.mock import MockPWMPin
 
@@ -123,7 +202,6 @@ def estop_latency_gpio_mock(n: int = 2000) -> dict:
         estop_a.drive_low()
     table.close()
     factory.reset()
-    # The floor: the same edge to a callback that does nothing.
     factory = SimPinFactory()
     device = DigitalInputDevice(17, pull_up=True, pin_factory=factory)
     pin = factory.pin(17)
@@ -139,33 +217,239 @@ def estop_latency_gpio_mock(n: int = 2000) -> dict:
         pin.drive_low()
     device.close()
     factory.reset()
-    return {"estop_to_pwm0": percentiles(samples), "gpiozero_callback_floor": percentiles(floor)}
+    return {"estop_to_pwm0_us": percentiles(samples), "gpiozero_callback_floor_us": percentiles(floor)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-    figures = {"machine": f"{platform.machine()} {platform.processor() or ''} python {platform.python_version()}".strip(),
-               "realtime": realtime_factor(args.repeats), "emergency_return": emergency_ratio(),
-               "estop_gpio_mock": estop_latency_gpio_mock()}
+# ---------------------------------------------------------------- serial
+def serial_round_trip(n: int = 500) -> dict:
+    """SET_OUTPUTS from the real SerialTable over a pty to the board logic (answering from
+    its own thread, as the Pico's loop would), ACK back through the host's reader thread."""
+    from firmware import protocol as P
+    from firmware.board import Board, Sensors
+    from hal.interfaces import Outputs
+    from hal.serial.backend import SerialTable
+    from sim.serial_world import Wire
+
+    wire = Wire()
+    board = Board(0)
+    board.step(0, Sensors(-80.0, -80.0, upright=True))
+    stop = threading.Event()
+
+    def board_side() -> None:
+        decoder = P.Decoder()
+        while not stop.is_set():
+            ready, _, _ = select.select([wire.master], [], [], 0.05)
+            if not ready:
+                continue
+            try:
+                data = os.read(wire.master, 4096)
+            except BlockingIOError:
+                continue
+            now = int(time.monotonic() * 1000) % (1 << 30)
+            for seq, mtype, payload in decoder.feed(data):
+                for reply in board.on_frame(seq, mtype, payload, now):
+                    os.write(wire.master, reply)
+            os.write(wire.master, board.status_frame())
+
+    thread = threading.Thread(target=board_side, daemon=True)
+    thread.start()
+    host = SerialTable(wire.path)
+    out = Outputs(motor_cmd=0.0, brake=True, alarm=False, heartbeat=False, motor_power=True)
+    samples = []
+    try:
+        for _ in range(n):
+            while not host.frames.empty():
+                host.frames.get_nowait()
+            start = time.perf_counter()
+            host.write(out)
+            while True:
+                seq, mtype, _ = host.frames.get(timeout=1.0)
+                if mtype in (P.ACK, P.NAK):
+                    break
+            samples.append(time.perf_counter() - start)
+    finally:
+        stop.set()
+        host.close()
+        thread.join(timeout=1.0)
+        wire.close()
+    # Codec throughput: encode and decode STATUS frames, one second.
+    from firmware import protocol as P2
+    frame_count = 0
+    t0 = time.perf_counter()
+    decoder = P2.Decoder()
+    while time.perf_counter() - t0 < 1.0:
+        batch = b"".join(P2.pack(i & 0xFF, P2.STATUS, i & 0xFFFF, -8000, -7990, 50, 63, 1, -200, 3, 12)
+                         for i in range(100))
+        frame_count += len(decoder.feed(batch))
+    return {"round_trip_us": percentiles(samples), "codec_frames_per_s": int(frame_count / (time.perf_counter() - t0))}
+
+
+# ---------------------------------------------------------------- simulator
+def long_session() -> dict:
+    return {"scenario": {"name": "600 s session", "duration_s": 600.0, "seed": 1},
+            "config": {"session": {"target_deg": 60.0, "hold_s": 420.0, "max_duration_s": 600.0, "rest_s": 60.0}},
+            "events": [LOCK, {"at_s": 1.0, "do": "tap", "input": "start"}]}
+
+
+def realtime_factor(repeats: int) -> dict:
+    scenario = scenario_from_dict(long_session(), "bench")
+    times = []
+    for _ in range(repeats):
+        with tempfile.TemporaryDirectory() as tmp:
+            start = time.perf_counter()
+            result = run_scenario(scenario)
+            write_trace(result, Path(tmp) / "trace.csv")
+            times.append(time.perf_counter() - start)
+    best = min(times)
+    from sim import table as table_mod
+    original = table_mod.SimTable.advance
+    table_mod.SimTable.advance = lambda self, duration: setattr(self, "t", self.t + duration)
+    try:
+        start = time.perf_counter()
+        r = run_scenario(scenario)
+        tick_cost = (time.perf_counter() - start) / len(r.rows)
+    finally:
+        table_mod.SimTable.advance = original
+    return {"sim_seconds": 600.0, "wall_seconds_best": round(best, 3),
+            "wall_seconds_median": round(statistics.median(times), 3),
+            "realtime_factor": round(600.0 / best, 1), "tick_cost_us_without_physics": round(tick_cost * 1e6, 1)}
+
+
+def emergency_ratio() -> dict:
+    data = {"scenario": {"name": "emergency", "duration_s": 80.0, "seed": 1},
+            "config": {"session": {"target_deg": 60.0}},
+            "events": [LOCK, {"at_s": 1.0, "do": "tap", "input": "start"},
+                       {"at_s": 45.0, "do": "tap", "input": "return"}]}
+    scenario = scenario_from_dict(data, "bench")
+    result = run_scenario(scenario)
+    start = next(t.t_s for t in result.transitions if t.dest == "emergency_return")
+    rows = [r for r in result.rows if r[0] >= start]
+    start_angle = rows[0][2]
+    arrived = next(r[0] for r in rows if r[2] <= scenario.config.limits.upright_deg + 0.5)
+    m = scenario.config.motion
+    ideal = trapezoid_time(start_angle - scenario.config.limits.upright_deg, m.emergency_speed_dps,
+                           m.emergency_accel_dps2)
+    return {"from_deg": round(start_angle, 2), "seconds": round(arrived - start, 3), "ideal_seconds": round(ideal, 3),
+            "ratio": round((arrived - start) / ideal, 4)}
+
+
+# ---------------------------------------------------------------- invtable run
+def run_process(seconds: float) -> dict:
+    """``invtable run`` headless on the simulator: start-to-ready, CPU, peak RSS."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "controller", "run", "--duration", str(seconds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    ready = None
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "ready" in line and ready is None:
+            ready = time.perf_counter() - start
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu = usage.ru_utime + usage.ru_stime
+    run_wall = wall - (ready or 0.0)
+    return {"ready_s": round(ready or float("nan"), 3), "wall_s": round(wall, 2),
+            "cpu_s": round(cpu, 3), "cpu_percent_of_a_core": round(100 * cpu / wall, 2),
+            "loop_cpu_percent_estimate": round(100 * max(0.0, cpu - (ready or 0.0)) / max(run_wall, 1e-9), 2),
+            "peak_rss_mb": round(usage.ru_maxrss / 1024, 1), "exit": proc.returncode}
+
+
+# ---------------------------------------------------------------- report
+def measure(quick: bool = False, long: bool = False) -> dict[str, Any]:
+    seconds = 600.0 if long else (1.0 if quick else 10.0)
+    spin = float(os.environ.get("INVTABLE_SPIN_S", "0"))  # noqa: F841 - documented knob
+    from controller.clock import DEFAULT_SPIN_S
+    figures: dict[str, Any] = {
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
+                   f"Python {platform.python_version()}",
+        "loop_timing_methods": timing_methods(1.0 if quick else 5.0),
+        "jitter": jitter(seconds, DEFAULT_SPIN_S),
+        "estop_sim_us": estop_sim(30 if quick else 300),
+        "estop_gpio_mock": estop_gpio_mock(200 if quick else 2000),
+        "serial": serial_round_trip(50 if quick else 500),
+        "simulator": realtime_factor(1 if quick else 3),
+        "emergency_return": emergency_ratio(),
+        "run": run_process(2.0 if quick else 10.0),
+    }
+    j = figures["jitter"]["idle"]
+    figures["targets"] = {
+        "loop jitter p99 <= 1.5x bare loop p99 (idle)": (j["p99_ratio"], j["p99_ratio"] <= TARGETS["jitter_p99_ratio"]),
+        "no missed tick unloaded" + ("" if long else f" (over {seconds:g} s; --long for 10 min)"):
+            (j["control_us"]["missed"], j["control_us"]["missed"] == 0),
+        "e-stop edge -> motor 0 p99 < 1 ms on gpio-mock (us)":
+            (figures["estop_gpio_mock"]["estop_to_pwm0_us"]["p99"],
+             figures["estop_gpio_mock"]["estop_to_pwm0_us"]["p99"] < TARGETS["estop_gpio_mock_p99_us"]),
+        "simulator >= 500x real time": (figures["simulator"]["realtime_factor"],
+                                        figures["simulator"]["realtime_factor"] >= TARGETS["realtime_factor"]),
+        "emergency return <= 1.02x ideal": (figures["emergency_return"]["ratio"],
+                                            figures["emergency_return"]["ratio"] <= TARGETS["emergency_ratio"]),
+        "invtable run CPU < 2 % of a core": (figures["run"]["loop_cpu_percent_estimate"],
+                                             figures["run"]["loop_cpu_percent_estimate"] < TARGETS["run_cpu_percent"]),
+        "invtable run RSS < 60 MB": (figures["run"]["peak_rss_mb"], figures["run"]["peak_rss_mb"] < TARGETS["run_rss_mb"]),
+        "invtable run ready < 1.5 s": (figures["run"]["ready_s"], figures["run"]["ready_s"] < TARGETS["run_ready_s"]),
+    }
+    return figures
+
+
+def print_table(f: dict[str, Any], stream: Any = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+    console = Console(file=stream or sys.stdout)
+    console.print(f"[bold]invtable bench[/bold] on {f['machine']}")
+    t = Table(title="figures and their floors")
+    for col in ("figure", "measured", "floor / reference"):
+        t.add_column(col)
+    for load in ("idle", "loaded"):
+        j = f["jitter"][load]
+        c, b = j["control_us"], j["bare_us"]
+        t.add_row(f"100 Hz control loop lateness, other core {load} (us)",
+                  f"p50 {c['p50']}  p99 {c['p99']}  max {c['max']}  missed {c['missed']}",
+                  f"bare loop: p50 {b['p50']}  p99 {b['p99']}  max {b['max']}")
+    for name, r in f["loop_timing_methods"].items():
+        t.add_row(f"bare loop waiting by {name} (us)", f"p99 {r['p99']}  max {r['max']}", f"CPU {r['cpu_percent']} %")
+    e = f["estop_gpio_mock"]
+    t.add_row("e-stop edge -> PWM 0, gpio-mock (us)", f"p50 {e['estop_to_pwm0_us']['p50']}  p99 {e['estop_to_pwm0_us']['p99']}",
+              f"gpiozero mock callback: p50 {e['gpiozero_callback_floor_us']['p50']}  p99 {e['gpiozero_callback_floor_us']['p99']}")
+    s = f["estop_sim_us"]
+    t.add_row("e-stop edge -> command 0, sim, real time (us)", f"p50 {s['p50']}  p99 {s['p99']}", "the next 10 ms tick")
+    sr = f["serial"]
+    t.add_row("serial SET_OUTPUTS -> ACK over a pty (us)", f"p50 {sr['round_trip_us']['p50']}  p99 {sr['round_trip_us']['p99']}",
+              f"codec: {sr['codec_frames_per_s']} frames/s")
+    sim = f["simulator"]
+    t.add_row("600 s session with trace, simulated", f"{sim['wall_seconds_best']} s: {sim['realtime_factor']}x real time",
+              f"controller + HAL {sim['tick_cost_us_without_physics']} us per tick")
+    er = f["emergency_return"]
+    t.add_row("emergency return from 60 deg", f"{er['seconds']} s: {er['ratio']}x", f"ideal trapezoid {er['ideal_seconds']} s")
+    r = f["run"]
+    t.add_row("invtable run (sim, headless)", f"ready {r['ready_s']} s, loop CPU {r['loop_cpu_percent_estimate']} %, "
+              f"RSS {r['peak_rss_mb']} MB", f"whole process CPU {r['cpu_percent_of_a_core']} %")
+    console.print(t)
+    tg = Table(title="targets")
+    tg.add_column("target")
+    tg.add_column("measured")
+    tg.add_column("")
+    for name, (value, met) in f["targets"].items():
+        tg.add_row(name, str(value), "[green]met[/green]" if met else "[red]NOT met[/red]")
+    console.print(tg)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    p = argparse.ArgumentParser(prog="invtable bench", description="measure the performance figures")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--quick", action="store_true", help="short runs (a smoke test, not figures to publish)")
+    p.add_argument("--long", action="store_true", help="10 minutes of loop timing (the 'no missed tick' target)")
+    args = p.parse_args(argv)
+    print("invtable bench: measuring (about " + ("20 s" if args.quick else "25 min" if args.long else "2 min") + ") ...",
+          file=sys.stderr, flush=True)
+    figures = measure(quick=args.quick, long=args.long)
     if args.json:
         print(json.dumps(figures, indent=2))
-        return
-    rt, er = figures["realtime"], figures["emergency_return"]
-    print(f"machine: {figures['machine']}")
-    print(f"600 s session with trace: {rt['wall_seconds_best']} s wall (median {rt['wall_seconds_median']} s) "
-          f"-> {rt['realtime_factor']}x real time  [target >= 200x: {'met' if rt['realtime_factor'] >= 200 else 'NOT met'}]")
-    print(f"controller + HAL cost per tick (physics stubbed): {rt['tick_cost_us_without_physics']} us")
-    print(f"emergency return from {er['from_deg']} deg: {er['seconds']} s vs ideal {er['ideal_seconds']} s "
-          f"-> {er['ratio']}x  [target <= 1.05: {'met' if er['ratio'] <= 1.05 else 'NOT met'}]")
-    es = figures["estop_gpio_mock"]
-    e, f = es["estop_to_pwm0"], es["gpiozero_callback_floor"]
-    print(f"e-stop edge -> motor PWM 0 on gpio-mock: p50 {e['p50_us']} us, p99 {e['p99_us']} us, max {e['max_us']} us "
-          f"(n={e['n']})  [target p99 < 1000 us: {'met' if e['p99_us'] < 1000 else 'NOT met'}]")
-    print(f"  floor, gpiozero mock edge -> no-op callback: p50 {f['p50_us']} us, p99 {f['p99_us']} us")
+    else:
+        print_table(figures)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

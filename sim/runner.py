@@ -182,18 +182,21 @@ class Simulation:
             self.hal.write(out)
             state = self.last_state = controller.state
             tracking = controller.tracking
-            goal = controller.profile.goal if tracking else None
-            sp_vel = controller.profile.vel if tracking else 0.0
-            brake = table.brake_engaged
-            row = (now, state, table.physics.angle, table.physics.vel, inputs.angle_primary_deg,
-                   controller.setpoint, out.motor_cmd, int(brake), goal, sp_vel, controller.speed_limit,
-                   controller.accel_limit, int(out.alarm), int(inputs.estop_pressed), int(inputs.ankle_locked),
-                   1, controller.session_elapsed_s, inputs.motor_current_a,
-                   ";".join(sorted(controller.monitor.latched)))
+            profile = controller.profile
+            goal = profile.goal if tracking else None
+            sp_vel = profile.vel if tracking else 0.0
+            physics = table.physics
+            angle, vel = physics.angle, physics.vel
+            latched = controller.monitor.latched
+            speed_limit, accel_limit = controller.speed_limit, controller.accel_limit
+            row = (now, state, angle, vel, inputs.angle_primary_deg,
+                   profile.pos if tracking else controller.angle, out.motor_cmd, int(table.brake_engaged), goal,
+                   sp_vel, speed_limit, accel_limit, int(out.alarm), int(inputs.estop_pressed),
+                   int(inputs.ankle_locked), 1, controller.session_elapsed_s, inputs.motor_current_a,
+                   ";".join(sorted(latched)) if latched else "")
             commanded_brake = out.brake or table.estop_circuit_open  # what software and wiring ask for
-            self.checker.feed(Row(now, state, table.physics.angle, table.physics.vel, sp_vel, goal, tracking,
-                                  controller.speed_limit, controller.accel_limit, out.motor_cmd, commanded_brake,
-                                  inputs.estop_pressed, inputs.ankle_locked, True))
+            self.checker.feed(Row(now, state, angle, vel, sp_vel, goal, tracking, speed_limit, accel_limit,
+                                  out.motor_cmd, commanded_brake, inputs.estop_pressed, inputs.ankle_locked, True))
         else:
             angle = table.physics.angle
             row = (now, "power_off", angle, table.physics.vel, None, angle, 0.0, 1, None, 0.0, 0.0, 0.0, 0,
@@ -350,11 +353,43 @@ def atomic_write(path: Path, write: Callable[[object], None], mode: str = "w") -
         raise
 
 
+# One %-format per row (every value formatted in C). The columns that may be empty (no
+# sensor reading, no goal) pick one of four formats; a None anywhere else takes the
+# per-value path. Strings in a row never hold a comma or a quote.
+_TEXT_COLUMNS = {"state", "faults", "brake", "alarm", "estop_in", "ankle_locked", "powered"}
+_OPTIONAL = (TRACE_COLUMNS.index("sensor_deg"), TRACE_COLUMNS.index("goal_deg"))
+
+
+def _row_format(empty: tuple[int, ...]) -> str:
+    return ",".join("" if i in empty else "%s" if c in _TEXT_COLUMNS else "%.4f"
+                    for i, c in enumerate(TRACE_COLUMNS)) + "\r\n"
+
+
+_FORMATS = {(a, b): _row_format(tuple(i for i, e in zip(_OPTIONAL, (a, b)) if e))
+            for a in (False, True) for b in (False, True)}
+
+
 def write_trace(result: RunResult, path: Path) -> None:
+    s_i, g_i = _OPTIONAL
+
     def write(fh) -> None:  # noqa: ANN001
         w = csv.writer(fh)
         w.writerow(TRACE_COLUMNS)
-        w.writerows([_fmt(v) for v in row] for row in result.rows)
+        lines = []
+        for row in result.rows:
+            s_none, g_none = row[s_i] is None, row[g_i] is None
+            if s_none or g_none:
+                values = tuple(v for i, v in enumerate(row) if not ((i == s_i and s_none) or (i == g_i and g_none)))
+            else:
+                values = row
+            try:
+                lines.append(_FORMATS[s_none, g_none] % values)
+            except TypeError:  # a None elsewhere: the general path
+                lines.append(",".join(_fmt(v) for v in row) + "\r\n")
+            if len(lines) >= 4096:
+                fh.write("".join(lines))
+                lines.clear()
+        fh.write("".join(lines))
     atomic_write(path, write)
 
 

@@ -55,6 +55,7 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
 
 def _loop(sim: Simulation, clock: RealTimeClock, duration: float | None, stop: dict,
           pendant: object, view: object) -> None:
+    ready = view is not None  # the live view shows it; headless, say it once
     while not stop["flag"] and (duration is None or sim.now <= duration + 1e-9):
         clock.wait_until(sim.now)
         if pendant is not None:
@@ -63,6 +64,9 @@ def _loop(sim: Simulation, clock: RealTimeClock, duration: float | None, stop: d
             if pendant.quit:  # type: ignore[attr-defined]
                 break
         row = sim.tick()
+        if not ready:
+            print("invtable run: ready", flush=True)
+            ready = True
         if view is not None and sim.k % 5 == 0:
             view.update(sim.progress(row, duration or 0.0))  # type: ignore[attr-defined]
         sim.advance()

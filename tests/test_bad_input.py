@@ -89,6 +89,6 @@ def test_bad_arguments(args: list[str], fragment: str) -> None:
     expect_input_error(run_cli(*args), fragment)
 
 
-def test_future_backends_are_named_but_refused_cleanly() -> None:
-    res = run_cli("sim", SCENARIOS / "jog.toml", "--backend", "serial")
-    expect_input_error(res, "--backend: backend 'serial' is not available in this build yet")
+def test_an_unknown_backend_is_refused_with_the_choices() -> None:
+    res = run_cli("sim", SCENARIOS / "jog.toml", "--backend", "can-bus")
+    expect_input_error(res, "--backend", "invalid choice: 'can-bus'", "gpio-mock", "serial")

@@ -66,3 +66,18 @@ def test_diagram_prints_mermaid() -> None:
     res = run_cli("diagram")
     assert res.code == 0
     assert "stateDiagram-v2" in res.stdout and "ramp --> hold: arrived" in res.stdout
+
+
+def test_bench_runs_and_reports_every_figure_and_target() -> None:
+    """A smoke test of `invtable bench --quick --json`: it measures and reports; nothing is
+    asserted about the numbers (timings are never asserted on a shared machine)."""
+    import json
+    res = run_cli("bench", "--quick", "--json", timeout=300)
+    assert res.code == 0, res.stderr
+    figures = json.loads(res.stdout)
+    for key in ("jitter", "loop_timing_methods", "estop_sim_us", "estop_gpio_mock", "serial", "simulator",
+                "emergency_return", "run", "targets"):
+        assert key in figures, key
+    assert figures["estop_gpio_mock"]["estop_to_pwm0_us"]["n"] == 200
+    assert len(figures["targets"]) == 8
+    assert "measuring" in res.stderr  # progress feedback on a long command
