@@ -273,9 +273,13 @@ def summarize(result: RunResult) -> dict:
     sc = result.scenario
     cfg = sc.config
     rows = result.rows
-    angles = [r[2] for r in rows]
+    if rows:
+        angles = [r[2] for r in rows]
+        final_state = rows[-1][1]
+    else:  # stopped before the first tick (a signal during start-up): nothing moved
+        angles = [cfg.limits.upright_deg if sc.start_angle_deg is None else sc.start_angle_deg]
+        final_state = "boot"
     final_angle = angles[-1]
-    final_state = rows[-1][1]
     past_horizontal = sum(PERIOD_S for r in rows[1:] if r[2] > 0.0)
     summary = {
         "scenario": sc.name,
@@ -283,7 +287,7 @@ def summarize(result: RunResult) -> dict:
         "violations": [],
         "max_angle_deg": round(max(angles), 4),
         "min_angle_deg": round(min(angles), 4),
-        "max_speed_dps": round(max(abs(r[3]) for r in rows), 4),
+        "max_speed_dps": round(max((abs(r[3]) for r in rows), default=0.0), 4),
         "time_past_horizontal_s": round(past_horizontal, 2),
         "final_state": final_state,
         "final_angle_deg": round(final_angle, 4),

@@ -22,12 +22,18 @@ def gpio_config(tmp_path: Path) -> Path:
     return path
 
 
-def test_service_notifies_ready_and_watchdog_and_stops_safe_on_sigterm(tmp_path: Path) -> None:
+def fake_systemd(tmp_path: Path, watchdog_usec: int) -> tuple[socket.socket, dict]:
+    """A datagram socket standing in for systemd's notify socket, and the environment that
+    points the service at it with a watchdog period."""
     sock_path = tmp_path / "notify.sock"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
     sock.settimeout(10.0)
-    env = {**os.environ, **MOCK_ENV, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "200000"}
+    return sock, {**os.environ, **MOCK_ENV, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": str(watchdog_usec)}
+
+
+def test_service_notifies_ready_and_watchdog_and_stops_safe_on_sigterm(tmp_path: Path) -> None:
+    sock, env = fake_systemd(tmp_path, 200000)
     proc = subprocess.Popen([sys.executable, "-m", "controller", "run", "--config", str(gpio_config(tmp_path))],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             stdin=subprocess.DEVNULL)
@@ -54,11 +60,7 @@ def test_service_notifies_ready_and_watchdog_and_stops_safe_on_sigterm(tmp_path:
 
 
 def test_watchdog_pings_come_from_the_loop_at_half_the_period(tmp_path: Path) -> None:
-    sock_path = tmp_path / "n.sock"
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    sock.bind(str(sock_path))
-    sock.settimeout(10.0)
-    env = {**os.environ, **MOCK_ENV, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": "400000"}
+    sock, env = fake_systemd(tmp_path, 400000)
     res = subprocess.run([sys.executable, "-m", "controller", "run", "--config", str(gpio_config(tmp_path)),
                           "--duration", "1.0"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30)
     assert res.returncode == 0, res.stderr

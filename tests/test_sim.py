@@ -184,3 +184,12 @@ def test_same_seed_same_readings_different_seed_different() -> None:
     ra = [a.read().angle_primary_deg for _ in range(50)]
     assert ra == [b.read().angle_primary_deg for _ in range(50)]
     assert ra != [c.read().angle_primary_deg for _ in range(50)]
+
+
+def test_a_run_stopped_before_its_first_tick_still_summarizes() -> None:
+    """SIGTERM can arrive while `invtable run` starts: no rows, and no crash for it."""
+    from sim.runner import RunResult, summarize
+    from sim.scenario import scenario_from_dict
+    result = RunResult(scenario_from_dict({"scenario": {"name": "x", "duration_s": 1.0}}, "x"))
+    s = summarize(result)
+    assert s["final_state"] == "boot" and s["ended_upright"] and s["max_speed_dps"] == 0.0
