@@ -20,6 +20,9 @@ from controller.errors import InputError, Problem
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 BACKENDS = ("sim", "gpio-mock", "serial")
+SCREENING_KEYS = ("high_blood_pressure", "heart_disease", "eye_condition", "retinal_detachment", "osteoporosis",
+                  "recent_fracture_or_surgery", "implants", "hernia", "pregnancy", "anticoagulants",
+                  "middle_ear_infection")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, metavar="CONFIG.toml")
     run.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until quit or SIGTERM)")
     run.add_argument("--trace", type=Path, metavar="OUT.csv", help="write the trace on exit")
+    run.add_argument("--data", type=Path, metavar="DIR",
+                     help="sim backend: resume the simulated table where a session left it (a crash, a kill)")
     run.add_argument("--clear-board", action="store_true",
                      help="serial backend: clear the motion board's latched shutdown at start (after checking the table)")
 
@@ -55,6 +60,63 @@ def build_parser() -> argparse.ArgumentParser:
 
     inst = sub.add_parser("install-service", help="install the systemd unit, the invtable user and /etc/invtable/config.toml")
     inst.add_argument("--root", type=Path, default=Path("/"), help="write under this folder instead of / (changes nothing else)")
+
+    def data_opt(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--data", type=Path, metavar="DIR",
+                            help="profiles, history and programs (default $INVTABLE_DATA or ~/.local/share/invtable)")
+
+    user = sub.add_parser("user", help="user profiles and screening")
+    user_sub = user.add_subparsers(dest="user_command", required=True, metavar="SUBCOMMAND")
+    u_add = user_sub.add_parser("add", help="add a profile (height and weight within the table's limits)")
+    u_add.add_argument("name")
+    u_add.add_argument("--height-cm", type=float, required=True)
+    u_add.add_argument("--weight-kg", type=float, required=True)
+    u_add.add_argument("--screening", required=True, metavar="no|KEY[,KEY]",
+                       help="'no' to every question, or the conditions answered yes: " + ", ".join(SCREENING_KEYS))
+    u_add.add_argument("--stage", choices=("beginner", "established"), default="beginner")
+    u_add.add_argument("--max-angle-deg", type=float, default=60.0)
+    u_add.add_argument("--max-session-s", type=float, default=300.0)
+    u_edit = user_sub.add_parser("edit", help="change a profile; --cleared-by records a physician's clearance")
+    u_edit.add_argument("name")
+    u_edit.add_argument("--height-cm", type=float)
+    u_edit.add_argument("--weight-kg", type=float)
+    u_edit.add_argument("--stage", choices=("beginner", "established"))
+    u_edit.add_argument("--max-angle-deg", type=float)
+    u_edit.add_argument("--max-session-s", type=float)
+    u_edit.add_argument("--screening", metavar="no|KEY[,KEY]")
+    u_edit.add_argument("--cleared-by", metavar="WHO", help="who cleared the profile for inversion (recorded with the time)")
+    u_list = user_sub.add_parser("list", help="list profiles")
+    u_show = user_sub.add_parser("show", help="show a profile")
+    u_show.add_argument("name")
+    u_show.add_argument("--json", action="store_true")
+    u_rm = user_sub.add_parser("remove", help="remove a profile (its history stays)")
+    u_rm.add_argument("name")
+    for p_ in (u_add, u_edit, u_list, u_show, u_rm):
+        data_opt(p_)
+
+    prog = sub.add_parser("program", help="therapy programs")
+    prog_sub = prog.add_subparsers(dest="program_command", required=True, metavar="SUBCOMMAND")
+    data_opt(prog_sub.add_parser("list", help="list the built-in and your programs"))
+
+    sess = sub.add_parser("session", help="run a user's program")
+    sess_sub = sess.add_subparsers(dest="session_command", required=True, metavar="SUBCOMMAND")
+    s_start = sess_sub.add_parser("start", help="run USER's PROGRAM on the simulated table, record it in the history")
+    s_start.add_argument("--user", required=True)
+    s_start.add_argument("--program", required=True)
+    s_start.add_argument("--config", type=Path, metavar="CONFIG.toml")
+    s_start.add_argument("--speed", type=float, default=0.0, help="times real time (default 0: as fast as possible)")
+    s_start.add_argument("--seed", type=int, default=0)
+    s_start.add_argument("--trace", type=Path, metavar="OUT.csv")
+    data_opt(s_start)
+
+    hist = sub.add_parser("history", help="the session history")
+    hist.add_argument("--user")
+    hist.add_argument("--json", action="store_true")
+    data_opt(hist)
+    rep = sub.add_parser("report", help="plot a user's progress over weeks (peak angle and minutes per session)")
+    rep.add_argument("--user", required=True)
+    rep.add_argument("--out", type=Path, required=True, metavar="report.png")
+    data_opt(rep)
 
     bench = sub.add_parser("bench", help="measure the performance figures (docs/performance.md)")
     bench.add_argument("--json", action="store_true", help="print the figures as JSON")
@@ -235,7 +297,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             return board
         return run_service(config, duration=args.duration, make_hardware=open_board)
     from sim.runsim import run_bench
-    return run_bench(config, duration=args.duration, trace=args.trace)
+    start_angle = None
+    if args.data is not None:
+        from controller.sessions import saved_table_angle
+        start_angle = saved_table_angle(args.data)
+    return run_bench(config, duration=args.duration, trace=args.trace, start_angle_deg=start_angle)
 
 
 def _gpio_problem(config_path: Path | None) -> Problem | None:
@@ -278,6 +344,175 @@ def cmd_io(args: argparse.Namespace) -> int:
         return run_io(hw, duration=args.duration, pulse=args.pulse)
 
 
+def _store(args: argparse.Namespace):  # noqa: ANN202
+    from controller.history import Store, default_data_dir
+    return Store(args.data or default_data_dir())
+
+
+def _screening(value: str) -> tuple[tuple[str, ...], list[Problem]]:
+    if value.strip().lower() == "no":
+        return (), []
+    keys = tuple(k.strip() for k in value.split(",") if k.strip())
+    bad = [k for k in keys if k not in SCREENING_KEYS]
+    if bad or not keys:
+        return (), [Problem("command line", "--screening", f"unknown condition(s) {', '.join(bad) or '(none)'}; "
+                            f"answer 'no' or list those answered yes: {', '.join(SCREENING_KEYS)}")]
+    return keys, []
+
+
+def _profile_problems(height: float | None, weight: float | None, max_angle: float | None,
+                      max_session: float | None) -> list[Problem]:
+    from controller.history import HEIGHT_CM, WEIGHT_KG
+    out = []
+    if height is not None and not HEIGHT_CM[0] <= height <= HEIGHT_CM[1]:
+        out.append(Problem("command line", "--height-cm", f"{height:g} is outside the table's {HEIGHT_CM[0]:g} .. {HEIGHT_CM[1]:g} cm"))
+    if weight is not None and not WEIGHT_KG[0] <= weight <= WEIGHT_KG[1]:
+        out.append(Problem("command line", "--weight-kg", f"{weight:g} is outside the table's {WEIGHT_KG[0]:g} .. {WEIGHT_KG[1]:g} kg"))
+    if max_angle is not None and not -70.0 <= max_angle <= 90.0:
+        out.append(Problem("command line", "--max-angle-deg", f"{max_angle:g} is outside -70 .. 90"))
+    if max_session is not None and not 10.0 <= max_session <= 600.0:
+        out.append(Problem("command line", "--max-session-s", f"{max_session:g} is outside 10 .. 600 (the hard cap)"))
+    return out
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    import time as _t
+    from controller.history import User
+    c = args.user_command
+    if c == "add":
+        screening, problems = _screening(args.screening)
+        problems += _profile_problems(args.height_cm, args.weight_kg, args.max_angle_deg, args.max_session_s)
+        if not args.name.strip():
+            problems.append(Problem("command line", "name", "must not be empty"))
+        if problems:
+            return _fail_input(problems)
+        store = _store(args)
+        if store.get_user(args.name):
+            return _fail_input([Problem("command line", "name", f"user {args.name!r} already exists (use user edit)")])
+        user = User(args.name, args.height_cm, args.weight_kg, args.stage, args.max_angle_deg, args.max_session_s,
+                    screening, None, None, _t.time())
+        store.add_user(user)
+        print(f"added {user.name}" + (f": LOCKED OUT of inversion past horizontal (screening: {', '.join(screening)}); "
+                                      "record a physician's clearance with `invtable user edit NAME --cleared-by WHO`"
+                                      if user.locked_out else ""))
+        return EXIT_OK
+    store = _store(args)
+    if c == "list":
+        for u in store.users():
+            print(f"{u.name}: {u.height_cm:g} cm, {u.weight_kg:g} kg, {u.stage}, max {u.max_angle_deg:g} deg / "
+                  f"{u.max_session_s:g} s" + (", LOCKED OUT (screening)" if u.locked_out else ""))
+        return EXIT_OK
+    user = store.get_user(args.name)
+    if user is None:
+        return _fail_input([Problem("command line", "name", f"no user {args.name!r} (invtable user list)")])
+    if c == "show":
+        d = user.as_dict()
+        print(json.dumps(d, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in d.items()))
+        return EXIT_OK
+    if c == "remove":
+        store.remove_user(user.name)
+        print(f"removed {user.name} (the session history stays)")
+        return EXIT_OK
+    problems = _profile_problems(args.height_cm, args.weight_kg, args.max_angle_deg, args.max_session_s)
+    screening = user.screening_yes
+    if args.screening is not None:
+        screening, more = _screening(args.screening)
+        problems += more
+    if args.cleared_by is not None and not args.cleared_by.strip():
+        problems.append(Problem("command line", "--cleared-by", "must name who gave the clearance"))
+    if problems:
+        return _fail_input(problems)
+    from dataclasses import replace
+    changed = replace(user, height_cm=args.height_cm or user.height_cm, weight_kg=args.weight_kg or user.weight_kg,
+                      stage=args.stage or user.stage,
+                      max_angle_deg=user.max_angle_deg if args.max_angle_deg is None else args.max_angle_deg,
+                      max_session_s=args.max_session_s or user.max_session_s, screening_yes=screening,
+                      cleared_by=args.cleared_by.strip() if args.cleared_by else user.cleared_by,
+                      cleared_at=_t.time() if args.cleared_by else user.cleared_at)
+    store.update_user(changed)
+    print(f"updated {changed.name}" + (" (LOCKED OUT: screening)" if changed.locked_out else ""))
+    return EXIT_OK
+
+
+def cmd_program(args: argparse.Namespace) -> int:
+    from controller.history import default_data_dir
+    from controller.programs import load_programs
+    for p in load_programs(args.data or default_data_dir()).values():
+        steps = ", ".join(f"{t if isinstance(t, str) else f'{t:g}'} deg {h:g} s" for t, h in p.steps)
+        print(f"{p.name}: {p.description} [{steps}; rest {p.rest_deg:g} deg {p.rest_s:g} s]  ({p.source})")
+    return EXIT_OK
+
+
+def cmd_session(args: argparse.Namespace) -> int:
+    from controller.history import default_data_dir
+    from controller.programs import load_programs
+    from controller.sessions import start_session
+    problems = []
+    if args.speed < 0:
+        problems.append(Problem("command line", "--speed", "must be >= 0"))
+    problems += _check_outputs({"--trace": args.trace}, [args.config] if args.config else [])
+    try:
+        config = load_config(args.config)
+    except InputError as exc:
+        problems += exc.problems
+    data = args.data or default_data_dir()
+    programs = load_programs(data)
+    if args.program not in programs:
+        problems.append(Problem("command line", "--program", f"no program {args.program!r} (known: {', '.join(programs)})"))
+    if not (data / "invtable.db").exists():
+        problems.append(Problem(str(data), "--user", "no profiles here yet (invtable user add)"))
+        return _fail_input(problems)
+    store = _store(args)
+    user = store.get_user(args.user)
+    if user is None:
+        problems.append(Problem("command line", "--user", f"no user {args.user!r} (invtable user list)"))
+    if problems:
+        return _fail_input(problems)
+    for sid in store.interrupted:
+        print(f"  session {sid} had been interrupted (crash or power loss): recorded as interrupted")
+    print(f"invtable session: {user.name}, program '{args.program}'" + (" (LOCKED OUT: stays at or below horizontal)"
+                                                                       if user.locked_out else ""))
+    result, outcome, clips = start_session(store, user, programs[args.program], config, speed=args.speed, seed=args.seed)
+    _report(result)
+    print(f"  outcome: {outcome}")
+    if args.trace:
+        _write_outputs(result, args.trace, None, None)
+    for line in result.summary["violations"]:
+        print(f"invtable: violation: {line}", file=sys.stderr)
+    return EXIT_OK if not result.violations else EXIT_FAILED
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    store = _store(args)
+    rows = store.sessions(args.user)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return EXIT_OK
+    import datetime as _dt
+    for r in rows:
+        when = _dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M")
+        peak = "-" if r["peak_deg"] is None else f"{r['peak_deg']:.1f}"
+        print(f"#{r['id']} {when} {r['user']}: {r['program']}, peak {peak} deg, "
+              f"{(r['past_horizontal_s'] or 0):.0f} s past horizontal, {r['outcome'] or 'running'}"
+              + (f" (clipped: {'; '.join(r['clipped'])})" if r["clipped"] else ""))
+    if not rows:
+        print("no sessions yet")
+    return EXIT_OK
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    problems = _check_outputs({"--out": args.out}, []) + _plot_problem("--out", args.out)
+    store = _store(args)
+    if store.get_user(args.user) is None and not store.sessions(args.user):
+        problems.append(Problem("command line", "--user", f"no user {args.user!r} (invtable user list)"))
+    if problems:
+        return _fail_input(problems)
+    from sim.plot import plot_progress
+    plot_progress(store.sessions(args.user), args.user, args.out)
+    print(f"  report: {args.out}")
+    return EXIT_OK
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from sim.bench import main as bench_main
     return bench_main((["--json"] if args.json else []) + (["--quick"] if args.quick else [])
@@ -312,7 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handlers = {"sim": cmd_sim, "demo": cmd_demo, "run": cmd_run, "diagram": cmd_diagram,
                 "config": cmd_config_check, "io": cmd_io, "install-service": cmd_install_service,
-                "bench": cmd_bench}
+                "bench": cmd_bench, "user": cmd_user, "program": cmd_program, "session": cmd_session,
+                "history": cmd_history, "report": cmd_report}
     try:
         return handlers[args.command](args)
     except InputError as exc:

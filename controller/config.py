@@ -32,6 +32,11 @@ class Motion:
     emergency_speed_dps: float = 8.0
     emergency_accel_dps2: float = 8.0
     jog_max_s: float = 30.0
+    # The actuator's duty cycle: at most duty_on_s of motor-on time in any duty_window_s.
+    # Table actuators are often rated ~10 % (2 min in 20); 240 s in 1200 s (20 %) lets every
+    # built-in program run once from cold (the longest, oscillation, drives ~150 s).
+    duty_on_s: float = 240.0
+    duty_window_s: float = 1200.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +141,8 @@ NUMERIC_BOUNDS: dict[str, Bound] = {
     "motion.emergency_speed_dps": lambda v: (v["motion.max_speed_dps"], 15.0),
     "motion.emergency_accel_dps2": lambda v: (v["motion.max_accel_dps2"], 30.0),
     "motion.jog_max_s": lambda v: (1.0, 60.0),
+    "motion.duty_window_s": lambda v: (60.0, 7200.0),
+    "motion.duty_on_s": lambda v: (10.0, v["motion.duty_window_s"]),
     "session.max_duration_s": lambda v: (10.0, 600.0),
     "session.target_deg": lambda v: (v["limits.upright_deg"], v["limits.max_angle_deg"]),
     "session.hold_s": lambda v: (0.0, v["session.max_duration_s"]),

@@ -16,7 +16,7 @@ Design rules (DESIGN sections 3-4):
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Callable
+from typing import Callable, Sequence
 
 from transitions import Machine
 
@@ -98,6 +98,7 @@ TRANSITIONS: list[dict] = [
     dict(trigger="press_stop", source="returning", dest="paused", unless="return_is_forced"),
     dict(trigger="press_stop", source="jogging", dest="holding"),
     dict(trigger="arrived", source="ramp", dest="hold"),
+    dict(trigger="next_step", source="hold", dest="ramp"),  # a program's next step
     dict(trigger="phase_done", source="hold", dest="rest"),
     dict(trigger="phase_done", source="rest", dest="returning"),
     # Hold-to-run jog.
@@ -146,8 +147,13 @@ class Controller:
 
     def __init__(self, config: Config, now: float,
                  on_transition: Callable[[TransitionRecord], None] | None = None,
-                 on_event: Callable[[EventRecord], None] | None = None) -> None:
+                 on_event: Callable[[EventRecord], None] | None = None,
+                 program: Sequence[tuple[float, float]] = ()) -> None:
         self.cfg = config
+        # The session's steps, (target_deg, hold_s) each; by default the config's one step.
+        # Targets are clamped to the envelope when they are driven to (limits.clamp_target).
+        self.steps = list(program) or [(config.session.target_deg, config.session.hold_s)]
+        self.step_i = 0
         self.now = now
         self.boot_t = now
         self.on_transition = on_transition
@@ -415,12 +421,16 @@ class Controller:
             if self.brake_test_until is not None:
                 # A failed test has already returned (to idle: sessions refused).
                 if not self._brake_test_running() and self.brake_ok:
-                    self._move_to(self.cfg.session.target_deg)
+                    self._move_to(self.steps[self.step_i][0])
             elif self._settled():
                 self._fire("arrived")
         elif state == "hold":
             if self.now >= self.phase_end_t:
-                self._fire("phase_done")
+                if self.step_i + 1 < len(self.steps):
+                    self.step_i += 1
+                    self._fire("next_step")
+                else:
+                    self._fire("phase_done")
         elif state == "rest":
             if not self.rest_timing and self._settled():
                 self._brake()
@@ -688,13 +698,14 @@ class Controller:
     def on_enter_ramp(self) -> None:
         self._start_session_clock()
         if self.fire_source == "idle":
+            self.step_i = 0
             self._start_brake_test()  # before every session; the ramp starts when it passes
         else:
-            self._move_to(self.cfg.session.target_deg)
+            self._move_to(self.steps[self.step_i][0])
 
     def on_enter_hold(self) -> None:
         self._brake()
-        self.phase_end_t = self.now + self._take_remaining(self.cfg.session.hold_s)
+        self.phase_end_t = self.now + self._take_remaining(self.steps[self.step_i][1])
 
     def on_enter_rest(self) -> None:
         self.rest_timing = False

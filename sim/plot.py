@@ -64,3 +64,27 @@ def plot_run(result: RunResult, path: Path) -> None:
     fig.tight_layout()
     atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=110), mode="wb")
     plt.close(fig)
+
+
+def plot_progress(sessions: list[dict], user: str, path: Path) -> None:
+    """Progress over weeks: peak angle and minutes past horizontal per session."""
+    import datetime as dt
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sim.runner import atomic_write
+    done = [s for s in sessions if s["peak_deg"] is not None]
+    when = [dt.datetime.fromtimestamp(s["started_at"]) for s in done]
+    fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)
+    colors = ["tab:green" if s["outcome"] == "completed" else "tab:red" for s in done]
+    a1.scatter(when, [s["peak_deg"] for s in done], c=colors)
+    a1.plot(when, [s["peak_deg"] for s in done], color="grey", lw=0.8)
+    a1.set_ylabel("peak angle (deg)")
+    a1.set_title(f"{user}: {len(done)} sessions (green: completed, red: ended early)")
+    a2.bar(when, [(s["past_horizontal_s"] or 0.0) / 60.0 for s in done], width=0.02, color=colors)
+    a2.set_ylabel("minutes past horizontal")
+    a2.set_xlabel("date")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100), mode="wb")
+    plt.close(fig)

@@ -176,7 +176,8 @@ class Simulation:
             controller = self.controller
             if controller is None:
                 controller = self.controller = Controller(
-                    cfg, now, on_transition=self.result.transitions.append, on_event=self.result.events.append)
+                    cfg, now, on_transition=self.result.transitions.append, on_event=self.result.events.append,
+                    program=self.result.scenario.program)
             inputs = self.hal.read()
             out = controller.update(now, inputs)
             self.hal.write(out)
@@ -246,10 +247,11 @@ class Simulation:
 
 def run_scenario(scenario: Scenario, *, realtime: bool = False,
                  on_progress: Callable[[Progress], None] | None = None,
-                 progress_every: int = 10, clock: Clock | None = None, backend: str = "sim") -> RunResult:
+                 progress_every: int = 10, clock: Clock | None = None, backend: str = "sim",
+                 result: RunResult | None = None) -> RunResult:
     """Run a whole scenario in simulated time (or paced by ``clock``/``realtime``) on the
     ``sim`` backend (the HAL in-process) or ``gpio-mock`` (the gpio backend on mock pins)."""
-    sim = Simulation(scenario, backend=backend)
+    sim = Simulation(scenario, result=result, backend=backend)
     clock = clock or (RealTimeClock() if realtime else SimClock())
     events = scenario.events
     next_event = 0

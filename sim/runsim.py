@@ -17,10 +17,13 @@ from sim.runner import Simulation, write_trace
 from sim.scenario import Scenario
 
 
-def run_bench(config: Config, *, duration: float | None = None, trace: Path | None = None) -> int:
+def run_bench(config: Config, *, duration: float | None = None, trace: Path | None = None,
+              start_angle_deg: float | None = None) -> int:
     scenario = Scenario(name="bench", duration_s=duration or float("inf"), seed=0, mass_kg=80.0,
-                        height_cm=178.0, config=config, events=())
+                        height_cm=178.0, config=config, events=(), start_angle_deg=start_angle_deg)
     sim = Simulation(scenario)
+    if start_angle_deg is not None:
+        sim.table.ankle_lock_closed = True  # resumed: the person is still strapped in
     clock = RealTimeClock()
     stop = {"flag": False}
 

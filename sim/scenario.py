@@ -65,6 +65,7 @@ class Scenario:
     expect: Expect = field(default_factory=Expect)
     source: str = ""
     start_angle_deg: float | None = None  # None = at upright
+    program: tuple[tuple[float, float], ...] = ()  # session steps (target_deg, hold_s); () = the config's
 
 
 def _number(value: Any) -> bool:
@@ -85,7 +86,7 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
     def bad(key: str, reason: str) -> None:
         problems.append(Problem(source, key, reason))
 
-    known_tables = {"scenario", "user", "config", "events", "expect"}
+    known_tables = {"scenario", "user", "config", "events", "expect", "program"}
     for table in data:
         if table not in known_tables:
             bad(table, f"unknown table (known: {', '.join(sorted(known_tables))})")
@@ -218,6 +219,25 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
         else:
             expect_kwargs[key] = tuple(value) if kind == "states" else (float(value) if kind == "number" else value)
 
+    program = table("program")
+    check_keys("program", program, {"steps"})
+    steps: list[tuple[float, float]] = []
+    if "steps" in program:
+        raw = program["steps"]
+        if not isinstance(raw, list) or not raw or len(raw) > 100:
+            bad("program.steps", "must be a list of 1 .. 100 [target_deg, hold_s] pairs")
+        else:
+            for i, step in enumerate(raw):
+                ok = (isinstance(step, list) and len(step) == 2 and all(_number(v) for v in step)
+                      and step[1] >= 0.0)
+                if ok and config is not None:
+                    ok = config.limits.upright_deg <= step[0] <= config.limits.max_angle_deg
+                if not ok:
+                    bad(f"program.steps[{i}]", "must be [target_deg within upright_deg .. max_angle_deg, "
+                        f"hold_s >= 0], got {step!r}")
+                else:
+                    steps.append((float(step[0]), float(step[1])))
+
     if problems:
         raise InputError(problems)
     assert config is not None
@@ -225,4 +245,4 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
     return Scenario(name=name, duration_s=float(duration), seed=seed, mass_kg=float(mass),
                     height_cm=float(height), config=config, events=tuple(events),
                     expect=Expect(**expect_kwargs), source=source,
-                    start_angle_deg=None if start_angle is None else float(start_angle))
+                    start_angle_deg=None if start_angle is None else float(start_angle), program=tuple(steps))

@@ -31,6 +31,7 @@ COMPANIONS = {
     "limits.max_angle_deg": {"session": {"target_deg": -75.0, "rest_deg": -78.0}},
     "motion.max_speed_dps": {"motion": {"emergency_speed_dps": 10.5}},
     "motion.max_accel_dps2": {"motion": {"emergency_accel_dps2": 21.0}},
+    "motion.duty_window_s": {"motion": {"duty_on_s": 50.0}},
     "session.max_duration_s": {"session": {"hold_s": 5.0}},
     "session.target_deg": {"session": {"rest_deg": -80.0}},
 }
@@ -51,6 +52,8 @@ def merge(a: dict, b: dict) -> dict:
     ("motion.emergency_speed_dps", 3.9, 4), ("motion.emergency_speed_dps", 15.1, 15),
     ("motion.emergency_accel_dps2", 3.9, 4), ("motion.emergency_accel_dps2", 31, 30),
     ("motion.jog_max_s", 0.5, 1), ("motion.jog_max_s", 61, 60),
+    ("motion.duty_window_s", 59, 60), ("motion.duty_window_s", 7201, 7200),
+    ("motion.duty_on_s", 9, 10), ("motion.duty_on_s", 1201, 1200),
     ("session.max_duration_s", 9, 10), ("session.max_duration_s", 601, 600),
     ("session.target_deg", 61, 60), ("session.target_deg", -81, -80),
     ("session.hold_s", 301, 300), ("session.hold_s", -1, 0),
