@@ -376,7 +376,7 @@ def _profile_problems(height: float | None, weight: float | None, max_angle: flo
 
 
 def cmd_user(args: argparse.Namespace) -> int:
-    import time as _t
+    from controller.clock import wall_time
     from controller.history import User
     c = args.user_command
     if c == "add":
@@ -390,7 +390,7 @@ def cmd_user(args: argparse.Namespace) -> int:
         if store.get_user(args.name):
             return _fail_input([Problem("command line", "name", f"user {args.name!r} already exists (use user edit)")])
         user = User(args.name, args.height_cm, args.weight_kg, args.stage, args.max_angle_deg, args.max_session_s,
-                    screening, None, None, _t.time())
+                    screening, None, None, wall_time())
         store.add_user(user)
         print(f"added {user.name}" + (f": LOCKED OUT of inversion past horizontal (screening: {', '.join(screening)}); "
                                       "record a physician's clearance with `invtable user edit NAME --cleared-by WHO`"
@@ -428,7 +428,7 @@ def cmd_user(args: argparse.Namespace) -> int:
                       max_angle_deg=user.max_angle_deg if args.max_angle_deg is None else args.max_angle_deg,
                       max_session_s=args.max_session_s or user.max_session_s, screening_yes=screening,
                       cleared_by=args.cleared_by.strip() if args.cleared_by else user.cleared_by,
-                      cleared_at=_t.time() if args.cleared_by else user.cleared_at)
+                      cleared_at=wall_time() if args.cleared_by else user.cleared_at)
     store.update_user(changed)
     print(f"updated {changed.name}" + (" (LOCKED OUT: screening)" if changed.locked_out else ""))
     return EXIT_OK

@@ -52,3 +52,9 @@ class RealTimeClock:
             time.sleep(delay)
         while self.spin_s and self.now() < t:
             pass
+
+
+def wall_time() -> float:
+    """Calendar time (seconds since the epoch) for records: the session history, the audit
+    log, profile clearances. Never used to decide anything the table does."""
+    return time.time()

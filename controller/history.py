@@ -10,9 +10,10 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from controller.clock import wall_time
 from typing import Any
 
 # DESIGN section 2: the contraindications; any "yes" locks the profile out of inversion
@@ -103,14 +104,14 @@ class Store:
         if ids:
             with self.db:
                 self.db.execute("UPDATE sessions SET outcome='interrupted', ended_at=COALESCE(ended_at, ?) "
-                                "WHERE outcome IS NULL", (time.time(),))
+                                "WHERE outcome IS NULL", (wall_time(),))
             for i in ids:
                 self.audit({"event": "session_interrupted", "session": i})
         return ids
 
     # ---------------------------------------------------------------- audit
     def audit(self, record: dict[str, Any]) -> None:
-        line = json.dumps({"wall_time": round(time.time(), 3), **record}, separators=(",", ":")) + "\n"
+        line = json.dumps({"wall_time": round(wall_time(), 3), **record}, separators=(",", ":")) + "\n"
         with open(self.audit_path, "a") as fh:
             fh.write(line)
             fh.flush()
@@ -154,7 +155,7 @@ class Store:
     def begin_session(self, user: str, program: str, clipped: list[str]) -> int:
         with self.db:
             cur = self.db.execute("INSERT INTO sessions (user, program, started_at, clipped, state, events) "
-                                  "VALUES (?,?,?,?,?,?)", (user, program, time.time(), json.dumps(clipped), "boot", "[]"))
+                                  "VALUES (?,?,?,?,?,?)", (user, program, wall_time(), json.dumps(clipped), "boot", "[]"))
         sid = int(cur.lastrowid)
         self.audit({"event": "session_started", "session": sid, "user": user, "program": program, "clipped": clipped})
         return sid
@@ -169,7 +170,7 @@ class Store:
         with self.db:
             self.db.execute("UPDATE sessions SET ended_at=?, outcome=?, peak_deg=?, past_horizontal_s=?, hold_s=?, "
                             "motor_on_s=?, events=? WHERE id=?",
-                            (time.time(), outcome, peak_deg, past_horizontal_s, hold_s, motor_on_s, json.dumps(events),
+                            (wall_time(), outcome, peak_deg, past_horizontal_s, hold_s, motor_on_s, json.dumps(events),
                              sid))
         self.audit({"event": "session_ended", "session": sid, "outcome": outcome, "peak_deg": round(peak_deg, 2)})
 

@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 from transitions import Machine
 
 from controller.config import Config
+from controller.duty import DutyBudget
 from controller.limits import (clamp_target, has_left_upright, is_upright, sensors_agree)
 from controller.monitor import SENSOR_AGREE_DEG, SEVERITY, Detection, SafetyMonitor, Snapshot
 from controller.motor_loop import PositionLoop
@@ -154,6 +155,7 @@ class Controller:
         # Targets are clamped to the envelope when they are driven to (limits.clamp_target).
         self.steps = list(program) or [(config.session.target_deg, config.session.hold_s)]
         self.step_i = 0
+        self.duty = DutyBudget(config.motion.duty_on_s, config.motion.duty_window_s)
         self.now = now
         self.boot_t = now
         self.on_transition = on_transition
@@ -497,6 +499,7 @@ class Controller:
         # It opens where the drive itself is suspect (a fault that holds) and during the boot
         # self-test.
         self.motor_power = not (state == "boot" or self.fault_holding)
+        self.duty.record(self.now, self.dt, self.motor_cmd != 0.0 and self.motor_power)
         return Outputs(motor_cmd=self.motor_cmd, brake=brake, alarm=alarm, heartbeat=self.heartbeat,
                        motor_power=self.motor_power)
 
@@ -606,6 +609,10 @@ class Controller:
             problems.append("angle sensors disagree")
         if inp.overtravel_tripped:
             problems.append("over-travel switch open")
+        wait = self.duty.wait_s(self.now)
+        if wait > 0:
+            problems.append(f"the actuator's duty budget ({self.cfg.motion.duty_on_s:g} s on per "
+                            f"{self.cfg.motion.duty_window_s:g} s) is used up: wait {wait:.0f} s")
         if inp.drive_inhibited:
             problems.append("the motion board has acted alone or is shut down (check the table, then clear it)")
         if inp.estop_discrepancy or inp.ankle_discrepancy:

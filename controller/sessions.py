@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
+
+from controller.clock import wall_time
 from typing import Any
 
 from controller.config import Config
@@ -79,7 +80,7 @@ def saved_table_angle(data_dir: Path) -> float | None:
 
 def start_session(store: Store, user: User, program: Program, cfg: Config, *, speed: float, seed: int,
                   out: Any = sys.stdout) -> tuple[RunResult, str, list[str]]:
-    now = time.time()
+    now = wall_time()
     wait = duty_wait_s(store, cfg, now)
     if wait > 0:
         raise InputError([Problem("history", "motion.duty_on_s",

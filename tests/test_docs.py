@@ -51,7 +51,9 @@ def test_every_example_scenario_is_listed_in_the_readme() -> None:
 
 def test_every_cli_command_is_in_the_readme() -> None:
     for cmd in ("invtable demo", "invtable sim", "invtable run", "invtable config check", "invtable diagram",
-                "invtable io", "invtable install-service", "--backend gpio-mock", "make install-pi"):
+                "invtable io", "invtable install-service", "--backend gpio-mock", "make install-pi",
+                "invtable user add", "invtable session start", "invtable history", "invtable report",
+                "invtable program list", "invtable bench"):
         assert cmd in README, cmd
 
 

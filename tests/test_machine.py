@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import Config
+from controller.config import Config, build_config
+from controller.duty import DutyBudget
 from controller.machine import SELFTEST_S, Controller, STATE_NAMES
 from hal.interfaces import Inputs
 
@@ -336,3 +337,26 @@ def test_controller_logic_never_reads_the_wall_clock() -> None:
                 if "time" in names:
                     offenders.append(f"{path.name}:{node.lineno} imports time")
     assert offenders == []
+
+
+def test_the_duty_budget_refuses_jogs_and_sessions_but_never_a_return() -> None:
+    cfg = build_config([("c", "", {"motion": {"duty_on_s": 10.0, "duty_window_s": 60.0}})])
+    d = Driver(config=cfg)
+    for _ in range(1200):  # 12 s of DOWN: a jog toward inversion spends the budget
+        d.tick(buttons=("down",))
+    for _ in range(300):   # released: it stops and holds on the brake
+        d.tick()
+    assert d.ctrl.state == "holding" and d.ctrl.duty.used_s(d.t) >= 10.0
+    d.tap("down")
+    assert d.ctrl.state == "holding"
+    assert any("duty budget" in e.message and "wait" in e.message for e in d.ctrl.events)
+    d.tick(buttons=("up",))  # toward upright: never refused
+    assert d.ctrl.state == "jogging"
+
+
+def test_duty_budget_expires_with_its_window() -> None:
+    b = DutyBudget(on_s=5.0, window_s=10.0)
+    for k in range(600):
+        b.record(k * 0.01, 0.01, True)
+    assert b.used_s(6.0) == pytest.approx(6.0) and b.wait_s(6.0) > 0
+    assert b.wait_s(17.5) == 0.0 and b.used_s(17.5) < 5.0
