@@ -48,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until quit or SIGTERM)")
     run.add_argument("--trace", type=Path, metavar="OUT.csv", help="write the trace on exit")
     run.add_argument("--data", type=Path, metavar="DIR",
-                     help="sim backend: resume the simulated table where a session left it (a crash, a kill)")
+                     help="profiles and history (default $INVTABLE_DATA); sim backend: resume the simulated "
+                          "table where a session left it (a crash, a kill)")
+    run.add_argument("--user", help="the pendant's START runs this user's program (needs --program)")
+    run.add_argument("--program", help="the program START runs, planned by the progression rules")
     run.add_argument("--clear-board", action="store_true",
                      help="serial backend: clear the motion board's latched shutdown at start (after checking the table)")
 
@@ -276,15 +279,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.duration is not None and not args.duration > 0:
         problems.append(Problem("command line", "--duration", "must be > 0"))
     problems += _check_outputs({"--trace": args.trace}, [args.config] if args.config else [])
+    session = None
+    if (args.user is None) != (args.program is None):
+        problems.append(Problem("command line", "--user" if args.user is None else "--program",
+                                "--user and --program go together"))
+    elif args.user is not None and config is not None and not problems:
+        session, more = _selected_session(args, config)
+        problems += more
     if problems:
         return _fail_input(problems)
     assert config is not None
+    program: tuple = ()
+    recorder = None
+    if session is not None:
+        config, program, recorder, user = session
     if config.hardware.backend == "gpio":
         problem = _gpio_problem(args.config)
         if problem:
             return _fail_input([problem])
         from controller.service import run_service
-        return run_service(config, duration=args.duration)
+        return run_service(config, duration=args.duration, program=program, recorder=recorder)
     if config.hardware.backend == "serial":
         from controller.service import run_service
         from hal.serial.backend import SerialTable
@@ -295,13 +309,39 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.clear_board:
                 board.clear_board()
             return board
-        return run_service(config, duration=args.duration, make_hardware=open_board)
+        return run_service(config, duration=args.duration, make_hardware=open_board, program=program,
+                           recorder=recorder)
     from sim.runsim import run_bench
     start_angle = None
     if args.data is not None:
         from controller.sessions import saved_table_angle
         start_angle = saved_table_angle(args.data)
-    return run_bench(config, duration=args.duration, trace=args.trace, start_angle_deg=start_angle)
+    person = {} if session is None else {"mass_kg": user.weight_kg, "height_cm": user.height_cm}
+    return run_bench(config, duration=args.duration, trace=args.trace, start_angle_deg=start_angle,
+                     program=program, recorder=recorder, **person)
+
+
+def _selected_session(args: argparse.Namespace, config):  # noqa: ANN001, ANN202
+    """(config, steps, recorder, user) for `run --user --program`, or the problems."""
+    from controller.history import default_data_dir
+    from controller.programs import load_programs
+    from controller.sessions import SessionRecorder, check_duty, plan_for, session_config
+    data = args.data or default_data_dir()
+    if not (data / "invtable.db").exists():
+        return None, [Problem(str(data), "--user", "no profiles here yet (invtable user add)")]
+    programs = load_programs(data)
+    if args.program not in programs:
+        return None, [Problem("command line", "--program", f"no program {args.program!r} (known: {', '.join(programs)})")]
+    store = _store(args)
+    user = store.get_user(args.user)
+    if user is None:
+        return None, [Problem("command line", "--user", f"no user {args.user!r} (invtable user list)")]
+    check_duty(store, config)
+    program = programs[args.program]
+    plan = plan_for(store, user, program, config)
+    for clip in plan.clips:
+        print(f"  clipped: {clip}")
+    return (session_config(config, plan, program), plan.steps, SessionRecorder(store, user, program, plan), user), []
 
 
 def _gpio_problem(config_path: Path | None) -> Problem | None:

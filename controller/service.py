@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
-from typing import Any, Callable, TextIO
+from typing import Any, Callable, Sequence, TextIO
 
 from controller.clock import RealTimeClock
 from controller.config import Config
@@ -43,7 +43,8 @@ class JsonLog:
 
 
 def run_service(config: Config, *, duration: float | None = None, pin_factory: Any = None,
-                log: JsonLog | None = None, make_hardware: Callable[[], Any] | None = None) -> int:
+                log: JsonLog | None = None, make_hardware: Callable[[], Any] | None = None,
+                program: Sequence[tuple[float, float]] = (), recorder: Any = None) -> int:
     """Run until SIGTERM/SIGINT (or ``duration`` seconds). Exit 0 on a clean stop, 1 when
     the hardware itself failed (systemd restarts the service)."""
     log = log or JsonLog()
@@ -65,7 +66,7 @@ def run_service(config: Config, *, duration: float | None = None, pin_factory: A
     try:
         hw = make_hardware()
         clock = RealTimeClock()
-        ctrl = Controller(config, clock.now(), on_transition=log.transition, on_event=log.note)
+        ctrl = Controller(config, clock.now(), on_transition=log.transition, on_event=log.note, program=program)
         log("start", backend=config.hardware.backend, period_s=PERIOD_S,
             watchdog_s=notifier.watchdog_interval_s)
         k = 0
@@ -82,6 +83,8 @@ def run_service(config: Config, *, duration: float | None = None, pin_factory: A
                 log("input", t_s=round(now, 3), edge=kind, detail=detail)
             out = ctrl.update(now, inputs)
             hw.write(out)
+            if recorder is not None:
+                recorder.poll(ctrl.transitions, ctrl.events, now, ctrl.angle, out.motor_cmd)
             if k == 0:
                 notifier.notify("READY=1\nSTATUS=controlling the table")
                 log("ready", t_s=round(now, 3))
@@ -97,6 +100,8 @@ def run_service(config: Config, *, duration: float | None = None, pin_factory: A
         for s, handler in old.items():
             signal.signal(s, handler)
         notifier.notify("STOPPING=1")
+        if recorder is not None:
+            recorder.close()
         if hw is not None:
             hw.safe_stop()
             pins = getattr(hw, "pin_outputs", None)

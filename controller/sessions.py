@@ -78,14 +78,17 @@ def saved_table_angle(data_dir: Path) -> float | None:
         return None
 
 
-def start_session(store: Store, user: User, program: Program, cfg: Config, *, speed: float, seed: int,
-                  out: Any = sys.stdout) -> tuple[RunResult, str, list[str]]:
-    now = wall_time()
-    wait = duty_wait_s(store, cfg, now)
+def check_duty(store: Store, cfg: Config) -> None:
+    wait = duty_wait_s(store, cfg, wall_time())
     if wait > 0:
         raise InputError([Problem("history", "motion.duty_on_s",
                                   f"the actuator's duty budget ({cfg.motion.duty_on_s:g} s on per "
                                   f"{cfg.motion.duty_window_s:g} s) is used up: wait {wait:.0f} s")])
+
+
+def plan_for(store: Store, user: User, program: Program, cfg: Config) -> Any:
+    """The progression-checked plan for this user's program today."""
+    now = wall_time()
     best_peak, best_hold = store.best(user.name)
     first = store.first_session_at(user.name)
     up = cfg.limits.upright_deg
@@ -97,6 +100,83 @@ def start_session(store: Store, user: User, program: Program, cfg: Config, *, sp
                         best_peak_deg=best_peak, best_hold_s=best_hold, beginner=user.stage == "beginner",
                         days_since_first=None if first is None else (now - first) / 86400.0,
                         locked_out=user.locked_out)
+    return plan
+
+
+def session_config(cfg: Config, plan: Any, program: Program) -> Config:
+    """The config a planned session runs with: its time limit and its rest."""
+    from dataclasses import replace
+    targets = [t for t, _ in plan.steps]
+    session = replace(cfg.session, max_duration_s=plan.max_duration_s, target_deg=max(targets + [program.rest_deg]),
+                      rest_deg=program.rest_deg, rest_s=program.rest_s, hold_s=0.0)
+    return replace(cfg, session=session)
+
+
+class SessionRecorder:
+    """Records the sessions a running controller (the service, the bench run) performs:
+    begun when START leaves idle, its state changes committed, ended when it is back at
+    idle (or held in a fault), every transition and fault in the audit log."""
+
+    def __init__(self, store: Store, user: User, program: Program, plan: Any) -> None:
+        self.store, self.user, self.program, self.plan = store, user, program, plan
+        self.clips = list(plan.clips)
+        self.sid: int | None = None
+        self.n_t = self.n_e = 0
+        self.peak = self.past = self.motor_on = 0.0
+        self.last_t: float | None = None
+        self.events: list[dict] = []
+        self.triggers: list[str] = []
+        self.dests: list[str] = []
+
+    def poll(self, transitions: list, events: list, t: float, angle: float, motor_cmd: float) -> None:
+        dt = 0.0 if self.last_t is None else t - self.last_t
+        self.last_t = t
+        if self.sid is not None:
+            self.peak = max(self.peak, angle)
+            self.past += dt if angle > 0.0 else 0.0
+            self.motor_on += dt if motor_cmd != 0.0 else 0.0
+        for tr in transitions[self.n_t:]:
+            self.store.audit({"event": "transition", "session": self.sid, "t_s": round(tr.t_s, 3), "from": tr.source,
+                              "to": tr.dest, "trigger": tr.trigger})
+            if self.sid is None and tr.source == "idle" and tr.dest == "ramp":
+                self.sid = self.store.begin_session(self.user.name, self.program.name, self.clips)
+                self.peak, self.past, self.motor_on, self.events = angle, 0.0, 0.0, []
+                self.triggers, self.dests = [], []
+            if self.sid is not None:
+                self.events.append({"t_s": tr.t_s, "from": tr.source, "to": tr.dest, "trigger": tr.trigger})
+                self.triggers.append(tr.trigger)
+                self.dests.append(tr.dest)
+                self.store.progress(self.sid, tr.dest, self.peak, self.past, self.events)
+                if tr.dest == "idle" or (tr.dest == "fault" and tr.trigger in ("fault", "exception")):
+                    self._end()
+        self.n_t = len(transitions)
+        for e in events[self.n_e:]:
+            if e.message.startswith("fault:"):
+                self.store.audit({"event": "fault", "session": self.sid, "t_s": round(e.t_s, 3), "message": e.message})
+        self.n_e = len(events)
+
+    def _end(self) -> None:
+        d, tr = self.dests, self.triggers
+        outcome = ("estop" if "estop" in d else "fault" if ("fault" in d or "limp_home" in d) else
+                   "emergency" if "emergency_return" in d else "time_limit" if "time_limit" in tr else
+                   "user_stop" if ("paused" in d or "press_up" in tr) else "completed")
+        hold = sum(h for _, h in self.plan.steps) if outcome == "completed" else 0.0
+        assert self.sid is not None
+        self.store.end_session(self.sid, outcome, self.peak, self.past, hold, self.motor_on, self.events)
+        self.sid = None
+
+    def close(self) -> None:
+        """The process ends with a session open: it was cut short (the next start also finds it)."""
+        if self.sid is not None:
+            self.store.end_session(self.sid, "interrupted", self.peak, self.past, 0.0, self.motor_on, self.events)
+            self.sid = None
+
+
+def start_session(store: Store, user: User, program: Program, cfg: Config, *, speed: float, seed: int,
+                  out: Any = sys.stdout) -> tuple[RunResult, str, list[str]]:
+    check_duty(store, cfg)
+    plan = plan_for(store, user, program, cfg)
+    up = cfg.limits.upright_deg
     for clip in plan.clips:
         print(f"  clipped: {clip}", file=out)
     targets = [t for t, _ in plan.steps]

@@ -18,9 +18,11 @@ from sim.scenario import Scenario
 
 
 def run_bench(config: Config, *, duration: float | None = None, trace: Path | None = None,
-              start_angle_deg: float | None = None) -> int:
-    scenario = Scenario(name="bench", duration_s=duration or float("inf"), seed=0, mass_kg=80.0,
-                        height_cm=178.0, config=config, events=(), start_angle_deg=start_angle_deg)
+              start_angle_deg: float | None = None, program: tuple[tuple[float, float], ...] = (),
+              recorder: object = None, mass_kg: float = 80.0, height_cm: float = 178.0) -> int:
+    scenario = Scenario(name="bench", duration_s=duration or float("inf"), seed=0, mass_kg=mass_kg,
+                        height_cm=height_cm, config=config, events=(), start_angle_deg=start_angle_deg,
+                        program=program)
     sim = Simulation(scenario)
     if start_angle_deg is not None:
         sim.table.ankle_lock_closed = True  # resumed: the person is still strapped in
@@ -37,15 +39,17 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
             from controller.view import LiveView
             from sim.keyboard import KEYS_HELP, KeyboardPendant
             with KeyboardPendant() as pendant, LiveView("invtable run - simulated table (bench)", keys=KEYS_HELP) as view:
-                _loop(sim, clock, duration, stop, pendant, view)
+                _loop(sim, clock, duration, stop, pendant, view, recorder)
         else:
             print("invtable run: simulator backend, headless (no terminal): "
                   f"{'until SIGTERM' if duration is None else f'for {duration:g} s'}", flush=True)
-            _loop(sim, clock, duration, stop, None, None)
+            _loop(sim, clock, duration, stop, None, None, recorder)
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
         sim.table.safe_stop()  # clean stop: motor off, brake on
+        if recorder is not None:
+            recorder.close()  # type: ignore[attr-defined]
         result = sim.finish()
     print(f"invtable run: stopped at t={sim.now:.2f} s in state {sim.last_state}; motor off, brake on")
     if trace:
@@ -57,7 +61,7 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
 
 
 def _loop(sim: Simulation, clock: RealTimeClock, duration: float | None, stop: dict,
-          pendant: object, view: object) -> None:
+          pendant: object, view: object, recorder: object = None) -> None:
     ready = view is not None  # the live view shows it; headless, say it once
     while not stop["flag"] and (duration is None or sim.now <= duration + 1e-9):
         clock.wait_until(sim.now)
@@ -67,6 +71,8 @@ def _loop(sim: Simulation, clock: RealTimeClock, duration: float | None, stop: d
             if pendant.quit:  # type: ignore[attr-defined]
                 break
         row = sim.tick()
+        if recorder is not None:
+            recorder.poll(sim.result.transitions, sim.result.events, row[0], row[2], row[6])  # type: ignore[attr-defined]
         if not ready:
             print("invtable run: ready", flush=True)
             ready = True

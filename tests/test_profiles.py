@@ -181,3 +181,43 @@ def test_a_killed_session_is_recorded_as_interrupted_and_the_table_comes_upright
     rows = read_trace(trace)
     assert rows[0]["angle_deg"] == pytest.approx(saved, abs=0.01)
     assert abs(rows[-1]["angle_deg"] + 80.0) < 0.5 and rows[-1]["state"] == "idle"
+
+
+def test_the_pendant_start_runs_the_selected_users_program_and_it_is_recorded(tmp_path: Path) -> None:
+    """What `invtable run --user --program` wires up: the planned steps in the controller,
+    the recorder on its transitions (here driven by a scripted START on the simulator)."""
+    from controller.config import Config
+    from controller.history import Store
+    from controller.sessions import SessionRecorder, plan_for, session_config
+    from sim.runner import Simulation
+    from sim.scenario import Event, Scenario
+    add(tmp_path, "ida", screening="pregnancy")  # locked out: the plan stays at horizontal
+    store = Store(tmp_path)
+    user = store.get_user("ida")
+    program = builtin_programs()["intermittent"]
+    plan = plan_for(store, user, program, Config())
+    cfg = session_config(Config(), plan, program)
+    sim = Simulation(Scenario(name="run", duration_s=1e9, seed=0, mass_kg=user.weight_kg, height_cm=user.height_cm,
+                              config=cfg, events=(), program=plan.steps))
+    recorder = SessionRecorder(store, user, program, plan)
+    sim.apply(Event(0.0, "set", "ankle_lock", True))
+    for k in range(int(400 / 0.01)):
+        if k == 100:
+            sim.apply(Event(sim.now, "press", "start"))
+        if k == 120:
+            sim.apply(Event(sim.now, "release", "start"))
+        row = sim.tick()
+        recorder.poll(sim.result.transitions, sim.result.events, row[0], row[2], row[6])
+        sim.advance()
+        if k > 200 and row[1] == "idle":
+            break
+    recorder.close()
+    assert max(r[2] for r in sim.result.rows) <= 0.5  # never past horizontal
+    rows = history(tmp_path)
+    assert len(rows) == 1 and rows[0]["outcome"] == "completed" and rows[0]["program"] == "intermittent"
+    assert any("screening" in c for c in rows[0]["clipped"]) and rows[0]["motor_on_s"] > 0
+
+
+def test_run_needs_user_and_program_together() -> None:
+    res = run_cli("run", "--user", "ida", "--duration", "1")
+    assert res.code == 2 and "--program: --user and --program go together" in res.stderr
