@@ -215,7 +215,7 @@ class Controller:
         except Exception as exc:  # noqa: BLE001 - the last line of defence must catch everything
             self._fail_safe(f"internal_error: {type(exc).__name__}: {exc}")
             self.heartbeat = not self.heartbeat
-            return replace(SAFE_OUTPUTS, heartbeat=self.heartbeat)
+            return SAFE_OUTPUTS._replace(heartbeat=self.heartbeat)
 
     @property
     def session_elapsed_s(self) -> float:

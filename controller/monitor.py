@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from controller.config import Config
 from hal.interfaces import Inputs
@@ -64,8 +65,7 @@ class Detection:
 SEVERITY = {"report": 0, "emergency_return": 1, "limp_home": 2, "hold": 3}
 
 
-@dataclass(slots=True)
-class Snapshot:
+class Snapshot(NamedTuple):
     """What the controller did and believes this tick (the monitor's only view of it)."""
 
     now: float

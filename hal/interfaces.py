@@ -13,15 +13,14 @@ wire) must read as the unsafe condition -- ``estop_pressed=True``,
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 BUTTONS = ("start", "stop", "up", "down", "return")
 
 
-@dataclass(frozen=True, slots=True)
-class Inputs:
-    """Everything the controller reads, sampled at one instant."""
+class Inputs(NamedTuple):
+    """Everything the controller reads, sampled at one instant. Immutable (a NamedTuple:
+    as safe as a frozen dataclass, and built in C every tick)."""
 
     angle_primary_deg: float | None    # absolute sensor (potentiometer/inclinometer); None = no reading
     angle_secondary_deg: float | None  # independent second source (encoder/second ADC); None = no reading
@@ -43,9 +42,8 @@ class Inputs:
     drive_inhibited: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Outputs:
-    """Everything the controller commands."""
+class Outputs(NamedTuple):
+    """Everything the controller commands. Immutable."""
 
     motor_cmd: float    # -1..1 duty, positive = toward inversion (head down)
     brake: bool         # True = brake engaged (the brake is also engaged when unpowered)

@@ -22,6 +22,7 @@ exits 1 when there is any. These are the checks a builder relies on to trust a t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from controller.config import Config
 from controller.limits import LEAVE_TOL_DEG, UPRIGHT_TOL_DEG, stopping_distance
@@ -37,8 +38,7 @@ RETURN_OK = frozenset({"returning", "emergency_return", "estop", "fault", "idle"
 NOT_DRIVING = ("estop", "fault", "power_off", "hung")
 
 
-@dataclass(slots=True)
-class Row:
+class Row(NamedTuple):
     t: float
     state: str
     angle: float
