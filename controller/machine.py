@@ -15,7 +15,7 @@ Design rules (DESIGN sections 3-4):
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from transitions import Machine

@@ -26,23 +26,21 @@ from sim.scenario import scenario_from_dict
 TABLE_STATE = "sim_table.json"
 
 
+def outcome_of(dests: list[str], triggers: list[str], completed: bool) -> str:
+    """How a session ended, from its transitions (the first that applies, most severe first)."""
+    for outcome, happened in (("power_loss", "power_off" in dests), ("estop", "estop" in dests),
+                              ("fault", "fault" in dests or "limp_home" in dests),
+                              ("emergency", "emergency_return" in dests), ("time_limit", "time_limit" in triggers),
+                              ("user_stop", "paused" in dests or "press_up" in triggers)):
+        if happened:
+            return outcome
+    return "completed" if completed else "interrupted"
+
+
 def classify(result: RunResult) -> str:
-    """How a session ended, from its transitions."""
     dests = [t.dest for t in result.transitions]
-    triggers = [t.trigger for t in result.transitions]
-    if "power_off" in dests:
-        return "power_loss"
-    if "estop" in dests:
-        return "estop"
-    if "fault" in dests or "limp_home" in dests:
-        return "fault"
-    if "emergency_return" in dests:
-        return "emergency"
-    if "time_limit" in triggers:
-        return "time_limit"
-    if "paused" in dests or "press_up" in triggers:
-        return "user_stop"
-    return "completed" if "rest" in dests and result.rows and result.rows[-1][1] == "idle" else "interrupted"
+    return outcome_of(dests, [t.trigger for t in result.transitions],
+                      "rest" in dests and bool(result.rows) and result.rows[-1][1] == "idle")
 
 
 def travel_s(targets: list[float], upright: float, rest_deg: float, cfg: Config) -> float:
@@ -156,10 +154,7 @@ class SessionRecorder:
         self.n_e = len(events)
 
     def _end(self) -> None:
-        d, tr = self.dests, self.triggers
-        outcome = ("estop" if "estop" in d else "fault" if ("fault" in d or "limp_home" in d) else
-                   "emergency" if "emergency_return" in d else "time_limit" if "time_limit" in tr else
-                   "user_stop" if ("paused" in d or "press_up" in tr) else "completed")
+        outcome = outcome_of(self.dests, self.triggers, "rest" in self.dests)
         hold = sum(h for _, h in self.plan.steps) if outcome == "completed" else 0.0
         assert self.sid is not None
         self.store.end_session(self.sid, outcome, self.peak, self.past, hold, self.motor_on, self.events)

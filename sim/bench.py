@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import random
-import resource
 import select
 import statistics
 import subprocess
@@ -370,7 +369,6 @@ def run_process(seconds: float) -> dict:
 # ---------------------------------------------------------------- report
 def measure(quick: bool = False, long: bool = False) -> dict[str, Any]:
     seconds = 1.0 if quick else 10.0
-    spin = float(os.environ.get("INVTABLE_SPIN_S", "0"))  # noqa: F841 - documented knob
     from controller.clock import DEFAULT_SPIN_S
     figures: dict[str, Any] = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
