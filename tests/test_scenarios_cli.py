@@ -295,18 +295,12 @@ fault = "motor_runaway"
     assert stop_angle - at_fault < 2.0  # relay and brake stop it within 2 deg
 
 
+@pytest.mark.parametrize("backend", ["gpio-mock", "serial"])
 @pytest.mark.parametrize("scenario", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
-def test_every_example_scenario_passes_on_gpio_mock(scenario: Path, tmp_path: Path) -> None:
-    """The real gpio backend on gpiozero's mock pins, the physics behind the pins, the same
-    trace checks and expectations as on the sim backend."""
-    run = run_scenario_cli(scenario, tmp_path, "--backend", "gpio-mock")
-    assert run.code == 0, run.stderr
-    assert run.summary["passed"]
-
-
-@pytest.mark.parametrize("scenario", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
-def test_every_example_scenario_passes_on_serial(scenario: Path, tmp_path: Path) -> None:
-    """The real serial backend over a pseudo-terminal to the virtual motion board."""
-    run = run_scenario_cli(scenario, tmp_path, "--backend", "serial")
+def test_every_example_scenario_passes_on_the_hardware_backends(scenario: Path, backend: str, tmp_path: Path) -> None:
+    """gpio-mock: the real gpio backend on gpiozero's mock pins, the physics behind the pins.
+    serial: the real serial backend over a pseudo-terminal to the virtual motion board.
+    The same trace checks and expectations as on the sim backend."""
+    run = run_scenario_cli(scenario, tmp_path, "--backend", backend)
     assert run.code == 0, run.stderr
     assert run.summary["passed"]
