@@ -223,7 +223,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from controller.clock import RealTimeClock, SimClock
+    from controller.clock import ScaledClock, SimClock
     from controller.view import LiveView
     from sim.plot import plot_available
     from sim.runner import run_scenario
@@ -244,20 +244,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     with resources.as_file(source) as path:
         scenario = scenario_from_dict(read_toml(path), "first_session.toml (embedded)")
 
-    class _Scaled:
-        """Real time sped up ``speed`` times: the demo is watchable and still short."""
-
-        def __init__(self, speed: float) -> None:
-            self.rt = RealTimeClock()
-            self.speed = speed
-
-        def wait_until(self, t: float) -> None:
-            self.rt.wait_until(t / self.speed)
-
-        def now(self) -> float:
-            return self.rt.now() * self.speed
-
-    clock = _Scaled(args.speed) if args.speed > 0 else SimClock()
+    clock = ScaledClock(args.speed) if args.speed > 0 else SimClock()
     print(f"invtable demo: '{scenario.name}' on the simulator "
           f"({scenario.duration_s:g} s simulated, {'%gx real time' % args.speed if args.speed else 'full speed'})")
     with LiveView("invtable demo - simulated table") as view:
@@ -514,7 +501,7 @@ def cmd_session(args: argparse.Namespace) -> int:
                                                                        if user.locked_out else ""))
     result, outcome, clips = start_session(store, user, programs[args.program], config, speed=args.speed, seed=args.seed)
     _report(result)
-    print(f"  outcome: {outcome}")
+    print(f"  outcome: {outcome or 'not started (START was refused: see the events)'}")
     if args.trace:
         _write_outputs(result, args.trace, None, None)
     for line in result.summary["violations"]:

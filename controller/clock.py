@@ -54,6 +54,20 @@ class RealTimeClock:
             pass
 
 
+class ScaledClock:
+    """Real time sped up ``speed`` times: a simulated session a person can watch, still short."""
+
+    def __init__(self, speed: float) -> None:
+        self.rt = RealTimeClock()
+        self.speed = speed
+
+    def now(self) -> float:
+        return self.rt.now() * self.speed
+
+    def wait_until(self, t: float) -> None:
+        self.rt.wait_until(t / self.speed)
+
+
 def wall_time() -> float:
     """Calendar time (seconds since the epoch) for records: the session history, the audit
     log, profile clearances. Never used to decide anything the table does."""

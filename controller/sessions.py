@@ -11,16 +11,15 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-
-from controller.clock import wall_time
 from typing import Any
 
+from controller.clock import ScaledClock, wall_time
 from controller.config import Config
 from controller.errors import InputError, Problem
 from controller.history import Store, User
 from controller.progression import plan_session
 from controller.programs import Program
-from sim.runner import PERIOD_S, RunResult, run_scenario
+from sim.runner import RunResult, run_scenario
 from sim.scenario import scenario_from_dict
 
 TABLE_STATE = "sim_table.json"
@@ -35,12 +34,6 @@ def outcome_of(dests: list[str], triggers: list[str], completed: bool) -> str:
         if happened:
             return outcome
     return "completed" if completed else "interrupted"
-
-
-def classify(result: RunResult) -> str:
-    dests = [t.dest for t in result.transitions]
-    return outcome_of(dests, [t.trigger for t in result.transitions],
-                      "rest" in dests and bool(result.rows) and result.rows[-1][1] == "idle")
 
 
 def travel_s(targets: list[float], upright: float, rest_deg: float, cfg: Config) -> float:
@@ -119,6 +112,7 @@ class SessionRecorder:
         self.store, self.user, self.program, self.plan = store, user, program, plan
         self.clips = list(plan.clips)
         self.sid: int | None = None
+        self.last_outcome: str | None = None  # of the last session ended
         self.n_t = self.n_e = 0
         self.peak = self.past = self.motor_on = 0.0
         self.last_t: float | None = None
@@ -158,17 +152,17 @@ class SessionRecorder:
         hold = sum(h for _, h in self.plan.steps) if outcome == "completed" else 0.0
         assert self.sid is not None
         self.store.end_session(self.sid, outcome, self.peak, self.past, hold, self.motor_on, self.events)
-        self.sid = None
+        self.sid, self.last_outcome = None, outcome
 
     def close(self) -> None:
         """The process ends with a session open: it was cut short (the next start also finds it)."""
         if self.sid is not None:
             self.store.end_session(self.sid, "interrupted", self.peak, self.past, 0.0, self.motor_on, self.events)
-            self.sid = None
+            self.sid, self.last_outcome = None, "interrupted"
 
 
 def start_session(store: Store, user: User, program: Program, cfg: Config, *, speed: float, seed: int,
-                  out: Any = sys.stdout) -> tuple[RunResult, str, list[str]]:
+                  out: Any = sys.stdout) -> tuple[RunResult, str | None, list[str]]:
     check_duty(store, cfg)
     plan = plan_for(store, user, program, cfg)
     up = cfg.limits.upright_deg
@@ -190,53 +184,20 @@ def start_session(store: Store, user: User, program: Program, cfg: Config, *, sp
                                                           "emergency_accel_dps2", "jog_max_s")}}
     data["config"].update(base)
     scenario = scenario_from_dict(data, f"session {program.name}")
-    sid = store.begin_session(user.name, program.name, list(plan.clips))
-    seen = {"state": "", "transitions": 0, "events": 0, "peak": up, "past": 0.0, "t": 0.0}
-    holder: dict[str, Any] = {}
+    recorder = SessionRecorder(store, user, program, plan)
+    result = RunResult(scenario)
+    saved = {"state": "", "t": -1.0}
 
-    def on_progress(p: Any) -> None:
-        seen["peak"] = max(seen["peak"], p.angle_deg)
-        if p.angle_deg > 0.0:
-            seen["past"] += p.t_s - seen["t"]
-        seen["t"] = p.t_s
-        result = holder.get("result")
-        if p.state != seen["state"] or (p.t_s % 1.0) < 0.05:
+    def on_tick(p: Any) -> None:
+        row = result.rows[-1]
+        recorder.poll(result.transitions, result.events, row[0], row[2], row[6])
+        if p.state != saved["state"] or p.t_s - saved["t"] >= 1.0:  # where a restart resumes the table
             save_table_angle(store.dir, p.angle_deg)
-        if p.state != seen["state"]:
-            seen["state"] = p.state
-            store.progress(sid, p.state, seen["peak"], seen["past"], [])
-        if result is not None:
-            for t in result.transitions[seen["transitions"]:]:
-                store.audit({"event": "transition", "session": sid, "t_s": round(t.t_s, 3), "from": t.source,
-                             "to": t.dest, "trigger": t.trigger})
-            seen["transitions"] = len(result.transitions)
-            for e in result.events[seen["events"]:]:
-                if e.message.startswith("fault:"):
-                    store.audit({"event": "fault", "session": sid, "t_s": round(e.t_s, 3), "message": e.message})
-            seen["events"] = len(result.events)
+            saved["state"], saved["t"] = p.state, p.t_s
 
-    clock = None
-    if speed > 0:
-        from controller.clock import RealTimeClock
-
-        class Scaled:
-            def __init__(self) -> None:
-                self.rt = RealTimeClock()
-
-            def wait_until(self, t: float) -> None:
-                self.rt.wait_until(t / speed)
-
-            def now(self) -> float:
-                return self.rt.now() * speed
-        clock = Scaled()
-    holder["result"] = RunResult(scenario)
-    result = run_scenario(scenario, clock=clock, on_progress=on_progress, progress_every=5, result=holder["result"])
-    on_progress_final = result.rows[-1]
-    save_table_angle(store.dir, on_progress_final[2])
-    outcome = classify(result)
-    s = result.summary
-    motor_on = sum(PERIOD_S for r in result.rows if r[6] != 0.0)
-    hold = sum(h for _, h in plan.steps) if outcome == "completed" else 0.0
-    events = [{"t_s": t.t_s, "from": t.source, "to": t.dest, "trigger": t.trigger} for t in result.transitions]
-    store.end_session(sid, outcome, s["max_angle_deg"], s["time_past_horizontal_s"], hold, motor_on, events)
+    run_scenario(scenario, clock=ScaledClock(speed) if speed > 0 else None, on_progress=on_tick,
+                 progress_every=1, result=result)
+    recorder.close()
+    save_table_angle(store.dir, result.rows[-1][2])
+    outcome = recorder.last_outcome
     return result, outcome, list(plan.clips)
