@@ -92,7 +92,8 @@ def run_service(config: Config, *, duration: float | None = None, pin_factory: A
                 notifier.notify("WATCHDOG=1")
                 next_ping = now + notifier.watchdog_interval_s
             k += 1
-        log("stopping", reason=stop["signal"] or "duration", ticks=k, late_ticks=missed, state=ctrl.state)
+        log("stopping", reason=stop["signal"] or "duration", ticks=k, late_ticks=missed, state=ctrl.state,
+            input_edges_dropped=getattr(hw, "events_dropped", 0))
     except Exception as exc:  # noqa: BLE001 - the hardware failed: stop safely, let systemd restart us
         log("error", message=f"{type(exc).__name__}: {exc}")
         code = 1

@@ -47,7 +47,6 @@ class Board:
     def __init__(self, now_ms, limits=None):
         self.lim = limits or Limits()
         self.state = P.ST_WAIT
-        self.boot_ms = now_ms
         self.last_ms = now_ms
         self.session = False
         self.last_seq = 0

@@ -111,7 +111,6 @@ class Loop:
         """Sample every sensor and send the STATUS telemetry."""
         self.sample = self.io.sample()
         self.board.sample = self.sample
-        self.board.last_status_ms = now
         self.io.uart.write(self.board.status_frame())
 
     def control(self, now):

@@ -8,7 +8,7 @@ import sys
 import pytest
 from gpiozero.pins.mock import MockPWMPin
 
-from controller.config import Config, Gpio
+from controller.config import Gpio
 from hal.gpio.backend import GpioTable, scale_angle
 from hal.interfaces import Outputs
 from sim.gpio_world import SimPinFactory, angle_volts
@@ -188,8 +188,14 @@ def test_nothing_pi_specific_is_imported_off_a_pi() -> None:
     assert res.stdout.strip() == "[]"
 
 
-def test_the_default_pin_map_validates_and_is_the_documented_one() -> None:
-    assert Config().hardware.gpio == G
+def test_the_installed_default_config_uses_the_documented_pin_map() -> None:
+    """install-service writes controller/default_config.toml; docs/hardware.md documents
+    the Gpio defaults: the two must be the same wiring."""
+    from pathlib import Path
+    from controller.config import load_config
+    path = Path(__file__).resolve().parent.parent / "controller" / "default_config.toml"
+    cfg = load_config(path)
+    assert cfg.hardware.backend == "gpio" and cfg.hardware.gpio == G
 
 
 def test_callbacks_only_queue_edges_for_the_control_thread(hw) -> None:  # noqa: ANN001

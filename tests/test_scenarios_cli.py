@@ -304,3 +304,46 @@ def test_every_example_scenario_passes_on_the_hardware_backends(scenario: Path, 
     run = run_scenario_cli(scenario, tmp_path, "--backend", backend)
     assert run.code == 0, run.stderr
     assert run.summary["passed"]
+
+
+def test_a_cut_estop_channel_stops_at_once_and_latches_a_held_fault(tmp_path: Path) -> None:
+    run = run_scenario_cli(SCENARIOS / "fault_estop_wire.toml", tmp_path)
+    assert run.code == 0, run.stderr
+    after = [r for r in run.trace if r["t_s"] >= 40.0]
+    assert after[0]["state"] == "estop" and after[0]["motor_cmd"] == 0.0  # the same tick
+    assert transition_time(run, "fault") - 40.0 <= 0.07  # 50 ms of disagreement, then latched
+    held = [r for r in after if r["t_s"] >= 40.5]
+    assert all(r["state"] == "fault" and r["brake"] == 1 and r["alarm"] == 1 and r["motor_cmd"] == 0.0
+               and r["faults"] == "estop_channel_fault" for r in held)
+    assert max(abs(r["velocity_dps"]) for r in held) < 0.01
+
+
+def test_a_lost_serial_link_is_held_by_the_host_while_the_board_returns_the_user(tmp_path: Path) -> None:
+    path = write_scenario(tmp_path / "link.toml", """
+[scenario]
+name = "link lost at 45 deg"
+duration_s = 50.0
+[config.session]
+target_deg = 45.0
+hold_s = 60.0
+[[events]]
+at_s = 0.5
+do = "set"
+input = "ankle_lock"
+value = true
+[[events]]
+at_s = 1.0
+do = "tap"
+input = "start"
+[[events]]
+at_s = 30.0
+do = "fault"
+fault = "link_loss"
+""")
+    run = run_scenario_cli(path, tmp_path, "--backend", "serial")
+    assert run.code == 0, run.stderr
+    lost = transition_time(run, "fault")
+    assert 30.0 < lost <= 30.0 + 0.31  # no telemetry for 0.3 s (or unanswered pings)
+    assert all(r["faults"] == "link_lost" for r in run.trace if r["t_s"] > lost)
+    assert run.summary["final_state"] == "fault" and run.summary["ended_upright"]  # the board alone
+    assert max(abs(r["velocity_dps"]) for r in run.trace if r["t_s"] >= 30.0) <= 8.0

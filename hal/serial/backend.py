@@ -34,10 +34,6 @@ HANDSHAKE_TRIES = 3
 REOPEN_EVERY_S = 1.0
 
 
-class SerialLinkError(Exception):
-    pass
-
-
 class SerialTable:
     def __init__(self, url: str, *, baudrate: int = 230400, clock: Callable[[], float] = time.monotonic,
                  opener: Callable[..., Any] | None = None, status_wait_s: float = 0.0,
@@ -60,7 +56,6 @@ class SerialTable:
         self._last_open_try = -1e9
         self.status: tuple | None = None
         self.board_info: tuple | None = None
-        self.naks = 0
         self.crc_errors = 0
         self.link_ok = False
         self._hello_t = -1e9
@@ -164,8 +159,6 @@ class SerialTable:
                 self.status, self._status_seq = values, seq
         elif mtype == P.ACK:
             self._pending_pings.pop(values[0], None)
-        elif mtype == P.NAK:
-            self.naks += 1
         elif mtype == P.HELLO_ACK:
             self.board_info = values
 
