@@ -24,6 +24,32 @@ def first(run: Run, pred) -> dict:  # noqa: ANN001
     return next(r for r in run.trace if pred(r))
 
 
+def session_with_fault(path: Path, name: str, duration_s: float, target_deg: float, hold_s: float,
+                       fault: str, at_s: float) -> Path:
+    """A scenario: lock the ankles, START a session, inject ``fault`` at ``at_s``."""
+    return write_scenario(path, f"""
+[scenario]
+name = "{name}"
+duration_s = {duration_s}
+[config.session]
+target_deg = {target_deg}
+hold_s = {hold_s}
+[[events]]
+at_s = 0.5
+do = "set"
+input = "ankle_lock"
+value = true
+[[events]]
+at_s = 1.0
+do = "tap"
+input = "start"
+[[events]]
+at_s = {at_s}
+do = "fault"
+fault = "{fault}"
+""")
+
+
 def transition_time(run: Run, to: str, trigger: str | None = None) -> float:
     return next(t["t_s"] for t in run.summary["transitions"]
                 if t["to"] == to and (trigger is None or t["trigger"] == trigger))
@@ -259,26 +285,7 @@ def test_runaway_is_caught_by_its_current_and_held_on_the_brake(tmp_path: Path) 
     sample, supply cut, held on the brake. For an 80 kg user the 10 ms before that sample
     is enough to pass the emergency speed briefly: the checker reports it (exit 1), and the
     safety case records the bound (one sample over, under 0.15 deg of extra travel)."""
-    path = write_scenario(tmp_path / "runaway.toml", """
-[scenario]
-name = "runaway"
-duration_s = 40.0
-[config.session]
-target_deg = 40.0
-[[events]]
-at_s = 0.5
-do = "set"
-input = "ankle_lock"
-value = true
-[[events]]
-at_s = 1.0
-do = "tap"
-input = "start"
-[[events]]
-at_s = 15.0
-do = "fault"
-fault = "motor_runaway"
-""")
+    path = session_with_fault(tmp_path / "runaway.toml", "runaway", 40.0, 40.0, 60.0, "motor_runaway", 15.0)
     run = run_scenario_cli(path, tmp_path)
     assert run.code == 1 and "violation: speed" in run.stderr
     assert [line for line in run.stderr.splitlines() if "violation" in line and "speed" not in line] == []
@@ -319,27 +326,7 @@ def test_a_cut_estop_channel_stops_at_once_and_latches_a_held_fault(tmp_path: Pa
 
 
 def test_a_lost_serial_link_is_held_by_the_host_while_the_board_returns_the_user(tmp_path: Path) -> None:
-    path = write_scenario(tmp_path / "link.toml", """
-[scenario]
-name = "link lost at 45 deg"
-duration_s = 50.0
-[config.session]
-target_deg = 45.0
-hold_s = 60.0
-[[events]]
-at_s = 0.5
-do = "set"
-input = "ankle_lock"
-value = true
-[[events]]
-at_s = 1.0
-do = "tap"
-input = "start"
-[[events]]
-at_s = 30.0
-do = "fault"
-fault = "link_loss"
-""")
+    path = session_with_fault(tmp_path / "link.toml", "link lost at 45 deg", 50.0, 45.0, 60.0, "link_loss", 30.0)
     run = run_scenario_cli(path, tmp_path, "--backend", "serial")
     assert run.code == 0, run.stderr
     lost = transition_time(run, "fault")
