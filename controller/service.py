@@ -98,13 +98,17 @@ def run_service(config: Config, *, duration: float | None = None, pin_factory: A
         log("error", message=f"{type(exc).__name__}: {exc}")
         code = 1
     finally:
+        if hw is not None:
+            hw.safe_stop()  # first, whatever else fails: nothing (the store least) stands before it
         for s, handler in old.items():
             signal.signal(s, handler)
         notifier.notify("STOPPING=1")
         if recorder is not None:
-            recorder.close()
+            try:
+                recorder.close()
+            except Exception as exc:  # noqa: BLE001 - the record is lost, the table is already safe
+                log("error", message=f"recording failed at stop: {type(exc).__name__}: {exc}")
         if hw is not None:
-            hw.safe_stop()
             pins = getattr(hw, "pin_outputs", None)
             hw.close()
             if pins is not None:
