@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Sequence
 
 from controller.config import load_config
-from controller.errors import InputError, Problem
+from controller.errors import InputError, Problem, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 BACKENDS = ("sim", "gpio-mock", "serial")
@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "table where a session left it (a crash, a kill)")
     run.add_argument("--user", help="the pendant's START runs this user's program (needs --program)")
     run.add_argument("--program", help="the program START runs, planned by the progression rules")
+    run.add_argument("--count-sim", action="store_true",
+                     help="let simulated sessions count toward progression and the duty budget (bench tests)")
     run.add_argument("--clear-board", action="store_true",
                      help="serial backend: clear the motion board's latched shutdown at start (after checking the table)")
 
@@ -88,13 +90,16 @@ def build_parser() -> argparse.ArgumentParser:
     u_edit.add_argument("--max-session-s", type=float)
     u_edit.add_argument("--screening", metavar="no|KEY[,KEY]")
     u_edit.add_argument("--cleared-by", metavar="WHO", help="who cleared the profile for inversion (recorded with the time)")
+    u_screen = user_sub.add_parser("screen", help="the screening questionnaire, one question at a time "
+                                   "(answers recorded with the time)")
+    u_screen.add_argument("name")
     u_list = user_sub.add_parser("list", help="list profiles")
     u_show = user_sub.add_parser("show", help="show a profile")
     u_show.add_argument("name")
     u_show.add_argument("--json", action="store_true")
     u_rm = user_sub.add_parser("remove", help="remove a profile (its history stays)")
     u_rm.add_argument("name")
-    for p_ in (u_add, u_edit, u_list, u_show, u_rm):
+    for p_ in (u_add, u_edit, u_screen, u_list, u_show, u_rm):
         data_opt(p_)
 
     prog = sub.add_parser("program", help="therapy programs")
@@ -110,6 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     s_start.add_argument("--speed", type=float, default=0.0, help="times real time (default 0: as fast as possible)")
     s_start.add_argument("--seed", type=int, default=0)
     s_start.add_argument("--trace", type=Path, metavar="OUT.csv")
+    s_start.add_argument("--count-sim", action="store_true",
+                         help="let simulated sessions count toward progression and the duty budget")
     data_opt(s_start)
 
     hist = sub.add_parser("history", help="the session history")
@@ -266,19 +273,55 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.duration is not None and not args.duration > 0:
         problems.append(Problem("command line", "--duration", "must be > 0"))
     problems += _check_outputs({"--trace": args.trace}, [args.config] if args.config else [])
-    session = None
     if (args.user is None) != (args.program is None):
         problems.append(Problem("command line", "--user" if args.user is None else "--program",
                                 "--user and --program go together"))
-    elif args.user is not None and config is not None and not problems:
-        session, more = _selected_session(args, config)
-        problems += more
     if problems:
         return _fail_input(problems)
     assert config is not None
+    from controller.tablelock import TableLock
+    lock, store_failed = None, None
+    if _explicit_data(args) or args.user is not None:
+        # One table, one controller. A store we cannot write never stops the controller:
+        # the person must come back whatever the records can do.
+        from controller.history import default_data_dir
+        try:
+            lock = TableLock(args.data or default_data_dir()).acquire()
+        except StoreError as exc:
+            store_failed = str(exc)
+    try:
+        session = None
+        if store_failed is None and (args.user is not None or args.data is not None):
+            try:
+                session = _selected_session(args, config)
+            except StoreError as exc:
+                store_failed = str(exc)
+        if store_failed is not None:
+            print(f"invtable: STORE ERROR: {store_failed}", file=sys.stderr)
+            print("invtable: the controller runs WITHOUT the history: sessions that need it are refused "
+                  "(no --user/--program); the table still returns the person upright", file=sys.stderr, flush=True)
+        code = _run_controller(args, config, session)
+    finally:
+        if lock is not None:
+            lock.release()
+    if store_failed is not None and args.user is not None:
+        print(f"invtable: the session for {args.user!r} was refused: the history store is unavailable "
+              f"({store_failed})", file=sys.stderr)
+        return max(code, EXIT_FAILED)
+    return code
+
+
+def _explicit_data(args: argparse.Namespace) -> bool:
+    """A data directory was chosen (--data, $INVTABLE_DATA, systemd's StateDirectory): the table it
+    records is locked. Without one (a bench run on a laptop) there is no table identity to lock."""
+    return args.data is not None or "INVTABLE_DATA" in os.environ or "STATE_DIRECTORY" in os.environ
+
+
+def _run_controller(args: argparse.Namespace, config, session) -> int:  # noqa: ANN001
     program: tuple = ()
     recorder = None
-    if session is not None:
+    user = None
+    if session is not None and session[0] is not None:
         config, program, recorder, user = session
     if config.hardware.backend == "gpio":
         problem = _gpio_problem(args.config)
@@ -301,34 +344,58 @@ def cmd_run(args: argparse.Namespace) -> int:
     from sim.runsim import run_bench
     start_angle = None
     if args.data is not None:
-        from controller.sessions import saved_table_angle
+        from controller.sessions import TableStateSaver, clean_table_temp_files, saved_table_angle
         start_angle = saved_table_angle(args.data)
-    person = {} if session is None else {"mass_kg": user.weight_kg, "height_cm": user.height_cm}
+        clean_table_temp_files(args.data)
+        recorder = TableStateSaver(args.data, recorder)  # every command that moves the table saves it
+    person = {} if user is None else {"mass_kg": user.weight_kg, "height_cm": user.height_cm}
     return run_bench(config, duration=args.duration, trace=args.trace, start_angle_deg=start_angle,
                      program=program, recorder=recorder, **person)
 
 
 def _selected_session(args: argparse.Namespace, config):  # noqa: ANN001, ANN202
-    """(config, steps, recorder, user) for `run --user --program`, or the problems."""
+    """(config, steps, recorder, user) for `run --user --program` (the caller holds the table
+    lock: open sessions a crash left are recovered here). InputError for bad choices,
+    StoreError when the history cannot be used."""
     from controller.history import default_data_dir
     from controller.programs import load_programs
     from controller.sessions import SessionRecorder, check_duty, plan_for, session_config
     data = args.data or default_data_dir()
+    if args.user is None:
+        if (data / "invtable.db").exists():
+            _recover(_open_store(data))
+        return None
     if not (data / "invtable.db").exists():
-        return None, [Problem(str(data), "--user", "no profiles here yet (invtable user add)")]
+        raise InputError([Problem(str(data), "--user", "no profiles here yet (invtable user add)")])
     programs = load_programs(data)
     if args.program not in programs:
-        return None, [Problem("command line", "--program", f"no program {args.program!r} (known: {', '.join(programs)})")]
-    store = _store(args)
+        raise InputError([Problem("command line", "--program",
+                                  f"no program {args.program!r} (known: {', '.join(programs)})")])
+    store = _open_store(data)
+    _recover(store)
     user = store.get_user(args.user)
     if user is None:
-        return None, [Problem("command line", "--user", f"no user {args.user!r} (invtable user list)")]
-    check_duty(store, config)
+        raise InputError([Problem("command line", "--user", f"no user {args.user!r} (invtable user list)")])
+    check_duty(store, config, count_sim=args.count_sim)
     program = programs[args.program]
-    plan = plan_for(store, user, program, config)
+    plan = plan_for(store, user, program, config, count_sim=args.count_sim)
     for clip in plan.clips:
         print(f"  clipped: {clip}")
-    return (session_config(config, plan, program), plan.steps, SessionRecorder(store, user, program, plan), user), []
+    source = "sim" if config.hardware.backend == "sim" else "real"
+    return (session_config(config, plan, program), plan.steps,
+            SessionRecorder(store, user, program, plan, source=source), user)
+
+
+def _open_store(data: Path, write: bool = True):  # noqa: ANN201
+    from controller.history import Store
+    return Store(data, write=write)
+
+
+def _recover(store) -> None:  # noqa: ANN001
+    """Under the table lock only: sessions a crash left open are marked interrupted and charged."""
+    for sid in store.recover_interrupted():
+        print(f"  session {sid} had been interrupted (crash, kill or power loss): recorded as interrupted "
+              "and charged its motor time")
 
 
 def _gpio_problem(config_path: Path | None) -> Problem | None:
@@ -371,9 +438,10 @@ def cmd_io(args: argparse.Namespace) -> int:
         return run_io(hw, duration=args.duration, pulse=args.pulse)
 
 
-def _store(args: argparse.Namespace):  # noqa: ANN202
-    from controller.history import Store, default_data_dir
-    return Store(args.data or default_data_dir())
+def _store(args: argparse.Namespace, *, write: bool = True):  # noqa: ANN202
+    """The history; readers pass write=False and never change what they read."""
+    from controller.history import default_data_dir
+    return _open_store(args.data or default_data_dir(), write=write)
 
 
 def _screening(value: str) -> tuple[tuple[str, ...], list[Problem]]:
@@ -402,28 +470,36 @@ def _profile_problems(height: float | None, weight: float | None, max_angle: flo
     return out
 
 
+def _answers(yes: tuple[str, ...], at: float) -> dict[str, dict]:
+    return {k: {"yes": k in yes, "at": round(at, 3)} for k in SCREENING_KEYS}
+
+
 def cmd_user(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
     from controller.clock import wall_time
-    from controller.history import User
+    from controller.history import User, name_problem
     c = args.user_command
     if c == "add":
         screening, problems = _screening(args.screening)
         problems += _profile_problems(args.height_cm, args.weight_kg, args.max_angle_deg, args.max_session_s)
-        if not args.name.strip():
-            problems.append(Problem("command line", "name", "must not be empty"))
+        why = name_problem(args.name)
+        if why:
+            problems.append(Problem("command line", "name", why))
         if problems:
             return _fail_input(problems)
         store = _store(args)
         if store.get_user(args.name):
             return _fail_input([Problem("command line", "name", f"user {args.name!r} already exists (use user edit)")])
-        user = User(args.name, args.height_cm, args.weight_kg, args.stage, args.max_angle_deg, args.max_session_s,
-                    screening, None, None, wall_time())
-        store.add_user(user)
+        now = wall_time()
+        user = store.add_user(User(args.name, args.height_cm, args.weight_kg, args.stage, args.max_angle_deg,
+                                   args.max_session_s, screening, None, None, now, screened_at=now,
+                                   screening_answers=_answers(screening, now)))
         print(f"added {user.name}" + (f": LOCKED OUT of inversion past horizontal (screening: {', '.join(screening)}); "
                                       "record a physician's clearance with `invtable user edit NAME --cleared-by WHO`"
                                       if user.locked_out else ""))
         return EXIT_OK
-    store = _store(args)
+    store = _store(args, write=c in ("edit", "remove", "screen"))
     if c == "list":
         for u in store.users():
             print(f"{u.name}: {u.height_cm:g} cm, {u.weight_kg:g} kg, {u.stage}, max {u.max_angle_deg:g} deg / "
@@ -437,27 +513,69 @@ def cmd_user(args: argparse.Namespace) -> int:
         print(json.dumps(d, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in d.items()))
         return EXIT_OK
     if c == "remove":
-        store.remove_user(user.name)
-        print(f"removed {user.name} (the session history stays)")
+        store.remove_user(user)
+        print(f"removed {user.name} (the session history stays; a new profile of that name starts afresh)")
         return EXIT_OK
+    if c == "screen":
+        return _screen(store, user)
     problems = _profile_problems(args.height_cm, args.weight_kg, args.max_angle_deg, args.max_session_s)
     screening = user.screening_yes
     if args.screening is not None:
         screening, more = _screening(args.screening)
         problems += more
-    if args.cleared_by is not None and not args.cleared_by.strip():
-        problems.append(Problem("command line", "--cleared-by", "must name who gave the clearance"))
+    if args.cleared_by is not None:
+        why = name_problem(args.cleared_by.strip()) if args.cleared_by.strip() else "must name who gave the clearance"
+        if why:
+            problems.append(Problem("command line", "--cleared-by", why))
     if problems:
         return _fail_input(problems)
-    from dataclasses import replace
+    now = wall_time()
     changed = replace(user, height_cm=args.height_cm or user.height_cm, weight_kg=args.weight_kg or user.weight_kg,
                       stage=args.stage or user.stage,
                       max_angle_deg=user.max_angle_deg if args.max_angle_deg is None else args.max_angle_deg,
-                      max_session_s=args.max_session_s or user.max_session_s, screening_yes=screening,
-                      cleared_by=args.cleared_by.strip() if args.cleared_by else user.cleared_by,
-                      cleared_at=wall_time() if args.cleared_by else user.cleared_at)
-    store.update_user(changed)
-    print(f"updated {changed.name}" + (" (LOCKED OUT: screening)" if changed.locked_out else ""))
+                      max_session_s=args.max_session_s or user.max_session_s, screening_yes=screening)
+    if args.screening is not None:
+        changed = replace(changed, screened_at=now, screening_answers=_answers(screening, now))
+    if args.cleared_by:  # a clearance covers exactly the answers it was given over
+        changed = replace(changed, cleared_by=args.cleared_by.strip(), cleared_at=now, cleared_answers=screening)
+    store.update_user(user, changed)
+    print(f"updated {changed.name}" + (f" (LOCKED OUT: screening {', '.join(changed.uncleared)} not covered by a "
+                                       "clearance)" if changed.locked_out else ""))
+    return EXIT_OK
+
+
+def _screen(store, user) -> int:  # noqa: ANN001
+    """The questionnaire: one plain-language question per contraindication, each answer
+    recorded with its time. Nothing is saved unless every question is answered."""
+    from dataclasses import replace
+
+    from controller.clock import wall_time
+    from controller.history import QUESTIONS
+    print(f"Screening for {user.name}: answer y (yes) or n (no). Any yes locks inversion past horizontal "
+          "until a physician's clearance is recorded.")
+    answers: dict[str, dict] = {}
+    for i, key in enumerate(SCREENING_KEYS, 1):
+        question, reason = QUESTIONS[key]
+        print(f"\n{i}/{len(SCREENING_KEYS)}. {question}\n   Why we ask: {reason}")
+        for _attempt in range(5):
+            print("   [y/n] ", end="", flush=True)
+            line = sys.stdin.readline()
+            if not line:
+                return _fail_input([Problem("standard input", key, "ended before every question was answered; "
+                                            "nothing recorded")])
+            reply = line.strip().lower()
+            if reply in ("y", "yes", "n", "no"):
+                answers[key] = {"yes": reply.startswith("y"), "at": round(wall_time(), 3)}
+                break
+            print("   please answer y or n")
+        else:
+            return _fail_input([Problem("standard input", key, "no y/n answer after 5 tries; nothing recorded")])
+    yes = tuple(k for k in SCREENING_KEYS if answers[k]["yes"])
+    changed = replace(user, screening_yes=yes, screening_answers=answers, screened_at=wall_time())
+    store.update_user(user, changed, why="user_screened")
+    print(f"\nrecorded: {', '.join(yes) or 'no to every question'}"
+          + (f". LOCKED OUT of inversion past horizontal ({', '.join(changed.uncleared)}) until a physician's "
+             "clearance is recorded: invtable user edit NAME --cleared-by WHO" if changed.locked_out else ""))
     return EXIT_OK
 
 
@@ -473,7 +591,8 @@ def cmd_program(args: argparse.Namespace) -> int:
 def cmd_session(args: argparse.Namespace) -> int:
     from controller.history import default_data_dir
     from controller.programs import load_programs
-    from controller.sessions import start_session
+    from controller.sessions import clean_table_temp_files, start_session
+    from controller.tablelock import TableLock
     problems = []
     if args.speed < 0:
         problems.append(Problem("command line", "--speed", "must be >= 0"))
@@ -489,28 +608,34 @@ def cmd_session(args: argparse.Namespace) -> int:
     if not (data / "invtable.db").exists():
         problems.append(Problem(str(data), "--user", "no profiles here yet (invtable user add)"))
         return _fail_input(problems)
-    store = _store(args)
-    user = store.get_user(args.user)
-    if user is None:
-        problems.append(Problem("command line", "--user", f"no user {args.user!r} (invtable user list)"))
-    if problems:
-        return _fail_input(problems)
-    for sid in store.interrupted:
-        print(f"  session {sid} had been interrupted (crash or power loss): recorded as interrupted")
-    print(f"invtable session: {user.name}, program '{args.program}'" + (" (LOCKED OUT: stays at or below horizontal)"
-                                                                       if user.locked_out else ""))
-    result, outcome, clips = start_session(store, user, programs[args.program], config, speed=args.speed, seed=args.seed)
+    with TableLock(data):  # one table, one controller
+        store = _store(args)
+        user = store.get_user(args.user)
+        if user is None:
+            problems.append(Problem("command line", "--user", f"no user {args.user!r} (invtable user list)"))
+        if problems:
+            return _fail_input(problems)
+        _recover(store)
+        clean_table_temp_files(data)
+        print(f"invtable session: {user.name}, program '{args.program}' (simulated table)"
+              + (" (LOCKED OUT: stays at or below horizontal)" if user.locked_out else ""))
+        result, outcome, clips, failed = start_session(store, user, programs[args.program], config, speed=args.speed,
+                                                       seed=args.seed, count_sim=args.count_sim)
     _report(result)
     print(f"  outcome: {outcome or 'not started (START was refused: see the events)'}")
     if args.trace:
         _write_outputs(result, args.trace, None, None)
     for line in result.summary["violations"]:
         print(f"invtable: violation: {line}", file=sys.stderr)
+    if failed:
+        print(f"invtable: error: the history could not be written ({failed}); the session ran and the table "
+              "returned upright, but its record is incomplete", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK if not result.violations else EXIT_FAILED
 
 
 def cmd_history(args: argparse.Namespace) -> int:
-    store = _store(args)
+    store = _store(args, write=False)
     rows = store.sessions(args.user)
     if args.json:
         print(json.dumps(rows, indent=2))
@@ -519,7 +644,7 @@ def cmd_history(args: argparse.Namespace) -> int:
     for r in rows:
         when = _dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M")
         peak = "-" if r["peak_deg"] is None else f"{r['peak_deg']:.1f}"
-        print(f"#{r['id']} {when} {r['user']}: {r['program']}, peak {peak} deg, "
+        print(f"#{r['id']} {when} {r['user']} [{r.get('source') or 'unknown'}]: {r['program']}, peak {peak} deg, "
               f"{(r['past_horizontal_s'] or 0):.0f} s past horizontal, {r['outcome'] or 'running'}"
               + (f" (clipped: {'; '.join(r['clipped'])})" if r["clipped"] else ""))
     if not rows:
@@ -529,7 +654,7 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     problems = _check_outputs({"--out": args.out}, []) + _plot_problem("--out", args.out)
-    store = _store(args)
+    store = _store(args, write=False)
     if store.get_user(args.user) is None and not store.sessions(args.user):
         problems.append(Problem("command line", "--user", f"no user {args.user!r} (invtable user list)"))
     if problems:
@@ -580,6 +705,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handlers[args.command](args)
     except InputError as exc:
         return _fail_input(exc.problems)
+    except StoreError as exc:
+        print(f"invtable: error: history store {exc}", file=sys.stderr)
+        return EXIT_INPUT
     except KeyboardInterrupt:
         print("invtable: interrupted", file=sys.stderr)
         return 130
@@ -587,7 +715,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
         return EXIT_OK
     except OSError as exc:
-        print(f"invtable: error: {exc.filename or ''}: {exc.strerror or exc}", file=sys.stderr)
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"invtable: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return EXIT_INPUT
     except Exception:  # noqa: BLE001 - a bug: say so clearly, with the traceback for the report
         import traceback

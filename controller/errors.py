@@ -25,3 +25,16 @@ class InputError(ValueError):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = list(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class StoreError(Exception):
+    """The history store (SQLite database or audit log) cannot be opened or written.
+
+    Never on the path back to upright: the controller logs it, refuses new sessions that
+    need the history, and still returns the person. ``str()`` names the file and the reason.
+    """
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")

@@ -1,10 +1,14 @@
 """``invtable session start``: a user's program on the simulated table, planned by the
 progression rules, budgeted by the actuator's duty cycle, recorded in the history.
 
-The history is committed when the session begins, at every state change, and at its end;
-the simulated table's angle is saved beside it, so a process killed mid-session leaves a
-record the next start marks ``interrupted`` and a table that ``invtable run --data DIR``
-resumes (and brings upright) where it was.
+The history is committed when the session begins, at every state change, every
+``PROGRESS_EVERY_S`` (with the motor time so far) and at its end; the simulated table's
+angle is saved beside it (atomically, by every command that moves it), so a process killed
+mid-session leaves a record the next controller marks ``interrupted`` (charged its motor
+time) and a table that ``invtable run --data DIR`` resumes (and brings upright) where it was.
+
+The store is never on the path back to upright: a recorder whose store fails says so loudly
+on stderr, stops recording, and lets the controller carry on.
 """
 from __future__ import annotations
 
@@ -15,8 +19,8 @@ from typing import Any
 
 from controller.clock import ScaledClock, wall_time
 from controller.config import Config
-from controller.errors import InputError, Problem
-from controller.history import Store, User
+from controller.errors import InputError, Problem, StoreError
+from controller.history import PROGRESS_EVERY_S, Store, User
 from controller.progression import plan_session
 from controller.programs import Program
 from sim.runner import RunResult, run_scenario
@@ -43,45 +47,59 @@ def travel_s(targets: list[float], upright: float, rest_deg: float, cfg: Config)
     return sum(d / m.max_speed_dps + m.max_speed_dps / m.max_accel_dps2 for d in legs)
 
 
-def duty_wait_s(store: Store, cfg: Config, now: float) -> float:
-    """0 when a session may start; else the seconds until the duty budget allows one."""
+def duty_wait_s(store: Store, cfg: Config, now: float, *, count_sim: bool = False) -> float:
+    """0 when a session may start; else the seconds until the duty budget allows one.
+    Simulated sessions do not heat the real actuator: they count only with ``count_sim``."""
     m = cfg.motion
-    used = store.motor_on_since(now - m.duty_window_s)
+    used = store.motor_on_since(now - m.duty_window_s, count_sim=count_sim)
     if used < m.duty_on_s:
         return 0.0
     # The oldest session in the window leaves it first.
+    counted = ("real", "unknown") + (("sim",) if count_sim else ())
     for s in store.sessions():
         end = s["ended_at"] or s["started_at"]
-        if end >= now - m.duty_window_s and s["motor_on_s"]:
+        if end >= now - m.duty_window_s and s["motor_on_s"] and s.get("source", "real") in counted:
             return max(1.0, end + m.duty_window_s - now)
     return m.duty_window_s
 
 
 def save_table_angle(data_dir: Path, angle: float) -> None:
+    """Where the simulated table is: only what is true (its angle), written atomically."""
     from sim.runner import atomic_write
     atomic_write(data_dir / TABLE_STATE, lambda fh: json.dump({"angle_deg": round(angle, 4)}, fh))
 
 
+def clean_table_temp_files(data_dir: Path) -> None:
+    """Temp files a killed writer left behind (only the lock holder calls this)."""
+    for tmp in Path(data_dir).glob(f".{TABLE_STATE}.*"):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
 def saved_table_angle(data_dir: Path) -> float | None:
     try:
-        return float(json.loads((data_dir / TABLE_STATE).read_text())["angle_deg"])
+        angle = float(json.loads((data_dir / TABLE_STATE).read_text())["angle_deg"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+    return angle if -90.0 <= angle <= 90.0 else None  # NaN and nonsense are no resume point
 
 
-def check_duty(store: Store, cfg: Config) -> None:
-    wait = duty_wait_s(store, cfg, wall_time())
+def check_duty(store: Store, cfg: Config, *, count_sim: bool = False) -> None:
+    wait = duty_wait_s(store, cfg, wall_time(), count_sim=count_sim)
     if wait > 0:
         raise InputError([Problem("history", "motion.duty_on_s",
                                   f"the actuator's duty budget ({cfg.motion.duty_on_s:g} s on per "
                                   f"{cfg.motion.duty_window_s:g} s) is used up: wait {wait:.0f} s")])
 
 
-def plan_for(store: Store, user: User, program: Program, cfg: Config) -> Any:
-    """The progression-checked plan for this user's program today."""
+def plan_for(store: Store, user: User, program: Program, cfg: Config, *, count_sim: bool = False) -> Any:
+    """The progression-checked plan for this person's program today (by their id, so a
+    re-added name starts at the first-session rule; simulated sessions only with ``count_sim``)."""
     now = wall_time()
-    best_peak, best_hold = store.best(user.name)
-    first = store.first_session_at(user.name)
+    best_peak, best_hold = store.best(user, count_sim=count_sim)
+    first = store.first_session_at(user, count_sim=count_sim)
     up = cfg.limits.upright_deg
     wanted = program.resolved(min(user.max_angle_deg, cfg.limits.max_angle_deg))
     overhead = travel_s([t for t, _ in wanted], up, program.rest_deg, cfg) + program.rest_s
@@ -105,20 +123,37 @@ def session_config(cfg: Config, plan: Any, program: Program) -> Config:
 
 class SessionRecorder:
     """Records the sessions a running controller (the service, the bench run) performs:
-    begun when START leaves idle, its state changes committed, ended when it is back at
-    idle (or held in a fault), every transition and fault in the audit log."""
+    begun when START leaves idle, its progress committed at every state change and every
+    ``PROGRESS_EVERY_S``, ended when it is back at idle (or held in a fault), every
+    transition and fault in the audit log. Never raises: a store failure is reported loudly
+    once, recording stops, and the controller carries on (``failed`` says why)."""
 
-    def __init__(self, store: Store, user: User, program: Program, plan: Any) -> None:
+    def __init__(self, store: Store, user: User, program: Program, plan: Any, *, source: str = "sim",
+                 err: Any = None) -> None:
         self.store, self.user, self.program, self.plan = store, user, program, plan
+        self.source = source
+        self.err = err
         self.clips = list(plan.clips)
         self.sid: int | None = None
         self.last_outcome: str | None = None  # of the last session ended
+        self.failed: str | None = None
         self.n_t = self.n_e = 0
         self.peak = self.past = self.motor_on = 0.0
         self.last_t: float | None = None
+        self.last_progress_t = 0.0
         self.events: list[dict] = []
         self.triggers: list[str] = []
         self.dests: list[str] = []
+
+    def _safely(self, what: Any) -> None:
+        if self.failed is not None:
+            return
+        try:
+            what()
+        except StoreError as exc:
+            self.failed = str(exc)
+            print(f"invtable: STORE ERROR: {exc}: session {self.sid or ''} is no longer recorded; the table "
+                  "carries on and returns the person", file=self.err or sys.stderr, flush=True)
 
     def poll(self, transitions: list, events: list, t: float, angle: float, motor_cmd: float) -> None:
         dt = 0.0 if self.last_t is None else t - self.last_t
@@ -128,43 +163,98 @@ class SessionRecorder:
             self.past += dt if angle > 0.0 else 0.0
             self.motor_on += dt if motor_cmd != 0.0 else 0.0
         for tr in transitions[self.n_t:]:
-            self.store.audit({"event": "transition", "session": self.sid, "t_s": round(tr.t_s, 3), "from": tr.source,
-                              "to": tr.dest, "trigger": tr.trigger})
+            self._safely(lambda: self.store.audit({"event": "transition", "session": self.sid,
+                                                   "t_s": round(tr.t_s, 3), "from": tr.source, "to": tr.dest,
+                                                   "trigger": tr.trigger}))
             if self.sid is None and tr.source == "idle" and tr.dest == "ramp":
-                self.sid = self.store.begin_session(self.user.name, self.program.name, self.clips)
                 self.peak, self.past, self.motor_on, self.events = angle, 0.0, 0.0, []
                 self.triggers, self.dests = [], []
+                self.sid = -1  # begun, even if the store cannot say so
+                self._safely(lambda: setattr(self, "sid", self.store.begin_session(
+                    self.user, self.program.name, self.clips, self.source)))
             if self.sid is not None:
                 self.events.append({"t_s": tr.t_s, "from": tr.source, "to": tr.dest, "trigger": tr.trigger})
                 self.triggers.append(tr.trigger)
                 self.dests.append(tr.dest)
-                self.store.progress(self.sid, tr.dest, self.peak, self.past, self.events)
+                self._progress(t)
                 if tr.dest == "idle" or (tr.dest == "fault" and tr.trigger in ("fault", "exception")):
                     self._end()
         self.n_t = len(transitions)
+        if self.sid is not None and t - self.last_progress_t >= PROGRESS_EVERY_S:
+            self._progress(t)  # the motor time a kill would otherwise hide
         for e in events[self.n_e:]:
             if e.message.startswith("fault:"):
-                self.store.audit({"event": "fault", "session": self.sid, "t_s": round(e.t_s, 3), "message": e.message})
+                self._safely(lambda: self.store.audit({"event": "fault", "session": self.sid,
+                                                       "t_s": round(e.t_s, 3), "message": e.message}))
         self.n_e = len(events)
 
-    def _end(self) -> None:
-        outcome = outcome_of(self.dests, self.triggers, "rest" in self.dests)
+    def _progress(self, t: float) -> None:
+        self.last_progress_t = t
+        if self.sid is not None and self.sid > 0:
+            sid = self.sid
+            self._safely(lambda: self.store.progress(sid, self.dests[-1] if self.dests else "ramp", self.peak,
+                                                     self.past, self.events, self.motor_on))
+
+    def _end(self, outcome: str | None = None) -> None:
+        outcome = outcome or outcome_of(self.dests, self.triggers, "rest" in self.dests)
         hold = sum(h for _, h in self.plan.steps) if outcome == "completed" else 0.0
-        assert self.sid is not None
-        self.store.end_session(self.sid, outcome, self.peak, self.past, hold, self.motor_on, self.events)
+        sid = self.sid
+        if sid is not None and sid > 0:
+            self._safely(lambda: self.store.end_session(sid, outcome, self.peak, self.past, hold, self.motor_on,
+                                                        self.events))
         self.sid, self.last_outcome = None, outcome
 
     def close(self) -> None:
         """The process ends with a session open: it was cut short (the next start also finds it)."""
         if self.sid is not None:
-            self.store.end_session(self.sid, "interrupted", self.peak, self.past, 0.0, self.motor_on, self.events)
-            self.sid, self.last_outcome = None, "interrupted"
+            self._end("interrupted")
+
+
+class TableStateSaver:
+    """Saves the simulated table's angle (on every state change and every second of
+    controller time) for a controller that moves it, so a restart resumes where it truly is."""
+
+    def __init__(self, data_dir: Path, inner: Any = None, err: Any = None) -> None:
+        self.dir, self.inner, self.err = Path(data_dir), inner, err
+        self.state, self.t, self.angle = "", -1.0, None
+        self.failed: str | None = None
+
+    def _save(self, angle: float) -> None:
+        if self.failed is not None:
+            return
+        try:
+            save_table_angle(self.dir, angle)
+        except OSError as exc:
+            self.failed = f"{self.dir / TABLE_STATE}: {exc.strerror or exc}"
+            print(f"invtable: STORE ERROR: {self.failed}: the simulated table's position is no longer saved",
+                  file=self.err or sys.stderr, flush=True)
+
+    def poll(self, transitions: list, events: list, t: float, angle: float, motor_cmd: float) -> None:
+        if self.inner is not None:
+            self.inner.poll(transitions, events, t, angle, motor_cmd)
+        state = transitions[-1].dest if transitions else ""
+        self.angle = angle
+        if state != self.state or t - self.t >= 1.0:
+            self._save(angle)
+            self.state, self.t = state, t
+
+    def close(self) -> None:
+        if self.inner is not None:
+            self.inner.close()
+        if self.angle is not None:
+            self._save(self.angle)
+
+    @property
+    def last_outcome(self) -> str | None:
+        return getattr(self.inner, "last_outcome", None)
 
 
 def start_session(store: Store, user: User, program: Program, cfg: Config, *, speed: float, seed: int,
-                  out: Any = sys.stdout) -> tuple[RunResult, str | None, list[str]]:
-    check_duty(store, cfg)
-    plan = plan_for(store, user, program, cfg)
+                  out: Any = sys.stdout, count_sim: bool = False) -> tuple[RunResult, str | None, list[str], str | None]:
+    """Run the session on the simulated table (the caller holds the table lock). Returns the
+    run, its outcome, the clips, and the store failure that stopped the recording (if any)."""
+    check_duty(store, cfg, count_sim=count_sim)
+    plan = plan_for(store, user, program, cfg, count_sim=count_sim)
     up = cfg.limits.upright_deg
     for clip in plan.clips:
         print(f"  clipped: {clip}", file=out)
@@ -184,20 +274,17 @@ def start_session(store: Store, user: User, program: Program, cfg: Config, *, sp
                                                           "emergency_accel_dps2", "jog_max_s")}}
     data["config"].update(base)
     scenario = scenario_from_dict(data, f"session {program.name}")
-    recorder = SessionRecorder(store, user, program, plan)
+    recorder = SessionRecorder(store, user, program, plan, source="sim")
+    saver = TableStateSaver(store.dir, recorder)
     result = RunResult(scenario)
-    saved = {"state": "", "t": -1.0}
 
     def on_tick(p: Any) -> None:
         row = result.rows[-1]
-        recorder.poll(result.transitions, result.events, row[0], row[2], row[6])
-        if p.state != saved["state"] or p.t_s - saved["t"] >= 1.0:  # where a restart resumes the table
-            save_table_angle(store.dir, p.angle_deg)
-            saved["state"], saved["t"] = p.state, p.t_s
+        saver.poll(result.transitions, result.events, row[0], row[2], row[6])
 
-    run_scenario(scenario, clock=ScaledClock(speed) if speed > 0 else None, on_progress=on_tick,
-                 progress_every=1, result=result)
-    recorder.close()
-    save_table_angle(store.dir, result.rows[-1][2])
-    outcome = recorder.last_outcome
-    return result, outcome, list(plan.clips)
+    try:
+        run_scenario(scenario, clock=ScaledClock(speed) if speed > 0 else None, on_progress=on_tick,
+                     progress_every=1, result=result)
+    finally:
+        saver.close()
+    return result, recorder.last_outcome, list(plan.clips), recorder.failed or saver.failed

@@ -69,11 +69,12 @@ def test_a_locked_out_profile_never_passes_horizontal_until_cleared(tmp_path: Pa
 @pytest.mark.parametrize("program", sorted(builtin_programs()))
 def test_each_builtin_program_runs_within_its_limits(program: str, tmp_path: Path) -> None:
     add(tmp_path, "cat", stage="established", max_angle_deg=45)
-    # A history good enough that progression does not clip: a completed 40 deg session.
+    # A history good enough that progression does not clip: a completed 40 deg real session.
     db = sqlite3.connect(tmp_path / "invtable.db")
     with db:
-        db.execute("INSERT INTO sessions (user, program, started_at, ended_at, peak_deg, hold_s, outcome, motor_on_s) "
-                   "VALUES ('cat', 'x', ?, ?, 40.0, 300.0, 'completed', 0.0)", (time.time() - 30 * 86400,) * 2)
+        db.execute("INSERT INTO sessions (user, user_id, program, started_at, ended_at, peak_deg, hold_s, outcome, "
+                   "motor_on_s, source) VALUES ('cat', (SELECT uid FROM users WHERE name='cat'), 'x', ?, ?, 40.0, "
+                   "300.0, 'completed', 0.0, 'real')", (time.time() - 30 * 86400,) * 2)
     db.close()
     trace = tmp_path / "t.csv"
     res = run_cli("session", "start", "--user", "cat", "--program", program, "--data", tmp_path, "--trace", trace)
@@ -170,14 +171,21 @@ def test_a_killed_session_is_recorded_as_interrupted_and_the_table_comes_upright
     finally:
         if proc.poll() is None:
             proc.kill()
-    rows = history(tmp_path)
-    assert [r["outcome"] for r in rows] == ["completed", "interrupted"]  # nothing else lost
+    db_before = (tmp_path / "invtable.db").read_bytes()
+    rows = history(tmp_path)  # a reader: sees the open session, changes nothing
+    assert [r["outcome"] for r in rows] == ["completed", None]
+    assert (tmp_path / "invtable.db").read_bytes() == db_before
+    assert rows[1]["motor_on_s"] > 0  # the progress records carry the motor time so far
     assert rows[0]["peak_deg"] > 19.0
     saved = json.loads((tmp_path / "sim_table.json").read_text())["angle_deg"]
     assert saved > 10.0
     trace = tmp_path / "resume.csv"
     res = run_cli("run", "--data", tmp_path, "--duration", "45", "--trace", trace, timeout=120)
     assert res.code == 0, res.stderr
+    after = history(tmp_path)  # the next controller (it holds the table lock) records the kill
+    assert [r["outcome"] for r in after] == ["completed", "interrupted"]  # nothing else lost
+    assert after[1]["motor_on_s"] >= rows[1]["motor_on_s"] + 5.0  # charged conservatively
+    assert not list(tmp_path.glob(".sim_table.json.*"))  # no temp files left
     rows = read_trace(trace)
     assert rows[0]["angle_deg"] == pytest.approx(saved, abs=0.01)
     assert abs(rows[-1]["angle_deg"] + 80.0) < 0.5 and rows[-1]["state"] == "idle"
