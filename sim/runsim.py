@@ -24,8 +24,8 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
                         height_cm=height_cm, config=config, events=(), start_angle_deg=start_angle_deg,
                         program=program)
     sim = Simulation(scenario)
-    if start_angle_deg is not None:
-        sim.table.ankle_lock_closed = True  # resumed: the person is still strapped in
+    # Resumed or not, the ankle lock reads as it is (open until someone closes it): the saved
+    # state holds only the angle, never a lock nobody confirmed.
     clock = RealTimeClock()
     stop = {"flag": False}
 
