@@ -176,7 +176,8 @@ def _plot_problem(option: str, path: Path | None) -> list[Problem]:
     return []
 
 
-def _report(result, stream=sys.stdout) -> None:  # noqa: ANN001
+def _report(result, stream=None) -> None:  # noqa: ANN001
+    stream = stream or sys.stdout
     s = result.summary
     print(f"scenario: {s['scenario']}  ->  {'PASSED' if s['passed'] else 'FAILED'}", file=stream)
     print(f"  final state {s['final_state']} at {s['final_angle_deg']:.1f} deg "

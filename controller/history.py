@@ -193,9 +193,7 @@ class Store:
             elif self.path.exists():
                 if not os.access(self.path, os.R_OK):
                     raise StoreError(self.path, "permission denied")
-                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0,
-                                          isolation_level=None)
-                self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # garbage fails here
+                self.db = self._open_read_only()
                 if self._needs_upgrade(self.db):  # upgrade a private copy, never the file
                     mem = sqlite3.connect(":memory:", isolation_level=None)
                     self.db.backup(mem)
@@ -207,6 +205,21 @@ class Store:
                 self.db = sqlite3.connect(":memory:", isolation_level=None)
                 self.db.executescript(SCHEMA)
             self.db.row_factory = sqlite3.Row
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """mode=ro; in a folder nobody may write (so the WAL index cannot be made), immutable:
+        nothing can change the file under us there."""
+        uri = self.path.resolve().as_uri()
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, timeout=5.0, isolation_level=None)
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()  # garbage fails here
+            return db
+        except sqlite3.OperationalError:
+            if os.access(self.dir, os.W_OK):
+                raise
+        db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=5.0, isolation_level=None)
+        db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        return db
 
     @contextmanager
     def _guard(self, path: Path | None = None) -> Iterator[None]:
