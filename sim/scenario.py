@@ -186,7 +186,7 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
         elif do in ("fault", "clear_fault"):
             allowed |= {"fault"}
             name_ = ev.get("fault")
-            if name_ not in FAULTS:
+            if not isinstance(name_, str) or name_ not in FAULTS:  # fault = [] is no name
                 bad(f"{where}.fault", f"unknown fault {name_!r} (known: {', '.join(FAULTS) or 'none yet'})")
             else:
                 events.append(Event(float(at), do, name_, True, i))
