@@ -4,6 +4,8 @@ The controller calls these every tick; tests call them with edge values.
 """
 from __future__ import annotations
 
+import math
+
 # Hysteresis for "upright": the table counts as upright within UPRIGHT_TOL of the
 # configured upright angle and as having left it beyond LEAVE_TOL, so sensor noise
 # at the boundary cannot restart the session clock.
@@ -15,8 +17,16 @@ def clamp(value: float, low: float, high: float) -> float:
     return low if value < low else high if value > high else value
 
 
+class NonFiniteCommand(ValueError):
+    """A NaN or infinite motor command: a bug or a corrupt input upstream. Raised, never
+    clamped (``clamp`` would pass NaN through), so ``Controller.update`` latches a fault
+    with the motor at 0."""
+
+
 def clamp_motor(cmd: float) -> float:
     """Motor commands are a duty fraction in -1..1 (positive = toward inversion)."""
+    if not math.isfinite(cmd):
+        raise NonFiniteCommand(f"motor command {cmd!r} is not a finite number")
     return clamp(cmd, -1.0, 1.0)
 
 
