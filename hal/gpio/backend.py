@@ -21,6 +21,7 @@ hardware pull-downs: gpiozero returns pins to floating inputs when it closes the
 """
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from typing import Any
@@ -147,7 +148,7 @@ class GpioTable:
             if self._closed:
                 return
             cmd, brake, power = outputs.motor_cmd, outputs.brake, outputs.motor_power
-            if self._estop_latched:
+            if self._estop_latched or not math.isfinite(cmd):  # NaN never reaches a pin
                 cmd, brake = 0.0, True
             if not power:
                 cmd = 0.0  # nothing drives through an open relay, and it opens with the motor at 0
