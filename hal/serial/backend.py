@@ -17,6 +17,7 @@ all work.
 """
 from __future__ import annotations
 
+import math
 import queue
 import threading
 import time
@@ -208,8 +209,9 @@ class SerialTable:
     def write(self, outputs: Outputs) -> None:
         if self._port is None:
             return
-        duty = max(-1000, min(1000, int(round(outputs.motor_cmd * 1000))))
-        flags = ((P.FLAG_BRAKE if outputs.brake else 0) | (P.FLAG_ALARM if outputs.alarm else 0)
+        finite = math.isfinite(outputs.motor_cmd)  # NaN never reaches the board: motor 0, brake on
+        duty = max(-1000, min(1000, int(round(outputs.motor_cmd * 1000)))) if finite else 0
+        flags = ((P.FLAG_BRAKE if outputs.brake or not finite else 0) | (P.FLAG_ALARM if outputs.alarm else 0)
                  | (P.FLAG_POWER if outputs.motor_power else 0))
         self._send(P.SET_OUTPUTS, duty, flags, VALIDITY_MS)
         self._writes += 1
