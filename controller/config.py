@@ -315,6 +315,8 @@ def _check_gpio(values: dict[str, Any], report: Callable[[str, str], None]) -> N
         v = values[key]
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
             report(key, f"must be a finite number, got {v!r}")
+        elif "_deg_at_" in name and not -360.0 <= v <= 360.0:  # a sane angle, or NaN reaches the pins
+            report(key, f"{v:g} is outside -360 .. 360 deg")
         else:
             values[key] = float(v)
     if isinstance(values["hardware.gpio.pwm_frequency_hz"], float) and not \
@@ -330,21 +332,76 @@ def _check_gpio(values: dict[str, Any], report: Callable[[str, str], None]) -> N
                    f"(got {lo:g} .. {hi:g})")
 
 
+# Input limits for every TOML file we read (configs, scenarios, programs): generous for any
+# real file, small enough that a hostile one is refused before it costs memory or a crash.
+MAX_FILE_BYTES = 4 * 1024 * 1024
+MAX_DEPTH = 32                    # tables/arrays nested deeper than this are refused
+MAX_INT = 2 ** 53                 # larger integers cannot be exact floats (and 400 digits overflow)
+BOM = b"\xef\xbb\xbf"
+
+
 def read_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML file, turning I/O and syntax errors into an InputError naming the file."""
+    """Read a TOML file, turning every problem into an InputError naming the file (and the key):
+    I/O and syntax errors, a file that is not a regular file or is larger than MAX_FILE_BYTES,
+    nesting deeper than MAX_DEPTH, integers beyond MAX_INT. A UTF-8 byte order mark is accepted."""
+    name = str(path)
     try:
+        import os
+        import stat
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise InputError([Problem(name, "", "is not a regular file (a device, pipe or socket)")])
         with open(path, "rb") as fh:
-            return tomllib.load(fh)
+            raw = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
-        raise InputError([Problem(str(path), "", "file not found")]) from None
+        raise InputError([Problem(name, "", "file not found")]) from None
     except IsADirectoryError:
-        raise InputError([Problem(str(path), "", "is a directory, expected a TOML file")]) from None
+        raise InputError([Problem(name, "", "is a directory, expected a TOML file")]) from None
     except PermissionError:
-        raise InputError([Problem(str(path), "", "permission denied")]) from None
+        raise InputError([Problem(name, "", "permission denied")]) from None
+    except OSError as exc:
+        raise InputError([Problem(name, "", f"cannot be read ({exc.strerror or exc})")]) from None
+    if len(raw) > MAX_FILE_BYTES:
+        raise InputError([Problem(name, "", f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; "
+                                            "not a config, scenario or program file")])
+    if raw.startswith(BOM):
+        raw = raw[len(BOM):]
+    try:
+        text = raw.decode("utf-8")
+        data = tomllib.loads(text)
     except UnicodeDecodeError as exc:
-        raise InputError([Problem(str(path), "", f"not UTF-8 text ({exc.reason})")]) from None
+        raise InputError([Problem(name, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
     except tomllib.TOMLDecodeError as exc:
-        raise InputError([Problem(str(path), "", f"invalid TOML: {exc}")]) from None
+        raise InputError([Problem(name, "", f"invalid TOML: {exc}")]) from None
+    except RecursionError:
+        raise InputError([Problem(name, "", f"nested too deeply (more than {MAX_DEPTH} levels)")]) from None
+    except ValueError as exc:  # an integer of more than 4300 digits
+        reason = "an integer of thousands of digits" if "integer string conversion" in str(exc) else str(exc)
+        raise InputError([Problem(name, "", f"invalid TOML: {reason}")]) from None
+    problems = _shape_problems(data, name)
+    if problems:
+        raise InputError(problems)
+    return data
+
+
+def _shape_problems(data: dict[str, Any], source: str) -> list[Problem]:
+    """Depth and integer size, walked without recursion (the walk must not be the crash)."""
+    problems: list[Problem] = []
+    stack: list[tuple[str, Any, int]] = [("", data, 0)]
+    while stack and len(problems) < 20:
+        key, value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_DEPTH:
+                where = key if len(key) <= 80 else key[:77] + "..."
+                problems.append(Problem(source, where, f"nested too deeply (more than {MAX_DEPTH} levels)"))
+                continue
+            items = value.items() if isinstance(value, dict) else ((f"[{i}]", v) for i, v in enumerate(value))
+            for k, v in items:
+                child = (f"{key}.{k}" if key else str(k)) if isinstance(value, dict) else f"{key}{k}"
+                stack.append((child, v, depth + 1))
+        elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
+            digits = len(str(abs(value))) if value.bit_length() < 10000 else "thousands of"
+            problems.append(Problem(source, key, f"integer too large ({digits} digits; at most {MAX_INT})"))
+    return problems
 
 
 def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None,
