@@ -642,11 +642,17 @@ def cmd_history(args: argparse.Namespace) -> int:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
     import datetime as _dt
+
+    from controller.history import default_data_dir
+    from controller.tablelock import holder_pid
+    holder = holder_pid(args.data or default_data_dir())
+    open_as = (f"running (controller pid {holder})" if holder else
+               "open: its controller is gone (recorded as interrupted when the table next starts)")
     for r in rows:
         when = _dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M")
         peak = "-" if r["peak_deg"] is None else f"{r['peak_deg']:.1f}"
         print(f"#{r['id']} {when} {r['user']} [{r.get('source') or 'unknown'}]: {r['program']}, peak {peak} deg, "
-              f"{(r['past_horizontal_s'] or 0):.0f} s past horizontal, {r['outcome'] or 'running'}"
+              f"{(r['past_horizontal_s'] or 0):.0f} s past horizontal, {r['outcome'] or open_as}"
               + (f" (clipped: {'; '.join(r['clipped'])})" if r["clipped"] else ""))
     if not rows:
         print("no sessions yet")

@@ -53,3 +53,14 @@ class TableLock:
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+def holder_pid(data_dir: Path) -> int | None:
+    """The pid last written to the lock file if that process is alive (for display only:
+    readers never take the lock, so they can never make a controller's start fail)."""
+    try:
+        pid = int((Path(data_dir) / LOCK_NAME).read_text().strip())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid

@@ -352,6 +352,7 @@ def test_readers_never_change_what_they_read(tmp_path: Path) -> None:
     assert ((tmp_path / "invtable.db").read_bytes(), (tmp_path / "audit.jsonl").read_bytes()) == before
     rows = json.loads(run_cli("history", "--json", "--data", tmp_path).stdout)
     assert rows[0]["outcome"] is None
+    assert "open: its controller is gone" in run_cli("history", "--data", tmp_path).stdout
 
 
 OLD_SCHEMA = """
@@ -421,3 +422,14 @@ def test_a_questionnaire_cut_short_records_nothing(tmp_path: Path) -> None:
     res = screen(tmp_path, "ann", "n\nn\n")
     assert res.returncode == 2 and "standard input: eye_condition: ended before every question" in res.stderr
     assert shown(tmp_path, "ann") == before
+
+
+def test_a_small_kill_9_campaign_loses_and_corrupts_nothing(tmp_path: Path) -> None:
+    """Five random SIGKILLs of `session start` and `run` with readers alongside (the full
+    campaign: `python -m tests.kill_campaign --kills 100`)."""
+    from tests.kill_campaign import campaign
+    figures = campaign(5, seed=2, data=tmp_path)
+    assert figures["kills"] == 5, figures
+    for key in ("corruptions", "completed_lost", "false_interruptions", "uncharged_kills", "refused"):
+        assert figures[key] == 0, figures
+    assert figures["reader_calls"] > 0
