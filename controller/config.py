@@ -348,7 +348,10 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         import os
         import stat
-        if not stat.S_ISREG(os.stat(path).st_mode):
+        mode = os.stat(path).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(name)
+        if not stat.S_ISREG(mode):
             raise InputError([Problem(name, "", "is not a regular file (a device, pipe or socket)")])
         with open(path, "rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)
