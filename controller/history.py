@@ -250,7 +250,11 @@ class Store:
             return
         with db:
             for table, column, decl in missing:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                try:
+                    db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {decl}")
+                except sqlite3.OperationalError as exc:  # another writer migrated it a moment ago
+                    if "duplicate column" not in str(exc):
+                        raise
             db.execute("UPDATE users SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL")
             db.execute("UPDATE users SET cleared_answers = screening_yes WHERE cleared_by IS NOT NULL "
                        "AND cleared_answers IS NULL")
