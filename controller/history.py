@@ -125,6 +125,7 @@ class User:
         return {"name": self.name, "id": self.uid, "height_cm": self.height_cm, "weight_kg": self.weight_kg,
                 "stage": self.stage, "max_angle_deg": self.max_angle_deg, "max_session_s": self.max_session_s,
                 "screening_yes": list(self.screening_yes), "screened_at": self.screened_at,
+                "screening_answers": self.screening_answers,
                 "cleared_by": self.cleared_by, "cleared_at": self.cleared_at,
                 "cleared_answers": list(self.cleared_answers), "locked_out": self.locked_out,
                 "created_at": self.created_at}

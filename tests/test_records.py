@@ -413,7 +413,8 @@ def test_the_screening_questionnaire_asks_each_question_with_its_reason(tmp_path
     answers = store.get_user("ann").screening_answers
     assert len(answers) == 11 and all(a["at"] > 0 for a in answers.values())
     assert answers["middle_ear_infection"]["yes"] and not answers["hernia"]["yes"]
-    assert any(a["event"] == "user_screened" for a in audit(tmp_path))
+    screened = [a for a in audit(tmp_path) if a["event"] == "user_screened"]
+    assert screened and screened[0]["changes"]["screening_answers"]["after"] == answers
 
 
 def test_a_questionnaire_cut_short_records_nothing(tmp_path: Path) -> None:
