@@ -257,6 +257,24 @@ def test_run_with_a_broken_store_still_brings_the_person_upright(tmp_path: Path)
     assert json.loads((tmp_path / "sim_table.json").read_text())["angle_deg"] < -79.0  # saved where it truly is
 
 
+def test_run_in_a_read_only_data_folder_still_brings_the_person_upright() -> None:
+    data = Path(tempfile.mkdtemp(prefix="invtable-ro-run-"))
+    try:
+        add(data, "ann")
+        (data / "sim_table.json").write_text('{"angle_deg": 20.0}')
+        trace = Path(tempfile.mkdtemp(prefix="invtable-ro-trace-")) / "t.csv"
+        res = run_as_reader_only(data, "run", "--user", "ann", "--program", "first session", "--duration", "20",
+                                 "--trace", str(trace))
+        assert "Traceback" not in res.stderr and res.returncode == 1, res.stderr
+        assert "STORE ERROR" in res.stderr and str(data) in res.stderr and "refused" in res.stderr
+        rows = read_trace(trace)
+        assert rows[0]["angle_deg"] == pytest.approx(20.0, abs=0.01)
+        assert rows[-1]["state"] == "idle" and abs(rows[-1]["angle_deg"] + 80.0) < 0.5
+        shutil.rmtree(trace.parent, ignore_errors=True)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
+
+
 # ------------------------------------------------------------------ people, clearances, audit
 
 def audit(data: Path) -> list[dict]:
