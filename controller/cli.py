@@ -618,6 +618,8 @@ def cmd_session(args: argparse.Namespace) -> int:
             return _fail_input(problems)
         _recover(store)
         clean_table_temp_files(data)
+        from controller.sessions import check_duty
+        check_duty(store, config, count_sim=args.count_sim)  # refused before anything is said or run
         print(f"invtable session: {user.name}, program '{args.program}' (simulated table)"
               + (" (LOCKED OUT: stays at or below horizontal)" if user.locked_out else ""))
         result, outcome, clips, failed = start_session(store, user, programs[args.program], config, speed=args.speed,
