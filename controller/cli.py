@@ -637,9 +637,19 @@ def cmd_session(args: argparse.Namespace) -> int:
     return EXIT_OK if not result.violations else EXIT_FAILED
 
 
+def _sessions_of(store, name: str | None) -> list[dict]:  # noqa: ANN001
+    """Sessions, all or one person's: a current profile's own (by id, a name is only a label),
+    else whoever bore that name (a removed person's history stays readable)."""
+    if name is None:
+        return store.sessions()
+    user = store.get_user(name)
+    rows = store.sessions(name)
+    return [r for r in rows if r.get("user_id") == user.uid] if user is not None else rows
+
+
 def cmd_history(args: argparse.Namespace) -> int:
     store = _store(args, write=False)
-    rows = store.sessions(args.user)
+    rows = _sessions_of(store, args.user)
     if args.json:
         print(json.dumps(rows, indent=2))
         return EXIT_OK
@@ -664,12 +674,13 @@ def cmd_history(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     problems = _check_outputs({"--out": args.out}, []) + _plot_problem("--out", args.out)
     store = _store(args, write=False)
-    if store.get_user(args.user) is None and not store.sessions(args.user):
+    rows = _sessions_of(store, args.user)
+    if store.get_user(args.user) is None and not rows:
         problems.append(Problem("command line", "--user", f"no user {args.user!r} (invtable user list)"))
     if problems:
         return _fail_input(problems)
     from sim.plot import plot_progress
-    plot_progress(store.sessions(args.user), args.user, args.out)
+    plot_progress(rows, args.user, args.out)
     print(f"  report: {args.out}")
     return EXIT_OK
 

@@ -318,6 +318,9 @@ def test_a_re_added_name_does_not_inherit_the_removed_persons_history(tmp_path: 
     store = Store(tmp_path, write=False)
     plan = plan_for(store, store.get_user("eve"), program, Config())
     assert max(t for t, _ in plan.steps) == 20.0 and any("first session stays at 20" in c for c in plan.clips)
+    res = run_cli("history", "--user", "eve", "--json", "--data", tmp_path)
+    assert json.loads(res.stdout) == []  # the new eve has no sessions; the old one's stay in the full history
+    assert len(json.loads(run_cli("history", "--json", "--data", tmp_path).stdout)) == 1
 
 
 def test_simulated_sessions_count_toward_neither_the_duty_budget_nor_progression(tmp_path: Path) -> None:
