@@ -33,12 +33,20 @@ FOLLOWING_ERROR_DEG = 3.0     # measured vs setpoint while driving
 CREEP_DEG = 0.25              # movement allowed while the brake holds (the fused angle's noise
                               # peaks near 0.1)
 SPEED_MARGIN_DPS = 4.0        # measured speed over the active limit: runaway (noise peaks ~1.5)
-SPEED_WINDOW = 10             # ticks over which speed is measured (0.1 s: noise about +-1.5 deg/s peak)
+SPEED_WINDOW_S = 0.1         # speed = angle change over at least this much measured time (noise about
+                              # +-1.5 deg/s peak over 0.1 s); never samples x the current tick's dt: the
+                              # catch-up ticks after a late one are < 1 ms apart
+SPEED_WINDOW = 10             # (the same window in ideal 10 ms ticks; kept for readers of the old name)
+SPEED_SAMPLES_MAX = 1000      # bound on the timestamped samples kept (catch-up ticks come ~0.5 ms apart)
 RUNAWAY_CURRENT_A = 10.0      # current while braked and moving: the driver is on (a runaway draws
                               # ~20 A; the brake test's push 7 A)
 OVERCURRENT_A = 15.0          # sustained current: jammed drive
 CURRENT_EXCESS_A = 5.0        # current above what the last command can draw: the driver ignores it
                               # (normal ticks stay within 1.6 A of the prediction: sensor-speed noise)
+CURRENT_LAG_S = 0.06          # the current read may reflect any command this recent (sensor filter,
+                              # a board stepping on its own clock) ...
+CURRENT_LAG_TICKS = 6         # ... or any of this many latest commands (a sensor path that lags by
+                              # reads: up to 5 ticks plus the one a command needs to act)
 ENVELOPE_GUARD_DEG = 0.4      # measured angle past max_angle_deg while driving: stop on the brake
                               # (arrivals overshoot < 0.1; a first brake release sags ~0.25)
 SATURATED_DUTY = 0.99         # full duty ...
@@ -85,7 +93,8 @@ class SafetyMonitor:
         self.latched: set[str] = set()
         self.distrusted: set[str] = set()   # "primary" / "secondary"
         self.position_untrusted = False     # the sensors disagree and neither can be singled out
-        self._angles: deque[float] = deque(maxlen=SPEED_WINDOW + 1)
+        self._angles: deque[tuple[float, float]] = deque(maxlen=SPEED_SAMPLES_MAX)  # (t, angle)
+        self._predicted: deque[tuple[float, float]] = deque()  # (t, current the command could draw)
         self._raw: deque[tuple[float | None, float | None]] = deque(maxlen=RATE_WINDOW + 1)
         self._since: dict[str, float] = {}  # when each sustained condition began
         self._braked_raw: tuple[float | None, float | None] | None = None  # sensors when braked
@@ -113,14 +122,29 @@ class SafetyMonitor:
             return None
         return abs(a1 - a0), abs(b1 - b0)
 
-    def measured_speed(self, dt: float) -> float | None:
-        if len(self._angles) <= SPEED_WINDOW or dt <= 0:
+    def measured_speed(self, dt: float | None = None) -> float | None:
+        """Angle change over measured time: the newest sample against the newest one at least
+        ``SPEED_WINDOW_S`` older (None until the window is full). ``dt`` is ignored: a late
+        tick and its catch-up ticks change the spacing, not the time the samples carry."""
+        samples = self._angles
+        if len(samples) < 2:
             return None
-        return (self._angles[-1] - self._angles[0]) / (SPEED_WINDOW * dt)
+        (t0, a0), (t1, a1) = samples[0], samples[-1]
+        if t1 - t0 < SPEED_WINDOW_S - 1e-6:
+            return None
+        return (a1 - a0) / (t1 - t0)
+
+    def _sample_angle(self, now: float, angle: float) -> None:
+        """Keep the samples of the speed window: drop the oldest while the next one is old enough."""
+        samples = self._angles
+        samples.append((now, angle))
+        horizon = now - SPEED_WINDOW_S + 1e-6
+        while len(samples) > 2 and samples[1][0] <= horizon:
+            samples.popleft()
 
     def check(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         """The first new problem found this tick (most severe checks first), or None."""
-        self._angles.append(s.angle)
+        self._sample_angle(s.now, s.angle)
         self._raw.append((inp.angle_primary_deg, inp.angle_secondary_deg))
         self._speed = self.measured_speed(dt)
         for check in self._checks:
@@ -240,13 +264,23 @@ class SafetyMonitor:
     def _current(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         # A DC motor draws no-load current plus stall current times |duty - speed/no-load
         # speed|. Far more than that means the driver applies more than we command (stuck
-        # on): caught in one sample, before the table can gain more than ~2 deg/s.
+        # on): caught in one sample (plus the sensor's lag), before the table can gain more
+        # than ~2 deg/s. The reading lags the command (sensor filter, a board on its own
+        # clock, the link): it is compared with the most any recent command could draw, so
+        # the brake test's push read a few ticks later is not taken for a runaway.
         hw = self.cfg.hardware
         v = self._speed or 0.0
-        predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(s.motor_cmd - v / hw.motor_no_load_speed_dps)
+        now_predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(s.motor_cmd - v / hw.motor_no_load_speed_dps)
+        recent = self._predicted
+        recent.append((s.now, now_predicted))
+        horizon = s.now - CURRENT_LAG_S - 1e-6
+        while len(recent) > CURRENT_LAG_TICKS and recent[0][0] < horizon:
+            recent.popleft()
+        predicted = max(p for _, p in recent)
         if s.motor_power and inp.motor_current_a > predicted + CURRENT_EXCESS_A:
             return Detection("runaway", f"{inp.motor_current_a:.1f} A drawn, at most {predicted:.1f} A expected for "
-                             f"duty {s.motor_cmd:+.2f}: the driver ignores its command", "hold")
+                             f"duty {s.motor_cmd:+.2f} (or a command of the last {CURRENT_LAG_S * 1000:.0f} ms): "
+                             "the driver ignores its command", "hold")
         if self._lasted("overcurrent", inp.motor_current_a > OVERCURRENT_A, s.now, OVERCURRENT_S):
             return Detection("overcurrent", f"{inp.motor_current_a:.1f} A for {OVERCURRENT_S:g} s "
                              "(jammed drive)", "hold")
