@@ -95,6 +95,7 @@ class SafetyMonitor:
         self.position_untrusted = False     # the sensors disagree and neither can be singled out
         self._angles: deque[tuple[float, float]] = deque(maxlen=SPEED_SAMPLES_MAX)  # (t, angle)
         self._predicted: deque[tuple[float, float]] = deque()  # (t, current the command could draw)
+        self._first_t: float | None = None  # the first tick the current was judged
         self._raw: deque[tuple[float | None, float | None]] = deque(maxlen=RATE_WINDOW + 1)
         self._since: dict[str, float] = {}  # when each sustained condition began
         self._braked_raw: tuple[float | None, float | None] | None = None  # sensors when braked
@@ -277,7 +278,13 @@ class SafetyMonitor:
         while len(recent) > CURRENT_LAG_TICKS and recent[0][0] < horizon:
             recent.popleft()
         predicted = max(p for _, p in recent)
-        if s.motor_power and inp.motor_current_a > predicted + CURRENT_EXCESS_A:
+        if self._first_t is None:
+            self._first_t = s.now
+        # Judged only once every command the reading may reflect has been seen here: the
+        # monitor does not run during the boot self-test, whose brake-test push (7 A) the
+        # reading still shows a few ticks later when the sensor path lags.
+        seen_all = len(recent) >= CURRENT_LAG_TICKS and s.now - self._first_t >= CURRENT_LAG_S - 1e-6
+        if seen_all and s.motor_power and inp.motor_current_a > predicted + CURRENT_EXCESS_A:
             return Detection("runaway", f"{inp.motor_current_a:.1f} A drawn, at most {predicted:.1f} A expected for "
                              f"duty {s.motor_cmd:+.2f} (or a command of the last {CURRENT_LAG_S * 1000:.0f} ms): "
                              "the driver ignores its command", "hold")
