@@ -157,6 +157,12 @@ class Simulation:
                 self.apply(ev, at=max(ev.at_s, table.t))
             next_event += 1
         table.advance_to(start)
+        if table.powered and self.controller is not None and self.hang_until is None and not table.deadman_ok:
+            # The loop was late past the charge pump's hold-up: the wiring cut the drive and
+            # applied the brake, exactly as for a hang, until the heartbeat toggles again.
+            self.result.events.append(EventRecord(start, f"dead-man: no heartbeat for "
+                                                         f"{table.heartbeat_age_s * 1000:.0f} ms: the "
+                                                         "wiring cut the drive and applied the brake"))
         self.t_tick = start
         self.late_s = late = start - slot
         self.max_late_s = max(self.max_late_s, late)

@@ -111,6 +111,11 @@ class SimTable:
         self.powered = on
 
     @property
+    def heartbeat_age_s(self) -> float:
+        """How long since the controller last toggled its heartbeat output."""
+        return self.t - self._last_toggle_t
+
+    @property
     def deadman_ok(self) -> bool:
         """The charge pump holds its output while the heartbeat toggled recently."""
         return self.t - self._last_toggle_t <= DEADMAN_S
