@@ -233,14 +233,6 @@ class Controller:
             self.monitor.held_at_boot = set(inp.buttons)
         self.inputs = inp
         self._measure(inp)
-        if self.tracking and dt > DRIVE_GAP_S:
-            # (issue 12) Late past the hardware dead-man: it cut the drive and the brake held
-            # the table meanwhile. The motion goes on from where the table stands, at rest.
-            p = self.profile
-            goal, vmax, amax = p.goal, p.vmax, p.amax
-            p.reset(self.angle)
-            p.set_goal(goal, vmax, amax)
-            dt = 0.0  # the new plan starts now
         pressed = inp.buttons - self.prev_buttons if inp.buttons else inp.buttons
         self.prev_buttons = inp.buttons
 
@@ -281,6 +273,15 @@ class Controller:
             self.return_forced = True
             self._note(f"session time limit {self.cfg.session.max_duration_s:g} s reached: returning")
             self._fire("time_limit")
+        if self.tracking and dt > DRIVE_GAP_S:
+            # (issue 12) Late past the hardware dead-man: it cut the drive and the brake held
+            # the table meanwhile. The motion goes on from where the table stands, at rest
+            # (after the monitor has judged this tick against the plan the table was following).
+            p = self.profile
+            goal, vmax, amax = p.goal, p.vmax, p.amax
+            p.reset(self.angle)
+            p.set_goal(goal, vmax, amax)
+            dt = 0.0  # the new plan starts now
         self._progress(dt, inp)
 
     def _measure(self, inp: Inputs) -> None:
