@@ -145,13 +145,23 @@ def campaign(runs: int, seed: int, backend: str = "sim", faults: bool = True) ->
         det = first_detection(res, 0.0)
         ok = det is None and not res.violations and res.summary["final_state"] == "idle" and res.summary["ended_upright"]
         if not ok:
+            # The same session with ideal timing (no [timing], no stalls): does it fail there
+            # too (a finding that timing did not cause) or only with the timing?
+            ideal = json.loads(json.dumps(s.data))
+            ideal.pop("timing")
+            ideal["events"] = [e for e in ideal["events"] if e["do"] != "stall"]
+            ires = run_scenario(scenario_from_dict(ideal, f"campaign[{i}] ideal"), backend=backend)
+            also_ideal = bool(first_detection(ires, 0.0) or ires.violations or ires.summary["final_state"] != "idle")
             false_faults.append({"index": i, "detection": det, "violations": res.violations,
-                                 "final_state": res.summary["final_state"], "scenario": s.data})
-            print(f"run {i}: NOT CLEAN {det} {res.violations} final {res.summary['final_state']}", flush=True)
+                                 "final_state": res.summary["final_state"], "also_without_timing": also_ideal,
+                                 "scenario": s.data})
+            print(f"run {i}: NOT CLEAN {det} {res.violations} final {res.summary['final_state']}"
+                  f"{' (also without timing)' if also_ideal else ' (only with timing)'}", flush=True)
         if (i + 1) % 50 == 0:
             print(f"clean {i + 1}/{runs}: {len(false_faults)} not clean, {time.perf_counter() - t0:.0f} s", flush=True)
     clean_wall = time.perf_counter() - t0
     out: dict[str, Any] = {"runs": runs, "seed": seed, "backend": backend, "clean_false_faults": len(false_faults),
+                           "clean_not_clean_only_with_timing": sum(1 for f in false_faults if not f["also_without_timing"]),
                            "clean_failures": false_faults, "clean_simulated_s": round(simulated, 1),
                            "clean_wall_s": round(clean_wall, 1)}
     if not faults:
