@@ -131,70 +131,84 @@ def random_session(rng: random.Random, index: int, backend: str = "sim") -> Sess
     return Session(data, 1.0, session_end)
 
 
-def campaign(runs: int, seed: int, backend: str = "sim", faults: bool = True) -> dict[str, Any]:
-    """The jitter campaign: ``runs`` clean sessions (false faults), then, with ``faults``,
-    the same sessions with one detectable fault each (detection times)."""
+def _clean_run(s: Session, i: int, backend: str) -> dict[str, Any] | None:
+    """One clean session; None when clean, else what went wrong (and whether it also goes
+    wrong without timing: a finding the timing did not cause)."""
+    res = run_scenario(scenario_from_dict(s.data, f"campaign[{i}]"), backend=backend)
+    det = first_detection(res, 0.0)
+    if det is None and not res.violations and res.summary["final_state"] == "idle" and res.summary["ended_upright"]:
+        return None
+    ideal = json.loads(json.dumps(s.data))
+    ideal.pop("timing")
+    ideal["events"] = [e for e in ideal["events"] if e["do"] != "stall"]
+    ires = run_scenario(scenario_from_dict(ideal, f"campaign[{i}] ideal"), backend=backend)
+    also_ideal = bool(first_detection(ires, 0.0) or ires.violations or ires.summary["final_state"] != "idle")
+    print(f"run {i}: NOT CLEAN {det} {res.violations} final {res.summary['final_state']}"
+          f"{' (also without timing)' if also_ideal else ' (only with timing)'}", flush=True)
+    return {"index": i, "detection": det, "violations": res.violations, "final_state": res.summary["final_state"],
+            "also_without_timing": also_ideal, "scenario": s.data}
+
+
+def _fault_run(s: Session, i: int, backend: str, frng: random.Random) -> tuple[str, float, RunResult]:
+    """The same session with one detectable fault (round robin) at a random moment of it."""
+    fault = DETECTABLE[i % len(DETECTABLE)]
+    at = round(frng.uniform(s.start_s + 2.0, max(s.start_s + 2.5, s.session_end_s - 10.0)), 3)
+    data = json.loads(json.dumps(s.data))
+    data["scenario"]["duration_s"] = round(min(at + 45.0, data["scenario"]["duration_s"] + 45.0), 1)
+    data["events"] = [e for e in data["events"] if e["at_s"] <= data["scenario"]["duration_s"]]
+    data["events"].append({"at_s": at, "do": "fault", "fault": fault})
+    return fault, at, run_scenario(scenario_from_dict(data, f"campaign-fault[{i}]"), backend=backend)
+
+
+def campaign(runs: int, seed: int, backend: str = "sim", faults: bool = True,
+             out_path: str | None = None) -> dict[str, Any]:
+    """The jitter campaign: each of ``runs`` sessions once clean (false faults) and, with
+    ``faults``, once with one detectable fault (detection times). Interleaved, with the
+    figures so far written every 50 sessions, so a run cut short still reports its rate."""
     rng = random.Random(seed)
     sessions = [random_session(rng, i, backend) for i in range(runs)]
+    frng = random.Random(seed + 1)
     t0 = time.perf_counter()
-    false_faults: list[dict[str, Any]] = []
-    simulated = 0.0
-    for i, s in enumerate(sessions):
-        res = run_scenario(scenario_from_dict(s.data, f"campaign[{i}]"), backend=backend)
-        simulated += s.data["scenario"]["duration_s"]
-        det = first_detection(res, 0.0)
-        ok = det is None and not res.violations and res.summary["final_state"] == "idle" and res.summary["ended_upright"]
-        if not ok:
-            # The same session with ideal timing (no [timing], no stalls): does it fail there
-            # too (a finding that timing did not cause) or only with the timing?
-            ideal = json.loads(json.dumps(s.data))
-            ideal.pop("timing")
-            ideal["events"] = [e for e in ideal["events"] if e["do"] != "stall"]
-            ires = run_scenario(scenario_from_dict(ideal, f"campaign[{i}] ideal"), backend=backend)
-            also_ideal = bool(first_detection(ires, 0.0) or ires.violations or ires.summary["final_state"] != "idle")
-            false_faults.append({"index": i, "detection": det, "violations": res.violations,
-                                 "final_state": res.summary["final_state"], "also_without_timing": also_ideal,
-                                 "scenario": s.data})
-            print(f"run {i}: NOT CLEAN {det} {res.violations} final {res.summary['final_state']}"
-                  f"{' (also without timing)' if also_ideal else ' (only with timing)'}", flush=True)
-        if (i + 1) % 50 == 0:
-            print(f"clean {i + 1}/{runs}: {len(false_faults)} not clean, {time.perf_counter() - t0:.0f} s", flush=True)
-    clean_wall = time.perf_counter() - t0
-    out: dict[str, Any] = {"runs": runs, "seed": seed, "backend": backend, "clean_false_faults": len(false_faults),
-                           "clean_not_clean_only_with_timing": sum(1 for f in false_faults if not f["also_without_timing"]),
-                           "clean_failures": false_faults, "clean_simulated_s": round(simulated, 1),
-                           "clean_wall_s": round(clean_wall, 1)}
-    if not faults:
-        return out
-    t1 = time.perf_counter()
+    not_clean: list[dict[str, Any]] = []
     times: dict[str, list[float]] = {f: [] for f in DETECTABLE}
     missed: list[dict[str, Any]] = []
     violations: list[dict[str, Any]] = []
-    frng = random.Random(seed + 1)
+    simulated = 0.0
+    out: dict[str, Any] = {}
     for i, s in enumerate(sessions):
-        fault = DETECTABLE[i % len(DETECTABLE)]
-        at = round(frng.uniform(s.start_s + 2.0, max(s.start_s + 2.5, s.session_end_s - 10.0)), 3)
-        data = json.loads(json.dumps(s.data))
-        data["scenario"]["duration_s"] = round(min(at + 45.0, data["scenario"]["duration_s"] + 45.0), 1)
-        data["events"] = [e for e in data["events"] if e["at_s"] <= data["scenario"]["duration_s"]]
-        data["events"].append({"at_s": at, "do": "fault", "fault": fault})
-        res = run_scenario(scenario_from_dict(data, f"campaign-fault[{i}]"), backend=backend)
-        det = first_detection(res, at)
-        if res.violations:
-            violations.append({"index": i, "fault": fault, "at_s": at, "violations": res.violations})
-        if det is None:
-            missed.append({"index": i, "fault": fault, "at_s": at, "final_state": res.summary["final_state"]})
-            print(f"run {i}: {fault} at {at} NOT CAUGHT (final {res.summary['final_state']})", flush=True)
-        else:
-            times[fault].append(det[0] - at)
-        if (i + 1) % 50 == 0:
-            print(f"faulted {i + 1}/{runs}: {len(missed)} missed, {time.perf_counter() - t1:.0f} s", flush=True)
-    out.update({
-        "fault_runs": runs, "missed": missed, "fault_run_violations": violations,
-        "fault_wall_s": round(time.perf_counter() - t1, 1),
-        "detection_s": {f: {"n": len(v), "median": round(sorted(v)[len(v) // 2], 3) if v else None,
-                            "max": round(max(v), 3) if v else None} for f, v in times.items()},
-    })
+        simulated += s.data["scenario"]["duration_s"]
+        bad = _clean_run(s, i, backend)
+        if bad is not None:
+            not_clean.append(bad)
+        if faults:
+            fault, at, res = _fault_run(s, i, backend, frng)
+            det = first_detection(res, at)
+            if res.violations:
+                violations.append({"index": i, "fault": fault, "at_s": at, "violations": res.violations})
+            if det is None:
+                missed.append({"index": i, "fault": fault, "at_s": at, "final_state": res.summary["final_state"]})
+                print(f"run {i}: {fault} at {at} NOT CAUGHT (final {res.summary['final_state']})", flush=True)
+            else:
+                times[fault].append(det[0] - at)
+        done = i + 1
+        if done % 50 == 0 or done == runs:
+            out = {
+                "runs": runs, "done": done, "seed": seed, "backend": backend, "wall_s": round(time.perf_counter() - t0, 1),
+                "clean_simulated_s": round(simulated, 1),
+                "not_clean": len(not_clean),
+                "not_clean_only_with_timing": sum(1 for f in not_clean if not f["also_without_timing"]),
+                "false_faults": sum(1 for f in not_clean if f["detection"] is not None),
+                "not_clean_runs": not_clean,
+                "fault_runs": done if faults else 0, "missed": missed, "fault_run_violations": violations,
+                "detection_s": {f: {"n": len(v), "median": round(sorted(v)[len(v) // 2], 3) if v else None,
+                                    "max": round(max(v), 3) if v else None} for f, v in times.items()},
+            }
+            print(f"{done}/{runs} sessions: {out['not_clean']} not clean ({out['not_clean_only_with_timing']} only "
+                  f"with timing), {out['false_faults']} false faults; faulted: {len(missed)} missed; "
+                  f"{out['wall_s']:.0f} s", flush=True)
+            if out_path:
+                with open(out_path, "w") as fh:
+                    json.dump(out, fh, indent=1)
     return out
 
 
@@ -210,14 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.runs < 1:
         print("--runs: must be >= 1", file=sys.stderr)
         return 2
-    result: Any = matrix_table() if args.matrix else campaign(args.runs, args.seed, args.backend, not args.no_faults)
-    if args.out:
-        with open(args.out, "w") as fh:
-            json.dump(result, fh, indent=1)
-    if not args.matrix:
-        print(json.dumps({k: v for k, v in result.items() if k not in ("clean_failures",)}, indent=1))
-        return 0 if not result["clean_false_faults"] and not result.get("missed") else 1
-    return 0
+    if args.matrix:
+        rows = matrix_table()
+        if args.out:
+            with open(args.out, "w") as fh:
+                json.dump(rows, fh, indent=1)
+        return 0
+    result = campaign(args.runs, args.seed, args.backend, not args.no_faults, args.out)
+    print(json.dumps({k: v for k, v in result.items() if k != "not_clean_runs"}, indent=1))
+    return 0 if not result["false_faults"] and not result["missed"] else 1
 
 
 if __name__ == "__main__":
