@@ -54,7 +54,8 @@ SATURATED_S = 0.15            # ... for this long: the drive cannot follow
 OVERCURRENT_S = 0.5
 NO_LOAD_CURRENT_A = 1.0       # upper bound of the gearmotor's no-load current
 AMBIGUOUS_DEG = 0.5           # the sensors' distances from the reference differ by less: ambiguous
-RATE_WINDOW = 30              # ticks (0.3 s) over which "this sensor stopped moving" is judged
+RATE_WINDOW_S = 0.3           # measured time over which "this sensor stopped moving" is judged
+RATE_WINDOW = 30              # (the same window in ideal 10 ms ticks)
 STILL_DEG = 0.15              # moved less than this in the window: not moving (noise ~0.1)
 MOVING_DEG = 0.4              # moved more than this: moving
 SWITCH_LIE_DEG = 5.0          # upright switch closed this far from upright: it lies
@@ -96,7 +97,7 @@ class SafetyMonitor:
         self._angles: deque[tuple[float, float]] = deque(maxlen=SPEED_SAMPLES_MAX)  # (t, angle)
         self._predicted: deque[tuple[float, float]] = deque()  # (t, current the command could draw)
         self._first_t: float | None = None  # the first tick the current was judged
-        self._raw: deque[tuple[float | None, float | None]] = deque(maxlen=RATE_WINDOW + 1)
+        self._raw: deque[tuple[float, float | None, float | None]] = deque(maxlen=SPEED_SAMPLES_MAX)
         self._since: dict[str, float] = {}  # when each sustained condition began
         self._braked_raw: tuple[float | None, float | None] | None = None  # sensors when braked
         self._braked_at: float | None = None
@@ -116,9 +117,10 @@ class SafetyMonitor:
 
     def _moved(self) -> tuple[float, float] | None:
         """How far each sensor moved over the rate window (None without a full window)."""
-        if len(self._raw) <= RATE_WINDOW:
-            return None
-        (a0, b0), (a1, b1) = self._raw[0], self._raw[-1]
+        raw = self._raw
+        if len(raw) < 2 or raw[-1][0] - raw[0][0] < RATE_WINDOW_S - 1e-6:
+            return None  # (a window of samples, not of sample counts: catch-up ticks are close)
+        (_, a0, b0), (_, a1, b1) = raw[0], raw[-1]
         if None in (a0, b0, a1, b1):
             return None
         return abs(a1 - a0), abs(b1 - b0)
@@ -146,7 +148,11 @@ class SafetyMonitor:
     def check(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         """The first new problem found this tick (most severe checks first), or None."""
         self._sample_angle(s.now, s.angle)
-        self._raw.append((inp.angle_primary_deg, inp.angle_secondary_deg))
+        raw = self._raw
+        raw.append((s.now, inp.angle_primary_deg, inp.angle_secondary_deg))
+        horizon = s.now - RATE_WINDOW_S + 1e-6
+        while len(raw) > 2 and raw[1][0] <= horizon:
+            raw.popleft()
         self._speed = self.measured_speed(dt)
         for check in self._checks:
             det = check(s, inp, dt)
