@@ -154,7 +154,10 @@ def _fault_run(s: Session, i: int, backend: str, frng: random.Random) -> tuple[s
     fault = DETECTABLE[i % len(DETECTABLE)]
     at = round(frng.uniform(s.start_s + 2.0, max(s.start_s + 2.5, s.session_end_s - 10.0)), 3)
     data = json.loads(json.dumps(s.data))
-    data["scenario"]["duration_s"] = round(min(at + 45.0, data["scenario"]["duration_s"] + 45.0), 1)
+    # A brake fault is latent until the brake must hold (the hold, the rest, upright): those
+    # runs go to the end of the session; the others stop 45 s after the fault.
+    end = data["scenario"]["duration_s"] if fault.startswith("brake") else at + 45.0
+    data["scenario"]["duration_s"] = round(min(max(end, at + 45.0), 600.0), 1)
     data["events"] = [e for e in data["events"] if e["at_s"] <= data["scenario"]["duration_s"]]
     data["events"].append({"at_s": at, "do": "fault", "fault": fault})
     return fault, at, run_scenario(scenario_from_dict(data, f"campaign-fault[{i}]"), backend=backend)
