@@ -107,6 +107,11 @@ class Simulation:
             self.wire = Wire()
             self.board = self._board(0.0)
             self.checker.board_acts_alone = True
+        if self.timing.link_latency_ms or self.timing.board_clock != "lockstep":
+            where = (f"not applicable on backend {backend} (no serial link)" if backend != "serial" else
+                     "" if self._serial_takes_timing() else "not modeled by this build's serial world yet")
+            if where:
+                self.result.events.append(EventRecord(0.0, f"timing: link_latency_ms / board_clock {where}"))
         self.last_state = "boot"
         self.hang_until: float | None = None  # controller_hang: the loop is frozen until then
         self.k = 0
@@ -115,11 +120,16 @@ class Simulation:
     def now(self) -> float:
         return self.t_tick if self.timed else self.k * PERIOD_S
 
+    @staticmethod
+    def _serial_takes_timing() -> bool:
+        from sim.serial_world import VirtualBoard
+        return "timing" in inspect.signature(VirtualBoard).parameters
+
     def _board(self, now: float) -> Any:
         """A virtual motion board booting at ``now``; it gets the scenario's [timing] when the
         serial world accepts it (engineer h2's change) and the timing is not ideal."""
         from sim.serial_world import VirtualBoard
-        if not self.timing.ideal and "timing" in inspect.signature(VirtualBoard).parameters:
+        if not self.timing.ideal and self._serial_takes_timing():
             return VirtualBoard(self.table, self.cfg, self.wire, now, timing=self.timing)
         return VirtualBoard(self.table, self.cfg, self.wire, now)
 
