@@ -24,7 +24,7 @@ from controller.config import Config
 from controller.duty import DutyBudget
 from controller.limits import (clamp_target, has_left_upright, is_upright, sensors_agree)
 from controller.monitor import SENSOR_AGREE_DEG, SEVERITY, Detection, SafetyMonitor, Snapshot
-from controller.motor_loop import PositionLoop
+from controller.motor_loop import DRIVE_GAP_S, PositionLoop
 from controller.profile import TrapezoidProfile
 from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
 
@@ -273,6 +273,15 @@ class Controller:
             self.return_forced = True
             self._note(f"session time limit {self.cfg.session.max_duration_s:g} s reached: returning")
             self._fire("time_limit")
+        if self.tracking and dt > DRIVE_GAP_S:
+            # (issue 12) Late past the hardware dead-man: it cut the drive and the brake held
+            # the table meanwhile. The motion goes on from where the table stands, at rest
+            # (after the monitor has judged this tick against the plan the table was following).
+            p = self.profile
+            goal, vmax, amax = p.goal, p.vmax, p.amax
+            p.reset(self.angle)
+            p.set_goal(goal, vmax, amax)
+            dt = 0.0  # the new plan starts now
         self._progress(dt, inp)
 
     def _measure(self, inp: Inputs) -> None:
@@ -398,7 +407,8 @@ class Controller:
     def _progress(self, dt: float, inp: Inputs) -> None:
         """Advance the active profile and the state's own timers."""
         if self.tracking:
-            self.profile.step(dt)
+            if dt > 0.0:
+                self.profile.step(dt)
             if self.profile.done:
                 if self.profile_done_t is None:
                     self.profile_done_t = self.now

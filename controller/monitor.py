@@ -33,12 +33,21 @@ FOLLOWING_ERROR_DEG = 3.0     # measured vs setpoint while driving
 CREEP_DEG = 0.25              # movement allowed while the brake holds (the fused angle's noise
                               # peaks near 0.1)
 SPEED_MARGIN_DPS = 4.0        # measured speed over the active limit: runaway (noise peaks ~1.5)
-SPEED_WINDOW = 10             # ticks over which speed is measured (0.1 s: noise about +-1.5 deg/s peak)
+SPEED_WINDOW_S = 0.1         # speed = angle change over at least this much measured time (noise about
+                              # +-1.5 deg/s peak over 0.1 s); never samples x the current tick's dt: the
+                              # catch-up ticks after a late one are < 1 ms apart
+SPEED_WINDOW = 10             # (the same window in ideal 10 ms ticks; kept for readers of the old name)
+SPEED_SAMPLES_MAX = 1000      # bound on the timestamped samples kept (catch-up ticks come ~0.5 ms apart)
 RUNAWAY_CURRENT_A = 10.0      # current while braked and moving: the driver is on (a runaway draws
                               # ~20 A; the brake test's push 7 A)
 OVERCURRENT_A = 15.0          # sustained current: jammed drive
 CURRENT_EXCESS_A = 5.0        # current above what the last command can draw: the driver ignores it
                               # (normal ticks stay within 1.6 A of the prediction: sensor-speed noise)
+CURRENT_LAG_S = 0.11          # the current read may reflect any command this recent: a sensor filter,
+                              # a board on its own clock, the serial link both ways (up to 2 x 50 ms
+                              # in DESIGN section 6) plus the tick a command needs to act ...
+CURRENT_LAG_TICKS = 6         # ... or any of this many latest commands (a sensor path that lags by
+                              # reads: up to 5 ticks plus the one a command needs to act)
 ENVELOPE_GUARD_DEG = 0.4      # measured angle past max_angle_deg while driving: stop on the brake
                               # (arrivals overshoot < 0.1; a first brake release sags ~0.25)
 SATURATED_DUTY = 0.99         # full duty ...
@@ -46,7 +55,8 @@ SATURATED_S = 0.15            # ... for this long: the drive cannot follow
 OVERCURRENT_S = 0.5
 NO_LOAD_CURRENT_A = 1.0       # upper bound of the gearmotor's no-load current
 AMBIGUOUS_DEG = 0.5           # the sensors' distances from the reference differ by less: ambiguous
-RATE_WINDOW = 30              # ticks (0.3 s) over which "this sensor stopped moving" is judged
+RATE_WINDOW_S = 0.3           # measured time over which "this sensor stopped moving" is judged
+RATE_WINDOW = 30              # (the same window in ideal 10 ms ticks)
 STILL_DEG = 0.15              # moved less than this in the window: not moving (noise ~0.1)
 MOVING_DEG = 0.4              # moved more than this: moving
 SWITCH_LIE_DEG = 5.0          # upright switch closed this far from upright: it lies
@@ -85,8 +95,10 @@ class SafetyMonitor:
         self.latched: set[str] = set()
         self.distrusted: set[str] = set()   # "primary" / "secondary"
         self.position_untrusted = False     # the sensors disagree and neither can be singled out
-        self._angles: deque[float] = deque(maxlen=SPEED_WINDOW + 1)
-        self._raw: deque[tuple[float | None, float | None]] = deque(maxlen=RATE_WINDOW + 1)
+        self._angles: deque[tuple[float, float]] = deque(maxlen=SPEED_SAMPLES_MAX)  # (t, angle)
+        self._predicted: deque[tuple[float, float]] = deque()  # (t, current the command could draw)
+        self._first_t: float | None = None  # the first tick the current was judged
+        self._raw: deque[tuple[float, float | None, float | None]] = deque(maxlen=SPEED_SAMPLES_MAX)
         self._since: dict[str, float] = {}  # when each sustained condition began
         self._braked_raw: tuple[float | None, float | None] | None = None  # sensors when braked
         self._braked_at: float | None = None
@@ -106,22 +118,42 @@ class SafetyMonitor:
 
     def _moved(self) -> tuple[float, float] | None:
         """How far each sensor moved over the rate window (None without a full window)."""
-        if len(self._raw) <= RATE_WINDOW:
-            return None
-        (a0, b0), (a1, b1) = self._raw[0], self._raw[-1]
+        raw = self._raw
+        if len(raw) < 2 or raw[-1][0] - raw[0][0] < RATE_WINDOW_S - 1e-6:
+            return None  # (a window of samples, not of sample counts: catch-up ticks are close)
+        (_, a0, b0), (_, a1, b1) = raw[0], raw[-1]
         if None in (a0, b0, a1, b1):
             return None
         return abs(a1 - a0), abs(b1 - b0)
 
-    def measured_speed(self, dt: float) -> float | None:
-        if len(self._angles) <= SPEED_WINDOW or dt <= 0:
+    def measured_speed(self, dt: float | None = None) -> float | None:
+        """Angle change over measured time: the newest sample against the newest one at least
+        ``SPEED_WINDOW_S`` older (None until the window is full). ``dt`` is ignored: a late
+        tick and its catch-up ticks change the spacing, not the time the samples carry."""
+        samples = self._angles
+        if len(samples) < 2:
             return None
-        return (self._angles[-1] - self._angles[0]) / (SPEED_WINDOW * dt)
+        (t0, a0), (t1, a1) = samples[0], samples[-1]
+        if t1 - t0 < SPEED_WINDOW_S - 1e-6:
+            return None
+        return (a1 - a0) / (t1 - t0)
+
+    def _sample_angle(self, now: float, angle: float) -> None:
+        """Keep the samples of the speed window: drop the oldest while the next one is old enough."""
+        samples = self._angles
+        samples.append((now, angle))
+        horizon = now - SPEED_WINDOW_S + 1e-6
+        while len(samples) > 2 and samples[1][0] <= horizon:
+            samples.popleft()
 
     def check(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         """The first new problem found this tick (most severe checks first), or None."""
-        self._angles.append(s.angle)
-        self._raw.append((inp.angle_primary_deg, inp.angle_secondary_deg))
+        self._sample_angle(s.now, s.angle)
+        raw = self._raw
+        raw.append((s.now, inp.angle_primary_deg, inp.angle_secondary_deg))
+        horizon = s.now - RATE_WINDOW_S + 1e-6
+        while len(raw) > 2 and raw[1][0] <= horizon:
+            raw.popleft()
         self._speed = self.measured_speed(dt)
         for check in self._checks:
             det = check(s, inp, dt)
@@ -240,13 +272,29 @@ class SafetyMonitor:
     def _current(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         # A DC motor draws no-load current plus stall current times |duty - speed/no-load
         # speed|. Far more than that means the driver applies more than we command (stuck
-        # on): caught in one sample, before the table can gain more than ~2 deg/s.
+        # on): caught in one sample (plus the sensor's lag), before the table can gain more
+        # than ~2 deg/s. The reading lags the command (sensor filter, a board on its own
+        # clock, the link): it is compared with the most any recent command could draw, so
+        # the brake test's push read a few ticks later is not taken for a runaway.
         hw = self.cfg.hardware
         v = self._speed or 0.0
-        predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(s.motor_cmd - v / hw.motor_no_load_speed_dps)
-        if s.motor_power and inp.motor_current_a > predicted + CURRENT_EXCESS_A:
+        now_predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(s.motor_cmd - v / hw.motor_no_load_speed_dps)
+        recent = self._predicted
+        recent.append((s.now, now_predicted))
+        horizon = s.now - CURRENT_LAG_S - 1e-6
+        while len(recent) > CURRENT_LAG_TICKS and recent[0][0] < horizon:
+            recent.popleft()
+        predicted = max(p for _, p in recent)
+        if self._first_t is None:
+            self._first_t = s.now
+        # Judged only once every command the reading may reflect has been seen here: the
+        # monitor does not run during the boot self-test, whose brake-test push (7 A) the
+        # reading still shows a few ticks later when the sensor path lags.
+        seen_all = len(recent) >= CURRENT_LAG_TICKS and s.now - self._first_t >= CURRENT_LAG_S - 1e-6
+        if seen_all and s.motor_power and inp.motor_current_a > predicted + CURRENT_EXCESS_A:
             return Detection("runaway", f"{inp.motor_current_a:.1f} A drawn, at most {predicted:.1f} A expected for "
-                             f"duty {s.motor_cmd:+.2f}: the driver ignores its command", "hold")
+                             f"duty {s.motor_cmd:+.2f} (or a command of the last {CURRENT_LAG_S * 1000:.0f} ms): "
+                             "the driver ignores its command", "hold")
         if self._lasted("overcurrent", inp.motor_current_a > OVERCURRENT_A, s.now, OVERCURRENT_S):
             return Detection("overcurrent", f"{inp.motor_current_a:.1f} A for {OVERCURRENT_S:g} s "
                              "(jammed drive)", "hold")

@@ -32,6 +32,9 @@ from dataclasses import dataclass
 from controller.limits import clamp, clamp_motor
 
 
+DRIVE_GAP_S = 0.1  # a tick later than this: the hardware dead-man has cut the drive (sim/table.py)
+
+
 @dataclass(frozen=True, slots=True)
 class LoopGains:
     no_load_speed_dps: float = 20.0  # nominal motor speed at duty 1 (the feed-forward constant)
@@ -54,6 +57,7 @@ class LoopGains:
 
 class PositionLoop:
     __slots__ = ("gains", "est_angle", "load", "rate", "last_duty", "_l1", "_l2", "_l3", "_dt", "_bw",
+                 "_pred_dt", "_pred_u",
                  "_release_left")
 
     def __init__(self, gains: LoopGains | None = None) -> None:
@@ -66,6 +70,8 @@ class PositionLoop:
         self._bw = 0.0
         self._l1 = self._l2 = self._l3 = 0.0
         self._release_left = 0.0
+        self._pred_dt: float | None = None  # the tick length the last prediction assumed
+        self._pred_u = 0.0                  # the duty that prediction integrated (less load, accel)
 
     def _design(self, dt: float, bandwidth: float, track_rate: bool) -> None:
         p = math.exp(-bandwidth * dt)
@@ -88,12 +94,25 @@ class PositionLoop:
         self.rate = 0.0
         self.last_duty = 0.0
         self._release_left = self.gains.release_s
+        self._pred_dt = None
 
     def update(self, setpoint: float, setpoint_vel: float, measured: float, dt: float,
                speed_limit: float, setpoint_acc: float = 0.0) -> float:
         g = self.gains
         if dt <= 0.0:
             return self.last_duty
+        if self._pred_dt is not None and dt > DRIVE_GAP_S:
+            # The loop was late past the hardware dead-man: the drive was cut and the brake
+            # held the table meanwhile, so the prediction (motor driving) is void. Restart it
+            # from the measurement; the load (gravity, friction) is still the best guess.
+            self.est_angle = measured
+            self.rate = 0.0
+        elif self._pred_dt is not None and abs(dt - self._pred_dt) > 1e-9:
+            # The last prediction assumed the next tick would come as late as that one did; it
+            # came ``dt`` later (jitter, a stall, catch-up ticks): predict over the real time.
+            extra = dt - self._pred_dt
+            self.est_angle += extra * g.no_load_speed_dps * self._pred_u
+            self.load = clamp(self.load + extra * self.rate, -g.load_max, g.load_max)
         # Brake-release phase: the load (gravity) appears at once and is not known yet, so the
         # observer runs fast until it has caught it, then slower to pass less sensor noise.
         # The release load is a step: a rate state would ring on it, so it is tracked only
@@ -114,7 +133,9 @@ class PositionLoop:
         duty = clamp_motor(vel_cmd / g.no_load_speed_dps + self.load + accel_ff)
         # Observer, predict the next tick with the duty applied now (less the share that
         # accelerates the inertia, which adds no steady speed).
-        self.est_angle = corrected + dt * g.no_load_speed_dps * (duty - accel_ff - self.load)
+        self._pred_u = duty - accel_ff - self.load
+        self._pred_dt = dt
+        self.est_angle = corrected + dt * g.no_load_speed_dps * self._pred_u
         self.load = clamp(self.load + dt * self.rate, -g.load_max, g.load_max)
         self.last_duty = duty
         return duty

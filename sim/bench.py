@@ -316,6 +316,56 @@ def realtime_factor(repeats: int) -> dict:
             "realtime_factor": round(600.0 / best, 1), "tick_cost_us_without_physics": round(tick_cost * 1e6, 1)}
 
 
+def timed_realtime_factor() -> dict:
+    """The same 600 s session under realistic timing (jitter 3 ms, current lag 3 ticks, a
+    stall a minute): what the timing model costs the simulator (the jitter campaign's rate)."""
+    data = long_session()
+    data["timing"] = {"tick_jitter_ms": 3.0, "current_lag_ticks": 3}
+    data["events"] = data["events"] + [{"at_s": 60.0 * k + 7.0, "do": "stall", "duration_s": 0.05} for k in range(9)]
+    scenario = scenario_from_dict(data, "bench")
+    start = time.perf_counter()
+    result = run_scenario(scenario)
+    wall = time.perf_counter() - start
+    return {"sim_seconds": 600.0, "wall_seconds": round(wall, 3), "realtime_factor": round(600.0 / wall, 1),
+            "late_ticks": result.summary["late_ticks"], "faults": [e["message"] for e in result.summary["events"]
+                                                                   if e["message"].startswith("fault:")]}
+
+
+def service_cadence(seconds: float) -> dict:
+    """``invtable run``'s loop on the real clock, in process (simulated table behind it):
+    watchdog pings and late ticks. Measured and reported, never asserted: the tests check
+    the cadence exactly on an injected clock (tests/test_service.py)."""
+    import io
+
+    from controller.config import Config
+    from controller.service import JsonLog, run_service
+    from sim.table import SimTable
+
+    class Notifier:
+        watchdog_interval_s = 0.2
+
+        def __init__(self) -> None:
+            self.sent: list[tuple[float, str]] = []
+
+        def notify(self, message: str) -> bool:
+            self.sent.append((time.perf_counter(), message))
+            return True
+
+        def close(self) -> None:
+            pass
+
+    cfg = Config()
+    notifier, out = Notifier(), io.StringIO()
+    run_service(cfg, duration=seconds, log=JsonLog(out), notifier=notifier,  # type: ignore[arg-type]
+                make_hardware=lambda: SimTable(angle_deg=cfg.limits.upright_deg, upright_deg=cfg.limits.upright_deg))
+    pings = [t for t, m in notifier.sent if m == "WATCHDOG=1"]
+    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    stopping = next(json.loads(line) for line in out.getvalue().splitlines() if '"stopping"' in line)
+    return {"seconds": seconds, "pings": len(pings), "pings_expected": int(round(seconds / 0.2)),
+            "max_ping_gap_ms": round(max(gaps, default=0.0) * 1000, 1), "late_ticks": stopping["late_ticks"],
+            "max_late_ms": stopping["max_late_ms"]}
+
+
 def emergency_ratio() -> dict:
     data = {"scenario": {"name": "emergency", "duration_s": 80.0, "seed": 1},
             "config": {"session": {"target_deg": 60.0}},
@@ -380,6 +430,8 @@ def measure(quick: bool = False, long: bool = False) -> dict[str, Any]:
         "serial": serial_round_trip(50 if quick else 500),
         "simulator": realtime_factor(1 if quick else 3),
         "emergency_return": emergency_ratio(),
+        "simulator_timed": timed_realtime_factor(),
+        "service_cadence": service_cadence(1.0 if quick else 5.0),
         "run": run_process(2.0 if quick else 10.0),
     }
     j = figures["jitter"]["idle"]
@@ -429,6 +481,13 @@ def print_table(f: dict[str, Any], stream: Any = None) -> None:
     sim = f["simulator"]
     t.add_row("600 s session with trace, simulated", f"{sim['wall_seconds_best']} s: {sim['realtime_factor']}x real time",
               f"controller + HAL {sim['tick_cost_us_without_physics']} us per tick")
+    st = f["simulator_timed"]
+    t.add_row("the same under [timing] (jitter 3 ms, lag 3, stalls)", f"{st['wall_seconds']} s: "
+              f"{st['realtime_factor']}x real time", f"{st['late_ticks']} late ticks, faults: {len(st['faults'])}")
+    sc = f["service_cadence"]
+    t.add_row(f"service loop, real clock, {sc['seconds']:g} s", f"{sc['pings']} watchdog pings "
+              f"(max gap {sc['max_ping_gap_ms']} ms)", f"expected {sc['pings_expected']}; {sc['late_ticks']} late "
+              f"ticks, max {sc['max_late_ms']} ms late")
     er = f["emergency_return"]
     t.add_row("emergency return from 60 deg", f"{er['seconds']} s: {er['ratio']}x", f"ideal trapezoid {er['ideal_seconds']} s")
     r = f["run"]

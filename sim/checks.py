@@ -26,6 +26,7 @@ from typing import NamedTuple
 
 from controller.config import Config
 from controller.limits import LEAVE_TOL_DEG, UPRIGHT_TOL_DEG, stopping_distance
+from sim.table import DEADMAN_S
 
 ENVELOPE_TOL_DEG = 0.5
 OVERSHOOT_TOL_DEG = 0.5
@@ -118,7 +119,9 @@ class InvariantChecker:
         if abs(r.vel) > allowed + SPEED_TOL_DPS and (self.fault_injected or r.state not in NOT_DRIVING):
             self._violate("speed", r.t, f"speed {abs(r.vel):.2f} deg/s over the {allowed:.2f} deg/s limit in {r.state}")
         # Setpoint acceleration.
-        if prev is not None and r.tracking and prev.tracking and r.t > prev.t:
+        # (Not across a gap past the dead-man, a stalled loop: the hardware cut the drive and
+        # braked, and the motion is planned again from rest; that is no commanded acceleration.)
+        if prev is not None and r.tracking and prev.tracking and prev.t < r.t <= prev.t + DEADMAN_S:
             acc = abs(r.setpoint_vel - prev.setpoint_vel) / (r.t - prev.t)
             if acc > r.accel_limit * 1.0001 + 1e-9:
                 self._violate("accel", r.t, f"setpoint acceleration {acc:.2f} deg/s^2 over the {r.accel_limit:g} limit in {r.state}")

@@ -9,8 +9,10 @@ The same loop runs in simulated time or paced to real time (``realtime=True``).
 from __future__ import annotations
 
 import csv
+import inspect
 import json
 import os
+import random
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,14 +25,18 @@ from sim.checks import InvariantChecker, Row
 from sim.faults import HANG_S
 from sim.scenario import Event, Scenario
 from sim.table import SimTable
+from sim.timing import Timing
 
 PERIOD_S = 0.01
+TICK_COST_S = 0.0005   # a catch-up tick after a late one starts this long after the previous one
+                       # (the loop's own compute time: the service runs missed deadlines back to back)
 TRACE_COLUMNS = (
     # CONTRACT columns (DESIGN section 7), in this order:
     "t_s", "state", "angle_deg", "velocity_dps", "sensor_deg", "setpoint_deg", "motor_cmd", "brake",
     # extensions:
     "goal_deg", "setpoint_vel_dps", "speed_limit_dps", "accel_limit_dps2", "alarm", "estop_in",
     "ankle_locked", "powered", "session_s", "motor_current_a", "faults",
+    "late_ms",   # how late this control tick started versus its ideal 10 ms slot ([timing], stalls)
 )
 
 
@@ -83,22 +89,101 @@ class Simulation:
         self.hal: Any = self.table  # what the controller reads and writes through (per boot)
         self.board: Any = None      # serial: the virtual motion board (powered with the table)
         self.wire: Any = None
+        # Real-time imperfections: with none (no [timing], no stall) every tick starts on its
+        # 10 ms slot and the loop below is exactly the lockstep one (byte-identical traces).
+        self.timing: Timing = scenario.timing
+        self.stalls = [ev for ev in scenario.events if ev.do == "stall"]
+        self.timed = not self.timing.ideal or bool(self.stalls)
+        self.table.current_lag_ticks = self.timing.current_lag_ticks
+        # Its own stream, so the sensor noise draws (the table's) are the same with or without it.
+        self.jitter_rng = random.Random(f"timing:{scenario.seed}")
+        self.t_tick = 0.0           # when the current tick started (timed runs)
+        self.late_s = 0.0           # ... and how late that was versus its slot (the trace's late_ms)
+        self._was_late = False
         if backend == "serial":
             from sim.serial_world import VirtualBoard, Wire
             self.wire = Wire()
-            self.board = VirtualBoard(self.table, cfg, self.wire, 0.0)
+            self.board = self._board(0.0)
             self.checker.board_acts_alone = True
+        if self.timing.link_latency_ms or self.timing.board_clock != "lockstep":
+            where = (f"not applicable on backend {backend} (no serial link)" if backend != "serial" else
+                     "" if self._serial_takes_timing() else "not modeled by this build's serial world yet")
+            if where:
+                self.result.events.append(EventRecord(0.0, f"timing: link_latency_ms / board_clock {where}"))
         self.last_state = "boot"
         self.hang_until: float | None = None  # controller_hang: the loop is frozen until then
         self.k = 0
 
     @property
     def now(self) -> float:
-        return self.k * PERIOD_S
+        return self.t_tick if self.timed else self.k * PERIOD_S
 
-    def apply(self, ev: Event) -> None:
+    @staticmethod
+    def _serial_takes_timing() -> bool:
+        from sim.serial_world import VirtualBoard
+        return "timing" in inspect.signature(VirtualBoard).parameters
+
+    def _board(self, now: float) -> Any:
+        """A virtual motion board booting at ``now``; it gets the scenario's [timing] when the
+        serial world accepts it (engineer h2's change) and the timing is not ideal."""
+        from sim.serial_world import VirtualBoard
+        if not self.timing.ideal and self._serial_takes_timing():
+            return VirtualBoard(self.table, self.cfg, self.wire, now, timing=self.timing)
+        return VirtualBoard(self.table, self.cfg, self.wire, now)
+
+    def begin_tick(self, events: list[Event], next_event: int) -> int:
+        """Bring the world to the instant this tick starts and apply the scenario events due
+        by then; returns the index of the next event not yet applied.
+
+        Ideal timing: the tick starts on its slot ``k * PERIOD_S`` (the world is already
+        there). Timed: it starts late by a seeded jitter, by any stall that began before it,
+        and never sooner than ``TICK_COST_S`` after the previous tick (the catch-up ticks
+        after a stall); the world (physics, wiring, dead-man) runs on through the lateness
+        and each event is applied at its own instant."""
+        if not self.timed:
+            now = self.now
+            while next_event < len(events) and events[next_event].at_s <= now + 1e-9:
+                self.apply(events[next_event])
+                next_event += 1
+            return next_event
+        slot = self.k * PERIOD_S
+        jitter = self.timing.tick_jitter_ms / 1000.0
+        start = slot + (self.jitter_rng.random() * jitter if jitter else 0.0)
+        if self.k:
+            start = max(start, self.t_tick + TICK_COST_S)
+        table = self.table
+        while next_event < len(events) and events[next_event].at_s <= start + 1e-9:
+            ev = events[next_event]
+            if ev.at_s > table.t + 1e-9:
+                table.advance_to(ev.at_s)
+            if ev.do == "stall":
+                # The loop pauses from at_s for duration_s: this tick cannot start before.
+                start = max(start, ev.at_s + ev.duration_s)
+                self.result.events.append(EventRecord(ev.at_s, f"stall: the control loop is paused for "
+                                                              f"{ev.duration_s * 1000:.0f} ms"))
+            else:
+                self.apply(ev, at=max(ev.at_s, table.t))
+            next_event += 1
+        table.advance_to(start)
+        if table.powered and self.controller is not None and self.hang_until is None and not table.deadman_ok:
+            # The loop was late past the charge pump's hold-up: the wiring cut the drive and
+            # applied the brake, exactly as for a hang, until the heartbeat toggles again.
+            self.result.events.append(EventRecord(start, f"dead-man: no heartbeat for "
+                                                         f"{table.heartbeat_age_s * 1000:.0f} ms: the "
+                                                         "wiring cut the drive and applied the brake"))
+        self.t_tick = start
+        self.late_s = late = start - slot
+        missed = late > PERIOD_S  # missed its slot (counted in the summary from the trace)
+        if missed:
+            if not self._was_late:  # logged once per run of late ticks (a late tick is no fault)
+                self.result.events.append(EventRecord(start, f"late tick: started {late * 1000:.1f} ms "
+                                                             "after its slot"))
+        self._was_late = missed
+        return next_event
+
+    def apply(self, ev: Event, at: float | None = None) -> None:
         """A world event: a person pressing, a wire breaking, the power going."""
-        table, now = self.table, self.now
+        table, now = self.table, (self.now if at is None else at)
         if ev.do == "set":
             if ev.target == "ankle_lock":
                 table.ankle_lock_closed = ev.value
@@ -133,8 +218,7 @@ class Simulation:
             if ev.value and not table.powered:
                 table.set_power(True)
                 if self.wire is not None:  # the board boots with the table's supply
-                    from sim.serial_world import VirtualBoard
-                    self.board = VirtualBoard(table, self.cfg, self.wire, now)
+                    self.board = self._board(now)
                     self.board.link_cut = "link_loss" in table.faults
                 self.result.transitions.append(TransitionRecord(now, "power_off", "boot", "power_restored"))
             elif not ev.value and table.powered:
@@ -168,7 +252,7 @@ class Simulation:
             out = table.outputs
             row = (now, "hung", angle, table.physics.vel, None, angle, out.motor_cmd, int(table.brake_engaged),
                    None, 0.0, 0.0, 0.0, int(out.alarm), int(table.estop_circuit_open),
-                   int(table.ankle_lock_closed), 1, 0.0, table.physics.current, "")
+                   int(table.ankle_lock_closed), 1, 0.0, table.physics.current, "", self.late_s * 1000.0)
             self.checker.feed(Row(now, "hung", angle, table.physics.vel, 0.0, None, False, 0.0, 0.0,
                                   out.motor_cmd, table.brake_engaged, table.estop_circuit_open,
                                   table.ankle_lock_closed, True))
@@ -194,14 +278,15 @@ class Simulation:
                    profile.pos if tracking else controller.angle, out.motor_cmd, int(table.brake_engaged), goal,
                    sp_vel, speed_limit, accel_limit, int(out.alarm), int(inputs.estop_pressed),
                    int(inputs.ankle_locked), 1, controller.session_elapsed_s, inputs.motor_current_a,
-                   ";".join(sorted(latched)) if latched else "")
+                   ";".join(sorted(latched)) if latched else "", self.late_s * 1000.0)
             commanded_brake = out.brake or table.estop_circuit_open  # what software and wiring ask for
             self.checker.feed(Row(now, state, angle, vel, sp_vel, goal, tracking, speed_limit, accel_limit,
                                   out.motor_cmd, commanded_brake, inputs.estop_pressed, inputs.ankle_locked, True))
         else:
             angle = table.physics.angle
             row = (now, "power_off", angle, table.physics.vel, None, angle, 0.0, 1, None, 0.0, 0.0, 0.0, 0,
-                   int(table.estop_circuit_open), int(table.ankle_lock_closed), 0, 0.0, 0.0, "")
+                   int(table.estop_circuit_open), int(table.ankle_lock_closed), 0, 0.0, 0.0, "",
+                   self.late_s * 1000.0)
             self.checker.feed(Row(now, "power_off", angle, table.physics.vel, 0.0, None, False, 0.0, 0.0, 0.0,
                                   True, table.estop_circuit_open, table.ankle_lock_closed, False))
         if board is not None:
@@ -216,6 +301,8 @@ class Simulation:
             return GpioMockHal(self.table, self.cfg.hardware.gpio)
         if self.backend == "serial":
             from sim.serial_world import SerialMockHal
+            if not self.timing.ideal and "timing" in inspect.signature(SerialMockHal).parameters:
+                return SerialMockHal(self.board, self.wire, lambda: self.now, timing=self.timing)
             return SerialMockHal(self.board, self.wire, lambda: self.now)
         return self.table
 
@@ -226,7 +313,9 @@ class Simulation:
             self.hal = self.table
 
     def advance(self) -> None:
-        self.table.advance(PERIOD_S)
+        """On to the next tick's slot (timed runs move the world in ``begin_tick``)."""
+        if not self.timed:
+            self.table.advance(PERIOD_S)
         self.k += 1
 
     def progress(self, row: tuple, duration_s: float) -> Progress:
@@ -257,11 +346,8 @@ def run_scenario(scenario: Scenario, *, realtime: bool = False,
     next_event = 0
     n_ticks = int(round(scenario.duration_s / PERIOD_S))
     for k in range(n_ticks + 1):
-        now = sim.now
-        clock.wait_until(now)
-        while next_event < len(events) and events[next_event].at_s <= now + 1e-9:
-            sim.apply(events[next_event])
-            next_event += 1
+        next_event = sim.begin_tick(events, next_event)
+        clock.wait_until(sim.now)
         row = sim.tick()
         if on_progress is not None and k % progress_every == 0:
             on_progress(sim.progress(row, scenario.duration_s))
@@ -298,6 +384,10 @@ def summarize(result: RunResult) -> dict:
                         for t in result.transitions],
         "events": [{"t_s": round(e.t_s, 3), "message": e.message} for e in result.events],
         "source": sc.source,
+        # Real time: ticks that started more than a period late, and the worst lateness
+        # (logged, never a fault by itself; DESIGN section 3).
+        "late_ticks": sum(1 for r in rows if r[LATE_I] > PERIOD_S * 1000.0),
+        "max_late_ms": round(max((r[LATE_I] for r in rows), default=0.0), 3),
     }
     result.unmet = check_expectations(result, summary)
     summary["violations"] = result.violations + result.unmet
@@ -362,6 +452,7 @@ def atomic_write(path: Path, write: Callable[[object], None], mode: str = "w") -
 # One %-format per row (every value formatted in C). The columns that may be empty (no
 # sensor reading, no goal) pick one of four formats; a None anywhere else takes the
 # per-value path. Strings in a row never hold a comma or a quote.
+LATE_I = TRACE_COLUMNS.index("late_ms")
 _TEXT_COLUMNS = {"state", "faults", "brake", "alarm", "estop_in", "ankle_locked", "powered"}
 _OPTIONAL = (TRACE_COLUMNS.index("sensor_deg"), TRACE_COLUMNS.index("goal_deg"))
 

@@ -15,10 +15,15 @@ from controller.config import Config, load_config, read_toml
 from controller.errors import InputError, Problem
 from hal.interfaces import BUTTONS
 from sim.faults import FAULTS
+from sim.timing import BOARD_CLOCKS, IDEAL, Timing
 
 TAP_S = 0.2
 LATCHING_INPUTS = ("ankle_lock", "estop")
-DO_VALUES = ("set", "tap", "press", "release", "fault", "clear_fault", "power")
+DO_VALUES = ("set", "tap", "press", "release", "fault", "clear_fault", "power", "stall")
+MAX_STALL_S = 5.0
+# [timing] keys (DESIGN section 6): kind and bounds.
+TIMING_BOUNDS: dict[str, tuple[float, float]] = {
+    "tick_jitter_ms": (0.0, 20.0), "current_lag_ticks": (0, 5), "link_latency_ms": (0.0, 50.0)}
 # User limits of the table (DESIGN section 2: up to 136 kg, 147-198 cm).
 MASS_RANGE = (40.0, 136.0)
 HEIGHT_RANGE = (147.0, 198.0)
@@ -32,6 +37,7 @@ class Event:
     target: str = ""                 # input, button or fault name
     value: bool = True
     index: int = 0                   # position in the file, for messages and stable ordering
+    duration_s: float = 0.0          # stall: how late the controller's loop is
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +72,7 @@ class Scenario:
     source: str = ""
     start_angle_deg: float | None = None  # None = at upright
     program: tuple[tuple[float, float], ...] = ()  # session steps (target_deg, hold_s); () = the config's
+    timing: Timing = IDEAL           # real-time imperfections ([timing]); IDEAL = 10 ms lockstep ticks
 
 
 def _number(value: Any) -> bool:
@@ -86,7 +93,7 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
     def bad(key: str, reason: str) -> None:
         problems.append(Problem(source, key, reason))
 
-    known_tables = {"scenario", "user", "config", "events", "expect", "program"}
+    known_tables = {"scenario", "user", "config", "events", "expect", "program", "timing"}
     for table in data:
         if table not in known_tables:
             bad(table, f"unknown table (known: {', '.join(sorted(known_tables))})")
@@ -197,6 +204,14 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
                 bad(f"{where}.value", f"must be true (restore) or false (cut), got {value!r}")
             else:
                 events.append(Event(float(at), "power", "", value, i))
+        elif do == "stall":
+            allowed |= {"duration_s"}
+            d = ev.get("duration_s")
+            if not _number(d) or not 0.0 < d <= MAX_STALL_S:
+                bad(f"{where}.duration_s", f"must be a number in (0, {MAX_STALL_S:g}] (seconds the control "
+                    f"loop is late), got {d!r}")
+            else:
+                events.append(Event(float(at), "stall", "", True, i, float(d)))
         for key in ev:
             if key not in allowed:
                 bad(f"{where}.{key}", f"unknown key for do = {do!r} (known: {', '.join(sorted(allowed))})")
@@ -238,6 +253,8 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
                 else:
                     steps.append((float(step[0]), float(step[1])))
 
+    timing = _timing(table("timing"), bad)
+
     if problems:
         raise InputError(problems)
     assert config is not None
@@ -245,4 +262,32 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
     return Scenario(name=name, duration_s=float(duration), seed=seed, mass_kg=float(mass),
                     height_cm=float(height), config=config, events=tuple(events),
                     expect=Expect(**expect_kwargs), source=source,
-                    start_angle_deg=None if start_angle is None else float(start_angle), program=tuple(steps))
+                    start_angle_deg=None if start_angle is None else float(start_angle), program=tuple(steps),
+                    timing=timing)
+
+
+def _timing(body: dict[str, Any], bad: Any) -> Timing:
+    """``[timing]`` -> ``Timing``; every bad key or value reported through ``bad`` (exit 2)."""
+    kwargs: dict[str, Any] = {}
+    allowed = set(TIMING_BOUNDS) | {"board_clock"}
+    for key, value in body.items():
+        where = f"timing.{key}"
+        if key not in allowed:
+            bad(where, f"unknown key (known: {', '.join(sorted(allowed))})")
+        elif key == "board_clock":
+            if value not in BOARD_CLOCKS:
+                bad(where, f"must be one of {', '.join(repr(c) for c in BOARD_CLOCKS)}, got {value!r}")
+            else:
+                kwargs[key] = value
+        else:
+            lo, hi = TIMING_BOUNDS[key]
+            if key == "current_lag_ticks":
+                if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+                    bad(where, f"must be an integer in {lo} .. {hi} (control ticks), got {value!r}")
+                else:
+                    kwargs[key] = value
+            elif not _number(value) or not lo <= value <= hi:
+                bad(where, f"must be a number in {lo:g} .. {hi:g} (milliseconds), got {value!r}")
+            else:
+                kwargs[key] = float(value)
+    return Timing(**kwargs) if kwargs else IDEAL

@@ -15,7 +15,9 @@ a real table:
 """
 from __future__ import annotations
 
+import math
 import random
+from collections import deque
 from dataclasses import dataclass
 
 from hal.interfaces import BUTTONS, Inputs, Outputs
@@ -61,6 +63,10 @@ class SimTable:
         self._stuck: dict[str, float] = {}
         self._fault_t: dict[str, float] = {}
         self._runaway_dir = 1.0
+        # [timing] current_lag_ticks: the current sensor's path (filter, ADC pipeline) lags the
+        # motor by this many reads (control ticks) on top of the one tick a command needs.
+        self.current_lag_ticks = 0
+        self._currents: deque[float] = deque()
 
     # ----- the world side (scenario events) -----------------------------------------
     def press(self, button: str) -> None:
@@ -105,6 +111,11 @@ class SimTable:
         self.powered = on
 
     @property
+    def heartbeat_age_s(self) -> float:
+        """How long since the controller last toggled its heartbeat output."""
+        return self.t - self._last_toggle_t
+
+    @property
     def deadman_ok(self) -> bool:
         """The charge pump holds its output while the heartbeat toggled recently."""
         return self.t - self._last_toggle_t <= DEADMAN_S
@@ -136,6 +147,29 @@ class SimTable:
         self.physics.advance(duration, self.physics_dt, self.applied_cmd,
                              self.motor_enabled, self.brake_engaged)
         self.t += duration
+
+    def advance_to(self, t_end: float, chunk_s: float = 0.01) -> None:
+        """Move the world to ``t_end`` (an instant off the 10 ms grid: a late tick) in steps of
+        at most ``physics_dt``; the wiring (dead-man, brake, enable) is re-evaluated at least
+        every ``chunk_s``, as with the ideal 10 ms advance, so a stalled loop loses its drive
+        within 10 ms of the dead-man's timeout."""
+        while t_end - self.t > 1e-9:
+            chunk = min(t_end - self.t, chunk_s)
+            n = max(1, math.ceil(chunk / self.physics_dt - 1e-9))
+            self.physics.advance(chunk, chunk / n, self.applied_cmd, self.motor_enabled, self.brake_engaged)
+            self.t += chunk
+
+    def _sensed_current(self) -> float:
+        """The current the controller reads: the physics' current ``current_lag_ticks`` reads ago."""
+        current = self.physics.current
+        lag = self.current_lag_ticks
+        if not lag:
+            return current
+        history = self._currents
+        history.append(current)
+        while len(history) > lag + 1:
+            history.popleft()
+        return history[0]
 
     # ----- the HAL side ---------------------------------------------------------------
     def _sample(self, model: SensorModel) -> float:
@@ -175,7 +209,7 @@ class SimTable:
             estop_pressed=self.estop_circuit_open,
             ankle_locked=self.ankle_lock_closed and "ankle_sensor_wire_break" not in faults,
             buttons=frozenset(held),
-            motor_current_a=self.physics.current,
+            motor_current_a=self._sensed_current(),
             # A wire break opens one channel of the two; a real press or unlock opens both.
             estop_discrepancy="estop_wire_break" in faults,
             ankle_discrepancy="ankle_sensor_wire_break" in faults,
