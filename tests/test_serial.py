@@ -12,38 +12,38 @@ from hal.interfaces import Outputs
 from hal.serial.backend import LINK_TIMEOUT_S, PINGS_UNANSWERED, PING_EVERY, SerialTable
 from sim.runner import run_scenario
 from sim.scenario import scenario_from_dict
-from sim.serial_world import VirtualBoard, Wire
+from sim.serial_world import SerialMockHal, VirtualBoard, Wire
+from sim.timing import IDEAL, Timing
 from sim.table import SimTable
 
 HOLDING = Outputs(motor_cmd=0.0, brake=True, alarm=False, heartbeat=False, motor_power=True)
 
 
 class Rig:
-    """One table, one board on a wire, one host; ``tick`` is one lockstep 10 ms."""
+    """One table, one board on a wire, one host; ``tick`` is one lockstep 10 ms, exactly as
+    the runner ticks the serial backend."""
 
-    def __init__(self, opener=None) -> None:  # noqa: ANN001
+    def __init__(self, opener=None, timing: Timing = IDEAL, cfg: Config | None = None) -> None:  # noqa: ANN001
         self.t = 0.0
         self.table = SimTable(angle_deg=-80.0, upright_deg=-80.0)
         self.table.ankle_lock_closed = True
         self.wire = Wire()
-        self.board = VirtualBoard(self.table, Config(), self.wire, 0.0)
-        kw = {"opener": opener} if opener else {}
-        self.host = SerialTable(self.wire.path, clock=lambda: self.t, status_wait_s=5.0,
-                                blocking_handshake=False, **kw)
-        self.board.loop.receive(0)
+        self.cfg = cfg or Config()
+        self.board = VirtualBoard(self.table, self.cfg, self.wire, 0.0, timing=timing)
+        self.mock = SerialMockHal(self.board, self.wire, lambda: self.t, opener=opener)
+        self.host = self.mock.hal
 
     def tick(self, out: Outputs = HOLDING):  # noqa: ANN201
         self.board.before(self.t)
-        self.host.status_wait_s = 0.0 if self.board.link_cut else 5.0
-        inputs = self.host.read()
-        self.host.write(out)
+        inputs = self.mock.read()
+        self.mock.write(out)
         self.board.after(self.t)
         self.table.advance(0.01)
         self.t += 0.01
         return inputs
 
     def close(self) -> None:
-        self.host.close()
+        self.mock.close()
         self.wire.close()
 
 
@@ -97,7 +97,6 @@ def test_a_port_that_fails_to_open_is_retried_with_a_new_handshake() -> None:
         assert not r.tick().link_ok and r.host.last_error.startswith("SerialException")
         for _ in range(120):  # 1.2 s: the host reopens after 1 s and says HELLO again
             inp = r.tick()
-            r.board.loop.receive(r.board.ms(r.t))
         assert calls["n"] == 2 and r.host.board_info is not None and inp.link_ok
     finally:
         r.close()
