@@ -98,6 +98,7 @@ class Board:
         self.load_duty = 0.0     # the duty that last held the table still under the host: the load
         self.follower = None
         self.return_deadline_ms = 0
+        self.torque_first = False  # a return from the brake: holding duty first, then release
         self.reason = ""
         self.sample = Sensors()
 
@@ -195,6 +196,7 @@ class Board:
         # last held the table (the user's weight), so releasing the brake does not drop them.
         held = self.brake or self.duty == 0.0
         self.follower.integ = self.load_duty if held else self.duty - self.follower.ff * self.ramp.vel
+        self.torque_first = held
         distance = abs(self.angle - lim.upright_deg)
         allow_s = distance / (RETURN_PLAN_FRACTION * lim.emergency_speed_dps) * 1.5 + 5.0
         self.return_deadline_ms = ticks_add(now_ms, int(1000 * allow_s))
@@ -261,10 +263,13 @@ class Board:
         if st in (P.ST_HOST, P.ST_RETURN) and abs(self.speed) > lim.emergency_speed_dps + lim.overspeed_margin_dps:
             self._hold("overspeed %.1f deg/s" % self.speed)
         if self.state == P.ST_RETURN:
-            if estop:
-                self._hold("e-stop during the return: release it, then press RETURN or hold UP", True)
-            elif self.resume_by == BTN_UP and not sample.buttons & BTN_UP:
-                self._hold("return paused: UP released; press RETURN or hold UP", True)
+            if estop or (self.resume_by == BTN_UP and not sample.buttons & BTN_UP):
+                if not self.torque_first:
+                    self.load_duty = self.follower.integ  # what carried the user here: the resume starts from it
+                if estop:
+                    self._hold("e-stop during the return: release it, then press RETURN or hold UP", True)
+                else:
+                    self._hold("return paused: UP released; press RETURN or hold UP", True)
             elif self.angle is None or not self.trusted:
                 self._hold("sensors lost during the return")
             elif ticks_diff(now_ms, self.return_deadline_ms) > 0:
@@ -281,6 +286,15 @@ class Board:
             self.alarm = bool(flags & P.FLAG_ALARM)
             if not self.brake and self.relay and abs(self.speed) < 0.5:
                 self.load_duty = self.duty
+        elif st == P.ST_RETURN and self.torque_first:
+            # Starting from the brake: build the holding duty first, then release, so the
+            # user's weight is carried when the brake lets go (no sag, no catch-up surge).
+            hold = self.follower.integ
+            self.duty = clip_envelope(slew(self.duty, hold, dt, lim.duty_slew_per_s), sample.primary,
+                                      sample.secondary, lim)
+            self.brake, self.relay, self.alarm = True, True, True
+            if abs(self.duty - hold) < 1e-6:
+                self.torque_first = False
         elif st == P.ST_RETURN:
             ramp = self.ramp
             if abs(ramp.pos - self.angle) < MAX_LEAD_DEG or ramp.done:
