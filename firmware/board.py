@@ -122,7 +122,8 @@ class Board:
             self.host_nonce = session
             self.session = True
             self.last_seq = seq
-            self.deadman.heard(now_ms)
+            # Not "heard": a host that only greets (it refused our limits, or never gets our
+            # answers) is not in charge, and must not keep the board from returning alone.
             lim = self.lim
             return [self._frame(P.HELLO_ACK, P.PROTO_VERSION, P.FW_VERSION[0], P.FW_VERSION[1],
                                 int(round(lim.upright_deg * 100)), int(round(lim.max_angle_deg * 100)),

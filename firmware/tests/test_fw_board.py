@@ -322,3 +322,14 @@ def test_holds_for_unsafe_motion_are_not_resumed_by_buttons():
     assert b.state == P.ST_HOLD and not b.resumable
     b.step(70, Sensors(primary=30.0, secondary=25.0, buttons=RETURN_BTN))
     assert b.state == P.ST_HOLD
+
+
+def test_a_host_that_only_greets_does_not_keep_the_board_from_returning_alone():
+    """A host that refused the board (or never gets its answers) sends HELLOs, never
+    commands: off upright, the board still returns the user after its host timeout."""
+    b = Board(0)
+    for t in range(0, 400, 10):
+        if t % 100 == 0:
+            hello(b, (t // 100 + 1) & 0xFF, t)
+        b.step(t, at(40.0))
+    assert b.state == P.ST_RETURN and b.reason == "no host"

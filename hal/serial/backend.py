@@ -20,9 +20,9 @@ replay, a forged frame far ahead, a frame of an older session) is dropped withou
 refreshing link health. A board that lost the session (reset: its frames carry another
 session word) or a link that stayed stale is greeted again with a new HELLO.
 
-One write that times out is a late tick, not a lost link: the frame is lost (the next
-tick's supersedes it, its validity bounds the cost); only ``WRITE_TIMEOUTS_LOST`` in a row
-drop the port.
+Writes never block (``write_timeout=0``): one that cannot go out whole is a late tick, not
+a lost link: that frame is lost (the next tick's supersedes it, its validity bounds the
+cost); only ``WRITE_TIMEOUTS_LOST`` in a row drop the port.
 
 Threads: a reader thread only turns bytes into frames and queues them; ``read()`` (the
 control thread) consumes them. pyserial runs with ``timeout`` set (never None: that
@@ -134,7 +134,10 @@ class SerialTable:
         self.board_info = None
         self._token = None
         try:
-            self._port = self._opener(self.url, baudrate=self.baudrate, timeout=0.02, write_timeout=0.1)
+            # write_timeout=0: a write never blocks the control loop, and says how much went
+            # out. (With a timeout, pyserial raises SerialTimeoutException when the thread
+            # was merely descheduled past it, after writing the whole frame.)
+            self._port = self._opener(self.url, baudrate=self.baudrate, timeout=0.02, write_timeout=0)
         except Exception as exc:  # noqa: BLE001 - any open failure is a lost link, retried later
             self._port = None
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -180,20 +183,25 @@ class SerialTable:
         frame = P.pack_s(self._tx_seq, mtype, self._token if session is None else session, *values)
         if self._port is not None:
             try:
-                self._port.write(frame)
+                n = self._port.write(frame)
             except self._timeout_exc:
-                # A slow write is a late tick: this frame is lost, the next supersedes it.
-                self.write_timeouts += 1
-                self._timeouts_in_row += 1
-                if self._timeouts_in_row >= WRITE_TIMEOUTS_LOST:
-                    self.last_error = f"{self._timeouts_in_row} serial writes timed out in a row"
-                    self._drop_port()
+                n = 0  # nothing went out (the driver's buffer is full)
             except Exception as exc:  # noqa: BLE001
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._drop_port()
+                return self._tx_seq
+            n = len(frame) if n is None else n
+            self.tx_bytes += n
+            if n < len(frame):
+                # A slow write is a late tick: this frame is lost (a cut one is dropped by the
+                # board's decoder), the next supersedes it and its validity bounds the cost.
+                self.write_timeouts += 1
+                self._timeouts_in_row += 1
+                if self._timeouts_in_row >= WRITE_TIMEOUTS_LOST:
+                    self.last_error = f"{self._timeouts_in_row} serial writes in a row did not go out"
+                    self._drop_port()
             else:
                 self._timeouts_in_row = 0
-                self.tx_bytes += len(frame)
         return self._tx_seq
 
     def _hello(self) -> None:
