@@ -31,6 +31,7 @@ all work.
 """
 from __future__ import annotations
 
+import logging
 import os
 import queue
 import threading
@@ -40,6 +41,8 @@ from typing import Any, Callable
 
 from firmware import protocol as P
 from hal.interfaces import Inputs, Outputs
+
+_log = logging.getLogger("invtable.serial")  # refusals and resets reach the service's stderr
 
 LINK_TIMEOUT_S = 0.3
 PING_EVERY = 10            # writes (0.1 s at 100 Hz)
@@ -278,6 +281,7 @@ class SerialTable:
             self.refused = (f"the board refused protocol version {P.PROTO_VERSION}: "
                             "it runs firmware of another protocol version")
             self.last_error = self.refused
+            _log.error("%s: %s (nothing will be commanded)", self.url, self.refused)
             return
         if self._token is None or not P.seq_within(seq, self._rx_seq, RX_WINDOW):
             self.dropped_frames += 1  # far ahead, replayed or before the handshake: not heard
@@ -305,11 +309,13 @@ class SerialTable:
         if problems:
             self.refused = "board refused: " + "; ".join(problems)
             self.last_error = self.refused
+            _log.error("%s: %s (nothing will be commanded)", self.url, self.refused)
             return
         boot_id = values[9]
         if self.boot_id is not None and boot_id != self.boot_id:
             self.board_resets += 1
             self.last_error = f"the board reset (boot id {self.boot_id} -> {boot_id}); new session"
+            _log.warning("%s: %s", self.url, self.last_error)
         self.boot_id = boot_id
         self._token = values[10]
         self._rx_seq = seq
