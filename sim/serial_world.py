@@ -268,11 +268,24 @@ class VirtualBoard:
             self._pull_outputs()
 
     def take_host_bytes(self, t: float) -> None:
-        """A host just opened the port and greeted: in lockstep the board answers at once."""
+        """A host process just opened the port and greeted. As the real service's blocking
+        handshake before its loop starts (hal/serial SerialTable with blocking_handshake),
+        this takes no simulated time: the board answers the HELLO and reports one STATUS at
+        once, whatever the link latency or the board's clock, so the controller's first
+        tick has telemetry."""
         self.now_us = _us(t)
         self._intake()
-        if not self.own_clock:
+        if not self.own_clock and not self.latency_us:
+            self.loop.receive(self.ms(t))  # ideal lockstep: before() reports next
+            return
+        self.inbound = deque((self.now_us, data) for _, data in self.inbound)
+        latency, self.latency_us = self.latency_us, 0
+        try:
+            self._push_sensors()
             self.loop.receive(self.ms(t))
+            self.loop.report(self.ms(t))
+        finally:
+            self.latency_us = latency
 
     def _own_step(self, at_us: int) -> None:
         """One step of the board's own loop (firmware/main.py's order: receive, report, control)."""
