@@ -104,7 +104,7 @@ class SerialTable:
         self.dropped_frames = 0            # valid frames not accepted (other session, out of window)
         self.write_timeouts = 0
         self._timeouts_in_row = 0
-        self.tx_bytes = 0                  # bytes written whole (the simulator's lockstep counts them)
+        self.tx_bytes = 0                  # bytes that went out (the simulator's lockstep counts them)
         self.rx_bytes = 0                  # bytes read and queued as frames
         self._rx_cond = threading.Condition()
         self.baudrate = baudrate
