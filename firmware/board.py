@@ -7,6 +7,17 @@ SET_OUTPUTS within the board's envelope and slew limit) -> on host silence or a 
 command: RETURN (upright alone on the emergency profile) -> SHUTDOWN (latched, brake on,
 supply open, until CLEAR). HOLD (latched, alarm) when acting alone is not safe: the
 sensors disagree or give no reading, overspeed, the e-stop, or a return that times out.
+
+An e-stop during the board's own return holds on the brake, but not for good: once the
+e-stop is released, a RETURN press or a held UP seen on the board's own pendant inputs
+resumes the return (UP as hold-to-run: releasing it pauses again). Releasing the e-stop
+alone never restarts motion, and a button already held through the release does not
+count: it must be pressed after it.
+
+Sessions (protocol v2): HELLO carries the host's nonce; the board answers with a fresh
+session token (from its boot id and a HELLO counter) that every later host frame must
+carry, and echoes the nonce in every frame it sends. A replayed old HELLO opens a new
+session with a new token, so the old frames that follow it are refused (NAK_SESSION).
 """
 try:
     from firmware import protocol as P
@@ -43,12 +54,29 @@ class Sensors:
         self.buttons = buttons   # bit i set: protocol.BUTTONS[i] held
 
 
+BTN_UP = 1 << 2              # protocol.BUTTONS order: start, stop, up, down, return
+BTN_RETURN = 1 << 4
+
+
+def session_token(boot_id, n):
+    """The n-th session token of a boot: never 0, and not repeated within 65536 HELLOs."""
+    t = (boot_id * 251 + n * 40503 + 1) & 0xFFFF
+    return t or 1
+
+
 class Board:
-    def __init__(self, now_ms, limits=None):
+    def __init__(self, now_ms, limits=None, boot_id=0):
         self.lim = limits or Limits()
         self.state = P.ST_WAIT
         self.last_ms = now_ms
         self.session = False
+        self.boot_id = boot_id & 0xFFFF
+        self.hellos = 0
+        self.token = 0           # this session's token (0: none)
+        self.host_nonce = 0      # echoed in every frame sent
+        self.resumable = False   # held by an e-stop during the return: RETURN/UP resume it
+        self.resume_by = 0       # BTN_RETURN (latched) or BTN_UP (hold-to-run) while resumed
+        self.prev_buttons = 0
         self.last_seq = 0
         self.tx_seq = 0
         self.deadman = Deadman(now_ms, self.lim)
@@ -70,32 +98,41 @@ class Board:
         self.load_duty = 0.0     # the duty that last held the table still under the host: the load
         self.follower = None
         self.return_deadline_ms = 0
+        self.torque_first = False  # a return from the brake: holding duty first, then release
         self.reason = ""
         self.sample = Sensors()
 
     # ------------------------------------------------------------------ frames
     def _frame(self, mtype, *values):
         self.tx_seq = (self.tx_seq + 1) & 0xFF
-        return P.pack(self.tx_seq, mtype, *values)
+        return P.pack_s(self.tx_seq, mtype, self.host_nonce, *values)
 
     def on_frame(self, seq, mtype, payload, now_ms):
         """Handle one verified frame from the host; returns the reply frames (bytes)."""
         values = P.unpack(mtype, payload)
+        session = P.session_of(payload)
         if mtype == P.HELLO:
-            if values is None:
-                return [self._frame(P.NAK, seq, P.NAK_BAD_PAYLOAD)]
-            if values[0] != P.PROTO_VERSION:
-                return [self._frame(P.NAK, seq, P.NAK_VERSION)]
+            if values is None or values[0] != P.PROTO_VERSION:
+                # Another layout or another number: another protocol version. Answered in
+                # the caller's session so it can tell why; nothing else changes.
+                self.tx_seq = (self.tx_seq + 1) & 0xFF
+                return [P.pack_s(self.tx_seq, P.NAK, session or 0, seq, P.NAK_VERSION)]
+            self.hellos += 1
+            self.token = session_token(self.boot_id, self.hellos)
+            self.host_nonce = session
             self.session = True
             self.last_seq = seq
-            self.deadman.heard(now_ms)
+            # Not "heard": a host that only greets (it refused our limits, or never gets our
+            # answers) is not in charge, and must not keep the board from returning alone.
             lim = self.lim
             return [self._frame(P.HELLO_ACK, P.PROTO_VERSION, P.FW_VERSION[0], P.FW_VERSION[1],
                                 int(round(lim.upright_deg * 100)), int(round(lim.max_angle_deg * 100)),
                                 int(round(lim.emergency_speed_dps * 100)), int(round(lim.emergency_accel_dps2 * 100)),
-                                lim.host_timeout_ms, lim.max_validity_ms)]
+                                lim.host_timeout_ms, lim.max_validity_ms, self.boot_id, self.token)]
         if not self.session:
             return [self._frame(P.NAK, seq, P.NAK_NO_HELLO)]
+        if session != self.token:
+            return [self._frame(P.NAK, seq, P.NAK_SESSION)]  # another session's frame: not heard
         if seq == self.last_seq:
             return [self._frame(P.ACK, seq)]  # a retransmission: acknowledged, not executed again
         if not P.seq_newer(seq, self.last_seq):
@@ -143,6 +180,8 @@ class Board:
     # ------------------------------------------------------------------ control
     def _start_return(self, now_ms, why):
         self.reason = why
+        self.resumable = False
+        self.resume_by = 0
         lim = self.lim
         if self.angle is None or not self.trusted:
             self._hold("cannot return alone: " + ("no angle" if self.angle is None else "sensors disagree"))
@@ -158,13 +197,29 @@ class Board:
         # last held the table (the user's weight), so releasing the brake does not drop them.
         held = self.brake or self.duty == 0.0
         self.follower.integ = self.load_duty if held else self.duty - self.follower.ff * self.ramp.vel
+        self.torque_first = held
         distance = abs(self.angle - lim.upright_deg)
         allow_s = distance / (RETURN_PLAN_FRACTION * lim.emergency_speed_dps) * 1.5 + 5.0
         self.return_deadline_ms = ticks_add(now_ms, int(1000 * allow_s))
 
-    def _hold(self, why):
+    def _hold(self, why, resumable=False):
         self.state = P.ST_HOLD
         self.reason = why
+        self.resumable = resumable
+        self.resume_by = 0
+
+    def _resume_on_pendant(self, now_ms, buttons, estop):
+        """An e-stop held the board's own return; released, a fresh RETURN press resumes it
+        (latched), a fresh UP press resumes it while UP stays held. Presses must begin after
+        the release: a button held through it, or the release alone, moves nothing."""
+        pressed = buttons & ~self.prev_buttons
+        if estop or not (pressed & (BTN_RETURN | BTN_UP)):
+            return
+        by = BTN_RETURN if pressed & BTN_RETURN else BTN_UP
+        self._start_return(now_ms, "resumed by " + ("RETURN" if by == BTN_RETURN else "UP held"))
+        if self.state == P.ST_RETURN:
+            self.resumable = True
+            self.resume_by = by
 
     def _track_speed(self, now_ms):
         """Speed over the last SPEED_WINDOW samples (a difference over 10 ms is all noise)."""
@@ -203,12 +258,19 @@ class Board:
             silent = ticks_diff(now_ms, self.deadman.last_host_ms) >= lim.host_timeout_ms
             if silent and not upright:  # powered up (or the host vanished) with the user off upright
                 self._start_return(now_ms, "no host")
+        elif st == P.ST_HOLD and self.resumable:
+            self._resume_on_pendant(now_ms, sample.buttons, estop)
         st = self.state
         if st in (P.ST_HOST, P.ST_RETURN) and abs(self.speed) > lim.emergency_speed_dps + lim.overspeed_margin_dps:
             self._hold("overspeed %.1f deg/s" % self.speed)
         if self.state == P.ST_RETURN:
-            if estop:
-                self._hold("e-stop during the return")
+            if estop or (self.resume_by == BTN_UP and not sample.buttons & BTN_UP):
+                if not self.torque_first:
+                    self.load_duty = self.follower.integ  # what carried the user here: the resume starts from it
+                if estop:
+                    self._hold("e-stop during the return: release it, then press RETURN or hold UP", True)
+                else:
+                    self._hold("return paused: UP released; press RETURN or hold UP", True)
             elif self.angle is None or not self.trusted:
                 self._hold("sensors lost during the return")
             elif ticks_diff(now_ms, self.return_deadline_ms) > 0:
@@ -225,6 +287,15 @@ class Board:
             self.alarm = bool(flags & P.FLAG_ALARM)
             if not self.brake and self.relay and abs(self.speed) < 0.5:
                 self.load_duty = self.duty
+        elif st == P.ST_RETURN and self.torque_first:
+            # Starting from the brake: build the holding duty first, then release, so the
+            # user's weight is carried when the brake lets go (no sag, no catch-up surge).
+            hold = self.follower.integ
+            self.duty = clip_envelope(slew(self.duty, hold, dt, lim.duty_slew_per_s), sample.primary,
+                                      sample.secondary, lim)
+            self.brake, self.relay, self.alarm = True, True, True
+            if abs(self.duty - hold) < 1e-6:
+                self.torque_first = False
         elif st == P.ST_RETURN:
             ramp = self.ramp
             if abs(ramp.pos - self.angle) < MAX_LEAD_DEG or ramp.done:
@@ -239,5 +310,6 @@ class Board:
         else:  # WAIT, SHUTDOWN, HOLD: brake on, supply open
             self.duty, self.brake, self.relay = 0.0, True, False
             self.alarm = st == P.ST_HOLD or (st == P.ST_SHUTDOWN and self.reason != "")
+        self.prev_buttons = sample.buttons
         self.heartbeat = not self.heartbeat  # the charge pump follows the board's own loop
         return self.duty, self.brake, self.relay, self.alarm, self.heartbeat

@@ -136,9 +136,20 @@ def run(io, board, clock_ms, wdt=None, iterations=None):
         n += 1
 
 
+def boot_id():
+    """A random 16-bit id per boot (the RP2040's ring oscillator through os.urandom): it
+    seeds the session tokens, so a reset board never reissues the tokens of before."""
+    try:
+        import os
+        b = os.urandom(2)
+        return (b[0] << 8) | b[1]
+    except Exception:  # noqa: BLE001 - a port without urandom: the microsecond counter
+        return time.ticks_us() & 0xFFFF
+
+
 def main():
     io = BoardIO()
-    board = Board(time.ticks_ms())
+    board = Board(time.ticks_ms(), boot_id=boot_id())
     wdt = machine.WDT(timeout=WDT_MS)
     run(io, board, time.ticks_ms, wdt)
 

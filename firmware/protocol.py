@@ -5,16 +5,22 @@ Frame: SYNC(0x7E) LEN SEQ TYPE PAYLOAD[LEN] CRC16-CCITT(hi, lo); the CRC (polyno
 0x1021, initial 0xFFFF, no reflection) covers LEN, SEQ, TYPE and PAYLOAD. LEN is at most
 MAX_PAYLOAD. The decoder resynchronises on the next SYNC after any bad byte, and never
 raises on any input. docs/protocol.md has the message table.
+
+Version 2: every payload starts with a 16-bit SESSION word, so a frame of one session is
+never taken for a frame of another (a replayed HELLO, a board that reset): the host's
+frames carry the board's session token (from HELLO_ACK; HELLO carries the host's nonce
+instead), the board's frames echo the host's nonce. ``FORMATS`` lists the fields after it.
 """
 import struct
 
 SYNC = 0x7E
 MAX_PAYLOAD = 40
-PROTO_VERSION = 1
-FW_VERSION = (1, 0)
+PROTO_VERSION = 2
+FW_VERSION = (2, 0)
+SESSION_FMT = ">H"      # the session word that starts every payload
 
 # Host -> board
-HELLO = 0x01        # B proto_version
+HELLO = 0x01        # B proto_version (the session word is the host's nonce)
 SET_OUTPUTS = 0x02  # h duty_milli, B flags (bit0 brake, bit1 alarm, bit2 motor_power), H validity_ms
 PING = 0x03         # (empty)
 CLEAR = 0x04        # (empty): leave a latched shutdown
@@ -32,8 +38,8 @@ FORMATS = {
     ACK: ">B",
     NAK: ">BB",
     # proto, fw major, fw minor, upright cdeg, max angle cdeg, emergency speed cdps,
-    # emergency accel cdps2, host timeout ms, max validity ms
-    HELLO_ACK: ">BBBhhHHHH",
+    # emergency accel cdps2, host timeout ms, max validity ms, boot id, session token
+    HELLO_ACK: ">BBBhhHHHHHH",
     # board ms (low 16 bits), primary cdeg, secondary cdeg (NO_READING = none), current cA,
     # input bits, board state, applied duty milli, output bits, last host seq accepted
     STATUS: ">HhhHHBhBB",
@@ -47,6 +53,7 @@ NAK_STALE_SEQ = 3
 NAK_SHUTDOWN = 4
 NAK_NO_HELLO = 5
 NAK_VERSION = 6
+NAK_SESSION = 7     # the frame's session word is not this board's current session token
 
 # STATUS input bits
 IN_UPRIGHT = 1
@@ -104,21 +111,38 @@ def encode(seq, mtype, payload=b""):
     return bytes((SYNC,)) + body + bytes((crc >> 8, crc & 0xFF))
 
 
+def pack_s(seq, mtype, session, *values):
+    """Encode a message of a known type: the session word, then its field values."""
+    fmt = FORMATS[mtype]
+    body = struct.pack(SESSION_FMT, session & 0xFFFF)
+    if fmt:
+        body += struct.pack(fmt, *values)
+    return encode(seq, mtype, body)
+
+
 def pack(seq, mtype, *values):
-    """Encode a message of a known type from its field values."""
-    return encode(seq, mtype, struct.pack(FORMATS[mtype], *values) if FORMATS[mtype] else b"")
+    """``pack_s`` with session 0 (no session: what a board without a host sends)."""
+    return pack_s(seq, mtype, 0, *values)
+
+
+def session_of(payload):
+    """The session word of a payload, or None when it is too short to have one."""
+    if len(payload) < 2:
+        return None
+    return (payload[0] << 8) | payload[1]
 
 
 def unpack(mtype, payload):
-    """The field values of a payload, or None when the type is unknown or the size wrong."""
+    """The field values after the session word, or None when the type is unknown or the
+    size wrong."""
     fmt = FORMATS.get(mtype)
-    if fmt is None:
+    if fmt is None or len(payload) < 2:
         return None
     if not fmt:
-        return () if len(payload) == 0 else None
-    if len(payload) != struct.calcsize(fmt):
+        return () if len(payload) == 2 else None
+    if len(payload) != 2 + struct.calcsize(fmt):
         return None
-    return struct.unpack(fmt, payload)
+    return struct.unpack(fmt, payload[2:])
 
 
 class Decoder:
@@ -193,3 +217,10 @@ def seq_newer(seq, last):
     """True when ``seq`` comes after ``last`` (mod 256, within half the space)."""
     d = (seq - last) & 0xFF
     return 0 < d < 128
+
+
+def seq_within(seq, last, window):
+    """True when ``seq`` is 1 .. ``window`` after ``last`` (mod 256): a frame far ahead is
+    not a newer frame but a forged, replayed or misrouted one."""
+    d = (seq - last) & 0xFF
+    return 0 < d <= window

@@ -2,7 +2,9 @@
 unchanged, with the simulator behind the pins and a pseudo-terminal behind the UART.
 
 Only what firmware/main.py uses: Pin (in/out, pull-up), PWM (freq, duty_u16), ADC
-(read_u16), UART (non-blocking read, write) and WDT (feed). The ``World`` instance the
+(read_u16), UART (non-blocking read, write) and WDT (feed). The UART reads and writes the
+pseudo-terminal directly, or, when the world has a ``uart_hook`` (the virtual motion
+board's link model: lockstep byte counts, latency, the cut), goes through it. The ``World`` instance the
 virtual motion board sets as ``current`` decides what inputs read and records outputs.
 """
 from __future__ import annotations
@@ -19,7 +21,9 @@ class World:
         self.adc_u16: dict[int, int] = {}
         self.uart_fd: int | None = None
         self.uart_cut = False                # link_loss: bytes in both directions are lost
+        self.uart_hook: Any = None           # the virtual board's link model (uart_read/uart_write)
         self.wdt_feeds = 0
+        self.uart_tx_bytes = 0               # written to uart_fd (tests wait for exactly these)
 
 
 current = World()
@@ -80,6 +84,8 @@ class UART:
         self.fd = current.uart_fd
 
     def read(self, n: int = -1) -> bytes | None:
+        if self.world.uart_hook is not None:
+            return self.world.uart_hook.uart_read()
         try:
             data = os.read(self.fd, 4096)
         except BlockingIOError:
@@ -89,12 +95,16 @@ class UART:
         return data or None
 
     def write(self, data: bytes) -> int:
+        if self.world.uart_hook is not None:
+            self.world.uart_hook.uart_write(bytes(data))
+            return len(data)
         if self.world.uart_cut:
             return len(data)  # into a cut wire
         view = memoryview(data)
         while view:
             n = os.write(self.fd, view)
             view = view[n:]
+            self.world.uart_tx_bytes += n
         return len(data)
 
 

@@ -3,45 +3,136 @@ board running the firmware (firmware/main.py's BoardIO and Loop, firmware/board.
 CPython on the ``machine`` shim, with the simulator's physics behind its pins and the
 simulator's clock as its ticks_ms.
 
-Lockstep, so traces stay deterministic: each 10 ms tick the board samples and sends its
-STATUS (``before``), the host reads it (``SerialMockHal.read`` waits for that frame, not
-for a time), the controller decides and the host sends SET_OUTPUTS, then the board
-receives, steps and drives its pins (``after``), which the simulated wiring applies. The
-board keeps running while the host hangs; ``link_loss`` cuts the bytes both ways.
+Deterministic lockstep, on an idle or a busy machine: every byte that crosses the
+pseudo-terminal is counted (``Wire``). Before the host reads, it waits (bounded in wall
+time, ``WAIT_S``) until its reader thread has queued every byte the board has sent so far;
+before the board steps, it waits until it has taken every byte the host has written so
+far. A pty delivers bytes through a kernel work queue, so "not there yet" is not "not
+sent": waiting for a count, not for a time, is what makes the same scenario give the same
+trace. A host that is hung, powered off or behind a cut link has sent nothing more, so the
+board never waits for it and acts on its own dead-man in simulated time.
+
+Each 10 ms tick (``board_clock = "lockstep"``, the default): the board samples and sends
+its STATUS (``before``), the host reads it, the controller decides, the host sends
+SET_OUTPUTS, then the board takes the host's frames, steps and drives its pins (``after``).
+
+``[timing]`` (sim/timing.py), both deterministic and in simulated time only:
+
+- ``link_latency_ms``: every frame reaches the other side that much later, both ways (a
+  delay queue keyed on simulated time; no real sleeps). Frames the host wrote in tick t
+  reach the board's first step at or after t + latency; the board's frames reach the host's
+  first read at or after their sending time + latency.
+- ``board_clock = "own"``: the board steps on its own 10 ms clock, a seeded whole number of
+  milliseconds (1..9) after the host's: the table's 10 ms physics step is split at that
+  offset, the board samples, takes the frames that have arrived, reports and drives its pins
+  there, and the physics goes on with its new outputs.
+
+``link_loss`` cuts the bytes both ways (``link_cut``).
 """
 from __future__ import annotations
 
-import fcntl
 import os
+import random
+import select
 import sys
+import time
 import tty
-from typing import Callable
+from collections import deque
+from typing import Any, Callable
 
 from controller.config import Config
 from hal.interfaces import Inputs, Outputs
 from sim import machine_shim
 from sim.table import SimTable
+from sim.timing import IDEAL, Timing
 
 sys.modules.setdefault("machine", machine_shim)  # firmware/main.py imports machine
 
 from firmware import main as fw  # noqa: E402
 from firmware.board import Board  # noqa: E402
 from firmware.safety import Limits  # noqa: E402
-from hal.serial.backend import SerialTable  # noqa: E402
+from hal.serial.backend import BoardLimits, SerialTable  # noqa: E402
 
-STATUS_WAIT_S = 5.0  # wall-clock bound on the lockstep wait (a frame takes microseconds)
+WAIT_S = 5.0  # wall-clock bound on a lockstep wait (a frame takes microseconds on an idle machine)
+STATUS_WAIT_S = WAIT_S  # the former name, kept for callers
 
 
 class Wire:
-    """The serial cable: a pseudo-terminal pair; the board holds the master end."""
+    """The serial cable: a pseudo-terminal pair; the board holds the master end. It counts
+    the bytes each side put on it and took off it, across host restarts and board boots."""
 
     def __init__(self) -> None:
         self.master, self.slave = os.openpty()
         tty.setraw(self.master)
         tty.setraw(self.slave)
-        flags = fcntl.fcntl(self.master, fcntl.F_GETFL)
-        fcntl.fcntl(self.master, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+        os.set_blocking(self.master, False)
+        os.set_blocking(self.slave, False)  # only used to drain what no host read
         self.path = os.ttyname(self.slave)
+        self.to_board = 0     # bytes hosts wrote whole
+        self.board_read = 0   # of those, taken by the board side
+        self.to_host = 0      # bytes the board side wrote
+        self.host_read = 0    # of those, read by hosts that have closed, or drained
+        self.boots = 0        # boards built on this wire (each boot gets its own seeded values)
+        self.hosts = 0
+        self.lost_to_host = 0  # bytes the board wrote into a full pty (no host reading)
+        self.late_waits = 0   # lockstep waits that hit WAIT_S (a determinism failure: reported)
+
+    def take_for_board(self, wait_s: float = WAIT_S) -> list[bytes]:
+        """Every byte hosts have written so far, waiting (bounded) for those still in the pty."""
+        chunks: list[bytes] = []
+        deadline: float | None = None
+        while self.board_read < self.to_board:
+            try:
+                data = os.read(self.master, 4096)
+            except (BlockingIOError, InterruptedError):
+                data = b""
+            if data:
+                chunks.append(data)
+                self.board_read += len(data)
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + wait_s
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.late_waits += 1
+                self.board_read = self.to_board  # resynchronise the count; never wait twice
+                break
+            select.select([self.master], [], [], left)
+        return chunks
+
+    def put_for_host(self, data: bytes) -> None:
+        """Board -> host. A full pty (no host has the port open to read it) loses the rest,
+        as a UART with nobody listening does; those bytes are never counted as sent."""
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.master, view)
+            except BlockingIOError:
+                self.lost_to_host += len(view)
+                return
+            view = view[n:]
+            self.to_host += n
+
+    def drain_host_side(self, wait_s: float = WAIT_S) -> None:
+        """Before a host opens the port: take the bytes no host read, so the new host's
+        byte count starts exactly at what the board sends from now on."""
+        deadline: float | None = None
+        while self.host_read < self.to_host:
+            try:
+                data = os.read(self.slave, 4096)
+            except (BlockingIOError, InterruptedError):
+                data = b""
+            if data:
+                self.host_read += len(data)
+                continue
+            if deadline is None:
+                deadline = time.monotonic() + wait_s
+            left = deadline - time.monotonic()
+            if left <= 0:
+                self.late_waits += 1
+                self.host_read = self.to_host
+                break
+            select.select([self.slave], [], [], left)
 
     def close(self) -> None:
         for fd in (self.master, self.slave):
@@ -59,24 +150,80 @@ def _u16(angle: float | None) -> int:
     return max(0, min(65535, int(round(f * 65535))))
 
 
+def _us(t: float) -> int:
+    return int(round(t * 1_000_000))
+
+
 class VirtualBoard:
-    def __init__(self, table: SimTable, cfg: Config, wire: Wire, now_s: float) -> None:
+    """The firmware on the shim, wired to the table; also the link model behind its UART
+    (``uart_read``/``uart_write``): the cut, the latency queues, the lockstep counts."""
+
+    def __init__(self, table: SimTable, cfg: Config, wire: Wire, now_s: float, *,
+                 timing: Timing = IDEAL, seed: int = 0) -> None:
         self.table = table
+        self.cfg = cfg
+        self.wire = wire
+        self.timing = timing
+        self.seed = seed
+        wire.boots += 1
+        rng = random.Random(f"virtual-board/{seed}/{wire.boots}")
+        self.latency_us = int(round(timing.link_latency_ms * 1000))
+        self.own_clock = timing.board_clock == "own"
+        self.offset_us = rng.randint(1, 9) * 1000 if self.own_clock else 0
+        self.now_us = _us(now_s)
+        self.tick_us = self.now_us
+        self.inbound: deque[tuple[int, bytes]] = deque()   # (due, bytes) host -> board
+        self.outbound: deque[tuple[int, bytes]] = deque()  # (due, bytes) board -> host
         self.world = machine_shim.World()
         self.world.uart_fd = wire.master
+        self.world.uart_hook = self
         machine_shim.current = self.world
         self.io = fw.BoardIO()
         lim = Limits(upright_deg=cfg.limits.upright_deg, max_angle_deg=cfg.limits.max_angle_deg,
                      emergency_speed_dps=cfg.motion.emergency_speed_dps,
                      emergency_accel_dps2=cfg.motion.emergency_accel_dps2,
                      no_load_speed_dps=cfg.hardware.motor_no_load_speed_dps)
-        self.board = Board(self.ms(now_s), lim)
+        self.board = Board(self.ms(now_s), lim, boot_id=rng.randrange(1 << 16))
         self.loop = fw.Loop(self.io, self.board)
+        if self.own_clock:
+            table.advance = self._own_advance  # type: ignore[method-assign]  # the split physics step
 
     @staticmethod
     def ms(t: float) -> int:
         return int(round(t * 1000)) % (1 << 30)
 
+    # ------------------------------------------------------------------ the link model
+    def uart_read(self) -> bytes | None:
+        """What has arrived by now (the firmware's UART.read)."""
+        out = b""
+        q = self.inbound
+        while q and q[0][0] <= self.now_us:
+            data = q.popleft()[1]
+            if not self.world.uart_cut:
+                out += data
+        return out or None
+
+    def uart_write(self, data: bytes) -> None:
+        """The firmware's UART.write: on its way, arriving after the latency."""
+        if self.world.uart_cut:
+            return  # into a cut wire
+        self.outbound.append((self.now_us + self.latency_us, data))
+        self._deliver_out()
+
+    def _deliver_out(self) -> None:
+        q = self.outbound
+        while q and q[0][0] <= self.now_us:
+            data = q.popleft()[1]
+            if not self.world.uart_cut:
+                self.wire.put_for_host(data)
+
+    def _intake(self) -> None:
+        """Take every byte the host has written (lockstep), stamped with its arrival time."""
+        for chunk in self.wire.take_for_board():
+            if not self.world.uart_cut:
+                self.inbound.append((self.now_us + self.latency_us, chunk))
+
+    # ------------------------------------------------------------------ pins
     def _push_sensors(self) -> None:
         w, inp = self.world, self.table.read()
         a_open = inp.estop_pressed
@@ -101,17 +248,67 @@ class VirtualBoard:
                                  alarm=bool(w.outputs[fw.BUZZER_PIN]), heartbeat=bool(w.outputs[fw.CHARGE_PUMP_PIN]),
                                  motor_power=bool(w.outputs[fw.RELAY_PIN])))
 
+    # ------------------------------------------------------------------ the runner's calls
     def before(self, t: float) -> None:
-        """Sample and report (the host reads this tick's STATUS next)."""
-        self._push_sensors()
-        self.loop.report(self.ms(t))
+        """Frames due reach the host; in lockstep, sample and report (the host reads next)."""
+        self.now_us = self.tick_us = _us(t)
+        self._deliver_out()
+        if not self.own_clock:
+            self._push_sensors()
+            self.loop.report(self.ms(t))
 
     def after(self, t: float) -> None:
-        """Take the host's frames, step, and drive the pins into the simulated wiring."""
-        now = self.ms(t)
+        """Take the host's frames; in lockstep, step and drive the pins into the wiring."""
+        self.now_us = self.tick_us = _us(t)
+        self._intake()
+        if not self.own_clock:
+            now = self.ms(t)
+            self.loop.receive(now)
+            self.loop.control(now)
+            self._pull_outputs()
+
+    def take_host_bytes(self, t: float) -> None:
+        """A host process just opened the port and greeted. As the real service's blocking
+        handshake before its loop starts (hal/serial SerialTable with blocking_handshake),
+        this takes no simulated time: the board answers the HELLO and reports one STATUS at
+        once, whatever the link latency or the board's clock, so the controller's first
+        tick has telemetry."""
+        self.now_us = _us(t)
+        self._intake()
+        if not self.own_clock and not self.latency_us:
+            self.loop.receive(self.ms(t))  # ideal lockstep: before() reports next
+            return
+        self.inbound = deque((self.now_us, data) for _, data in self.inbound)
+        latency, self.latency_us = self.latency_us, 0
+        try:
+            self._push_sensors()
+            self.loop.receive(self.ms(t))
+            self.loop.report(self.ms(t))
+        finally:
+            self.latency_us = latency
+
+    def _own_step(self, at_us: int) -> None:
+        """One step of the board's own loop (firmware/main.py's order: receive, report, control)."""
+        self.now_us = at_us
+        now = (at_us // 1000) % (1 << 30)
+        self._deliver_out()
+        self._push_sensors()
         self.loop.receive(now)
+        self.loop.report(now)
         self.loop.control(now)
         self._pull_outputs()
+
+    def _own_advance(self, duration: float) -> None:
+        """The table's physics step, split where the board's own clock ticks."""
+        table = self.table
+        plain = type(table).advance
+        d_us = _us(duration)
+        if not table.powered or table.advance != self._own_advance or not 0 < self.offset_us < d_us:
+            plain(table, duration)
+            return
+        plain(table, self.offset_us / 1e6)
+        self._own_step(self.tick_us + self.offset_us)
+        plain(table, (d_us - self.offset_us) / 1e6)
 
     @property
     def link_cut(self) -> bool:
@@ -123,23 +320,63 @@ class VirtualBoard:
 
 
 class SerialMockHal:
-    """The HAL the controller sees: a real ``SerialTable`` on the wire's far end."""
+    """The HAL the controller sees: a real ``SerialTable`` on the wire's far end, checking
+    the board's limits against the scenario's configuration, in byte-counted lockstep."""
 
-    def __init__(self, board: VirtualBoard, wire: Wire, clock: Callable[[], float]) -> None:
+    def __init__(self, board: VirtualBoard, wire: Wire, clock: Callable[[], float], *,
+                 timing: Timing = IDEAL, opener: Callable[..., Any] | None = None) -> None:
+        import serial
         self.board = board
-        self.hal = SerialTable(wire.path, clock=clock, status_wait_s=STATUS_WAIT_S, blocking_handshake=False)
-        self.board.loop.receive(board.ms(clock()))  # the board answers the HELLO at once
+        self.wire = wire
+        self.timing = timing
+        self._opener = opener or serial.serial_for_url
+        self.hal: SerialTable | None = None
+        wire.hosts += 1
+        self._rx_base = self._tx_base = 0
+        rng = random.Random(f"host-nonce/{board.seed}/{wire.hosts}")
+        self.hal = SerialTable(wire.path, clock=clock, blocking_handshake=False, opener=self._open,
+                               expected=BoardLimits.from_config(board.cfg),
+                               nonce_source=lambda: rng.randrange(1, 1 << 16))
+        self._sync()
+        self.board.take_host_bytes(clock())
+
+    def _open(self, url: str, **kw: Any) -> Any:
+        """Open the port at a known byte count: what no host read is drained first, so this
+        host's count starts exactly at what the board sends from now on (pyserial flushes
+        its input at open, which would otherwise race the bytes still in the pty)."""
+        read = self.hal.rx_bytes if self.hal is not None else 0
+        sent = self.hal.tx_bytes if self.hal is not None else 0
+        if self.hal is not None:  # a reopen: the closed port's reader took this much
+            self.wire.host_read = max(self.wire.host_read, self._rx_base + read)
+        self.wire.drain_host_side()
+        port = self._opener(url, **kw)
+        self._rx_base = self.wire.to_host - read
+        self._tx_base = self.wire.to_board - sent
+        return port
+
+    def _sync(self) -> None:
+        self.wire.to_board = self._tx_base + self.hal.tx_bytes
 
     def read(self) -> Inputs:
-        self.hal.status_wait_s = 0.0 if self.board.link_cut else STATUS_WAIT_S
-        return self.hal.read()
+        if self.hal._port is not None and not self.hal.wait_received(self.wire.to_host - self._rx_base, WAIT_S):
+            self.wire.late_waits += 1
+        inputs = self.hal.read()
+        self._sync()
+        return inputs
 
     def write(self, outputs: Outputs) -> None:
         self.hal.write(outputs)
+        self._sync()
 
     def safe_stop(self) -> None:
         self.hal.safe_stop()
+        self._sync()
 
     def close(self) -> None:
         """The process is gone (crash, power, restart): the port closes, nothing more is sent."""
         self.hal.abandon()
+        reader = self.hal._reader
+        if reader is not None and reader.is_alive():
+            reader.join(WAIT_S)
+        self.wire.host_read = max(self.wire.host_read, self._rx_base + self.hal.rx_bytes)
+

@@ -80,17 +80,32 @@ def shim_board():  # noqa: ANN201
     for pin in (fw.ESTOP_A, fw.ESTOP_B, fw.OVERTRAVEL, fw.ANKLE_A, fw.ANKLE_B, fw.UPRIGHT):
         world.levels[pin] = 0  # closed contacts
     world.adc_u16[fw.ADC_PRIMARY] = world.adc_u16[fw.ADC_SECONDARY] = int((0.05 + 25 / 210 * 0.9) * 65535)  # -80 deg
+    _taken[slave] = 0
     yield fw, io, Board(0), world, slave
     os.close(master)
     os.close(slave)
 
 
+_taken: dict[int, int] = {}
+
+
 def read_frames(fd: int) -> list[tuple[int, int, bytes]]:
+    """Every frame the board has written so far: a pty delivers bytes through a kernel
+    work queue, so wait (bounded) for the count the shim wrote, never for a time."""
+    import select
+    import time
     from firmware import protocol as P
-    try:
-        data = os.read(fd, 65536)
-    except BlockingIOError:
-        return []
+    from sim import machine_shim
+    want = machine_shim.current.uart_tx_bytes - _taken.get(fd, 0)
+    data = b""
+    deadline = time.monotonic() + 10.0
+    while len(data) < want and time.monotonic() < deadline:
+        select.select([fd], [], [], 0.1)
+        try:
+            data += os.read(fd, 65536)
+        except BlockingIOError:
+            pass
+    _taken[fd] = _taken.get(fd, 0) + len(data)
     return P.Decoder().feed(data)
 
 
@@ -129,7 +144,10 @@ def test_main_loop_answers_the_handshake_and_follows_commands(shim_board) -> Non
     from firmware import protocol as P
     fw, io, board, world, slave = shim_board
     clock = FakeClock()
-    os.write(slave, P.pack(1, P.HELLO, P.PROTO_VERSION) + P.pack(2, P.SET_OUTPUTS, 300, P.FLAG_POWER, 100))
+    from firmware.board import session_token
+    token = session_token(board.boot_id, 1)  # the first session of this boot
+    os.write(slave, P.pack_s(1, P.HELLO, 0x55AA, P.PROTO_VERSION)
+             + P.pack_s(2, P.SET_OUTPUTS, token, 300, P.FLAG_POWER, 100))
     fw.run(io, board, clock, iterations=40)
     types = [t for _, t, _ in read_frames(slave)]
     assert P.HELLO_ACK in types and P.ACK in types and P.STATUS in types

@@ -12,6 +12,12 @@ from firmware.board import Board, Sensors
 from tests.conftest import examples
 from hypothesis import settings
 
+def hello(b: Board, seq: int, nonce: int = 0x1234) -> int:
+    """Open a session on the board; returns the token its frames must then carry."""
+    reply = P.Decoder().feed(b.on_frame(seq, P.HELLO, P.pack_s(seq, P.HELLO, nonce, P.PROTO_VERSION)[4:-2], 0)[0])
+    return P.unpack(P.HELLO_ACK, reply[0][2])[10]
+
+
 MESSAGES = st.one_of(
     st.tuples(st.just(P.SET_OUTPUTS), st.tuples(st.integers(-1000, 1000), st.integers(0, 7), st.integers(0, 65535))),
     st.tuples(st.just(P.PING), st.just(())),
@@ -52,11 +58,12 @@ def test_the_board_never_acts_on_fuzz(data: bytes) -> None:
     """Random bytes on the board's UART after a handshake: whatever the decoder lets
     through is either answered with NAK or is a well-formed frame (then it may act)."""
     b = Board(0)
-    b.on_frame(1, P.HELLO, bytes((P.PROTO_VERSION,)), 0)
+    token = hello(b, 1)
     b.step(0, Sensors(-80.0, -80.0, upright=True))
     before = (b.cmd_duty, b.cmd_flags, b.state)
     for seq, mtype, payload in P.Decoder().feed(data):
-        well_formed = P.unpack(mtype, payload) is not None and P.seq_newer(seq, b.last_seq)
+        well_formed = (P.unpack(mtype, payload) is not None and P.seq_newer(seq, b.last_seq)
+                       and P.session_of(payload) == token)
         b.on_frame(seq, mtype, payload, 1)
         if not well_formed:
             assert (b.cmd_duty, b.cmd_flags, b.state) == before
@@ -67,11 +74,11 @@ def test_the_board_never_acts_on_fuzz(data: bytes) -> None:
 @given(st.lists(st.integers(0, 255), min_size=2, max_size=30))
 def test_out_of_order_and_replayed_sequence_numbers_never_execute(seqs: list) -> None:
     b = Board(0)
-    b.on_frame(seqs[0], P.HELLO, bytes((P.PROTO_VERSION,)), 0)
+    token = hello(b, seqs[0])
     last, expected = seqs[0], b.cmd_duty
     for i, seq in enumerate(seqs[1:]):
         duty = i + 1
-        replies = [t for f in b.on_frame(seq, P.SET_OUTPUTS, struct.pack(">hBH", duty, P.FLAG_POWER, 100), 0)
+        replies = [t for f in b.on_frame(seq, P.SET_OUTPUTS, struct.pack(">HhBH", token, duty, P.FLAG_POWER, 100), 0)
                    for _, t, _ in P.Decoder().feed(f)]
         if P.seq_newer(seq, last):
             expected, last = duty / 1000.0, seq
@@ -83,7 +90,7 @@ def test_out_of_order_and_replayed_sequence_numbers_never_execute(seqs: list) ->
 
 def test_every_single_bit_flip_of_every_message_type_is_detected() -> None:
     frames = [P.pack(7, P.HELLO, 1), P.pack(8, P.SET_OUTPUTS, -350, 5, 100), P.pack(9, P.PING), P.pack(10, P.CLEAR),
-              P.pack(11, P.ACK, 10), P.pack(12, P.NAK, 10, 3), P.pack(13, P.HELLO_ACK, 1, 1, 0, -8000, 6000, 800, 800, 300, 200),
+              P.pack(11, P.ACK, 10), P.pack(12, P.NAK, 10, 3), P.pack(13, P.HELLO_ACK, 2, 2, 0, -8000, 6000, 800, 800, 300, 200, 7, 9),
               P.pack(14, P.STATUS, 100, -8000, -7990, 50, 0x3F, 1, -200, 3, 12)]
     for frame in frames:
         for bit in range(len(frame) * 8):

@@ -27,16 +27,34 @@ def replies(frames):
     return [(t, P.unpack(t, p)) for _, t, p in out]
 
 
+NONCE = 0x4242
+
+
+def payload(session, *rest):
+    """A payload as the host sends it: the session word, then the fields."""
+    return bytes(((session >> 8) & 0xFF, session & 0xFF)) + bytes(rest)
+
+
+def hello(b, seq, now=0, nonce=NONCE):
+    """HELLO; returns the HELLO_ACK's field values (the token is the last)."""
+    return replies(b.on_frame(seq, P.HELLO, payload(nonce, P.PROTO_VERSION), now))[0][1]
+
+
 def connected(now=0, angle=UP):
-    b = Board(now)
-    b.on_frame(1, P.HELLO, bytes((P.PROTO_VERSION,)), now)
+    b = Board(now, boot_id=77)
+    hello(b, 1, now)
     b.step(now, at(angle))
     return b
 
 
-def drive(b, seq, duty_milli, now, flags=P.FLAG_POWER, validity=100):
+def drive(b, seq, duty_milli, now, flags=P.FLAG_POWER, validity=100, token=None):
     import struct
-    return replies(b.on_frame(seq, P.SET_OUTPUTS, struct.pack(">hBH", duty_milli, flags, validity), now))
+    tok = b.token if token is None else token
+    return replies(b.on_frame(seq, P.SET_OUTPUTS, struct.pack(">HhBH", tok, duty_milli, flags, validity), now))
+
+
+def clear(b, seq, now):
+    return replies(b.on_frame(seq, P.CLEAR, payload(b.token), now))
 
 
 def test_nothing_is_obeyed_before_the_handshake():
@@ -47,12 +65,52 @@ def test_nothing_is_obeyed_before_the_handshake():
 
 
 def test_handshake_reports_version_and_limits():
-    b = Board(0)
-    r = replies(b.on_frame(9, P.HELLO, bytes((P.PROTO_VERSION,)), 0))
+    b = Board(0, boot_id=5)
+    r = replies(b.on_frame(9, P.HELLO, payload(NONCE, P.PROTO_VERSION), 0))
     assert r[0][0] == P.HELLO_ACK
     v = r[0][1]
     assert v[0] == P.PROTO_VERSION and v[3] == -8000 and v[4] == 6000 and v[7] == 300
-    assert replies(Board(0).on_frame(1, P.HELLO, bytes((99,)), 0))[0][1][1] == P.NAK_VERSION
+    assert v[9] == 5 and v[10] == b.token and b.token != 0
+    assert replies(Board(0).on_frame(1, P.HELLO, payload(NONCE, 99), 0))[0][1][1] == P.NAK_VERSION
+    # A protocol-1 HELLO (one byte, no session word) is another version too.
+    assert replies(Board(0).on_frame(1, P.HELLO, bytes((1,)), 0))[0][1][1] == P.NAK_VERSION
+
+
+def test_every_board_frame_echoes_the_hosts_nonce():
+    b = connected()
+    frames = b.on_frame(2, P.PING, payload(b.token), 0) + [b.status_frame()]
+    for f in frames:
+        for _, _, p in P.Decoder().feed(f):
+            assert P.session_of(p) == NONCE
+
+
+def test_a_frame_of_another_session_is_refused_and_not_heard():
+    b = connected(angle=20.0)
+    r = drive(b, 2, 500, 0, token=(b.token + 1) & 0xFFFF)
+    assert r[0][0] == P.NAK and r[0][1][1] == P.NAK_SESSION
+    assert b.cmd_duty == 0.0 and b.state == P.ST_WAIT and b.last_seq == 1
+
+
+def test_a_replayed_hello_then_an_old_command_is_not_executed():
+    b = connected(angle=0.0)
+    old_token = b.token
+    assert drive(b, 2, 300, 0)[0][0] == P.ACK      # the old session's command
+    hello(b, 10, 5, nonce=0x1111)                   # a new session (the host reconnected)
+    assert drive(b, 11, 0, 6, flags=P.FLAG_BRAKE)[0][0] == P.ACK
+    # An attacker (or stale bytes in a buffer) replays the old HELLO and the old command.
+    hello(b, 1, 7, nonce=NONCE)
+    assert b.token != old_token                     # a replayed HELLO gets a fresh token
+    r = drive(b, 2, 300, 8, token=old_token)
+    assert r[0][1][1] == P.NAK_SESSION and b.cmd_duty == 0.0 and b.cmd_flags == P.FLAG_BRAKE
+
+
+def test_session_tokens_do_not_repeat_within_a_boot():
+    b = Board(0, boot_id=1234)
+    seen = set()
+    for i in range(300):
+        hello(b, i & 0xFF, i)
+        assert b.token != 0 and b.token not in seen
+        seen.add(b.token)
 
 
 def test_follows_the_host_within_the_slew_limit():
@@ -97,7 +155,7 @@ def test_validity_lapse_off_upright_returns_alone_then_latches():
     assert b.step(t + 10, at(UP))[:3] == (0.0, True, False)
     # Latched: commands are refused until an explicit CLEAR.
     assert drive(b, 3, 500, t + 20)[0][1][1] == P.NAK_SHUTDOWN
-    assert replies(b.on_frame(4, P.CLEAR, b"", t + 30))[0][0] == P.ACK
+    assert clear(b, 4, t + 30)[0][0] == P.ACK
     assert b.state == P.ST_WAIT
 
 
@@ -180,3 +238,98 @@ def test_status_frame_carries_the_sample_and_the_state():
     v = replies([b.status_frame()])[0][1]
     assert v[1] == 1234 and v[2] == 1234 and v[5] == P.ST_WAIT
     assert v[4] >> P.IN_BUTTON_SHIFT == 0b00101
+
+
+def returning_alone(angle=30.0):
+    """A board that lost its host while the table is inverted: returning on its own."""
+    b = connected(angle=angle)
+    drive(b, 2, 0, 0, flags=P.FLAG_POWER | P.FLAG_BRAKE, validity=100)
+    b.step(100, at(angle))
+    assert b.state == P.ST_RETURN
+    return b
+
+
+RETURN_BTN = 1 << 4
+UP_BTN = 1 << 2
+
+
+def test_estop_during_the_own_return_holds_then_return_press_resumes_it():
+    """Issue 11 repro 5: the e-stop holds the board's return, but not for good."""
+    b = returning_alone()
+    b.step(110, at(30.0, estop_a_open=True))
+    assert b.state == P.ST_HOLD and b.resumable
+    # Released: nothing moves by itself, however long.
+    t = 120
+    for t in range(120, 2000, 10):
+        duty, brake, relay, alarm, _ = b.step(t, at(30.0))
+        assert b.state == P.ST_HOLD and duty == 0.0 and brake and alarm
+    # RETURN pressed (a fresh press): the return resumes and stays on after the release.
+    b.step(t + 10, at(30.0, buttons=RETURN_BTN))
+    assert b.state == P.ST_RETURN
+    b.step(t + 20, at(30.0))
+    assert b.state == P.ST_RETURN
+
+
+def test_a_button_held_through_the_estop_release_moves_nothing():
+    b = returning_alone()
+    b.step(110, at(30.0, estop_a_open=True, buttons=RETURN_BTN))
+    b.step(120, at(30.0, buttons=RETURN_BTN))   # released while RETURN is held
+    b.step(130, at(30.0, buttons=RETURN_BTN))
+    assert b.state == P.ST_HOLD
+    b.step(140, at(30.0))
+    b.step(150, at(30.0, buttons=RETURN_BTN))   # pressed again: now it counts
+    assert b.state == P.ST_RETURN
+
+
+def test_a_press_while_the_estop_is_still_pressed_moves_nothing():
+    b = returning_alone()
+    b.step(110, at(30.0, estop_a_open=True))
+    b.step(120, at(30.0, estop_a_open=True, buttons=UP_BTN | RETURN_BTN))
+    assert b.state == P.ST_HOLD
+
+
+def test_held_up_resumes_the_return_as_hold_to_run():
+    b = returning_alone()
+    b.step(110, at(30.0, estop_a_open=True))
+    b.step(120, at(30.0))
+    b.step(130, at(30.0, buttons=UP_BTN))
+    assert b.state == P.ST_RETURN
+    b.step(140, at(30.0, buttons=UP_BTN))
+    assert b.state == P.ST_RETURN
+    duty, brake, _, _, _ = b.step(150, at(30.0))     # UP released: pauses on the brake
+    assert b.state == P.ST_HOLD and b.resumable and duty == 0.0 and brake
+    b.step(160, at(30.0, buttons=UP_BTN))            # held again: goes on
+    assert b.state == P.ST_RETURN
+
+
+def test_the_resumed_return_reaches_upright_and_latches():
+    b = returning_alone()
+    b.step(110, at(30.0, estop_a_open=True))
+    b.step(120, at(30.0))
+    b.step(130, at(30.0, buttons=RETURN_BTN))
+    t, angle = 130, 30.0
+    while b.state == P.ST_RETURN and t < 60000:
+        t += 10
+        angle = b.ramp.pos
+        b.step(t, at(angle))
+    assert b.state == P.ST_SHUTDOWN and abs(angle - UP) < 0.5
+
+
+def test_holds_for_unsafe_motion_are_not_resumed_by_buttons():
+    b = connected(angle=30.0)
+    drive(b, 2, 0, 0, flags=P.FLAG_BRAKE, validity=50)
+    b.step(60, Sensors(primary=30.0, secondary=25.0))
+    assert b.state == P.ST_HOLD and not b.resumable
+    b.step(70, Sensors(primary=30.0, secondary=25.0, buttons=RETURN_BTN))
+    assert b.state == P.ST_HOLD
+
+
+def test_a_host_that_only_greets_does_not_keep_the_board_from_returning_alone():
+    """A host that refused the board (or never gets its answers) sends HELLOs, never
+    commands: off upright, the board still returns the user after its host timeout."""
+    b = Board(0)
+    for t in range(0, 400, 10):
+        if t % 100 == 0:
+            hello(b, (t // 100 + 1) & 0xFF, t)
+        b.step(t, at(40.0))
+    assert b.state == P.ST_RETURN and b.reason == "no host"

@@ -11,16 +11,16 @@ def test_crc16_ccitt_false_check_value():
 
 def test_every_message_round_trips():
     samples = {P.HELLO: (1,), P.SET_OUTPUTS: (-1000, 5, 100), P.PING: (), P.CLEAR: (), P.ACK: (7,),
-               P.NAK: (7, 3), P.HELLO_ACK: (1, 1, 0, -8000, 6000, 800, 800, 300, 200),
+               P.NAK: (7, 3), P.HELLO_ACK: (2, 2, 0, -8000, 6000, 800, 800, 300, 200, 4711, 9),
                P.STATUS: (65535, -32768, 32767, 4000, 0x7FF, 3, -1000, 7, 255)}
     for mtype, values in samples.items():
-        frame = P.pack(200, mtype, *values)
+        frame = P.pack_s(200, mtype, 0xBEEF, *values)
         d = P.Decoder()
         out = d.feed(frame)
         assert len(out) == 1
         seq, t, payload = out[0]
         assert seq == 200 and t == mtype
-        assert P.unpack(t, payload) == values
+        assert P.unpack(t, payload) == values and P.session_of(payload) == 0xBEEF
 
 
 def test_frames_split_anywhere_are_reassembled():
@@ -78,3 +78,14 @@ def test_unpack_rejects_wrong_sizes_and_unknown_types():
 def test_sequence_order_wraps():
     assert P.seq_newer(1, 0) and P.seq_newer(0, 255) and not P.seq_newer(5, 5)
     assert not P.seq_newer(4, 5) and not P.seq_newer(200, 50)
+
+
+def test_sequence_window_refuses_far_ahead_and_replayed():
+    assert P.seq_within(1, 0, 16) and P.seq_within(3, 250, 16) and P.seq_within(16, 0, 16)
+    assert not P.seq_within(17, 0, 16) and not P.seq_within(0, 0, 16) and not P.seq_within(100, 0, 16)
+    assert not P.seq_within(255, 0, 16)  # behind
+
+
+def test_every_payload_starts_with_its_session_word():
+    assert P.session_of(b"\x12") is None and P.unpack(P.PING, b"\x00") is None
+    assert P.session_of(P.pack_s(1, P.PING, 0x0102)[4:-2]) == 0x0102

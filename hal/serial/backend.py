@@ -10,6 +10,20 @@ without an ACK make ``Inputs.link_ok`` false (the controller latches a fault and
 on the board's own return). A failed port is reopened, and every (re)connection starts
 with the versioned handshake.
 
+Protocol v2 (docs/protocol.md): every HELLO carries a fresh host nonce; the board answers
+with its protocol version, its limits, its boot id and a session token. The host refuses a
+board whose version or limits differ from its own configuration (``refused`` says why,
+with the numbers; the link never reads healthy and no SET_OUTPUTS is sent), sends the
+token in every frame, and accepts a board frame only when it echoes the nonce and its
+sequence number is 1 .. ``RX_WINDOW`` after the last accepted one: anything else (a
+replay, a forged frame far ahead, a frame of an older session) is dropped without
+refreshing link health. A board that lost the session (reset: its frames carry another
+session word) or a link that stayed stale is greeted again with a new HELLO.
+
+Writes never block (``write_timeout=0``): one that cannot go out whole is a late tick, not
+a lost link: that frame is lost (the next tick's supersedes it, its validity bounds the
+cost); only ``WRITE_TIMEOUTS_LOST`` in a row drop the port.
+
 Threads: a reader thread only turns bytes into frames and queues them; ``read()`` (the
 control thread) consumes them. pyserial runs with ``timeout`` set (never None: that
 blocks forever) and ``serial_for_url``, so ``/dev/ttyACM0``, ``socket://`` and test URLs
@@ -17,14 +31,19 @@ all work.
 """
 from __future__ import annotations
 
+import logging
 import math
+import os
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from firmware import protocol as P
 from hal.interfaces import Inputs, Outputs
+
+_log = logging.getLogger("invtable.serial")  # refusals and resets reach the service's stderr
 
 LINK_TIMEOUT_S = 0.3
 PING_EVERY = 10            # writes (0.1 s at 100 Hz)
@@ -33,14 +52,62 @@ VALIDITY_MS = 100          # each command holds for 10 ticks at most
 HANDSHAKE_TIMEOUT_S = 0.2
 HANDSHAKE_TRIES = 3
 REOPEN_EVERY_S = 1.0
+RX_WINDOW = 16             # board frames: at most this many ahead of the last accepted
+FOREIGN_LIMIT = 3          # board frames of another session in a row: the board lost ours
+WRITE_TIMEOUTS_LOST = 3    # consecutive write timeouts that mean the port is gone
+
+
+@dataclass(frozen=True, slots=True)
+class BoardLimits:
+    """The limits the host's configuration expects the board to enforce (HELLO_ACK)."""
+
+    upright_deg: float
+    max_angle_deg: float
+    emergency_speed_dps: float
+    emergency_accel_dps2: float
+
+    @classmethod
+    def from_config(cls, cfg: Any) -> "BoardLimits":
+        """From a controller ``Config`` (duck-typed: the HAL does not import the policy)."""
+        return cls(cfg.limits.upright_deg, cfg.limits.max_angle_deg, cfg.motion.emergency_speed_dps,
+                   cfg.motion.emergency_accel_dps2)
+
+    def mismatch(self, info: tuple) -> str:
+        """'' when the board's HELLO_ACK reports these limits, else every difference."""
+        board = {"upright_deg": info[3] / 100.0, "max_angle_deg": info[4] / 100.0,
+                 "emergency_speed_dps": info[5] / 100.0, "emergency_accel_dps2": info[6] / 100.0}
+        diffs = [f"{k} {v:.2f} on the board, {getattr(self, k):.2f} in the config"
+                 for k, v in board.items() if round(getattr(self, k) * 100) != round(v * 100)]
+        return "; ".join(diffs)
+
+
+def _random_nonce() -> int:
+    return int.from_bytes(os.urandom(2), "big") or 1
 
 
 class SerialTable:
     def __init__(self, url: str, *, baudrate: int = 230400, clock: Callable[[], float] = time.monotonic,
                  opener: Callable[..., Any] | None = None, status_wait_s: float = 0.0,
-                 blocking_handshake: bool = True) -> None:
+                 blocking_handshake: bool = True, expected: BoardLimits | None = None,
+                 nonce_source: Callable[[], int] = _random_nonce) -> None:
         import serial
+        self._timeout_exc = serial.SerialTimeoutException
         self.url = url
+        self.expected = expected
+        self._nonce_source = nonce_source
+        self._nonce: int | None = None     # the session word the board must echo
+        self._token: int | None = None     # the session word the board requires from us
+        self._rx_seq = 0
+        self._foreign = 0
+        self.refused = ""                  # why this board is not used (version, limits)
+        self.boot_id: int | None = None
+        self.board_resets = 0
+        self.dropped_frames = 0            # valid frames not accepted (other session, out of window)
+        self.write_timeouts = 0
+        self._timeouts_in_row = 0
+        self.tx_bytes = 0                  # bytes that went out (the simulator's lockstep counts them)
+        self.rx_bytes = 0                  # bytes read and queued as frames
+        self._rx_cond = threading.Condition()
         self.baudrate = baudrate
         self.clock = clock
         self._opener = opener or serial.serial_for_url
@@ -67,8 +134,14 @@ class SerialTable:
     # ------------------------------------------------------------------ link
     def _connect(self, blocking: bool) -> None:
         self._last_open_try = self.clock()
+        self.refused = ""
+        self.board_info = None
+        self._token = None
         try:
-            self._port = self._opener(self.url, baudrate=self.baudrate, timeout=0.02, write_timeout=0.1)
+            # write_timeout=0: a write never blocks the control loop, and says how much went
+            # out. (With a timeout, pyserial raises SerialTimeoutException when the thread
+            # was merely descheduled past it, after writing the whole frame.)
+            self._port = self._opener(self.url, baudrate=self.baudrate, timeout=0.02, write_timeout=0)
         except Exception as exc:  # noqa: BLE001 - any open failure is a lost link, retried later
             self._port = None
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -99,20 +172,57 @@ class SerialTable:
                 if frame[1] == P.STATUS:
                     self._status_event.set()
             self.crc_errors = decoder.crc_errors
+            with self._rx_cond:
+                self.rx_bytes += len(data)
+                self._rx_cond.notify_all()
 
-    def _send(self, mtype: int, *values: Any) -> int:
+    def wait_received(self, total: int, timeout: float) -> bool:
+        """Block until ``total`` bytes have been read and queued (bounded): the simulator's
+        lockstep knows how many the board sent and waits for exactly those."""
+        with self._rx_cond:
+            return self._rx_cond.wait_for(lambda: self.rx_bytes >= total, timeout)
+
+    def _send(self, mtype: int, *values: Any, session: int | None = None) -> int:
         self._tx_seq = (self._tx_seq + 1) & 0xFF
-        frame = P.pack(self._tx_seq, mtype, *values)
+        frame = P.pack_s(self._tx_seq, mtype, self._token if session is None else session, *values)
         if self._port is not None:
             try:
-                self._port.write(frame)
-            except Exception:  # noqa: BLE001
+                n = self._port.write(frame)
+            except self._timeout_exc:
+                n = 0  # nothing went out (the driver's buffer is full)
+            except Exception as exc:  # noqa: BLE001
+                self.last_error = f"{type(exc).__name__}: {exc}"
                 self._drop_port()
+                return self._tx_seq
+            n = len(frame) if n is None else n
+            self.tx_bytes += n
+            if n < len(frame):
+                # A slow write is a late tick: this frame is lost (a cut one is dropped by the
+                # board's decoder), the next supersedes it and its validity bounds the cost.
+                self.write_timeouts += 1
+                self._timeouts_in_row += 1
+                if self._timeouts_in_row >= WRITE_TIMEOUTS_LOST:
+                    self.last_error = f"{self._timeouts_in_row} serial writes in a row did not go out"
+                    self._drop_port()
+            else:
+                self._timeouts_in_row = 0
         return self._tx_seq
 
     def _hello(self) -> None:
+        """Greet with a fresh nonce: answers to any earlier HELLO no longer count."""
         self._hello_t = self.clock()
-        self._send(P.HELLO, P.PROTO_VERSION)
+        self._nonce = self._nonce_source() & 0xFFFF or 1
+        self._token = None
+        self.board_info = None
+        self._send(P.HELLO, P.PROTO_VERSION, session=self._nonce)
+
+    def _session_lost(self, why: str) -> None:
+        """The board no longer knows our session (it reset, or another HELLO took it):
+        greet it again at once."""
+        self.last_error = why
+        self._foreign = 0
+        if self._port is not None and not self.refused:
+            self._hello()
 
     def _handshake(self) -> None:
         """HELLO until HELLO_ACK (bounded tries); the board then reports its limits."""
@@ -125,7 +235,9 @@ class SerialTable:
                 except queue.Empty:
                     continue
                 self._consume(frame)
-                if self.board_info is not None:
+                if self.refused:
+                    return
+                if self._token is not None:
                     self._await_status()
                     return
         # No answer: the link stays down; read() keeps retrying.
@@ -154,22 +266,69 @@ class SerialTable:
         values = P.unpack(mtype, payload)
         if values is None:
             return
+        session = P.session_of(payload)
+        if self._nonce is None or session != self._nonce:
+            self.dropped_frames += 1
+            if self._token is not None:
+                self._foreign += 1
+                if self._foreign >= FOREIGN_LIMIT:
+                    self._session_lost("the board's frames carry another session (board reset?): HELLO again")
+            return
+        if mtype == P.HELLO_ACK:
+            if self._token is None and not self.refused:
+                self._accept_board(seq, values)
+            return
+        if mtype == P.NAK and values[1] == P.NAK_VERSION and self._token is None:
+            self.refused = (f"the board refused protocol version {P.PROTO_VERSION}: "
+                            "it runs firmware of another protocol version")
+            self.last_error = self.refused
+            _log.error("%s: %s (nothing will be commanded)", self.url, self.refused)
+            return
+        if self._token is None or not P.seq_within(seq, self._rx_seq, RX_WINDOW):
+            self.dropped_frames += 1  # far ahead, replayed or before the handshake: not heard
+            return
+        self._rx_seq = seq
+        self._foreign = 0
         self._last_rx_t = self.clock()
         if mtype == P.STATUS:
-            if self.status is None or P.seq_newer(seq, self._status_seq):
-                self.status, self._status_seq = values, seq
+            self.status, self._status_seq = values, seq
         elif mtype == P.ACK:
             self._pending_pings.pop(values[0], None)
-        elif mtype == P.HELLO_ACK:
-            self.board_info = values
+        elif mtype == P.NAK and values[1] in (P.NAK_NO_HELLO, P.NAK_SESSION):
+            self._session_lost("the board refused our session: HELLO again")
+
+    def _accept_board(self, seq: int, values: tuple) -> None:
+        """The handshake's answer: used only if its version and limits are ours."""
+        self.board_info = values
+        problems = []
+        if values[0] != P.PROTO_VERSION:
+            problems.append(f"protocol version {values[0]} on the board, {P.PROTO_VERSION} on the host")
+        if self.expected is not None:
+            diff = self.expected.mismatch(values)
+            if diff:
+                problems.append(diff)
+        if problems:
+            self.refused = "board refused: " + "; ".join(problems)
+            self.last_error = self.refused
+            _log.error("%s: %s (nothing will be commanded)", self.url, self.refused)
+            return
+        boot_id = values[9]
+        if self.boot_id is not None and boot_id != self.boot_id:
+            self.board_resets += 1
+            self.last_error = f"the board reset (boot id {self.boot_id} -> {boot_id}); new session"
+            _log.warning("%s: %s", self.url, self.last_error)
+        self.boot_id = boot_id
+        self._token = values[10]
+        self._rx_seq = seq
+        self._foreign = 0
+        self._pending_pings.clear()
+        self._last_rx_t = self.clock()
 
     # ------------------------------------------------------------------ the HAL
     def read(self) -> Inputs:
         now = self.clock()
         if self._port is None and now - self._last_open_try >= REOPEN_EVERY_S:
             self._connect(blocking=False)  # never stall the control loop: answered by later reads
-        elif self._port is not None and self.board_info is None and now - self._hello_t >= HANDSHAKE_TIMEOUT_S:
-            self._hello()
         if self.status_wait_s > 0 and self._port is not None:
             self._status_event.wait(self.status_wait_s)
         self._status_event.clear()
@@ -179,7 +338,12 @@ class SerialTable:
             except queue.Empty:
                 break
         fresh = self._last_rx_t is not None and now - self._last_rx_t <= LINK_TIMEOUT_S
-        self.link_ok = (self._port is not None and self.board_info is not None and fresh
+        if self._port is not None and not self.refused and now - self._hello_t >= HANDSHAKE_TIMEOUT_S:
+            if self._token is None:
+                self._hello()  # unanswered: greet again (never blocking the loop)
+            elif not fresh:
+                self._hello()  # a stale link: a new session also resets the sequence window
+        self.link_ok = (self._port is not None and self._token is not None and not self.refused and fresh
                         and len(self._pending_pings) < PINGS_UNANSWERED)
         return self._inputs()
 
@@ -207,8 +371,8 @@ class SerialTable:
         )
 
     def write(self, outputs: Outputs) -> None:
-        if self._port is None:
-            return
+        if self._port is None or self._token is None:
+            return  # no session with a board we accept: nothing to command
         finite = math.isfinite(outputs.motor_cmd)  # NaN never reaches the board: motor 0, brake on
         duty = max(-1000, min(1000, int(round(outputs.motor_cmd * 1000)))) if finite else 0
         flags = ((P.FLAG_BRAKE if outputs.brake or not finite else 0) | (P.FLAG_ALARM if outputs.alarm else 0)
@@ -220,7 +384,7 @@ class SerialTable:
 
     def safe_stop(self) -> None:
         """Motor off, brake on, supply open now; the board takes over when it lapses."""
-        if self._port is not None:
+        if self._port is not None and self._token is not None:
             self._send(P.SET_OUTPUTS, 0, P.FLAG_BRAKE | P.FLAG_ALARM, VALIDITY_MS)
 
     def abandon(self) -> None:
@@ -231,7 +395,8 @@ class SerialTable:
 
     def clear_board(self) -> None:
         """Leave the board's latched shutdown (an explicit operator action)."""
-        self._send(P.CLEAR)
+        if self._token is not None:
+            self._send(P.CLEAR)
 
     def close(self) -> None:
         self.safe_stop()
