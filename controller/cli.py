@@ -332,15 +332,17 @@ def _run_controller(args: argparse.Namespace, config, session) -> int:  # noqa: 
         return run_service(config, duration=args.duration, program=program, recorder=recorder)
     if config.hardware.backend == "serial":
         from controller.service import run_service
-        from hal.serial.backend import SerialTable
+        from hal.serial.backend import BoardLimits, SerialTable
         ser = config.hardware.serial
-
-        def open_board() -> SerialTable:
-            board = SerialTable(ser.url, baudrate=ser.baudrate)
-            if args.clear_board:
-                board.clear_board()
-            return board
-        return run_service(config, duration=args.duration, make_hardware=open_board, program=program,
+        # The board must enforce the limits this config names (Klipper checks its MCU's config
+        # the same way): a board flashed for other limits is refused before anything moves.
+        board = SerialTable(ser.url, baudrate=ser.baudrate, expected=BoardLimits.from_config(config))
+        if board.refused:
+            board.close()
+            return _fail_input([Problem(ser.url, "hardware.serial", f"motion board refused: {board.refused}")])
+        if args.clear_board:
+            board.clear_board()
+        return run_service(config, duration=args.duration, make_hardware=lambda: board, program=program,
                            recorder=recorder)
     from sim.runsim import run_bench
     start_angle = None

@@ -9,7 +9,6 @@ The same loop runs in simulated time or paced to real time (``realtime=True``).
 from __future__ import annotations
 
 import csv
-import inspect
 import json
 import os
 import random
@@ -105,11 +104,9 @@ class Simulation:
             self.wire = Wire()
             self.board = self._board(0.0)
             self.checker.board_acts_alone = True
-        if self.timing.link_latency_ms or self.timing.board_clock != "lockstep":
-            where = (f"not applicable on backend {backend} (no serial link)" if backend != "serial" else
-                     "" if self._serial_takes_timing() else "not modeled by this build's serial world yet")
-            if where:
-                self.result.events.append(EventRecord(0.0, f"timing: link_latency_ms / board_clock {where}"))
+        if backend != "serial" and (self.timing.link_latency_ms or self.timing.board_clock != "lockstep"):
+            self.result.events.append(EventRecord(0.0, "timing: link_latency_ms / board_clock not applicable on "
+                                                       f"backend {backend} (no serial link)"))
         self.last_state = "boot"
         self.hang_until: float | None = None  # controller_hang: the loop is frozen until then
         self.k = 0
@@ -118,18 +115,10 @@ class Simulation:
     def now(self) -> float:
         return self.t_tick if self.timed else self.k * PERIOD_S
 
-    @staticmethod
-    def _serial_takes_timing() -> bool:
-        from sim.serial_world import VirtualBoard
-        return "timing" in inspect.signature(VirtualBoard).parameters
-
     def _board(self, now: float) -> Any:
-        """A virtual motion board booting at ``now``; it gets the scenario's [timing] when the
-        serial world accepts it (engineer h2's change) and the timing is not ideal."""
+        """A virtual motion board booting at ``now``, with the scenario's [timing]."""
         from sim.serial_world import VirtualBoard
-        if not self.timing.ideal and self._serial_takes_timing():
-            return VirtualBoard(self.table, self.cfg, self.wire, now, timing=self.timing)
-        return VirtualBoard(self.table, self.cfg, self.wire, now)
+        return VirtualBoard(self.table, self.cfg, self.wire, now, timing=self.timing, seed=self.result.scenario.seed)
 
     def begin_tick(self, events: list[Event], next_event: int) -> int:
         """Bring the world to the instant this tick starts and apply the scenario events due
@@ -301,9 +290,7 @@ class Simulation:
             return GpioMockHal(self.table, self.cfg.hardware.gpio)
         if self.backend == "serial":
             from sim.serial_world import SerialMockHal
-            if not self.timing.ideal and "timing" in inspect.signature(SerialMockHal).parameters:
-                return SerialMockHal(self.board, self.wire, lambda: self.now, timing=self.timing)
-            return SerialMockHal(self.board, self.wire, lambda: self.now)
+            return SerialMockHal(self.board, self.wire, lambda: self.now, timing=self.timing)
         return self.table
 
     def _end_process(self) -> None:

@@ -81,3 +81,21 @@ def test_bench_runs_and_reports_every_figure_and_target() -> None:
     assert figures["estop_gpio_mock"]["estop_to_pwm0_us"]["n"] == 200
     assert len(figures["targets"]) == 8
     assert "measuring" in res.stderr  # progress feedback on a long command
+
+
+def test_run_refuses_a_serial_board_flashed_for_other_limits(tmp_path: Path, mocker, capsys) -> None:
+    """Issue 12: the host compares the board's limits (HELLO_ACK) with its config; `run` then
+    exits 2 naming the port and the numbers, and never starts the loop."""
+    from controller import cli
+
+    cfg = tmp_path / "serial.toml"
+    cfg.write_text('[hardware]\nbackend = "serial"\n[hardware.serial]\nurl = "/dev/ttyNOPE"\n')
+    board = mocker.MagicMock(refused="max_angle_deg 90.00 on the board, 60.00 in the config")
+    table = mocker.patch("hal.serial.backend.SerialTable", return_value=board)
+    service = mocker.patch("controller.service.run_service")
+    code = cli.main(["run", "--config", str(cfg)])
+    err = capsys.readouterr().err
+    assert code == 2 and service.call_count == 0 and board.close.call_count == 1
+    assert "/dev/ttyNOPE: hardware.serial: motion board refused: max_angle_deg 90.00 on the board" in err
+    expected = table.call_args.kwargs["expected"]
+    assert (expected.max_angle_deg, expected.upright_deg) == (60.0, -80.0)
