@@ -43,9 +43,10 @@ RUNAWAY_CURRENT_A = 10.0      # current while braked and moving: the driver is o
 OVERCURRENT_A = 15.0          # sustained current: jammed drive
 CURRENT_EXCESS_A = 5.0        # current above what the last command can draw: the driver ignores it
                               # (normal ticks stay within 1.6 A of the prediction: sensor-speed noise)
-CURRENT_LAG_S = 0.11          # the current read may reflect any command this recent: a sensor filter,
-                              # a board on its own clock, the serial link both ways (up to 2 x 50 ms
-                              # in DESIGN section 6) plus the tick a command needs to act ...
+CURRENT_LAG_S = 0.2           # the current read may reflect any command this recent; the delays add
+                              # up: the serial link both ways (2 x 50 ms, DESIGN section 6), a
+                              # current path lagging 5 ticks (50 ms), a board on its own clock (10 ms),
+                              # tick jitter (20 ms) and the tick a command needs to act (10 ms) ...
 CURRENT_LAG_TICKS = 6         # ... or any of this many latest commands (a sensor path that lags by
                               # reads: up to 5 ticks plus the one a command needs to act)
 ENVELOPE_GUARD_DEG = 0.4      # measured angle past max_angle_deg while driving: stop on the brake

@@ -217,6 +217,7 @@ class Simulation:
                 self._end_process()
                 if self.board is not None:
                     self.board = None  # unpowered; the pins fall to their pull-downs
+                    table.ticker = None
                 self.hang_until = None  # a power cycle ends a hang too
 
     def tick(self) -> tuple:

@@ -150,6 +150,9 @@ def _u16(angle: float | None) -> int:
     return max(0, min(65535, int(round(f * 65535))))
 
 
+PERIOD_US = 10_000  # the firmware's 100 Hz loop
+
+
 def _us(t: float) -> int:
     return int(round(t * 1_000_000))
 
@@ -171,7 +174,6 @@ class VirtualBoard:
         self.own_clock = timing.board_clock == "own"
         self.offset_us = rng.randint(1, 9) * 1000 if self.own_clock else 0
         self.now_us = _us(now_s)
-        self.tick_us = self.now_us
         self.inbound: deque[tuple[int, bytes]] = deque()   # (due, bytes) host -> board
         self.outbound: deque[tuple[int, bytes]] = deque()  # (due, bytes) board -> host
         self.world = machine_shim.World()
@@ -185,8 +187,11 @@ class VirtualBoard:
                      no_load_speed_dps=cfg.hardware.motor_no_load_speed_dps)
         self.board = Board(self.ms(now_s), lim, boot_id=rng.randrange(1 << 16))
         self.loop = fw.Loop(self.io, self.board)
+        # Its own clock: a step every 10 ms from boot plus a seeded offset, whenever the world
+        # passes that instant (SimTable.ticker), however the host's ticks fall.
+        self.next_step_us = self.now_us + self.offset_us
         if self.own_clock:
-            table.advance = self._own_advance  # type: ignore[method-assign]  # the split physics step
+            table.ticker = self
 
     @staticmethod
     def ms(t: float) -> int:
@@ -251,7 +256,7 @@ class VirtualBoard:
     # ------------------------------------------------------------------ the runner's calls
     def before(self, t: float) -> None:
         """Frames due reach the host; in lockstep, sample and report (the host reads next)."""
-        self.now_us = self.tick_us = _us(t)
+        self.now_us = _us(t)
         self._deliver_out()
         if not self.own_clock:
             self._push_sensors()
@@ -259,7 +264,7 @@ class VirtualBoard:
 
     def after(self, t: float) -> None:
         """Take the host's frames; in lockstep, step and drive the pins into the wiring."""
-        self.now_us = self.tick_us = _us(t)
+        self.now_us = _us(t)
         self._intake()
         if not self.own_clock:
             now = self.ms(t)
@@ -298,17 +303,16 @@ class VirtualBoard:
         self.loop.control(now)
         self._pull_outputs()
 
-    def _own_advance(self, duration: float) -> None:
-        """The table's physics step, split where the board's own clock ticks."""
-        table = self.table
-        plain = type(table).advance
-        d_us = _us(duration)
-        if not table.powered or table.advance != self._own_advance or not 0 < self.offset_us < d_us:
-            plain(table, duration)
-            return
-        plain(table, self.offset_us / 1e6)
-        self._own_step(self.tick_us + self.offset_us)
-        plain(table, (d_us - self.offset_us) / 1e6)
+    # SimTable.ticker: the world calls these as its time passes the board's next step.
+    @property
+    def due_s(self) -> float:
+        return self.next_step_us / 1e6
+
+    def step(self, t: float) -> None:
+        at_us = self.next_step_us
+        self.next_step_us += PERIOD_US
+        if self.table.powered and self.table.ticker is self:
+            self._own_step(at_us)
 
     @property
     def link_cut(self) -> bool:

@@ -19,6 +19,7 @@ import math
 import random
 from collections import deque
 from dataclasses import dataclass
+from typing import Any
 
 from hal.interfaces import BUTTONS, Inputs, Outputs
 from sim.faults import DRIFT_DPS, FAULTS, NOISY_DEG, SLIP_FRACTION, WEAK_FRACTION
@@ -67,6 +68,10 @@ class SimTable:
         # motor by this many reads (control ticks) on top of the one tick a command needs.
         self.current_lag_ticks = 0
         self._currents: deque[float] = deque()
+        # A device on its own clock inside the world (the serial motion board with
+        # board_clock = "own"): ``ticker.due_s`` is when it next steps, ``ticker.step(t)`` steps
+        # it. Every advance of the world stops there, however the runner moves time.
+        self.ticker: Any = None
 
     # ----- the world side (scenario events) -----------------------------------------
     def press(self, button: str) -> None:
@@ -144,8 +149,22 @@ class SimTable:
 
     def advance(self, duration: float) -> None:
         """Move the world forward; the physics integrates at ``physics_dt``."""
-        self.physics.advance(duration, self.physics_dt, self.applied_cmd,
-                             self.motor_enabled, self.brake_engaged)
+        ticker = self.ticker
+        if ticker is None:
+            self._integrate(duration, self.physics_dt)
+            return
+        end = self.t + duration
+        while ticker is not None and ticker.due_s < end - 1e-9:
+            if ticker.due_s > self.t + 1e-9:
+                self._integrate(ticker.due_s - self.t, self.physics_dt)
+            ticker.step(ticker.due_s)
+            ticker = self.ticker
+        if end - self.t > 1e-9:
+            self._integrate(end - self.t, self.physics_dt)
+        self.t = end
+
+    def _integrate(self, duration: float, step: float) -> None:
+        self.physics.advance(duration, step, self.applied_cmd, self.motor_enabled, self.brake_engaged)
         self.t += duration
 
     def advance_to(self, t_end: float, chunk_s: float = 0.01) -> None:
@@ -154,10 +173,15 @@ class SimTable:
         every ``chunk_s``, as with the ideal 10 ms advance, so a stalled loop loses its drive
         within 10 ms of the dead-man's timeout."""
         while t_end - self.t > 1e-9:
+            ticker = self.ticker
+            if ticker is not None and ticker.due_s <= self.t + 1e-9:
+                ticker.step(ticker.due_s)
+                continue
             chunk = min(t_end - self.t, chunk_s)
+            if ticker is not None:
+                chunk = min(chunk, ticker.due_s - self.t)
             n = max(1, math.ceil(chunk / self.physics_dt - 1e-9))
-            self.physics.advance(chunk, chunk / n, self.applied_cmd, self.motor_enabled, self.brake_engaged)
-            self.t += chunk
+            self._integrate(chunk, chunk / n)
 
     def _sensed_current(self) -> float:
         """The current the controller reads: the physics' current ``current_lag_ticks`` reads ago."""
