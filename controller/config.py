@@ -46,6 +46,7 @@ class Session:
     max_duration_s: float = 300.0
     rest_deg: float = 0.0
     rest_s: float = 20.0
+    cooldown_s: float = 120.0   # upright rest after a forced return before the table tilts down again
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +149,7 @@ NUMERIC_BOUNDS: dict[str, Bound] = {
     "session.hold_s": lambda v: (0.0, v["session.max_duration_s"]),
     "session.rest_deg": lambda v: (v["limits.upright_deg"], v["session.target_deg"]),
     "session.rest_s": lambda v: (0.0, 300.0),
+    "session.cooldown_s": lambda v: (0.0, 1800.0),
     "hardware.motor_stall_current_a": lambda v: (1.0, 200.0),
     # Must be well above the emergency speed, or the drive could never reach it.
     "hardware.motor_no_load_speed_dps": lambda v: (1.25 * v["motion.emergency_speed_dps"], 100.0),
