@@ -126,11 +126,15 @@ TRANSITIONS: list[dict] = [
     dict(trigger="press_up", source="estop", dest="jogging", conditions="estop_released", before="_jog_up"),
     dict(trigger="press_up", source=["ramp", "hold", "rest", "paused"], dest="returning"),
     dict(trigger="jog_end", source="jogging", dest="holding"),
+    # `idle` is entered at a verified upright only; should the table leave it there (a brake
+    # that slips), UP and RETURN still bring it back.
+    dict(trigger="press_up", source="idle", dest="jogging", conditions="off_upright", before="_jog_up"),
     dict(trigger="arrived", source="holding", dest="idle", conditions="verified_upright"),
     # Returns.
     dict(trigger="time_limit", source=list(TIME_LIMITED), dest="returning"),
     dict(trigger="press_return", source=list(LOCK_GUARDED), dest="emergency_return"),
     dict(trigger="press_return", source="estop", dest="emergency_return", conditions="estop_released"),
+    dict(trigger="press_return", source="idle", dest="emergency_return", conditions="off_upright"),
     dict(trigger="lock_lost", source=list(LOCK_GUARDED), dest="emergency_return"),
     dict(trigger="arrived", source=["returning", "emergency_return"], dest="idle", conditions="verified_upright"),
     # Safety monitor recoveries (a latched fault chooses the safest means left).
@@ -292,7 +296,8 @@ class Controller:
                         self._fire("press_" + button)
         # A latched fault's recovery bounds every motion, whichever path started it (e.g.
         # RETURN out of an e-stop after a sensor was found bad becomes the limp home).
-        if self.recovery == "hold" and not self.fault_holding and self.state != "supervised_return":
+        if self.recovery == "hold" and not self.fault_holding and self.state not in ("supervised_return", "idle"):
+            # (`idle` is a verified upright: there a held fault only refuses sessions.)
             self._hold_on_fault()
         elif self.recovery == "limp_home" and self.state in LIMP_ENFORCED:
             self._fire("fault_limp")
@@ -426,6 +431,8 @@ class Controller:
         if det.code in ("brake_creep", "brake_test_failed"):
             self._brake_failed()
         if self.recovery == "hold":
+            if self.state == "idle" and det.recovery != "hold":
+                return  # at a verified upright a lesser fault only adds to what refuses sessions
             self._hold_on_fault()  # also out of the e-stop: both hold still, the fault also cuts the supply
         elif self.state == "estop":
             return  # nothing moves in e-stop; the recovery applies when it is left
@@ -543,7 +550,7 @@ class Controller:
         emf = self.sr_emf
         if emf is None:
             pos = self.angle
-            if self.at_upright() and (inp.upright_switch or self._settled()):
+            if self._settled() and self.at_upright():
                 self._brake()
                 if self._fire("arrived"):
                     return
@@ -636,7 +643,7 @@ class Controller:
         # relay open let a heavy user fall at 84 deg/s in the simulator; closed, about 5 deg/s).
         # It opens where the drive itself is suspect (a fault that holds) and during the boot
         # self-test.
-        self.motor_power = not (state == "boot" or self.fault_holding)
+        self.motor_power = not (state == "boot" or self.fault_holding or (state == "idle" and self.recovery == "hold"))
         self.duty.record(self.now, self.dt, self.motor_cmd != 0.0 and self.motor_power)
         return Outputs(motor_cmd=self.motor_cmd, brake=brake, alarm=alarm, heartbeat=self.heartbeat,
                        motor_power=self.motor_power)
@@ -814,6 +821,9 @@ class Controller:
             problems.append("already upright")
         return self._refuse("supervised recovery", problems)
 
+    def off_upright(self) -> bool:
+        return not self.at_upright()
+
     def fault_returning(self) -> bool:
         return self.recovery != "hold"
 
@@ -981,6 +991,11 @@ class Controller:
             self.speed_limit, self.accel_limit = SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2
         else:
             self.sr_emf = None
+            # The loop's last load estimate is not a prior here: it may have wound up against the
+            # fault that held (a jam drove it to its bound and the release then ran the table
+            # at 9.7 deg/s toward inversion). Start from no load; the release observer finds it.
+            self.tracking = False
+            self.load_known = False
             self._move_to(self.cfg.limits.upright_deg, supervised=True)
             self.sr_watch = SupervisedWatch(self.now, self.angle)
         self._note(f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s while UP or RETURN "

@@ -56,6 +56,7 @@ PROGRESS_DPS = 0.2            # measured speed toward upright that counts as pro
 CURRENT_DEFICIT_A = 4.5       # current this far BELOW what the command draws at the measured speed:
                               # the motor turns although the sensors say it does not (frozen readings);
                               # normal ticks stay within 1.6 A of the prediction
+FROZEN_DPS = 0.5              # the readings "stand still" below this measured speed (noise ~0.15)
 LIVE_CURRENT_A = 0.3          # below this the current sensor gives nothing (no-load draw is 0.6 A)
 CURRENT_DEFICIT_S = 0.1         # above the worst measurement lag (5 ticks) plus a transient
 
@@ -94,6 +95,7 @@ class SafetyMonitor:
         self.position_untrusted = False     # the sensors disagree and neither can be singled out
         self.driver_disobeys = False        # the current says the driver ignores its command
         self.sensors_frozen = False         # the back-EMF says the motor turns, the readings do not
+        self._motion_start: float | None = None  # the angle where the current motion began
         self._angles: deque[float] = deque(maxlen=SPEED_WINDOW + 1)
         self._raw: deque[tuple[float | None, float | None]] = deque(maxlen=RATE_WINDOW + 1)
         self._since: dict[str, float] = {}  # when each sustained condition began
@@ -136,14 +138,18 @@ class SafetyMonitor:
     def check(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         """The first new problem found this tick (most severe checks first), or None."""
         self._angles.append(s.angle)
+        if not s.tracking:
+            self._motion_start = None
+        elif self._motion_start is None:
+            self._motion_start = s.angle  # where this motion (brake release) began
         self._raw.append((inp.angle_primary_deg, inp.angle_secondary_deg))
         self._speed = self.measured_speed(dt)
         for check in self._checks:
             det = check(s, inp, dt)
             if det is not None and det.code not in self.latched:
                 self.latched.add(det.code)
-                if det.code == "runaway" and inp.motor_current_a > RUNAWAY_CURRENT_A:
-                    self.driver_disobeys = True  # current-based: the driver itself is stuck on
+                if det.code == "runaway" and "driver" in det.reason:
+                    self.driver_disobeys = True  # the current says so: the driver itself is stuck on
                 if det.good_sensor:
                     self.distrusted.add("secondary" if det.good_sensor == "primary" else "primary")
                     self._angles.clear()  # the measured angle changes source: restart the speed window
@@ -221,8 +227,12 @@ class SafetyMonitor:
     def _heading_up(self, s: Snapshot) -> bool:
         """The drive is taking the table toward upright and it is going there (not holding at the
         envelope, not sinking): a limit check must not stop such a motion."""
-        # (A drive that cannot lift the table lags its setpoint: the following-error check.)
-        return s.goal is not None and s.goal < s.angle - 1.0
+        # A table that sinks further although the drive heads up (too weak for this user) still
+        # trips: past the envelope, or past where a motion that began beyond it started.
+        if s.goal is None or s.goal >= s.angle - 1.0:
+            return False
+        start = self._motion_start if self._motion_start is not None else s.angle
+        return s.angle <= max(start, self.cfg.limits.max_angle_deg) + ENVELOPE_GUARD_DEG
 
     def progressing_up(self, s: Snapshot) -> bool:
         """Toward upright and measurably getting there (the speed window says so)."""
@@ -296,7 +306,9 @@ class SafetyMonitor:
         # the back-EMF and the upright switch (controller/recovery.py).
         # (A reading of no current at all is a current sensor that gives nothing, not evidence
         # against the angle sensors: a turning motor draws at least its no-load current.)
-        deficit = (s.motor_power and s.tracking and not self.position_untrusted
+        # The readings must also stand still: a weak motor draws less current than the model
+        # too, but its table visibly moves (or sinks) on the sensors.
+        deficit = (s.motor_power and s.tracking and not self.position_untrusted and abs(v) < FROZEN_DPS
                    and LIVE_CURRENT_A < inp.motor_current_a < predicted - CURRENT_DEFICIT_A)
         if self._lasted("current_deficit", deficit, s.now, CURRENT_DEFICIT_S):
             self.position_untrusted = self.sensors_frozen = True
