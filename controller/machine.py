@@ -210,6 +210,7 @@ class Controller:
         self.sr_speed = 0.0            # the supervised recovery's speed request (back-EMF mode)
         self.sr_switch_travel: float | None = None  # odometer travel when the upright switch closed
         self.sr_refused: str | None = None  # why the supervised recovery must not run again
+        self.trusted_load = 0.0        # the loop's load where a motion last ended with nothing latched
         self.hold_raw: tuple[float | None, float | None] | None = None  # readings when a fault began holding
         self.upright_by_evidence = False  # upright verified by the switch and the back-EMF
         self.boot_off_upright = False  # booted off upright: only the way back until upright
@@ -691,6 +692,8 @@ class Controller:
                 self._move_to(self.angle, emergency=True)
             self._controlled_stop()
             return
+        if self.tracking and not self.monitor.latched:
+            self.trusted_load = self.loop.load  # gravity's pull here, measured on trusted sensors
         self.tracking = False
         self.braked_angle = self.angle
 
@@ -797,7 +800,9 @@ class Controller:
             return False
         both = (not self.monitor.distrusted and inp.angle_primary_deg is not None
                 and inp.angle_secondary_deg is not None)
-        return (inp.upright_switch and self._switch_trusted()) or both
+        # (A switch stuck closed agrees trivially: then the trusted sensor is the evidence. The
+        # limp home, which ends on the switch alone, checks the switch separately.)
+        return inp.upright_switch or both
 
     def may_supervise(self) -> bool:
         """The supervised recovery is refused only where it cannot help or would harm."""
@@ -986,7 +991,7 @@ class Controller:
             # the upright switch. The load prior is the loop's last estimate.
             self.tracking = False
             self.sr_speed = 0.0
-            self.sr_emf = BackEmfOdometer(hw.motor_stall_current_a, hw.motor_no_load_speed_dps)
+            self.sr_emf = BackEmfOdometer(hw.motor_stall_current_a, hw.motor_no_load_speed_dps, self.trusted_load)
             self.sr_watch = SupervisedWatch(self.now, 0.0)
             self.speed_limit, self.accel_limit = SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2
         else:

@@ -144,7 +144,12 @@ class SafetyMonitor:
             self._motion_start = s.angle  # where this motion (brake release) began
         self._raw.append((inp.angle_primary_deg, inp.angle_secondary_deg))
         self._speed = self.measured_speed(dt)
+        speed_unknown = s.state == "supervised_return" and not s.tracking
         for check in self._checks:
+            if speed_unknown and check == self._current:
+                # Driving on the back-EMF (no angle trusted): the current check's speed would be
+                # the frozen reading's zero; the supervised watch judges the motion instead.
+                continue
             det = check(s, inp, dt)
             if det is not None and det.code not in self.latched:
                 self.latched.add(det.code)

@@ -34,7 +34,11 @@ OVERSPEED_DPS = 1.5           # over the supervised speed, judged over SPEED_WIN
 SPEED_WINDOW_S = 0.5
 DUTY_PINNED_S = 1.0           # at the duty bound this long: the drive cannot move the table
 NO_LOAD_CURRENT_A = 0.6       # the gearmotor's no-load current (hardware.md), for the back-EMF
-EMF_LOAD_GAIN = 2.0           # 1/s: how fast the back-EMF load estimate follows
+EMF_LOAD_GAIN = 10.0          # 1/s: how fast the back-EMF load estimate follows (a slow one let a
+                              # 136 kg user sag more than WRONG_WAY_DEG at the start)
+EMF_RATE_GAIN = 0.5           # 1/s: the load trend is a slow average (gravity changes with the angle)
+EMF_SETTLE_S = 1.0            # the trend is learnt only after the start's transient
+EMF_DEADBAND = 0.02           # |load| below this (0.4 A above no-load) cannot be signed reliably
 SINGLE_OUT_DEG = 1.0          # a reading that moved this much on the brake while ...
 STILL_DEG = 0.3               # ... the other moved less than this is the bad one
 
@@ -48,31 +52,52 @@ class Verdict:
 class BackEmfOdometer:
     """Speed and distance from the motor alone: ``current = I0 + Istall * |duty - v / v0|``.
 
-    One current reading fits two speeds, ``v0 (duty -+ k)``. The odometer starts from rest on
-    the brake (v = 0 is known there) and follows the branch nearest to its last speed: the
-    table's inertia makes the speed continuous, and the two branches meet only where they
-    agree. The load (the duty gravity and friction eat) follows from the chosen speed and
-    gives the duty for a requested speed. Used when no angle sensor is trusted for position;
-    distance is relative (the start is the reference)."""
+    One current reading fits two speeds, ``v0 (duty -+ k)``. The odometer starts from rest
+    on the brake (the branch taken from the sign of gravity's pull where the table last
+    stopped on trusted sensors) and then follows the branch nearest to its last speed (the table's inertia keeps
+    the speed continuous; on a tie the slower one). Where the two branches meet (``k`` near
+    zero: gravity's pull turns over near horizontal, or the current reading is quantized),
+    nearness says nothing: there the load (``duty - v / v0``, what gravity and friction eat)
+    is carried on its trend, so the crossing keeps its direction. (Without that the gpio
+    backend's quantized current picked the mirrored branch and the table sped up to 5 deg/s.)
+    Used when no angle sensor is trusted for position; the distance is relative."""
 
-    def __init__(self, stall_current_a: float, no_load_speed_dps: float) -> None:
+    def __init__(self, stall_current_a: float, no_load_speed_dps: float, prior_load: float = 0.0) -> None:
         self.i_stall = stall_current_a
         self.v0 = no_load_speed_dps
+        self.prior = prior_load  # the load where the table last stopped on trusted sensors
         self.load = 0.0
+        self.rate = 0.0    # the load's trend, per second
         self.speed = 0.0
         self.travel = 0.0  # integrated signed distance since the start
+        self.elapsed = 0.0
 
     def duty_for(self, speed_dps: float) -> float:
         return speed_dps / self.v0 + self.load
 
     def update(self, duty: float, current_a: float, dt: float) -> float:
+        self.elapsed += dt
         k = max(0.0, current_a - NO_LOAD_CURRENT_A) / self.i_stall
-        low, high = self.v0 * (duty - k), self.v0 * (duty + k)
-        if abs(low - self.speed) == abs(high - self.speed):
-            v = self.speed
+        if k < EMF_DEADBAND and self.elapsed > EMF_SETTLE_S:
+            self.load += self.rate * dt  # cannot tell the branch here: carry the trend across
+            v = self.v0 * (duty - self.load)
         else:
-            v = low if abs(low - self.speed) < abs(high - self.speed) else high
-        self.load += min(1.0, EMF_LOAD_GAIN * dt) * ((duty - v / self.v0) - self.load)
+            low, high = self.v0 * (duty - k), self.v0 * (duty + k)  # loads +k and -k
+            d_low, d_high = abs(low - self.speed), abs(high - self.speed)
+            if self.elapsed <= EMF_SETTLE_S and abs(self.prior) >= EMF_DEADBAND:
+                # Starting from rest both branches are equally near: gravity's direction where the
+                # table last stopped on trusted sensors decides (a short user near horizontal is
+                # pulled toward upright, a tall one toward inversion).
+                v = low if self.prior > 0 else high
+            elif d_low == d_high:
+                v = low if abs(low) < abs(high) else high
+            else:
+                v = low if d_low < d_high else high
+            measured = duty - v / self.v0
+            new_load = self.load + min(1.0, EMF_LOAD_GAIN * dt) * (measured - self.load)
+            if dt > 0 and self.elapsed > EMF_SETTLE_S:
+                self.rate += min(1.0, EMF_RATE_GAIN * dt) * ((new_load - self.load) / dt - self.rate)
+            self.load = new_load
         self.speed = v
         self.travel += v * dt
         return v
