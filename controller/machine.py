@@ -63,7 +63,7 @@ SLOW_DOWN_MIN_DPS = 1.0      # never planned slower than this (below it the moni
 # (name, description) -- the description feeds the generated state diagram.
 STATES: list[tuple[str, str]] = [
     ("boot", "self-test on the brake: sensor checks, then the brake test"),
-    ("idle", "upright and ready"),
+    ("idle", "a verified upright and ready"),
     ("jogging", "hold-to-run UP or DOWN"),
     ("holding", "stopped off upright on the brake"),
     ("ramp", "session: moving to target"),

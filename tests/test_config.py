@@ -59,6 +59,7 @@ def merge(a: dict, b: dict) -> dict:
     ("session.hold_s", 301, 300), ("session.hold_s", -1, 0),
     ("session.rest_deg", 21, 20), ("session.rest_deg", -81, -80),
     ("session.rest_s", 301, 300), ("session.rest_s", -0.1, 0),
+    ("session.cooldown_s", 1801, 1800), ("session.cooldown_s", -1, 0),
     ("hardware.motor_stall_current_a", 0.9, 1), ("hardware.motor_stall_current_a", 201, 200),
     ("hardware.motor_no_load_speed_dps", 9.9, 10), ("hardware.motor_no_load_speed_dps", 101, 100),
 ])
