@@ -66,7 +66,7 @@ class BackEmfOdometer:
         self.i_stall = stall_current_a
         self.v0 = no_load_speed_dps
         self.prior = prior_load  # the load where the table last stopped on trusted sensors
-        self.load = 0.0
+        self.load = prior_load   # the best first guess too (from none, a 136 kg user sagged 4 deg/s)
         self.rate = 0.0    # the load's trend, per second
         self.speed = 0.0
         self.travel = 0.0  # integrated signed distance since the start
