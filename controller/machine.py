@@ -432,8 +432,11 @@ class Controller:
         if det.code in ("brake_creep", "brake_test_failed"):
             self._brake_failed()
         if self.recovery == "hold":
-            if self.state == "idle" and det.recovery != "hold":
-                return  # at a verified upright a lesser fault only adds to what refuses sessions
+            if self.state in ("idle", "supervised_return") and det.recovery != "hold":
+                # At a verified upright a lesser fault only adds to what refuses sessions; during
+                # a supervised recovery it does not stop the way back (an over-travel switch
+                # tripped by a table that slid there is evidence, not a reason to stop).
+                return
             self._hold_on_fault()  # also out of the e-stop: both hold still, the fault also cuts the supply
         elif self.state == "estop":
             return  # nothing moves in e-stop; the recovery applies when it is left
