@@ -342,7 +342,11 @@ class SafetyMonitor:
             if s.angle < self.cfg.limits.max_angle_deg + 2.0:
                 return Detection("overtravel_switch_open", f"over-travel switch open at {s.angle:.1f} deg "
                                  "(wire or switch fault)", "emergency_return")
-            return Detection("overtravel", f"over-travel limit reached at {s.angle:.1f} deg", "hold")
+            # Reached by a drive heading for inversion: it cannot be trusted, hold. Found there
+            # (a slide after a power cut, a boot) with the drive heading up: the way back is
+            # never refused by a limit check.
+            recovery = "emergency_return" if (not s.tracking or self._heading_up(s)) else "hold"
+            return Detection("overtravel", f"over-travel limit reached at {s.angle:.1f} deg", recovery)
         return None
 
     def _buttons(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:

@@ -2,7 +2,7 @@
 
 A held fault (the drive or the sensors are not trusted enough for an automatic return) is a
 pause, never a dead end (DESIGN section 3, issue 11). Holding UP or RETURN drives the table
-toward upright slowly (hold-to-run at ``SUPERVISED_SPEED_DPS``, IEC 60204-1 style), and this
+toward upright slowly (hold-to-run at ``SUPERVISED_SPEED_DPS``, IEC 60204-1 style reduced speed), and this
 watch stops it again (brake, back to the held fault) the moment the motion does not follow
 the command:
 
@@ -24,11 +24,12 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 
-SUPERVISED_SPEED_DPS = 1.0    # hold-to-run speed toward upright (reduced speed)
+SUPERVISED_SPEED_DPS = 2.0    # hold-to-run speed toward upright: the limp home's reduced speed (35 mm/s
+                              # at the head); at 1 deg/s a slide to the 95 deg stop took 3 min of holding
 SUPERVISED_ACCEL_DPS2 = 2.0
 SUPERVISED_DUTY_MAX = 0.9     # the duty is bounded: a wrong estimate cannot wind it up to full
 NO_PROGRESS_S = 3.0           # within this window at least MIN_PROGRESS_DEG toward upright ...
-MIN_PROGRESS_DEG = 0.5        # ... (3 deg expected at 1 deg/s; noise 0.1)
+MIN_PROGRESS_DEG = 0.5        # ... (4.5 deg expected at the planned 1.5 deg/s; noise 0.1)
 WRONG_WAY_DEG = 1.0           # toward inversion beyond the most upright point reached
 OVERSPEED_DPS = 1.5           # over the supervised speed, judged over SPEED_WINDOW_S
 SPEED_WINDOW_S = 0.5
