@@ -12,6 +12,9 @@ Design rules (DESIGN sections 3-4):
   press), then the state's own progress.
 - Any exception inside a tick stops the motor, engages the brake and latches ``fault``;
   the loop keeps running so the alarm and the heartbeat stay alive.
+- A way back from every state (issue 11): a held ``fault`` is a pause, left by holding UP
+  or RETURN (``supervised_return``, controller/recovery.py); ``idle`` is entered only at a
+  verified upright; motion toward upright is never refused by a limit check.
 """
 from __future__ import annotations
 
