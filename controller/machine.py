@@ -1004,10 +1004,13 @@ class Controller:
             self.sr_emf = None
             # The loop's last load estimate is not a prior here: it may have wound up against the
             # fault that held (a jam drove it to its bound and the release then ran the table
-            # at 9.7 deg/s toward inversion). Start from no load; the release observer finds it.
+            # at 9.7 deg/s toward inversion).
             self.tracking = False
             self.load_known = False
             self._move_to(self.cfg.limits.upright_deg, supervised=True)
+            # The best prior is gravity's pull where the table last stopped on trusted sensors
+            # (from none, a 136 kg user at 60 deg passed 2 deg/s at the brake release).
+            self.loop.reset(self.angle, self.trusted_load)
             self.sr_watch = SupervisedWatch(self.now, self.angle)
         self._note(f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s while UP or RETURN "
                    "is held" + (" (on the back-EMF and the upright switch)" if self.sr_emf else ""))
