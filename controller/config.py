@@ -14,6 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Mapping
 
+from controller.capability import capability_problems
 from controller.errors import InputError, Problem
 
 BACKENDS = ("sim", "gpio", "serial")
@@ -46,6 +47,7 @@ class Session:
     max_duration_s: float = 300.0
     rest_deg: float = 0.0
     rest_s: float = 20.0
+    cooldown_s: float = 120.0   # upright rest after a forced return before the table tilts down again
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +121,9 @@ class Hardware:
     # ignores its command shows up in the very next current sample.
     motor_stall_current_a: float = 20.0
     motor_no_load_speed_dps: float = 20.0
+    # Output torque at full duty, stalled: with the no-load speed it bounds what the limits
+    # may ask (controller/capability.py: every allowed user, everywhere in the envelope).
+    motor_stall_torque_nm: float = 700.0
     gpio: Gpio = field(default_factory=Gpio)
     serial: Serial = field(default_factory=Serial)
 
@@ -148,10 +153,16 @@ NUMERIC_BOUNDS: dict[str, Bound] = {
     "session.hold_s": lambda v: (0.0, v["session.max_duration_s"]),
     "session.rest_deg": lambda v: (v["limits.upright_deg"], v["session.target_deg"]),
     "session.rest_s": lambda v: (0.0, 300.0),
+    "session.cooldown_s": lambda v: (0.0, 1800.0),
     "hardware.motor_stall_current_a": lambda v: (1.0, 200.0),
     # Must be well above the emergency speed, or the drive could never reach it.
     "hardware.motor_no_load_speed_dps": lambda v: (1.25 * v["motion.emergency_speed_dps"], 100.0),
+    "hardware.motor_stall_torque_nm": lambda v: (100.0, 20000.0),
 }
+# The keys the motor capability check reads (it runs once all of them are within their bounds).
+CAPABILITY_KEYS = ("limits.upright_deg", "limits.max_angle_deg", "motion.max_speed_dps", "motion.max_accel_dps2",
+                   "motion.emergency_speed_dps", "motion.emergency_accel_dps2", "hardware.motor_stall_torque_nm",
+                   "hardware.motor_no_load_speed_dps")
 # Order matters: a bound may only use keys validated before it.
 KEY_ORDER = list(NUMERIC_BOUNDS)
 SECTIONS: dict[str, type] = {"limits": Limits, "motion": Motion, "session": Session, "hardware": Hardware,
@@ -251,10 +262,16 @@ def build_config(layers: list[tuple[str, str, Mapping[str, Any]]]) -> Config:
             values[key] = default_values()[key]
         else:
             values[key] = float(value)
+    out_of_bounds: set[str] = set()
     for key in KEY_ORDER:
         low, high = NUMERIC_BOUNDS[key](values)
         if not low <= values[key] <= high:
             report(key, f"{values[key]:g} is outside the allowed range {low:g} .. {high:g}")
+            out_of_bounds.add(key)
+    if not out_of_bounds & set(CAPABILITY_KEYS) and not any(p.key.endswith(CAPABILITY_KEYS) for p in problems):
+        # Within every bound, but can the motor do it for the heaviest user? (issue 11, repro 4)
+        for key, reason in capability_problems(*(values[k] for k in CAPABILITY_KEYS)):
+            report(key, reason)
     backend = values["hardware.backend"]
     if backend not in BACKENDS:
         report("hardware.backend", f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")

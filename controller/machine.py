@@ -12,6 +12,9 @@ Design rules (DESIGN sections 3-4):
   press), then the state's own progress.
 - Any exception inside a tick stops the motor, engages the brake and latches ``fault``;
   the loop keeps running so the alarm and the heartbeat stay alive.
+- A way back from every state (issue 11): a held ``fault`` is a pause, left by holding UP
+  or RETURN (``supervised_return``, controller/recovery.py); ``idle`` is entered only at a
+  verified upright; motion toward upright is never refused by a limit check.
 """
 from __future__ import annotations
 
@@ -22,10 +25,12 @@ from transitions import Machine
 
 from controller.config import Config
 from controller.duty import DutyBudget
-from controller.limits import (clamp_target, has_left_upright, is_upright, sensors_agree)
+from controller.limits import (clamp, clamp_target, has_left_upright, is_upright, sensors_agree)
 from controller.monitor import SENSOR_AGREE_DEG, SEVERITY, Detection, SafetyMonitor, Snapshot
 from controller.motor_loop import DRIVE_GAP_S, PositionLoop
 from controller.profile import TrapezoidProfile
+from controller.recovery import (SUPERVISED_ACCEL_DPS2, SUPERVISED_DUTY_MAX, SUPERVISED_SPEED_DPS, BackEmfOdometer,
+                                 SupervisedWatch, single_out)
 from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
 
 SELFTEST_S = 0.3            # boot self-test sampling time (motor off, brake on)
@@ -46,15 +51,22 @@ LIMP_TIMEOUT_MARGIN_S = 10.0 # limp home gives up (hold + alarm) this long after
 LIMP_PAST_UPRIGHT_DEG = 5.0  # with no sensor trusted for position, aim this far past upright
                              # until the upright switch closes
 UPRIGHT_SWITCH_WINDOW_DEG = 1.5  # the upright switch closes this far before upright (hardware)
+SWITCH_PLAUSIBLE_DEG = 3.0   # a reading within this of the switch point makes its closing plausible
 # Profiles are planned this far below the state's speed limit: the true speed deviates from
 # the plan by sensor noise and motor dynamics (measured about 0.2 deg/s worst case in the
 # simulator across 40-136 kg users), and the limit applies to the true speed.
 SPEED_MARGIN_DPS = 0.25
+# Emergency return under load: when the drive runs near full duty while the table still comes
+# up, the return is re-planned slower (never held while it makes progress toward upright).
+SLOW_DOWN_DUTY = 0.95        # |duty| at or above this ...
+SLOW_DOWN_S = 0.2            # ... for this long: re-plan at SLOW_DOWN_FACTOR of the speed
+SLOW_DOWN_FACTOR = 0.7
+SLOW_DOWN_MIN_DPS = 1.0      # never planned slower than this (below it the monitor judges progress)
 
 # (name, description) -- the description feeds the generated state diagram.
 STATES: list[tuple[str, str]] = [
     ("boot", "self-test on the brake: sensor checks, then the brake test"),
-    ("idle", "upright and ready"),
+    ("idle", "a verified upright and ready"),
     ("jogging", "hold-to-run UP or DOWN"),
     ("holding", "stopped off upright on the brake"),
     ("ramp", "session: moving to target"),
@@ -64,6 +76,8 @@ STATES: list[tuple[str, str]] = [
     ("returning", "normal profile to upright"),
     ("emergency_return", "latched, emergency profile to upright"),
     ("limp_home", "fault: slowly upright on the one sensor still trusted"),
+    ("supervised_return", "held fault, UP or RETURN held: slowly toward upright (hold-to-run), watched; "
+                          "released or not following = brake, back to the fault"),
     ("estop", "latched: motor off, brake on"),
     ("fault", "latched fault, alarm: upright on the emergency profile if motion is trusted, "
               "else motor off, supply relay open, brake on"),
@@ -88,6 +102,12 @@ TRANSITIONS: list[dict] = [
     # E-stop overrides everything; a fault keeps the motor off already.
     dict(trigger="estop", source=[s for s in STATE_NAMES if s not in ("boot", "estop", "fault")], dest="estop"),
     dict(trigger="estop", source="fault", dest="estop", conditions="fault_returning"),
+    # Supervised recovery: a held fault is a pause, never a dead end (controller/recovery.py).
+    # RETURN or UP held drives slowly toward upright; release stops it again.
+    dict(trigger="press_return", source="fault", dest="supervised_return", conditions="may_supervise"),
+    dict(trigger="press_up", source="fault", dest="supervised_return", conditions="may_supervise"),
+    dict(trigger="supervised_release", source="supervised_return", dest="fault"),
+    dict(trigger="arrived", source="supervised_return", dest="idle", conditions="verified_upright"),
     dict(trigger="fault", source=[s for s in STATE_NAMES if s != "fault"], dest="fault"),
     # Program session.
     dict(trigger="press_start", source="idle", dest="ramp", conditions="may_start_session"),
@@ -109,21 +129,25 @@ TRANSITIONS: list[dict] = [
     dict(trigger="press_up", source="estop", dest="jogging", conditions="estop_released", before="_jog_up"),
     dict(trigger="press_up", source=["ramp", "hold", "rest", "paused"], dest="returning"),
     dict(trigger="jog_end", source="jogging", dest="holding"),
-    dict(trigger="arrived", source="holding", dest="idle", conditions="at_upright"),
+    # `idle` is entered at a verified upright only; should the table leave it there (a brake
+    # that slips), UP and RETURN still bring it back.
+    dict(trigger="press_up", source="idle", dest="jogging", conditions="off_upright", before="_jog_up"),
+    dict(trigger="arrived", source="holding", dest="idle", conditions="verified_upright"),
     # Returns.
     dict(trigger="time_limit", source=list(TIME_LIMITED), dest="returning"),
     dict(trigger="press_return", source=list(LOCK_GUARDED), dest="emergency_return"),
     dict(trigger="press_return", source="estop", dest="emergency_return", conditions="estop_released"),
+    dict(trigger="press_return", source="idle", dest="emergency_return", conditions="off_upright"),
     dict(trigger="lock_lost", source=list(LOCK_GUARDED), dest="emergency_return"),
-    dict(trigger="arrived", source=["returning", "emergency_return"], dest="idle", conditions="at_upright"),
+    dict(trigger="arrived", source=["returning", "emergency_return"], dest="idle", conditions="verified_upright"),
     # Safety monitor recoveries (a latched fault chooses the safest means left).
     # A fault whose recovery is the emergency return stays visible as `fault` while it returns.
     dict(trigger="fault_return", source=["boot", "idle", "emergency_return"] + list(LOCK_GUARDED), dest="fault"),
-    dict(trigger="arrived", source="fault", dest="idle", conditions=["fault_returning", "at_upright"]),
+    dict(trigger="arrived", source="fault", dest="idle", conditions=["fault_returning", "verified_upright"]),
     dict(trigger="fault_limp", source=["emergency_return"] + list(LOCK_GUARDED), dest="limp_home"),
     dict(trigger="fault_limp", source="fault", dest="limp_home", conditions="fault_returning"),
-    dict(trigger="arrived", source="limp_home", dest="idle", conditions="at_upright"),
-    dict(trigger="limp_done", source="limp_home", dest="idle"),  # ended by the upright switch
+    dict(trigger="arrived", source="limp_home", dest="idle", conditions="verified_upright"),
+    dict(trigger="limp_done", source="limp_home", dest="idle"),  # ended by the (trusted) upright switch
 ]
 
 
@@ -183,6 +207,17 @@ class Controller:
         self.brake_test_ref = 0.0
         self.brake_test_moved = 0.0
         self.limp_began_on_switch = False
+        self.slow_down_t: float | None = None  # the drive has been near full duty since then
+        self.sr_watch: SupervisedWatch | None = None  # the supervised recovery's watch
+        self.sr_emf: BackEmfOdometer | None = None     # ... and its back-EMF odometer (no trusted angle)
+        self.sr_speed = 0.0            # the supervised recovery's speed request (back-EMF mode)
+        self.sr_switch_travel: float | None = None  # odometer travel when the upright switch closed
+        self.sr_refused: str | None = None  # why the supervised recovery must not run again
+        self.trusted_load = 0.0        # the loop's load where a motion last ended with nothing latched
+        self.hold_raw: tuple[float | None, float | None] | None = None  # readings when a fault began holding
+        self.upright_by_evidence = False  # upright verified by the switch and the back-EMF
+        self.boot_off_upright = False  # booted off upright: only the way back until upright
+        self.cooldown_until = 0.0      # a forced return ended: the table rests upright until then
         self.limp_switch_at: tuple[float | None, float | None] | None = None  # sensors when the
                                        # upright switch closed during a limp home
         self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
@@ -246,7 +281,7 @@ class Controller:
             # nothing moves), and its recovery bounds whatever motion leaves the e-stop.
             det = self.monitor.check(Snapshot(now, self.state, self.tracking, self.profile.pos, self.speed_limit,
                                               self.motor_cmd, self.angle, None if self.tracking else self.braked_angle,
-                                              self.motor_power),
+                                              self.motor_power, self.profile.goal if self.tracking else None),
                                      inp, dt)
             if det is not None:
                 self._on_detection(det)
@@ -254,12 +289,19 @@ class Controller:
             self._note("ankle lock lost: emergency return")
             self._fire("lock_lost")
         if pressed:
-            for button in ("return", "stop", "up", "down", "start"):  # safest first
-                if button in pressed:
-                    self._fire("press_" + button)
+            if "return" in inp.buttons:
+                # Buttons pressed together: RETURN wins. While it is held nothing else counts
+                # (a STOP or DOWN pressed with it must not pause or undo the way back).
+                if "return" in pressed:
+                    self._fire("press_return")
+            else:
+                for button in ("stop", "up", "down", "start"):  # safest first
+                    if button in pressed and not (button in ("down", "start") and "up" in inp.buttons):
+                        self._fire("press_" + button)
         # A latched fault's recovery bounds every motion, whichever path started it (e.g.
         # RETURN out of an e-stop after a sensor was found bad becomes the limp home).
-        if self.recovery == "hold" and not self.fault_holding:
+        if self.recovery == "hold" and not self.fault_holding and self.state not in ("supervised_return", "idle"):
+            # (`idle` is a verified upright: there a held fault only refuses sessions.)
             self._hold_on_fault()
         elif self.recovery == "limp_home" and self.state in LIMP_ENFORCED:
             self._fire("fault_limp")
@@ -329,20 +371,30 @@ class Controller:
             self._on_detection(Detection("selftest_failed", self.selftest_problem,
                                          "hold" if unbelievable else "emergency_return"))
             return
-        if not inp.estop_pressed and self.at_upright() and not inp.drive_inhibited:
+        # The brake test pushes the motor: only with the ankle lock confirmed (issue 11, repro 9:
+        # a person standing on an unlocked table with a failed brake would be tipped). Without
+        # the lock it is deferred to the pre-session test, which runs before every session.
+        if not inp.estop_pressed and self.at_upright() and not inp.drive_inhibited and inp.ankle_locked:
             if self.brake_test_until is None:
                 self._start_brake_test()
             if self._brake_test_running():
                 return
+        elif self.at_upright() and not inp.ankle_locked and self.brake_test_until is None:
+            self._note("boot brake test deferred to the pre-session test: ankle lock not confirmed")
         self.selftest_ok = True
         self._note("self-test passed" + ("" if self.brake_ok else " except the brake: sessions refused")
                    + ("; the motion board is shut down: brake test skipped, sessions refused"
                       if inp.drive_inhibited else ""))
-        if not self.at_upright() and not inp.estop_pressed:
-            # Unknown time spent inverted (power loss or crash): assume the limit is used up.
+        if not self.at_upright():
+            # Unknown time spent inverted (power loss or crash): assume the limit is used up,
+            # with the e-stop pressed too (issue 11, repro 6: a power cycle in the e-stop
+            # restarted the clock, 588 s off upright against 300 s). Until the table has been
+            # upright only the way back is offered: DOWN and START are refused.
             self.return_forced = True
+            self.boot_off_upright = True
             self.left_upright_t = self.now - self.cfg.session.max_duration_s
-            self._note("table not upright at boot: returning the user upright")
+            self._note("table not upright at boot: " + ("returning the user upright" if not inp.estop_pressed
+                       else "the way back (RETURN or hold UP) once the e-stop is released"))
         self._fire("selftest_passed")
 
     def _brake_failed(self) -> None:
@@ -359,6 +411,10 @@ class Controller:
     def _brake_test_running(self) -> bool:
         """Advance the brake test; False once it is over (its verdict is then recorded)."""
         if self.brake_test_until is None:
+            return False
+        if self.inputs is not None and not self.inputs.ankle_locked:
+            self.brake_test_until = None  # no push without the lock; the pre-session test repeats it
+            self._note("brake test stopped: the ankle lock opened")
             return False
         self.brake_test_moved = max(self.brake_test_moved, abs(self.angle - self.brake_test_ref))
         # Stop pushing the moment the table moves: the test must not drive a bad brake.
@@ -388,6 +444,11 @@ class Controller:
         if det.code in ("brake_creep", "brake_test_failed"):
             self._brake_failed()
         if self.recovery == "hold":
+            if self.state in ("idle", "supervised_return") and det.recovery != "hold":
+                # At a verified upright a lesser fault only adds to what refuses sessions; during
+                # a supervised recovery it does not stop the way back (an over-travel switch
+                # tripped by a table that slid there is evidence, not a reason to stop).
+                return
             self._hold_on_fault()  # also out of the e-stop: both hold still, the fault also cuts the supply
         elif self.state == "estop":
             return  # nothing moves in e-stop; the recovery applies when it is left
@@ -457,11 +518,21 @@ class Controller:
                 # No sensor is trusted for position: the upright switch marks a known point
                 # (it closes UPRIGHT_SWITCH_WINDOW_DEG before upright); the last stretch is
                 # measured relative to it (a drifting sensor is still right about motion).
-                if self.limp_began_on_switch:
-                    self._brake()  # the switch, the one trusted reference, says upright already
-                    self._fire("limp_done")
-                elif inp.upright_switch and self.limp_switch_at is None:
-                    self.limp_switch_at = (inp.angle_primary_deg, inp.angle_secondary_deg)
+                if not self._switch_trusted():
+                    # Neither the angle nor the switch can say where upright is: driving on
+                    # would end wherever a lying switch or a drifting mean says (issue 11,
+                    # repro 2 ended `idle` at 28.9 deg). Hold; the supervised recovery remains.
+                    self._on_detection(Detection("no_upright_reference", "no trusted angle sensor and no "
+                                                 "trusted upright switch: automatic motion stops", "hold"))
+                elif self.limp_began_on_switch or (inp.upright_switch and self.limp_switch_at is None):
+                    if not self._switch_plausible(inp):
+                        self._on_detection(Detection("upright_switch_stuck", "upright switch closed where "
+                                                     "neither angle sensor is near upright", "hold"))
+                    elif self.limp_began_on_switch:
+                        self._brake()  # the switch, the one trusted reference, says upright already
+                        self._fire("limp_done")
+                    else:
+                        self.limp_switch_at = (inp.angle_primary_deg, inp.angle_secondary_deg)
                 elif self.limp_switch_at is not None:
                     # Travel since the switch closed, by the sensor that moved most: a stuck
                     # sensor understates it, one drifting the other way stops early (safe side).
@@ -473,13 +544,87 @@ class Controller:
                         self._fire("limp_done")
             elif self._settled() and self.at_upright():
                 self._fire("arrived")
+        elif state == "supervised_return":
+            self._supervise(dt, inp)
         elif state in ("returning", "emergency_return") or (state == "fault" and not self.fault_holding):
+            if self.slow_down_t is not None or (self.tracking and self.profile.goal < self.angle):
+                self._adapt_to_torque(dt)
             if self._settled() or (inp.upright_switch and self.at_upright() and self.profile.done):
                 if self.at_upright():
-                    self._fire("arrived")
+                    if not self._fire("arrived"):
+                        self._on_detection(Detection("upright_unverified", f"at {self.angle:.1f} deg but the "
+                                                     "upright switch does not agree", "hold"))
                 else:  # the profile is done but the table is not there: never call that idle
                     self._on_detection(Detection("return_incomplete", f"stopped at {self.angle:.1f} deg, "
                                                  "not upright", "hold"))
+
+    def _supervise(self, dt: float, inp: Inputs) -> None:
+        """One tick of the supervised recovery: hold-to-run, watched, ended by a verified upright."""
+        if not {"up", "return"} & inp.buttons:
+            self._note("supervised recovery released: holding on the brake (hold UP or RETURN to go on)")
+            self._fire("supervised_release")
+            return
+        emf = self.sr_emf
+        if emf is None:
+            pos = self.angle
+            if self._settled() and self.at_upright():
+                self._brake()
+                if self._fire("arrived"):
+                    return
+        else:
+            emf.update(self.motor_cmd, inp.motor_current_a, dt)
+            pos = emf.travel
+            self.sr_speed = max(-SUPERVISED_SPEED_DPS, self.sr_speed - SUPERVISED_ACCEL_DPS2 * dt)
+            if inp.upright_switch and self._switch_trusted() and self.sr_switch_travel is None:
+                self.sr_switch_travel = emf.travel
+            if (self.sr_switch_travel is not None
+                    and self.sr_switch_travel - emf.travel >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG):
+                self.upright_by_evidence = True  # the switch plus the back-EMF's last stretch
+                self.sr_emf = None
+                self._note("upright by the upright switch and the motor's back-EMF (no angle sensor trusted)")
+                self._brake()
+                if self._fire("arrived"):
+                    return
+        watch = self.sr_watch
+        verdict = watch.update(self.now, pos, self.motor_cmd) if watch is not None else None
+        if verdict is not None:
+            if verdict.code == "supervised_wrong_way":
+                self.sr_refused = verdict.reason
+            self.monitor.latched.add(verdict.code)
+            self._note(f"fault: {verdict.code}: {verdict.reason} (hold)")
+            self._fire("supervised_release")
+
+    def _adapt_to_torque(self, dt: float) -> None:
+        """A return whose drive runs near full duty is re-planned slower while the table still
+        comes up (issue 11, repro 4: 136 kg at 60 deg with a 15 deg/s emergency speed was held
+        at 48.8 deg). The monitor holds only a saturated drive that makes no progress."""
+        if not self.tracking or abs(self.motor_cmd) < SLOW_DOWN_DUTY:
+            self.slow_down_t = None
+            return
+        if self.slow_down_t is None:
+            self.slow_down_t = self.now
+            return
+        if self.now - self.slow_down_t < SLOW_DOWN_S or self.profile.vmax <= SLOW_DOWN_MIN_DPS:
+            return
+        slower = max(SLOW_DOWN_MIN_DPS, SLOW_DOWN_FACTOR * self.profile.vmax)
+        self._note(f"drive near full duty on the way up: re-planned at {slower:.1f} deg/s")
+        self.profile.vmax = slower
+        # The setpoint waits for the table (it lagged behind a drive at its limit).
+        self.profile.pos = self.angle
+        self.slow_down_t = None
+
+    def _switch_trusted(self) -> bool:
+        return "upright_switch_stuck" not in self.monitor.latched
+
+    def _switch_plausible(self, inp: Inputs) -> bool:
+        """The upright switch closing is believed only where one of the angle readings agrees
+        (one sensor is always right when they disagree by a single fault), or where no reading
+        is left to disagree (both frozen: the switch is the last evidence)."""
+        if self.monitor.sensors_frozen:
+            return True
+        near = self.cfg.limits.upright_deg + UPRIGHT_SWITCH_WINDOW_DEG + SWITCH_PLAUSIBLE_DEG
+        readings = [r for r in (inp.angle_primary_deg, inp.angle_secondary_deg) if r is not None]
+        return not readings or min(readings) <= near
 
     def _settled(self) -> bool:
         if not self.tracking or self.profile_done_t is None:
@@ -490,25 +635,32 @@ class Controller:
     def _outputs(self) -> Outputs:
         self.heartbeat = not self.heartbeat
         state = self.state
-        if self.brake_test_until is not None and state in ("boot", "ramp"):
+        if (self.brake_test_until is not None and state in ("boot", "ramp") and self.inputs is not None
+                and self.inputs.ankle_locked):
             self.motor_cmd = self.brake_test_duty
             return Outputs(motor_cmd=self.motor_cmd, brake=True, alarm=bool(self.monitor.latched),
                            heartbeat=self.heartbeat, motor_power=True)
-        if self.tracking and not self.motionless:
+        if state == "supervised_return" and self.sr_emf is not None:
+            # No trusted angle: the duty for the requested speed by the back-EMF load estimate.
+            self.motor_cmd = clamp(self.sr_emf.duty_for(self.sr_speed), -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX)
+            brake = False
+        elif self.tracking and not self.motionless:
             self.motor_cmd = self.loop.update(self.profile.pos, self.profile.vel, self.angle,
                                               self.dt, self.profile.vmax, self.profile.acc)
+            if state == "supervised_return":  # bounded: a wrong estimate cannot wind it up to full
+                self.motor_cmd = clamp(self.motor_cmd, -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX)
             brake = False
         else:
             self.motor_cmd = 0.0
             brake = True
-        alarm = (state in ("fault", "emergency_return", "limp_home") or bool(self.monitor.latched)
+        alarm = (state in ("fault", "emergency_return", "limp_home", "supervised_return") or bool(self.monitor.latched)
                  or (state == "estop" and not self.at_upright()))
         # The supply relay stays closed while holding: at duty 0 the H-bridge shorts the motor,
         # whose back-EMF then slows any motion the brake fails to stop (a failed brake with the
         # relay open let a heavy user fall at 84 deg/s in the simulator; closed, about 5 deg/s).
         # It opens where the drive itself is suspect (a fault that holds) and during the boot
         # self-test.
-        self.motor_power = not (state == "boot" or self.fault_holding)
+        self.motor_power = not (state == "boot" or self.fault_holding or (state == "idle" and self.recovery == "hold"))
         self.duty.record(self.now, self.dt, self.motor_cmd != 0.0 and self.motor_power)
         return Outputs(motor_cmd=self.motor_cmd, brake=brake, alarm=alarm, heartbeat=self.heartbeat,
                        motor_power=self.motor_power)
@@ -556,12 +708,18 @@ class Controller:
                 self._move_to(self.angle, emergency=True)
             self._controlled_stop()
             return
+        if self.tracking and not self.monitor.latched:
+            self.trusted_load = self.loop.load  # gravity's pull here, measured on trusted sensors
         self.tracking = False
         self.braked_angle = self.angle
 
-    def _move_to(self, goal: float, emergency: bool = False, limp: bool = False) -> None:
+    def _move_to(self, goal: float, emergency: bool = False, limp: bool = False, supervised: bool = False) -> None:
         m = self.cfg.motion
-        if limp:
+        if supervised:
+            vmax, amax = SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2
+            if self.tracking:
+                amax = max(amax, self.profile.amax)
+        elif limp:
             vmax, amax = min(LIMP_SPEED_DPS, m.max_speed_dps), min(LIMP_ACCEL_DPS2, m.max_accel_dps2)
             if self.tracking:  # never brake a motion more gently than the profile it takes over
                 amax = max(amax, self.profile.amax)
@@ -619,6 +777,11 @@ class Controller:
             problems.append("angle sensors disagree")
         if inp.overtravel_tripped:
             problems.append("over-travel switch open")
+        if self.boot_off_upright:
+            problems.append("the table was off upright at power-on: it must be upright first (RETURN or hold UP)")
+        if self.now < self.cooldown_until:
+            problems.append(f"rest upright after a forced return: wait {self.cooldown_until - self.now:.0f} s "
+                            f"(session.cooldown_s = {self.cfg.session.cooldown_s:g})")
         wait = self.duty.wait_s(self.now)
         if wait > 0:
             problems.append(f"the actuator's duty budget ({self.cfg.motion.duty_on_s:g} s on per "
@@ -641,6 +804,46 @@ class Controller:
     def motionless(self) -> bool:
         """States in which the controller never drives the motor."""
         return self.state in ("estop", "boot") or self.fault_holding
+
+    def verified_upright(self) -> bool:
+        """Upright by evidence that agrees: a trusted angle at upright and the upright switch
+        closed (or both angle sensors trusted and agreeing), or the switch plus the back-EMF
+        when no angle is trusted. ``idle`` is entered only on this (issue 11, repro 2)."""
+        if self.upright_by_evidence:
+            return True
+        inp = self.inputs
+        if inp is None or not self.at_upright() or self.monitor.position_untrusted:
+            return False
+        both = (not self.monitor.distrusted and inp.angle_primary_deg is not None
+                and inp.angle_secondary_deg is not None)
+        # (A switch stuck closed agrees trivially: then the trusted sensor is the evidence. The
+        # limp home, which ends on the switch alone, checks the switch separately.)
+        return inp.upright_switch or both
+
+    def may_supervise(self) -> bool:
+        """The supervised recovery is refused only where it cannot help or would harm."""
+        inp = self.inputs
+        if self.recovery != "hold" or inp is None:
+            return False  # a fault that returns by itself is already on the way up
+        problems = []
+        if inp.estop_pressed:
+            problems.append("e-stop pressed: release it first")
+        if not inp.link_ok:
+            problems.append("no link to the motion board (it returns the user on its own)")
+        if inp.drive_inhibited:
+            problems.append("the motion board has taken over or is shut down")
+        if self.monitor.driver_disobeys:
+            problems.append("the motor driver ignores its command: its supply stays cut (manual release, "
+                            "docs/safety.md)")
+        if self.sr_refused:
+            problems.append(f"an earlier supervised recovery went the wrong way ({self.sr_refused}): manual "
+                            "release, docs/safety.md")
+        if self.verified_upright():
+            problems.append("already upright")
+        return self._refuse("supervised recovery", problems)
+
+    def off_upright(self) -> bool:
+        return not self.at_upright()
 
     def fault_returning(self) -> bool:
         return self.recovery != "hold"
@@ -690,6 +893,12 @@ class Controller:
 
     def on_enter_idle(self) -> None:
         self._brake()
+        if self.return_forced:  # time limit, fault, boot recovery, supervised recovery: rest first
+            self.cooldown_until = self.now + self.cfg.session.cooldown_s
+            if self.cfg.session.cooldown_s > 0:
+                self._note(f"upright after a forced return: the table rests {self.cfg.session.cooldown_s:g} s "
+                           "before it tilts down again")
+        self.boot_off_upright = False
         self.left_upright_t = None
         self.return_forced = False
         self.paused_from = ""
@@ -770,9 +979,55 @@ class Controller:
     def on_enter_fault(self) -> None:
         if self.fault_holding:
             self._stop_on_brake()
+            if not self.verified_upright():
+                self._note("held on the brake: hold UP or RETURN to come up slowly (supervised recovery)")
         else:
             self.return_forced = True
             self._move_to(self.cfg.limits.upright_deg, emergency=True)
+
+    def on_enter_supervised_return(self) -> None:
+        self.return_forced = True
+        self.sr_switch_travel = None
+        hw = self.cfg.hardware
+        inp = self.inputs
+        if (self.monitor.position_untrusted and not self.monitor.sensors_frozen and inp is not None
+                and self.hold_raw is not None):
+            good = single_out(self.hold_raw, (inp.angle_primary_deg, inp.angle_secondary_deg))
+            if good is not None:
+                # On the brake the good sensor stood still and the bad one kept moving (a drift):
+                # it is singled out, and the way back runs on the good one.
+                bad = "secondary" if good == "primary" else "primary"
+                self.monitor.single_out_sensor(good)
+                self.monitor.latched.add("sensor_singled_out")
+                self._note(f"fault: sensor_singled_out: the {bad} angle reading moved on the brake, the "
+                           f"{good} did not: trusting the {good} (hold)")
+                self._measure(inp)
+        if self.monitor.position_untrusted:
+            # No reading is trusted for position: drive on the back-EMF (bounded duty), end on
+            # the upright switch. The load prior is the loop's last estimate.
+            self.tracking = False
+            self.sr_speed = 0.0
+            self.sr_emf = BackEmfOdometer(hw.motor_stall_current_a, hw.motor_no_load_speed_dps, self.trusted_load)
+            self.sr_watch = SupervisedWatch(self.now, 0.0)
+            self.speed_limit, self.accel_limit = SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2
+        else:
+            self.sr_emf = None
+            # The loop's last load estimate is not a prior here: it may have wound up against the
+            # fault that held (a jam drove it to its bound and the release then ran the table
+            # at 9.7 deg/s toward inversion).
+            self.tracking = False
+            self.load_known = False
+            self._move_to(self.cfg.limits.upright_deg, supervised=True)
+            # The best prior is gravity's pull where the table last stopped on trusted sensors
+            # (from none, a 136 kg user at 60 deg passed 2 deg/s at the brake release).
+            self.loop.reset(self.angle, self.trusted_load)
+            self.sr_watch = SupervisedWatch(self.now, self.angle)
+        self._note(f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s while UP or RETURN "
+                   "is held" + (" (on the back-EMF and the upright switch)" if self.sr_emf else ""))
+
+    def on_exit_supervised_return(self) -> None:
+        self.sr_emf = None
+        self.sr_watch = None
 
     def _hold_on_fault(self) -> None:
         """The recovery is now "hold": motor off, its supply cut, brake on, whatever the state."""
@@ -782,6 +1037,8 @@ class Controller:
             self._fire("fault")
 
     def _stop_on_brake(self) -> None:
+        inp = self.inputs
+        self.hold_raw = None if inp is None else (inp.angle_primary_deg, inp.angle_secondary_deg)
         self.tracking = False
         self.motor_cmd = 0.0
         self.braked_angle = self.angle

@@ -63,6 +63,13 @@ MOVING_DEG = 0.4              # moved more than this: moving
 SWITCH_LIE_DEG = 5.0          # upright switch closed this far from upright: it lies
 STUCK_BUTTON_GRACE_S = 5.0    # a button held this long past the jog cap is stuck
 DISCREPANCY_S = 0.05          # two channels of one safety input may differ this long (contact bounce)
+PROGRESS_DPS = 0.2            # measured speed toward upright that counts as progress (noise ~0.15 at 0.3 s)
+CURRENT_DEFICIT_A = 4.5       # current this far BELOW what the command draws at the measured speed:
+                              # the motor turns although the sensors say it does not (frozen readings);
+                              # normal ticks stay within 1.6 A of the prediction
+FROZEN_DPS = 0.5              # the readings "stand still" below this measured speed (noise ~0.15)
+LIVE_CURRENT_A = 0.3          # below this the current sensor gives nothing (no-load draw is 0.6 A)
+CURRENT_DEFICIT_S = 0.1         # above the worst measurement lag (5 ticks) plus a transient
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +95,7 @@ class Snapshot(NamedTuple):
     angle: float              # the controller's fused angle
     braked_angle: float | None  # where the brake was engaged (None while driving)
     motor_power: bool = True  # the supply relay was closed for the last command
+    goal: float | None = None  # the active profile's goal (None while braked): which way the drive heads
 
 
 class SafetyMonitor:
@@ -96,6 +104,9 @@ class SafetyMonitor:
         self.latched: set[str] = set()
         self.distrusted: set[str] = set()   # "primary" / "secondary"
         self.position_untrusted = False     # the sensors disagree and neither can be singled out
+        self.driver_disobeys = False        # the current says the driver ignores its command
+        self.sensors_frozen = False         # the back-EMF says the motor turns, the readings do not
+        self._motion_start: float | None = None  # the angle where the current motion began
         self._angles: deque[tuple[float, float]] = deque(maxlen=SPEED_SAMPLES_MAX)  # (t, angle)
         self._predicted: deque[tuple[float, float]] = deque()  # (t, current the command could draw)
         self._first_t: float | None = None  # the first tick the current was judged
@@ -106,7 +117,7 @@ class SafetyMonitor:
         self._held_since: dict[str, float] = {}
         self.held_at_boot: set[str] = set()  # set by the controller on its first update
         self._checks = (self._link, self._sensors, self._drive, self._saturation, self._brake, self._current,
-                        self._switches, self._buttons)
+                        self._back_emf, self._switches, self._buttons)
         self._speed: float | None = None     # this tick's measured speed
 
     def _lasted(self, key: str, active: bool, now: float, duration: float) -> bool:
@@ -126,6 +137,12 @@ class SafetyMonitor:
         if None in (a0, b0, a1, b1):
             return None
         return abs(a1 - a0), abs(b1 - b0)
+
+    def single_out_sensor(self, good: str) -> None:
+        """The controller found the bad reading by other evidence (it moved on the brake)."""
+        self.distrusted.add("secondary" if good == "primary" else "primary")
+        self.position_untrusted = False
+        self._angles.clear()  # the measured angle changes source: restart the speed window
 
     def measured_speed(self, dt: float | None = None) -> float | None:
         """Angle change over measured time: the newest sample against the newest one at least
@@ -155,11 +172,22 @@ class SafetyMonitor:
         horizon = s.now - RATE_WINDOW_S + 1e-6
         while len(raw) > 2 and raw[1][0] <= horizon:
             raw.popleft()
+        if not s.tracking:
+            self._motion_start = None
+        elif self._motion_start is None:
+            self._motion_start = s.angle  # where this motion (brake release) began
         self._speed = self.measured_speed(dt)
+        speed_unknown = s.state == "supervised_return" and not s.tracking
         for check in self._checks:
+            if speed_unknown and check == self._current:
+                # Driving on the back-EMF (no angle trusted): the current check's speed would be
+                # the frozen reading's zero; the supervised watch judges the motion instead.
+                continue
             det = check(s, inp, dt)
             if det is not None and det.code not in self.latched:
                 self.latched.add(det.code)
+                if det.code == "runaway" and "driver" in det.reason:
+                    self.driver_disobeys = True  # the current says so: the driver itself is stuck on
                 if det.good_sensor:
                     self.distrusted.add("secondary" if det.good_sensor == "primary" else "primary")
                     self._angles.clear()  # the measured angle changes source: restart the speed window
@@ -218,6 +246,7 @@ class SafetyMonitor:
     def _drive(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         v = self._speed
         if (s.tracking and s.angle > self.cfg.limits.max_angle_deg + ENVELOPE_GUARD_DEG
+                and not self._heading_up(s)  # the way back from beyond the envelope is never refused
                 and "brake_creep" not in self.latched):  # with a bad brake the motor must keep holding
             # Normal arrivals overshoot by under 0.1 deg: past this the drive cannot stop the
             # table (too weak for this user); the brake can.
@@ -232,6 +261,21 @@ class SafetyMonitor:
                 return Detection(code, f"following error: measured {s.angle:.1f} deg, setpoint "
                                  f"{s.setpoint:.1f} deg", "hold")
         return None
+
+    def _heading_up(self, s: Snapshot) -> bool:
+        """The drive is taking the table toward upright and it is going there (not holding at the
+        envelope, not sinking): a limit check must not stop such a motion."""
+        # A table that sinks further although the drive heads up (too weak for this user) still
+        # trips: past the envelope, or past where a motion that began beyond it started.
+        if s.goal is None or s.goal >= s.angle - 1.0:
+            return False
+        start = self._motion_start if self._motion_start is not None else s.angle
+        return s.angle <= max(start, self.cfg.limits.max_angle_deg) + ENVELOPE_GUARD_DEG
+
+    def progressing_up(self, s: Snapshot) -> bool:
+        """Toward upright and measurably getting there (the speed window says so)."""
+        return (s.goal is not None and s.goal < s.angle - 1.0 and self._speed is not None
+                and self._speed < -PROGRESS_DPS)
 
     def _brake(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         # Also in the e-stop latch: nothing may move there, but a brake that lets go must be
@@ -265,7 +309,10 @@ class SafetyMonitor:
     def _saturation(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         # Normal motion never needs full duty (at most ~0.8 with the heaviest user at the
         # emergency speed): a saturated drive cannot do what is asked (weak, overloaded).
-        if self._lasted("saturated", s.tracking and abs(s.motor_cmd) >= SATURATED_DUTY, s.now, SATURATED_S):
+        # On the way back to upright a saturated drive that still makes progress is slow, not
+        # failed: the controller re-plans slower (machine.py); only no progress holds.
+        saturated = s.tracking and abs(s.motor_cmd) >= SATURATED_DUTY and not self.progressing_up(s)
+        if self._lasted("saturated", saturated, s.now, SATURATED_S):
             return Detection("drive_saturated", f"full duty for {SATURATED_S:g} s: the drive cannot "
                              "follow (weak or overloaded)", "hold")
         return None
@@ -301,6 +348,29 @@ class SafetyMonitor:
                              "(jammed drive)", "hold")
         return None
 
+    def _back_emf(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        hw = self.cfg.hardware
+        v = self._speed or 0.0
+        predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(s.motor_cmd - v / hw.motor_no_load_speed_dps)
+        # Far less current than the command draws at the measured speed means the motor turns
+        # (its back-EMF opposes the supply) while the angle readings say it does not: the
+        # readings are frozen. Both sensors frozen near a goal let the load
+        # observer wind the duty up to 0.98 and the table ran at 21.6 deg/s (issue 11, repro 3).
+        # Nothing is left to drive on by position: hold, and the supervised recovery runs on
+        # the back-EMF and the upright switch (controller/recovery.py).
+        # (A reading of no current at all is a current sensor that gives nothing, not evidence
+        # against the angle sensors: a turning motor draws at least its no-load current.)
+        # The readings must also stand still: a weak motor draws less current than the model
+        # too, but its table visibly moves (or sinks) on the sensors.
+        deficit = (s.motor_power and s.tracking and not self.position_untrusted and abs(v) < FROZEN_DPS
+                   and LIVE_CURRENT_A < inp.motor_current_a < predicted - CURRENT_DEFICIT_A)
+        if self._lasted("current_deficit", deficit, s.now, CURRENT_DEFICIT_S):
+            self.position_untrusted = self.sensors_frozen = True
+            return Detection("sensors_frozen", f"{inp.motor_current_a:.1f} A drawn at duty {s.motor_cmd:+.2f}, "
+                             f"{predicted:.1f} A expected at the measured {v:+.1f} deg/s: the motor turns, "
+                             "the angle readings do not follow", "hold")
+        return None
+
     def _switches(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         up = self.cfg.limits.upright_deg
         if (inp.upright_switch and s.angle > up + SWITCH_LIE_DEG and s.state != "limp_home"
@@ -321,7 +391,11 @@ class SafetyMonitor:
             if s.angle < self.cfg.limits.max_angle_deg + 2.0:
                 return Detection("overtravel_switch_open", f"over-travel switch open at {s.angle:.1f} deg "
                                  "(wire or switch fault)", "emergency_return")
-            return Detection("overtravel", f"over-travel limit reached at {s.angle:.1f} deg", "hold")
+            # Reached by a drive heading for inversion: it cannot be trusted, hold. Found there
+            # (a slide after a power cut, a boot) with the drive heading up: the way back is
+            # never refused by a limit check.
+            recovery = "emergency_return" if (not s.tracking or self._heading_up(s)) else "hold"
+            return Detection("overtravel", f"over-travel limit reached at {s.angle:.1f} deg", recovery)
         return None
 
     def _buttons(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
@@ -333,6 +407,8 @@ class SafetyMonitor:
             if name not in inp.buttons:
                 del self._held_since[name]
         for name in sorted(inp.buttons):
+            if s.state == "supervised_return" and name in ("up", "return"):
+                continue  # held on purpose for as long as the slow way back takes
             since = self._held_since.setdefault(name, s.now)
             if name in self.held_at_boot or s.now - since > self.cfg.motion.jog_max_s + STUCK_BUTTON_GRACE_S:
                 held = "since boot" if name in self.held_at_boot else f"{s.now - since:.0f} s"

@@ -137,6 +137,7 @@ def test_an_estop_edge_zeroes_the_motor_before_the_next_tick(hw) -> None:  # noq
 def test_buttons_are_debounced_over_two_samples(hw) -> None:  # noqa: ANN001
     table, factory = hw
     start = pin(factory, G.button_start)
+    assert table.read().buttons == frozenset()        # the first read: nothing held
     start.drive_low()
     assert table.read().buttons == frozenset()       # one sample: could be bounce
     assert table.read().buttons == {"start"}          # two agree: held
@@ -146,6 +147,41 @@ def test_buttons_are_debounced_over_two_samples(hw) -> None:  # noqa: ANN001
     table.read()
     start.drive_high()
     assert table.read().buttons == frozenset()        # a one-sample blip never counts
+
+
+@pytest.mark.parametrize("held", [("down",), ("up",), ("start", "down"), ("start", "stop", "up", "down", "return")])
+def test_a_button_held_at_power_on_is_reported_by_the_first_read(held: tuple[str, ...]) -> None:
+    """Issue 11, repro 7: a pendant held (or shorted) before the process starts is reported
+    by the very first read, as sim and serial do, so the controller can judge it stuck; the
+    two-sample debounce reported nothing then, and the held button went unjudged."""
+    factory = SimPinFactory()
+    try:
+        for name in NC_INPUTS:
+            factory.pin(getattr(G, name)).drive_low()
+        with GpioTable(G, pin_factory=factory) as table:
+            # Held before the first read (MockPin resets its state when gpiozero sets the
+            # pull-up, so "before the backend exists" is modelled as before its first read).
+            for name in held:
+                factory.pin(getattr(G, f"button_{name}")).drive_low()
+            assert table.read().buttons == frozenset(held)
+            assert table.read().buttons == frozenset(held)   # and it stays held
+            for name in held:
+                factory.pin(getattr(G, f"button_{name}")).drive_high()
+            assert table.read().buttons == frozenset()       # released at once
+            factory.pin(G.button_down).drive_low()
+            assert table.read().buttons == frozenset()       # later presses: debounced again
+            assert table.read().buttons == {"down"}
+    finally:
+        factory.reset()
+
+
+def test_nothing_held_at_power_on_reads_as_nothing_held() -> None:
+    factory = SimPinFactory()
+    try:
+        with GpioTable(G, pin_factory=factory) as table:
+            assert table.read().buttons == frozenset()
+    finally:
+        factory.reset()
 
 
 def test_adc_calibration_and_rails() -> None:

@@ -54,7 +54,7 @@ class GpioTable:
         self._lock = threading.Lock()
         self._estop_latched = False
         self._closed = False
-        self._prev_raw_buttons: frozenset[str] = frozenset()
+        self._prev_raw_buttons: frozenset[str] | None = None  # None: no sample yet (first read)
         self._devices: list[Any] = []
         f = pin_factory
 
@@ -118,11 +118,16 @@ class GpioTable:
     # ----------------------------------------------------------------- the HAL
     def read(self) -> Inputs:
         """Sample every input. Buttons count as held when two samples in a row agree
-        (a 10 ms debounce at 100 Hz); safety contacts are never debounced."""
+        (a 10 ms debounce at 100 Hz); safety contacts are never debounced.
+
+        The first read has no earlier sample: it reports the buttons held *now*. A button
+        held (or shorted) from power-on must be seen from the very first read, as the sim
+        and serial backends see it, so the controller can judge it stuck (issue 11, repro
+        7); a bounce at that instant can only make a button look held, the safe side."""
         estop_open = [not ch.is_active for ch in self.estop]
         ankle_closed = [ch.is_active for ch in self.ankle]
         raw = frozenset(name for name, b in self.buttons.items() if b.is_pressed)
-        held = raw & self._prev_raw_buttons
+        held = raw if self._prev_raw_buttons is None else raw & self._prev_raw_buttons
         self._prev_raw_buttons = raw
         with self._lock:
             if not any(estop_open):
