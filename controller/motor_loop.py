@@ -40,6 +40,13 @@ up to 0.98, and the table ran at 21.6 deg/s to the stop):
   brake-release phase neither bound applies (the current is still that of the held brake
   while the load appears).
 
+  A bound that binds is itself evidence: the readings say "no motion despite the duty"
+  while the current says the motor is turning freely. ``denied_s`` counts how long the
+  current bound has held the estimate back without a break; the safety monitor should treat
+  a few tenths of a second of it as frozen readings. (Wiring the current in without that
+  makes the wind-up, and with it the current-deficit signature, small: in stranded_3a the
+  table then crept on at 4.7 deg/s unseen instead of running at 10 deg/s and being caught.)
+
 Model per tick (``c = dt * no_load_speed``): ``angle += c * (duty - load)``,
 ``load += dt * rate``. The observer corrects with the innovation ``e = measured -
 predicted`` using gains that put all three poles at ``p = exp(-bandwidth * dt)``:
@@ -89,7 +96,8 @@ class LoopGains:
 class PositionLoop:
     __slots__ = ("gains", "est_angle", "load", "rate", "last_duty", "_l1", "_l2", "_l3", "_dt", "_bw",
                  "_pred_dt", "_pred_u",
-                 "_release_left", "_torque_window", "current_bound", "_side", "_floor")
+                 "_release_left", "_torque_window", "current_bound", "_side", "_floor", "denied_s",
+                 "_denied_now")
 
     def __init__(self, gains: LoopGains | None = None) -> None:
         self.gains = gains or LoopGains()
@@ -107,6 +115,8 @@ class PositionLoop:
         self.current_bound: float | None = None  # the last bound the current set (for traces)
         self._side = 0                           # the load's sign while the torque cannot have crossed zero
         self._floor = 0.0                        # ... and the least its size can be then
+        self.denied_s = 0.0                      # how long the current bound has bound without a break
+        self._denied_now = False
 
     def _design(self, dt: float, bandwidth: float, track_rate: bool) -> None:
         p = math.exp(-bandwidth * dt)
@@ -134,6 +144,7 @@ class PositionLoop:
         self.current_bound = None
         self._side = 0
         self._floor = 0.0
+        self.denied_s = 0.0
 
     def _load_bound(self, current_a: float | None, dt: float, releasing: bool) -> float:
         """The largest plausible |load| now: ``load_max``, tightened by the motor current."""
@@ -189,6 +200,7 @@ class PositionLoop:
         if dt != self._dt or bandwidth != self._bw:
             self._design(dt, bandwidth, track_rate=not releasing)
         bound = self._load_bound(current_a, dt, releasing)
+        self._denied_now = False
         # Observer, correct: ``est_angle`` is what the model predicted for now.
         innovation = measured - self.est_angle
         self.load = self._bounded(self.load + self._l2 * innovation, bound)
@@ -204,6 +216,8 @@ class PositionLoop:
         self._pred_dt = dt
         self.est_angle = corrected + dt * g.no_load_speed_dps * self._pred_u
         self.load = self._bounded(self.load + dt * self.rate, bound)
+        bound_by_current = self._denied_now and self.current_bound is not None
+        self.denied_s = self.denied_s + dt if bound_by_current else 0.0
         self.last_duty = duty
         return duty
 
@@ -213,6 +227,7 @@ class PositionLoop:
         low, high = (-bound if side <= 0 else floor), (bound if side >= 0 else -floor)
         if low <= load <= high:
             return load
+        self._denied_now = True
         if (load > high) == (self.rate > 0.0):
             self.rate = 0.0
         return clamp(load, low, high)

@@ -13,9 +13,11 @@ LIMIT = 4.0
 
 
 def drive(mass: float, height: float, start: float, freeze_at: float | None, feed_current: bool,
-          seconds: float = 8.0, speed: float = 3.75) -> tuple[list[float], list[float], PositionLoop]:
+          seconds: float = 8.0, speed: float = 3.75,
+          denied: list[float] | None = None) -> tuple[list[float], list[float], PositionLoop]:
     """Track a ramp toward inversion at ``speed`` from ``start``; the measured angle freezes at
-    ``freeze_at`` s. Returns the true speeds and duties after the brake-release phase."""
+    ``freeze_at`` s. Returns the true speeds and duties after the brake-release phase
+    (and appends ``denied_s`` per tick to ``denied``)."""
     ph = TablePhysics(TableParams(), mass, height, start)
     loop = PositionLoop()
     loop.reset(start, 0.0)
@@ -29,6 +31,8 @@ def drive(mass: float, height: float, start: float, freeze_at: float | None, fee
         duty = loop.update(setpoint, speed, measured, DT, LIMIT,
                            current_a=ph.current if feed_current else None)
         ph.advance(DT, 0.001, duty, True, False)
+        if denied is not None:
+            denied.append(loop.denied_s)
         if t >= 0.5:
             speeds.append(ph.vel)
             duties.append(duty)
@@ -85,3 +89,16 @@ def test_the_bound_is_off_during_the_brake_release_and_without_a_current() -> No
     for _ in range(100):
         fresh.update(0.0, 0.0, 0.0, DT, LIMIT)
     assert fresh.current_bound is None
+
+
+@pytest.mark.parametrize("mass,height,start", [(80.0, 178.0, 40.0), (136.0, 198.0, 30.0), (40.0, 147.0, 50.0)])
+def test_a_binding_current_bound_is_reported_for_the_monitor(mass: float, height: float, start: float) -> None:
+    """``denied_s``: never with healthy sensors; within a second of frozen readings it has
+    bound for 0.3 s without a break (the monitor's evidence of frozen readings)."""
+    healthy: list[float] = []
+    drive(mass, height, start, None, True, denied=healthy)
+    assert max(healthy) == 0.0
+    frozen: list[float] = []
+    drive(mass, height, start, 2.0, True, denied=frozen)
+    assert max(frozen[:200]) == 0.0                 # before the freeze
+    assert max(frozen[200:300]) >= 0.3, max(frozen[200:300])
