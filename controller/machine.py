@@ -26,7 +26,7 @@ from transitions import Machine
 from controller.config import Config
 from controller.duty import DutyBudget
 from controller.limits import (clamp, clamp_target, has_left_upright, is_upright, sensors_agree)
-from controller.monitor import SENSOR_AGREE_DEG, SEVERITY, Detection, SafetyMonitor, Snapshot
+from controller.monitor import LIVE_CURRENT_A, SENSOR_AGREE_DEG, SEVERITY, Detection, SafetyMonitor, Snapshot
 from controller.motor_loop import DRIVE_GAP_S, PositionLoop
 from controller.profile import TrapezoidProfile
 from controller.recovery import (SUPERVISED_ACCEL_DPS2, SUPERVISED_DUTY_MAX, SUPERVISED_SPEED_DPS, BackEmfOdometer,
@@ -281,7 +281,8 @@ class Controller:
             # nothing moves), and its recovery bounds whatever motion leaves the e-stop.
             det = self.monitor.check(Snapshot(now, self.state, self.tracking, self.profile.pos, self.speed_limit,
                                               self.motor_cmd, self.angle, None if self.tracking else self.braked_angle,
-                                              self.motor_power, self.profile.goal if self.tracking else None),
+                                              self.motor_power, self.profile.goal if self.tracking else None,
+                                              self.loop.denied_s if self.tracking else 0.0),
                                      inp, dt)
             if det is not None:
                 self._on_detection(det)
@@ -646,7 +647,8 @@ class Controller:
             brake = False
         elif self.tracking and not self.motionless:
             self.motor_cmd = self.loop.update(self.profile.pos, self.profile.vel, self.angle,
-                                              self.dt, self.profile.vmax, self.profile.acc)
+                                              self.dt, self.profile.vmax, self.profile.acc,
+                                              current_a=self._live_current())
             if state == "supervised_return":  # bounded: a wrong estimate cannot wind it up to full
                 self.motor_cmd = clamp(self.motor_cmd, -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX)
             brake = False
@@ -666,6 +668,12 @@ class Controller:
                        motor_power=self.motor_power)
 
     # ------------------------------------------------------------------ helpers
+    def _live_current(self) -> float | None:
+        """The motor current for the loop's load bound; None where the sensor gives nothing
+        (a driven motor draws at least its no-load current: 0 A is a dead sensor, no evidence)."""
+        current = None if self.inputs is None else self.inputs.motor_current_a
+        return current if current is not None and current > LIVE_CURRENT_A else None
+
     def _fire(self, trigger: str) -> bool:
         before = self.fire_source = self.state
         if trigger not in self.valid_triggers[before]:

@@ -69,6 +69,10 @@ CURRENT_DEFICIT_A = 4.5       # current this far BELOW what the command draws at
                               # normal ticks stay within 1.6 A of the prediction
 FROZEN_DPS = 0.5              # the readings "stand still" below this measured speed (noise ~0.15)
 LIVE_CURRENT_A = 0.3          # below this the current sensor gives nothing (no-load draw is 0.6 A)
+FROZEN_READ_S = 0.08          # both readings bit-identical this long while driving ...
+FROZEN_MOVE_DEG = 0.3         # ... and the setpoint moved this far meanwhile (3 encoder counts,
+                              # 3 steps of the 12-bit sensor: a following table changes both)
+LOAD_DENIED_S = 0.3           # the current bounding the loop's load estimate this long: frozen readings
 CURRENT_DEFICIT_S = 0.1         # above the worst measurement lag (5 ticks) plus a transient
 
 
@@ -96,6 +100,7 @@ class Snapshot(NamedTuple):
     braked_angle: float | None  # where the brake was engaged (None while driving)
     motor_power: bool = True  # the supply relay was closed for the last command
     goal: float | None = None  # the active profile's goal (None while braked): which way the drive heads
+    load_denied_s: float = 0.0  # how long the motor current has held the loop's load estimate back
 
 
 class SafetyMonitor:
@@ -116,7 +121,9 @@ class SafetyMonitor:
         self._braked_at: float | None = None
         self._held_since: dict[str, float] = {}
         self.held_at_boot: set[str] = set()  # set by the controller on its first update
-        self._checks = (self._link, self._sensors, self._drive, self._saturation, self._brake, self._current,
+        self._frozen_since: tuple[float, float] | None = None  # (t, setpoint) both readings last changed
+        self._last_raw: tuple[float | None, float | None] = (None, None)
+        self._checks = (self._link, self._sensors, self._unchanged, self._drive, self._saturation, self._brake, self._current,
                         self._back_emf, self._switches, self._buttons)
         self._speed: float | None = None     # this tick's measured speed
 
@@ -348,6 +355,29 @@ class SafetyMonitor:
                              "(jammed drive)", "hold")
         return None
 
+    def _unchanged(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
+        # Two live sensors on a moving table do not both repeat their readings to the bit once it
+        # has moved a few of their steps (0.09 deg for the 12-bit sensor, 0.1 for the encoder): both
+        # unchanged while the profile moved on is a frozen reading, caught within
+        # FROZEN_READ_S, before the load observer has wound the duty up (the current
+        # signature in _back_emf takes about 0.5 s and let the table pass the envelope).
+        raw = (inp.angle_primary_deg, inp.angle_secondary_deg)
+        # (With no live current reading the motor's side of the story is unknown: not judged.)
+        same = raw == self._last_raw and None not in raw and inp.motor_current_a > LIVE_CURRENT_A
+        self._last_raw = raw
+        if not (same and s.tracking) or self.position_untrusted or self.distrusted:
+            self._frozen_since = None
+            return None
+        if self._frozen_since is None:
+            self._frozen_since = (s.now, s.setpoint)
+            return None
+        t0, sp0 = self._frozen_since
+        if s.now - t0 >= FROZEN_READ_S and abs(s.setpoint - sp0) >= FROZEN_MOVE_DEG:
+            self.position_untrusted = self.sensors_frozen = True
+            return Detection("sensors_frozen", f"both angle readings unchanged for {s.now - t0:.2f} s while the "
+                             f"setpoint moved {abs(s.setpoint - sp0):.2f} deg: the readings are frozen", "hold")
+        return None
+
     def _back_emf(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         hw = self.cfg.hardware
         v = self._speed or 0.0
@@ -362,8 +392,12 @@ class SafetyMonitor:
         # against the angle sensors: a turning motor draws at least its no-load current.)
         # The readings must also stand still: a weak motor draws less current than the model
         # too, but its table visibly moves (or sinks) on the sensors.
-        deficit = (s.motor_power and s.tracking and not self.position_untrusted and abs(v) < FROZEN_DPS
-                   and LIVE_CURRENT_A < inp.motor_current_a < predicted - CURRENT_DEFICIT_A)
+        # The position loop's load estimate held back by the current (motor_loop.denied_s) is the
+        # same evidence seen earlier: the readings ask for ever more duty, the current says the
+        # motor already turns freely.
+        still = s.motor_power and s.tracking and not self.position_untrusted and abs(v) < FROZEN_DPS
+        deficit = still and LIVE_CURRENT_A < inp.motor_current_a and (
+            inp.motor_current_a < predicted - CURRENT_DEFICIT_A or s.load_denied_s >= LOAD_DENIED_S)
         if self._lasted("current_deficit", deficit, s.now, CURRENT_DEFICIT_S):
             self.position_untrusted = self.sensors_frozen = True
             return Detection("sensors_frozen", f"{inp.motor_current_a:.1f} A drawn at duty {s.motor_cmd:+.2f}, "

@@ -267,7 +267,9 @@ def test_a_failed_brake_is_caught_and_the_motor_brings_the_user_up_and_holds(tmp
     assert all(r["faults"] == "brake_creep" for r in run.trace if r["t_s"] >= detected)  # and in the trace
     idle_after = [r for r in run.trace if r["t_s"] > transition_time(run, "idle", "arrived")]
     assert all(abs(r["angle_deg"] - (-80.0)) < 1.0 for r in idle_after)  # the motor, not the brake, holds
-    assert any(e["message"] == "refused start: latched fault: brake_creep" for e in run.summary["events"])
+    refusals = [e["message"] for e in run.summary["events"] if e["message"].startswith("refused start:")]
+    assert refusals and refusals[0].startswith("refused start: latched fault: brake_creep")
+    assert "session.cooldown_s" in refusals[0]  # and the upright rest after the forced return
 
 
 def test_a_stuck_sensor_limps_home_slowly_on_the_good_one(tmp_path: Path) -> None:
