@@ -70,8 +70,8 @@ CURRENT_DEFICIT_A = 4.5       # current this far BELOW what the command draws at
 FROZEN_DPS = 0.5              # the readings "stand still" below this measured speed (noise ~0.15)
 LIVE_CURRENT_A = 0.3          # below this the current sensor gives nothing (no-load draw is 0.6 A)
 FROZEN_READ_S = 0.08          # both readings bit-identical this long while driving ...
-FROZEN_MOVE_DEG = 0.3         # ... and the setpoint moved this far meanwhile (3 encoder counts,
-                              # 3 steps of the 12-bit sensor: a following table changes both)
+FROZEN_MOVE_DEG = 0.2         # ... and the setpoint moved this far meanwhile (2 encoder counts,
+                              # 2 steps of the 12-bit sensor: a following table changes both)
 LOAD_DENIED_S = 0.3           # the current bounding the loop's load estimate this long: frozen readings
 CURRENT_DEFICIT_S = 0.1         # above the worst measurement lag (5 ticks) plus a transient
 
@@ -121,7 +121,8 @@ class SafetyMonitor:
         self._braked_at: float | None = None
         self._held_since: dict[str, float] = {}
         self.held_at_boot: set[str] = set()  # set by the controller on its first update
-        self._frozen_since: tuple[float, float] | None = None  # (t, setpoint) both readings last changed
+        # (t, setpoint, current, current changed since) when both readings last changed
+        self._frozen_since: tuple[float, float, float, bool] | None = None
         self._last_raw: tuple[float | None, float | None] = (None, None)
         self._checks = (self._link, self._sensors, self._unchanged, self._drive, self._saturation, self._brake, self._current,
                         self._back_emf, self._switches, self._buttons)
@@ -361,18 +362,22 @@ class SafetyMonitor:
         # unchanged while the profile moved on is a frozen reading, caught within
         # FROZEN_READ_S, before the load observer has wound the duty up (the current
         # signature in _back_emf takes about 0.5 s and let the table pass the envelope).
-        raw = (inp.angle_primary_deg, inp.angle_secondary_deg)
+        # Only fresh telemetry counts: a serial link that delivers nothing repeats its last
+        # STATUS whole, the current included, so the current must have changed meanwhile.
         # (With no live current reading the motor's side of the story is unknown: not judged.)
+        raw = (inp.angle_primary_deg, inp.angle_secondary_deg)
         same = raw == self._last_raw and None not in raw and inp.motor_current_a > LIVE_CURRENT_A
         self._last_raw = raw
         if not (same and s.tracking) or self.position_untrusted or self.distrusted:
             self._frozen_since = None
             return None
         if self._frozen_since is None:
-            self._frozen_since = (s.now, s.setpoint)
+            self._frozen_since = (s.now, s.setpoint, inp.motor_current_a, False)
             return None
-        t0, sp0 = self._frozen_since
-        if s.now - t0 >= FROZEN_READ_S and abs(s.setpoint - sp0) >= FROZEN_MOVE_DEG:
+        t0, sp0, current0, fresh = self._frozen_since
+        fresh = fresh or inp.motor_current_a != current0
+        self._frozen_since = (t0, sp0, current0, fresh)
+        if fresh and s.now - t0 >= FROZEN_READ_S and abs(s.setpoint - sp0) >= FROZEN_MOVE_DEG:
             self.position_untrusted = self.sensors_frozen = True
             return Detection("sensors_frozen", f"both angle readings unchanged for {s.now - t0:.2f} s while the "
                              f"setpoint moved {abs(s.setpoint - sp0):.2f} deg: the readings are frozen", "hold")
