@@ -36,7 +36,6 @@ SPEED_MARGIN_DPS = 4.0        # measured speed over the active limit: runaway (n
 SPEED_WINDOW_S = 0.1         # speed = angle change over at least this much measured time (noise about
                               # +-1.5 deg/s peak over 0.1 s); never samples x the current tick's dt: the
                               # catch-up ticks after a late one are < 1 ms apart
-SPEED_WINDOW = 10             # (the same window in ideal 10 ms ticks; kept for readers of the old name)
 SPEED_SAMPLES_MAX = 1000      # bound on the timestamped samples kept (catch-up ticks come ~0.5 ms apart)
 RUNAWAY_CURRENT_A = 10.0      # current while braked and moving: the driver is on (a runaway draws
                               # ~20 A; the brake test's push 7 A)
@@ -57,7 +56,6 @@ OVERCURRENT_S = 0.5
 NO_LOAD_CURRENT_A = 1.0       # upper bound of the gearmotor's no-load current
 AMBIGUOUS_DEG = 0.5           # the sensors' distances from the reference differ by less: ambiguous
 RATE_WINDOW_S = 0.3           # measured time over which "this sensor stopped moving" is judged
-RATE_WINDOW = 30              # (the same window in ideal 10 ms ticks)
 STILL_DEG = 0.15              # moved less than this in the window: not moving (noise ~0.1)
 MOVING_DEG = 0.4              # moved more than this: moving
 SWITCH_LIE_DEG = 5.0          # upright switch closed this far from upright: it lies
