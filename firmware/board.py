@@ -3,9 +3,13 @@ actuator settings and frames out. ``main.py`` wires it to ``machine``; the simul
 virtual motion board wires it to the physics. Time is passed in as ticks_ms.
 
 States (protocol.ST_*): WAIT (no host session, brake on) -> HOST (following the host's
-SET_OUTPUTS within the board's envelope and slew limit) -> on host silence or a lapsed
-command: RETURN (upright alone on the emergency profile) -> SHUTDOWN (latched, brake on,
-supply open, until CLEAR). HOLD (latched, alarm) when acting alone is not safe: the
+SET_OUTPUTS within the board's envelope and slew limit) -> on host silence (300 ms):
+RETURN (upright alone on the emergency profile) -> SHUTDOWN (latched, brake on, supply
+open, until CLEAR). A command whose validity lapsed (100 ms from the host) is not driven
+on: still in HOST, the board brings the table to a stop under its own position loop on the
+emergency deceleration and holds it there, powered, until the host's next SET_OUTPUTS (a
+late host loop: the session goes on) or the host's silence (the return starts from the
+held table without a jolt). HOLD (latched, alarm) when acting alone is not safe: the
 sensors disagree or give no reading, overspeed, the e-stop, or a return that times out.
 
 An e-stop during the board's own return holds on the brake, but not for good: once the
@@ -99,6 +103,8 @@ class Board:
         self.follower = None
         self.return_deadline_ms = 0
         self.torque_first = False  # a return from the brake: holding duty first, then release
+        self.stopping = False    # in HOST with a lapsed command: stopping and holding on our own loop
+        self.stop_goal = 0.0
         self.reason = ""
         self.sample = Sensors()
 
@@ -149,6 +155,7 @@ class Board:
             self.cmd_flags = flags
             self.deadman.command(now_ms, validity)
             self.state = P.ST_HOST
+            self.stopping = False
             return [self._frame(P.ACK, seq)]
         if mtype == P.PING:
             return [self._frame(P.ACK, seq)]
@@ -202,6 +209,21 @@ class Board:
         allow_s = distance / (RETURN_PLAN_FRACTION * lim.emergency_speed_dps) * 1.5 + 5.0
         self.return_deadline_ms = ticks_add(now_ms, int(1000 * allow_s))
 
+    def _begin_stop(self):
+        """The host's command went stale: stop on the emergency deceleration where the table
+        is going, bumpless from the duty applied (the same follower the return uses)."""
+        self.stopping = True
+        self.ramp = None
+        if self.angle is None or not self.trusted:
+            return  # nothing to follow: the brake stops it
+        lim = self.lim
+        v = self.speed if abs(self.speed) < lim.emergency_speed_dps else 0.0
+        self.ramp = Ramp(self.angle)
+        self.ramp.vel = v
+        self.stop_goal = self.angle + v * abs(v) / (2.0 * lim.emergency_accel_dps2)
+        self.follower = Follower(lim.no_load_speed_dps)
+        self.follower.integ = self.duty - self.follower.ff * v
+
     def _hold(self, why, resumable=False):
         self.state = P.ST_HOLD
         self.reason = why
@@ -238,6 +260,40 @@ class Board:
         self._hist_ms[i] = now_ms
         self._hist_i = (i + 1) % SPEED_WINDOW
 
+    def _stop_step(self, sample, estop, dt):
+        """Drive the stop of a lapsed command; False when there is nothing to drive (the host
+        had the brake on or the supply off, the e-stop, no trusted angle): the host's output
+        block then applies its flags with a zero target, which is the brake."""
+        flags = self.cmd_flags
+        driving = flags & P.FLAG_POWER and not flags & P.FLAG_BRAKE
+        if estop or not driving or self.ramp is None or self.angle is None or not self.trusted:
+            self.cmd_duty = 0.0
+            return False
+        lim = self.lim
+        self.ramp.step(self.stop_goal, lim.emergency_speed_dps, lim.emergency_accel_dps2, dt)
+        target = self.follower.duty(self.ramp.pos, self.ramp.vel, self.angle, dt)
+        self.duty = clip_envelope(slew(self.duty, target, dt, lim.duty_slew_per_s), sample.primary,
+                                  sample.secondary, lim)
+        self.brake, self.relay = False, True
+        if abs(self.speed) < 0.5:
+            self.load_duty = self.duty
+        return True
+
+    def _follow_host(self, sample, estop, dt):
+        """The host's last command, within the envelope and the slew limit. A stale command
+        that could not be stopped on our own loop is the brake."""
+        lim = self.lim
+        flags = self.cmd_flags
+        target = 0.0 if estop else clip_envelope(self.cmd_duty, sample.primary, sample.secondary, lim)
+        self.relay = bool(flags & P.FLAG_POWER)
+        if not self.relay:
+            target = 0.0
+        self.duty = slew(self.duty, target, dt, lim.duty_slew_per_s) if target != 0.0 else 0.0
+        self.brake = bool(flags & P.FLAG_BRAKE) or estop or self.stopping
+        self.alarm = bool(flags & P.FLAG_ALARM)
+        if not self.brake and self.relay and abs(self.speed) < 0.5:
+            self.load_duty = self.duty
+
     def step(self, now_ms, sample):
         """One control step: returns (duty, brake, relay, alarm, heartbeat)."""
         lim = self.lim
@@ -252,7 +308,10 @@ class Board:
         if st == P.ST_HOST:
             why = self.deadman.lapsed(now_ms)
             if why:
+                self.stopping = False
                 self._start_return(now_ms, why)
+            elif not self.stopping and self.deadman.expired(now_ms):
+                self._begin_stop()
         elif st == P.ST_WAIT and self.angle is not None:
             upright = abs(self.angle - lim.upright_deg) <= UPRIGHT_TOL_DEG
             silent = ticks_diff(now_ms, self.deadman.last_host_ms) >= lim.host_timeout_ms
@@ -277,16 +336,8 @@ class Board:
                 self._hold("return timed out")
         st = self.state
         if st == P.ST_HOST:
-            flags = self.cmd_flags
-            target = 0.0 if estop else clip_envelope(self.cmd_duty, sample.primary, sample.secondary, lim)
-            self.relay = bool(flags & P.FLAG_POWER)
-            if not self.relay:
-                target = 0.0
-            self.duty = slew(self.duty, target, dt, lim.duty_slew_per_s) if target != 0.0 else 0.0
-            self.brake = bool(flags & P.FLAG_BRAKE) or estop
-            self.alarm = bool(flags & P.FLAG_ALARM)
-            if not self.brake and self.relay and abs(self.speed) < 0.5:
-                self.load_duty = self.duty
+            if not (self.stopping and self._stop_step(sample, estop, dt)):
+                self._follow_host(sample, estop, dt)
         elif st == P.ST_RETURN and self.torque_first:
             # Starting from the brake: build the holding duty first, then release, so the
             # user's weight is carried when the brake lets go (no sag, no catch-up surge).

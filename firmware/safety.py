@@ -63,7 +63,10 @@ def fuse(primary, secondary, lim):
 
 
 class Deadman:
-    """Host supervision: silent for host_timeout_ms, or its last command's validity lapsed."""
+    """Host supervision, two clocks. A command whose validity lapsed is stale: the board stops
+    driving on it (``expired``). Only a host silent for host_timeout_ms is lost (``lapsed``):
+    the board then returns alone. A host loop late by 150 ms (a garbage collection, a slow SD
+    card) thus stops the motion for a moment instead of ending the session."""
 
     def __init__(self, now_ms, lim):
         self.lim = lim
@@ -82,6 +85,8 @@ class Deadman:
         """None, or why the host is no longer in charge."""
         if ticks_diff(now_ms, self.last_host_ms) >= self.lim.host_timeout_ms:
             return "host silent"
-        if self.expiry_ms is not None and ticks_diff(now_ms, self.expiry_ms) >= 0:
-            return "command validity lapsed"
         return None
+
+    def expired(self, now_ms):
+        """True when the last command's validity has lapsed: it must not be driven on."""
+        return self.expiry_ms is not None and ticks_diff(now_ms, self.expiry_ms) >= 0

@@ -136,20 +136,25 @@ def test_a_replayed_or_older_command_is_never_executed():
     assert r[0][0] == P.ACK and b.cmd_duty == 0.3
 
 
-def test_validity_lapse_off_upright_returns_alone_then_latches():
+def test_a_lapsed_command_brakes_and_only_host_silence_returns_alone_then_latches():
     b = connected(angle=30.0)
     drive(b, 2, 0, 0, flags=P.FLAG_POWER | P.FLAG_BRAKE, validity=100)
     b.step(50, at(30.0))
+    assert b.state == P.ST_HOST and not b.stopping
+    duty, brake, _, _, _ = b.step(100, at(30.0))
+    assert b.state == P.ST_HOST and b.stopping and duty == 0.0 and brake  # stale: not driven on
+    b.step(290, at(30.0))
     assert b.state == P.ST_HOST
-    b.step(100, at(30.0))
-    assert b.state == P.ST_RETURN and b.reason == "command validity lapsed"
-    duty, brake, relay, alarm, _ = b.step(110, at(30.0))
-    assert not brake and relay and alarm and duty <= 0.0
+    b.step(300, at(30.0))
+    assert b.state == P.ST_RETURN and b.reason == "host silent"
+    duty, brake, relay, alarm, _ = b.step(310, at(30.0))
+    assert relay and alarm and duty <= 0.0
     # Feed the board a table that follows its ramp exactly, until it is upright.
-    t, angle = 110, 30.0
+    t, angle = 310, 30.0
     while b.state == P.ST_RETURN and t < 60000:
         t += 10
-        angle = b.ramp.pos
+        if not b.torque_first:
+            angle = b.ramp.pos
         b.step(t, at(angle))
     assert b.state == P.ST_SHUTDOWN and abs(angle - UP) < 0.5
     assert b.step(t + 10, at(UP))[:3] == (0.0, True, False)
@@ -159,12 +164,47 @@ def test_validity_lapse_off_upright_returns_alone_then_latches():
     assert b.state == P.ST_WAIT
 
 
-def test_host_silence_is_a_lapse_too():
+def test_a_late_host_stops_the_motion_on_the_board_loop_and_its_next_command_resumes():
+    """A host loop late by 150 ms (a GC pause): the board decelerates the moving table on the
+    emergency deceleration and holds it powered, then obeys the host again; no return, no latch."""
+    b = connected(angle=0.0)
+    t, angle, seq = 0, 0.0, 2
+    for t in range(0, 500, 10):          # the host drives toward inversion at 4 deg/s
+        drive(b, seq, 200, t)
+        seq += 1
+        angle += 0.04
+        b.step(t, at(angle))
+    assert abs(b.speed - 4.0) < 0.2
+    last = t
+    v_prev = None
+    while t < last + 290:                # the host is silent for 290 ms, just short of lost
+        t += 10
+        duty, brake, relay, _, _ = b.step(t, at(angle))
+        if not b.stopping:
+            angle += 0.04                # still driven on the last command until it lapses
+            continue
+        if v_prev is None:
+            assert t == last + 100 and abs(b.ramp.vel - 4.0) < 0.5  # lapsed: the stop begins
+            v_prev = b.ramp.vel
+        angle = b.ramp.pos               # a table that follows the board's own setpoint
+        assert not brake and relay       # stopped powered, not dropped on the brake
+        assert abs(b.ramp.vel - v_prev) <= 8.0 * 0.01 + 1e-6  # the emergency deceleration
+        v_prev = b.ramp.vel
+    assert b.state == P.ST_HOST and b.stopping and 0.0 < b.ramp.vel < 4.0 - 1.4
+    assert b.stop_goal - angle < 1.1       # it stops within v^2/2a of where the lapse found it
+    drive(b, seq, 150, t + 10)
+    b.step(t + 10, at(angle))
+    assert b.state == P.ST_HOST and not b.stopping and b.cmd_duty == 0.15
+
+
+def test_host_silence_returns_alone_whatever_the_validity():
     b = connected(angle=20.0)
     drive(b, 2, 0, 0, flags=P.FLAG_POWER | P.FLAG_BRAKE, validity=60000)  # validity is clipped to 200
     b.step(150, at(20.0))
-    assert b.state == P.ST_HOST
+    assert b.state == P.ST_HOST and not b.stopping
     b.step(200, at(20.0))
+    assert b.state == P.ST_HOST and b.stopping
+    b.step(300, at(20.0))
     assert b.state == P.ST_RETURN
 
 
@@ -172,13 +212,16 @@ def test_at_upright_a_lapse_only_latches():
     b = connected()
     drive(b, 2, 0, 0, flags=P.FLAG_BRAKE, validity=50)
     b.step(60, at(UP))
+    assert b.state == P.ST_HOST and b.stopping
+    b.step(300, at(UP))
     assert b.state == P.ST_SHUTDOWN
 
 
 def test_sensors_that_disagree_hold_on_the_brake_instead_of_returning():
     b = connected(angle=30.0)
     drive(b, 2, 0, 0, flags=P.FLAG_BRAKE, validity=50)
-    duty, brake, relay, alarm, _ = b.step(60, Sensors(primary=30.0, secondary=25.0))
+    b.step(60, Sensors(primary=30.0, secondary=25.0))
+    duty, brake, relay, alarm, _ = b.step(300, Sensors(primary=30.0, secondary=25.0))
     assert b.state == P.ST_HOLD and duty == 0.0 and brake and not relay and alarm
 
 
@@ -245,7 +288,9 @@ def returning_alone(angle=30.0):
     b = connected(angle=angle)
     drive(b, 2, 0, 0, flags=P.FLAG_POWER | P.FLAG_BRAKE, validity=100)
     b.step(100, at(angle))
-    assert b.state == P.ST_RETURN
+    assert b.state == P.ST_HOST and b.stopping  # a stale command: stopped, not yet alone
+    b.step(300, at(angle))
+    assert b.state == P.ST_RETURN and b.reason == "host silent"
     return b
 
 
@@ -256,11 +301,11 @@ UP_BTN = 1 << 2
 def test_estop_during_the_own_return_holds_then_return_press_resumes_it():
     """Issue 11 repro 5: the e-stop holds the board's return, but not for good."""
     b = returning_alone()
-    b.step(110, at(30.0, estop_a_open=True))
+    b.step(310, at(30.0, estop_a_open=True))
     assert b.state == P.ST_HOLD and b.resumable
     # Released: nothing moves by itself, however long.
-    t = 120
-    for t in range(120, 2000, 10):
+    t = 320
+    for t in range(320, 2200, 10):
         duty, brake, relay, alarm, _ = b.step(t, at(30.0))
         assert b.state == P.ST_HOLD and duty == 0.0 and brake and alarm
     # RETURN pressed (a fresh press): the return resumes and stays on after the release.
@@ -272,42 +317,42 @@ def test_estop_during_the_own_return_holds_then_return_press_resumes_it():
 
 def test_a_button_held_through_the_estop_release_moves_nothing():
     b = returning_alone()
-    b.step(110, at(30.0, estop_a_open=True, buttons=RETURN_BTN))
-    b.step(120, at(30.0, buttons=RETURN_BTN))   # released while RETURN is held
-    b.step(130, at(30.0, buttons=RETURN_BTN))
+    b.step(310, at(30.0, estop_a_open=True, buttons=RETURN_BTN))
+    b.step(320, at(30.0, buttons=RETURN_BTN))   # released while RETURN is held
+    b.step(330, at(30.0, buttons=RETURN_BTN))
     assert b.state == P.ST_HOLD
-    b.step(140, at(30.0))
-    b.step(150, at(30.0, buttons=RETURN_BTN))   # pressed again: now it counts
+    b.step(340, at(30.0))
+    b.step(350, at(30.0, buttons=RETURN_BTN))   # pressed again: now it counts
     assert b.state == P.ST_RETURN
 
 
 def test_a_press_while_the_estop_is_still_pressed_moves_nothing():
     b = returning_alone()
-    b.step(110, at(30.0, estop_a_open=True))
-    b.step(120, at(30.0, estop_a_open=True, buttons=UP_BTN | RETURN_BTN))
+    b.step(310, at(30.0, estop_a_open=True))
+    b.step(320, at(30.0, estop_a_open=True, buttons=UP_BTN | RETURN_BTN))
     assert b.state == P.ST_HOLD
 
 
 def test_held_up_resumes_the_return_as_hold_to_run():
     b = returning_alone()
-    b.step(110, at(30.0, estop_a_open=True))
-    b.step(120, at(30.0))
-    b.step(130, at(30.0, buttons=UP_BTN))
+    b.step(310, at(30.0, estop_a_open=True))
+    b.step(320, at(30.0))
+    b.step(330, at(30.0, buttons=UP_BTN))
     assert b.state == P.ST_RETURN
-    b.step(140, at(30.0, buttons=UP_BTN))
+    b.step(340, at(30.0, buttons=UP_BTN))
     assert b.state == P.ST_RETURN
-    duty, brake, _, _, _ = b.step(150, at(30.0))     # UP released: pauses on the brake
+    duty, brake, _, _, _ = b.step(350, at(30.0))     # UP released: pauses on the brake
     assert b.state == P.ST_HOLD and b.resumable and duty == 0.0 and brake
-    b.step(160, at(30.0, buttons=UP_BTN))            # held again: goes on
+    b.step(360, at(30.0, buttons=UP_BTN))            # held again: goes on
     assert b.state == P.ST_RETURN
 
 
 def test_the_resumed_return_reaches_upright_and_latches():
     b = returning_alone()
-    b.step(110, at(30.0, estop_a_open=True))
-    b.step(120, at(30.0))
-    b.step(130, at(30.0, buttons=RETURN_BTN))
-    t, angle = 130, 30.0
+    b.step(310, at(30.0, estop_a_open=True))
+    b.step(320, at(30.0))
+    b.step(330, at(30.0, buttons=RETURN_BTN))
+    t, angle = 330, 30.0
     while b.state == P.ST_RETURN and t < 60000:
         t += 10
         angle = b.ramp.pos
@@ -318,9 +363,9 @@ def test_the_resumed_return_reaches_upright_and_latches():
 def test_holds_for_unsafe_motion_are_not_resumed_by_buttons():
     b = connected(angle=30.0)
     drive(b, 2, 0, 0, flags=P.FLAG_BRAKE, validity=50)
-    b.step(60, Sensors(primary=30.0, secondary=25.0))
+    b.step(300, Sensors(primary=30.0, secondary=25.0))
     assert b.state == P.ST_HOLD and not b.resumable
-    b.step(70, Sensors(primary=30.0, secondary=25.0, buttons=RETURN_BTN))
+    b.step(310, Sensors(primary=30.0, secondary=25.0, buttons=RETURN_BTN))
     assert b.state == P.ST_HOLD
 
 
