@@ -102,6 +102,25 @@ def test_a_stall_past_the_dead_man_brakes_and_the_session_goes_on(stall_s: float
     assert run.summary["max_speed_dps"] <= 4.0 + 0.05
 
 
+@pytest.mark.parametrize("stall_s", [0.15, 0.25])
+def test_a_late_host_on_serial_stops_on_the_board_loop_and_the_session_goes_on(stall_s: float, tmp_path: Path) -> None:
+    """Serial, the board on its own clock: the host's last command lapses 100 ms into the
+    stall. The board does not start its latched return for that (the host is late, not lost,
+    until 300 ms): it slows the table on its own loop, the host's next command takes over, and
+    the session runs to its end with no fault and no speed violation."""
+    timing = '[timing]\nboard_clock = "own"\n'
+    run = run_scenario_cli(session(tmp_path / "s.toml", timing=timing, events=stall(10.0, stall_s)), tmp_path,
+                           "--backend", "serial")
+    assert_completed_clean(run)
+    late = next(r for r in run.trace if r["late_ms"] > 0.0)
+    assert late["state"] == "ramp" and late["late_ms"] == pytest.approx(stall_s * 1000.0, abs=1.0)
+    before = next(r for r in reversed(run.trace) if r["t_s"] < 10.0)
+    # Stopping on the emergency deceleration (8 deg/s^2) from 100 ms into the stall: slower, not braked to 0.
+    slowed = before["velocity_dps"] - 8.0 * (stall_s - 0.1)
+    assert late["velocity_dps"] == pytest.approx(max(slowed, 0.0), abs=0.6)
+    assert run.summary["max_speed_dps"] <= 4.0 + 0.05
+
+
 # ----------------------------------------------------------------------------- jitter and lag
 @pytest.mark.parametrize("backend", ["sim", "gpio-mock"])
 def test_jitter_and_current_lag_through_a_whole_session(backend: str, tmp_path: Path) -> None:
