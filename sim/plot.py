@@ -10,6 +10,7 @@ import importlib.util
 from pathlib import Path
 
 from sim.runner import RunResult, atomic_write
+from sim.trace import PlotSeries
 
 STATE_COLOURS = {
     "boot": "#dddddd", "idle": "#ffffff", "jogging": "#cfe8ff", "holding": "#e6e6fa",
@@ -24,29 +25,36 @@ def plot_available() -> bool:
 
 
 def plot_run(result: RunResult, path: Path) -> None:
+    """Draw a run from its bounded plot series (``result.series``, collected while it ran
+    with ``plot_series=True``), or from its rows when it kept them all.
+
+    Either way the figure comes from a ``PlotSeries``: every row for runs up to
+    ``PLOT_BUCKETS`` ticks, a decimated copy that keeps each bucket's extremes beyond
+    that, so a day-long run plots in bounded memory with its peaks and exact state bands."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
 
-    rows = result.rows
-    t = [r[0] for r in rows]
+    series = result.series
+    if series is None:
+        if not result.rows_complete:
+            raise ValueError("this run kept neither its rows nor a plot series: run it with plot_series=True")
+        series = PlotSeries.of(result.rows)
+    points = series.points()
+    t = [p[0] for p in points]
     cfg = result.scenario.config
     fig, (ax, axv) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
-    # State bands.
+    # State bands, from the exact state changes.
     seen: dict[str, str] = {}
-    start = 0
-    for i in range(1, len(rows) + 1):
-        if i == len(rows) or rows[i][1] != rows[start][1]:
-            state = rows[start][1]
-            colour = STATE_COLOURS.get(state, "#eeeeee")
-            end_t = rows[i][0] if i < len(rows) else rows[-1][0]
-            for a in (ax, axv):
-                a.axvspan(rows[start][0], end_t, color=colour, alpha=0.6, lw=0)
-            seen.setdefault(state, colour)
-            start = i
-    ax.plot(t, [r[5] for r in rows], color="#1f77b4", lw=1.0, ls="--", label="setpoint")
-    ax.plot(t, [r[2] for r in rows], color="black", lw=1.4, label="true angle")
+    for i, (start_t, state) in enumerate(series.states):
+        end_t = series.states[i + 1][0] if i + 1 < len(series.states) else series.last_t
+        colour = STATE_COLOURS.get(state, "#eeeeee")
+        for a in (ax, axv):
+            a.axvspan(start_t, end_t, color=colour, alpha=0.6, lw=0)
+        seen.setdefault(state, colour)
+    ax.plot(t, [p[4] for p in points], color="#1f77b4", lw=1.0, ls="--", label="setpoint")
+    ax.plot(t, [p[2] for p in points], color="black", lw=1.4, label="true angle")
     ax.axhline(cfg.limits.max_angle_deg, color="red", lw=0.8, ls=":", label="max angle")
     ax.axhline(cfg.limits.upright_deg, color="grey", lw=0.8, ls=":", label="upright")
     ax.axhline(0.0, color="grey", lw=0.5)
@@ -55,9 +63,9 @@ def plot_run(result: RunResult, path: Path) -> None:
     handles, _ = ax.get_legend_handles_labels()
     handles += [Patch(color=c, label=s) for s, c in seen.items()]
     ax.legend(handles=handles, loc="upper right", fontsize=7, ncol=2)
-    axv.plot(t, [r[3] for r in rows], color="black", lw=1.0, label="true speed")
-    axv.plot(t, [r[10] for r in rows], color="red", lw=0.8, ls=":", label="speed limit")
-    axv.plot(t, [-r[10] for r in rows], color="red", lw=0.8, ls=":")
+    axv.plot(t, [p[3] for p in points], color="black", lw=1.0, label="true speed")
+    axv.plot(t, [p[5] for p in points], color="red", lw=0.8, ls=":", label="speed limit")
+    axv.plot(t, [-p[5] for p in points], color="red", lw=0.8, ls=":")
     axv.set_ylabel("deg/s")
     axv.set_xlabel("time (s)")
     axv.legend(loc="upper right", fontsize=7)

@@ -8,11 +8,9 @@ The same loop runs in simulated time or paced to real time (``realtime=True``).
 """
 from __future__ import annotations
 
-import csv
 import json
-import os
 import random
-import tempfile
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -25,33 +23,85 @@ from sim.faults import HANG_S
 from sim.scenario import Event, Scenario
 from sim.table import SimTable
 from sim.timing import Timing
+from sim.trace import (  # noqa: F401 - TRACE_COLUMNS, LATE_I, atomic_write: re-exported (long imported from here)
+    LATE_I, TAIL_ROWS, TRACE_COLUMNS, PlotSeries, TraceWriter, atomic_write)
 
 PERIOD_S = 0.01
 TICK_COST_S = 0.0005   # a catch-up tick after a late one starts this long after the previous one
                        # (the loop's own compute time: the service runs missed deadlines back to back)
-TRACE_COLUMNS = (
-    # CONTRACT columns (DESIGN section 7), in this order:
-    "t_s", "state", "angle_deg", "velocity_dps", "sensor_deg", "setpoint_deg", "motor_cmd", "brake",
-    # extensions:
-    "goal_deg", "setpoint_vel_dps", "speed_limit_dps", "accel_limit_dps2", "alarm", "estop_in",
-    "ankle_locked", "powered", "session_s", "motor_current_a", "faults",
-    "late_ms",   # how late this control tick started versus its ideal 10 ms slot ([timing], stalls)
-)
+class TraceStats:
+    """What the summary and the expectations need from the trace, folded in one row at a time.
+
+    Why: a streaming run keeps no full trace (a day is 8.6 million rows), so every figure the
+    summary JSON (a CONTRACT) reports from the rows is accumulated here as each row is made.
+    Each is computed exactly as the whole-list code did (the first row starts each extreme,
+    only a strictly greater or smaller value replaces it, the time past horizontal is summed
+    in the same order from an integer 0), so the summaries are byte-identical."""
+
+    __slots__ = ("rows", "max_angle", "min_angle", "final_angle", "final_state", "max_speed",
+                 "past_horizontal", "late_ticks", "max_late_ms", "visited")
+
+    def __init__(self) -> None:
+        self.rows = 0                      # rows fed
+        self.max_angle = self.min_angle = self.final_angle = 0.0
+        self.final_state = ""
+        self.max_speed = 0.0
+        self.past_horizontal: float = 0    # sum() of nothing is the int 0: the JSON says 0, not 0.0
+        self.late_ticks = 0
+        self.max_late_ms = 0.0
+        self.visited: set[str] = set()
+
+    def feed(self, row: tuple) -> None:
+        angle, speed, late, state = row[2], abs(row[3]), row[LATE_I], row[1]
+        if self.rows:
+            if angle > self.max_angle:
+                self.max_angle = angle
+            if angle < self.min_angle:
+                self.min_angle = angle
+            if speed > self.max_speed:
+                self.max_speed = speed
+            if late > self.max_late_ms:
+                self.max_late_ms = late
+            if angle > 0.0:  # from the second row on, as the whole-list code's rows[1:]
+                self.past_horizontal += PERIOD_S
+        else:
+            self.max_angle = self.min_angle = angle
+            self.max_speed = speed
+            self.max_late_ms = late
+        if late > PERIOD_S * 1000.0:
+            self.late_ticks += 1
+        if state != self.final_state:
+            self.visited.add(state)
+            self.final_state = state
+        self.final_angle = angle
+        self.rows += 1
 
 
 @dataclass
 class RunResult:
+    """A run: its trace rows (all of them, or only the last ``TAIL_ROWS`` for a streaming run;
+    see ``run_scenario``'s ``keep_rows``), what happened, and the verdict. ``stats`` holds the
+    summary's figures over every row either way; ``series`` a bounded copy for the plot when
+    one was asked for."""
+
     scenario: Scenario
-    rows: list[tuple] = field(default_factory=list)
+    rows: list[tuple] | deque[tuple] = field(default_factory=list)
     transitions: list[TransitionRecord] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     unmet: list[str] = field(default_factory=list)
     summary: dict = field(default_factory=dict)
+    stats: TraceStats = field(default_factory=TraceStats)
+    series: PlotSeries | None = None
 
     @property
     def passed(self) -> bool:
         return not self.violations and not self.unmet
+
+    @property
+    def rows_complete(self) -> bool:
+        """Whether ``rows`` is the whole trace (not only the bounded tail of a streaming run)."""
+        return isinstance(self.rows, list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,12 +126,27 @@ class Progress:
 class Simulation:
     """The world plus whichever controller is currently powered, advanced one tick at a time."""
 
-    def __init__(self, scenario: Scenario, result: RunResult | None = None, backend: str = "sim") -> None:
+    def __init__(self, scenario: Scenario, result: RunResult | None = None, backend: str = "sim", *,
+                 keep_rows: bool = True, trace: TraceWriter | None = None, plot_series: bool = False) -> None:
+        """``keep_rows=False`` keeps only the last ``TAIL_ROWS`` rows in ``result.rows`` (memory
+        bounded whatever the run's length); ``trace`` receives every row as it is made;
+        ``plot_series`` collects a bounded, decimated copy for the plot in ``result.series``."""
         cfg = self.cfg = scenario.config
         start_angle = cfg.limits.upright_deg if scenario.start_angle_deg is None else scenario.start_angle_deg
         self.table = SimTable(mass_kg=scenario.mass_kg, height_cm=scenario.height_cm, angle_deg=start_angle,
                               upright_deg=cfg.limits.upright_deg, seed=scenario.seed)
         self.result = result or RunResult(scenario)
+        res = self.result
+        if not keep_rows and res.rows_complete:
+            res.rows = deque(res.rows, maxlen=TAIL_ROWS)
+        if plot_series and res.series is None:
+            res.series = PlotSeries()
+        # Where each row goes as it is made: nothing downstream needs the whole list.
+        self._sinks: list[Callable[[tuple], None]] = [res.rows.append, res.stats.feed]
+        if trace is not None:
+            self._sinks.append(trace.write)
+        if res.series is not None:
+            self._sinks.append(res.series.feed)
         self.checker = InvariantChecker(cfg)
         self.controller: Controller | None = None
         self.backend = backend
@@ -281,7 +346,8 @@ class Simulation:
                                   True, table.estop_circuit_open, table.ankle_lock_closed, False))
         if board is not None:
             board.after(now)   # takes the host's frames (if any), steps, drives its pins
-        self.result.rows.append(row)
+        for sink in self._sinks:
+            sink(row)
         return row
 
     def _start_process(self) -> Any:
@@ -325,46 +391,64 @@ class Simulation:
 def run_scenario(scenario: Scenario, *, realtime: bool = False,
                  on_progress: Callable[[Progress], None] | None = None,
                  progress_every: int = 10, clock: Clock | None = None, backend: str = "sim",
-                 result: RunResult | None = None) -> RunResult:
+                 result: RunResult | None = None, keep_rows: bool = True, trace: Path | None = None,
+                 plot_series: bool = False) -> RunResult:
     """Run a whole scenario in simulated time (or paced by ``clock``/``realtime``) on the
-    ``sim`` backend (the HAL in-process) or ``gpio-mock`` (the gpio backend on mock pins)."""
-    sim = Simulation(scenario, result=result, backend=backend)
-    clock = clock or (RealTimeClock() if realtime else SimClock())
-    events = scenario.events
-    next_event = 0
-    n_ticks = int(round(scenario.duration_s / PERIOD_S))
-    for k in range(n_ticks + 1):
-        next_event = sim.begin_tick(events, next_event)
-        clock.wait_until(sim.now)
-        row = sim.tick()
-        if on_progress is not None and k % progress_every == 0:
-            on_progress(sim.progress(row, scenario.duration_s))
-        if k < n_ticks:
-            sim.advance()
-    return sim.finish()
+    ``sim`` backend (the HAL in-process), ``gpio-mock`` (the gpio backend on mock pins) or
+    ``serial`` (the serial backend to the virtual motion board).
+
+    Memory: with ``keep_rows=True`` (the default, for tests and scripts that look at the
+    rows) ``result.rows`` holds every row, about 300 bytes per 10 ms tick. The CLI passes
+    ``keep_rows=False``: only the last ``TAIL_ROWS`` rows stay, the summary and the
+    invariant checks are folded in row by row, ``trace`` (a path) is streamed to a
+    temporary file renamed into place when the run ends (deleted if it does not end well),
+    and ``plot_series`` keeps a bounded copy for the plot."""
+    writer = TraceWriter(trace) if trace is not None else None
+    try:
+        sim = Simulation(scenario, result=result, backend=backend, keep_rows=keep_rows, trace=writer,
+                         plot_series=plot_series)
+        clock = clock or (RealTimeClock() if realtime else SimClock())
+        events = scenario.events
+        next_event = 0
+        n_ticks = int(round(scenario.duration_s / PERIOD_S))
+        for k in range(n_ticks + 1):
+            next_event = sim.begin_tick(events, next_event)
+            clock.wait_until(sim.now)
+            row = sim.tick()
+            if on_progress is not None and k % progress_every == 0:
+                on_progress(sim.progress(row, scenario.duration_s))
+            if k < n_ticks:
+                sim.advance()
+        done = sim.finish()
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    if writer is not None:
+        writer.commit()
+    return done
 
 
 def summarize(result: RunResult) -> dict:
-    """The summary JSON (DESIGN section 8, a CONTRACT), plus the expectations' verdict."""
+    """The summary JSON (DESIGN section 8, a CONTRACT), plus the expectations' verdict,
+    from the figures accumulated row by row (``result.stats``): no row list is needed."""
     sc = result.scenario
     cfg = sc.config
-    rows = result.rows
-    if rows:
-        angles = [r[2] for r in rows]
-        final_state = rows[-1][1]
+    st = result.stats
+    if st.rows:
+        max_angle, min_angle, final_angle, final_state = st.max_angle, st.min_angle, st.final_angle, st.final_state
     else:  # stopped before the first tick (a signal during start-up): nothing moved
-        angles = [cfg.limits.upright_deg if sc.start_angle_deg is None else sc.start_angle_deg]
+        max_angle = min_angle = final_angle = (cfg.limits.upright_deg if sc.start_angle_deg is None
+                                               else sc.start_angle_deg)
         final_state = "boot"
-    final_angle = angles[-1]
-    past_horizontal = sum(PERIOD_S for r in rows[1:] if r[2] > 0.0)
     summary = {
         "scenario": sc.name,
         "passed": False,
         "violations": [],
-        "max_angle_deg": round(max(angles), 4),
-        "min_angle_deg": round(min(angles), 4),
-        "max_speed_dps": round(max((abs(r[3]) for r in rows), default=0.0), 4),
-        "time_past_horizontal_s": round(past_horizontal, 2),
+        "max_angle_deg": round(max_angle, 4),
+        "min_angle_deg": round(min_angle, 4),
+        "max_speed_dps": round(st.max_speed, 4),
+        "time_past_horizontal_s": round(st.past_horizontal, 2),
         "final_state": final_state,
         "final_angle_deg": round(final_angle, 4),
         "ended_upright": is_upright(final_angle, cfg.limits.upright_deg),
@@ -374,8 +458,8 @@ def summarize(result: RunResult) -> dict:
         "source": sc.source,
         # Real time: ticks that started more than a period late, and the worst lateness
         # (logged, never a fault by itself; DESIGN section 3).
-        "late_ticks": sum(1 for r in rows if r[LATE_I] > PERIOD_S * 1000.0),
-        "max_late_ms": round(max((r[LATE_I] for r in rows), default=0.0), 3),
+        "late_ticks": st.late_ticks,
+        "max_late_ms": round(st.max_late_ms, 3),
     }
     result.unmet = check_expectations(result, summary)
     summary["violations"] = result.violations + result.unmet
@@ -386,7 +470,7 @@ def summarize(result: RunResult) -> dict:
 def check_expectations(result: RunResult, summary: dict) -> list[str]:
     exp = result.scenario.expect
     unmet = []
-    visited = {r[1] for r in result.rows}
+    visited = result.stats.visited
     if exp.ended_upright is not None and summary["ended_upright"] != exp.ended_upright:
         unmet.append(f"expect.ended_upright = {str(exp.ended_upright).lower()}, but the final angle was "
                      f"{summary['final_angle_deg']:.2f} deg")
@@ -410,72 +494,16 @@ def check_expectations(result: RunResult, summary: dict) -> list[str]:
     return unmet
 
 
-def _fmt(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return str(value)
-
-
-def atomic_write(path: Path, write: Callable[[object], None], mode: str = "w") -> None:
-    """Write via a temporary file in the same folder, then rename: never a half-written file."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent or Path("."))
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
-        os.fchmod(fd, 0o666 & ~umask)  # mkstemp creates 0600; give the file normal permissions
-        with os.fdopen(fd, mode, newline="" if "b" not in mode else None) as fh:
-            write(fh)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
-# One %-format per row (every value formatted in C). The columns that may be empty (no
-# sensor reading, no goal) pick one of four formats; a None anywhere else takes the
-# per-value path. Strings in a row never hold a comma or a quote.
-LATE_I = TRACE_COLUMNS.index("late_ms")
-_TEXT_COLUMNS = {"state", "faults", "brake", "alarm", "estop_in", "ankle_locked", "powered"}
-_OPTIONAL = (TRACE_COLUMNS.index("sensor_deg"), TRACE_COLUMNS.index("goal_deg"))
-
-
-def _row_format(empty: tuple[int, ...]) -> str:
-    return ",".join("" if i in empty else "%s" if c in _TEXT_COLUMNS else "%.4f"
-                    for i, c in enumerate(TRACE_COLUMNS)) + "\r\n"
-
-
-_FORMATS = {(a, b): _row_format(tuple(i for i, e in zip(_OPTIONAL, (a, b)) if e))
-            for a in (False, True) for b in (False, True)}
-
-
 def write_trace(result: RunResult, path: Path) -> None:
-    s_i, g_i = _OPTIONAL
+    """The trace of a run that kept every row (``keep_rows=True``), written atomically.
 
-    def write(fh) -> None:  # noqa: ANN001
-        w = csv.writer(fh)
-        w.writerow(TRACE_COLUMNS)
-        lines = []
-        for row in result.rows:
-            s_none, g_none = row[s_i] is None, row[g_i] is None
-            if s_none or g_none:
-                values = tuple(v for i, v in enumerate(row) if not ((i == s_i and s_none) or (i == g_i and g_none)))
-            else:
-                values = row
-            try:
-                lines.append(_FORMATS[s_none, g_none] % values)
-            except TypeError:  # a None elsewhere: the general path
-                lines.append(",".join(_fmt(v) for v in row) + "\r\n")
-            if len(lines) >= 4096:
-                fh.write("".join(lines))
-                lines.clear()
-        fh.write("".join(lines))
-    atomic_write(path, write)
+    A streaming run passes ``trace=`` to ``run_scenario`` instead: its rows were written as
+    they came and only the last ``TAIL_ROWS`` are still here."""
+    if not result.rows_complete:
+        raise ValueError(f"only the last {TAIL_ROWS} rows of this run are in memory: stream its trace "
+                         "with run_scenario(..., trace=PATH)")
+    with TraceWriter(path) as writer:
+        writer.write_all(result.rows)
 
 
 def write_summary(result: RunResult, path: Path) -> None:
