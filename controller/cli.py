@@ -11,6 +11,7 @@ import json
 import os
 import signal
 import sys
+import threading
 from importlib import resources
 from pathlib import Path
 from typing import Sequence
@@ -190,9 +191,11 @@ def _report(result, stream=None) -> None:  # noqa: ANN001
 
 
 def _write_outputs(result, trace: Path | None, summary: Path | None, plot: Path | None) -> None:  # noqa: ANN001
-    from sim.runner import write_summary, write_trace
+    """Say where the outputs are and write those not written yet: the trace was streamed
+    to ``trace`` while the run went (``run_scenario(trace=...)``), the summary and the plot
+    come from what the run folded in row by row."""
+    from sim.runner import write_summary
     if trace:
-        write_trace(result, trace)
         print(f"  trace:   {trace}")
     if summary:
         write_summary(result, summary)
@@ -216,13 +219,17 @@ def cmd_sim(args: argparse.Namespace) -> int:
         problems = exc.problems + problems
     if problems:
         return _fail_input(problems)
+    # Memory bounded whatever duration_s: the trace streams to its file, the plot gets a
+    # decimated copy, and only the last rows stay (sim.trace.TAIL_ROWS).
+    streaming = {"keep_rows": False, "trace": args.trace, "plot_series": args.plot is not None}
     if args.realtime:
         from controller.view import LiveView
         view = LiveView(f"invtable sim {args.scenario.name} (real time)", stream=sys.stderr)
         with view:
-            result = run_scenario(scenario, realtime=True, on_progress=view.update, backend=args.backend)
+            result = run_scenario(scenario, realtime=True, on_progress=view.update, backend=args.backend,
+                                  **streaming)
     else:
-        result = run_scenario(scenario, backend=args.backend)
+        result = run_scenario(scenario, backend=args.backend, **streaming)
     _report(result)
     _write_outputs(result, args.trace, args.summary, args.plot)
     for line in result.summary["violations"]:
@@ -256,7 +263,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"invtable demo: '{scenario.name}' on the simulator "
           f"({scenario.duration_s:g} s simulated, {'%gx real time' % args.speed if args.speed else 'full speed'})")
     with LiveView("invtable demo - simulated table") as view:
-        result = run_scenario(scenario, clock=clock, on_progress=view.update, progress_every=5)
+        result = run_scenario(scenario, clock=clock, on_progress=view.update, progress_every=5, keep_rows=False,
+                              trace=out / "trace.csv", plot_series=True)
     _report(result)
     _write_outputs(result, out / "trace.csv", out / "summary.json", out / "plot.png")
     for line in result.summary["violations"]:
@@ -625,7 +633,7 @@ def cmd_session(args: argparse.Namespace) -> int:
         print(f"invtable session: {user.name}, program '{args.program}' (simulated table)"
               + (" (LOCKED OUT: stays at or below horizontal)" if user.locked_out else ""))
         result, outcome, clips, failed = start_session(store, user, programs[args.program], config, speed=args.speed,
-                                                       seed=args.seed, count_sim=args.count_sim)
+                                                       seed=args.seed, count_sim=args.count_sim, trace=args.trace)
     _report(result)
     print(f"  outcome: {outcome or 'not started (START was refused: see the events)'}")
     if args.trace:
@@ -723,7 +731,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "config": cmd_config_check, "io": cmd_io, "install-service": cmd_install_service,
                 "bench": cmd_bench, "user": cmd_user, "program": cmd_program, "session": cmd_session,
                 "history": cmd_history, "report": cmd_report}
+    old_term = None
     try:
+        if args.command in STREAMING_COMMANDS and threading.current_thread() is threading.main_thread():
+            old_term = signal.signal(signal.SIGTERM, _unwind_on_sigterm)
         return handlers[args.command](args)
     except InputError as exc:
         return _fail_input(exc.problems)
@@ -745,6 +756,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         print("invtable: internal error (a bug; please report it with the traceback above)", file=sys.stderr)
         return EXIT_INTERNAL
+    finally:
+        if old_term is not None:
+            signal.signal(signal.SIGTERM, old_term)
+
+
+# Commands whose trace streams to a temporary file during the run (sim.trace.TraceWriter).
+STREAMING_COMMANDS = ("sim", "demo", "session")
+
+
+def _unwind_on_sigterm(signum: int, _frame: object) -> None:
+    """SIGTERM (``kill``, a CI job's timeout) ends a streaming command as Ctrl-C does: the
+    exception unwinds through the trace writer, which deletes its temporary file (a day's
+    trace is over a gigabyte), instead of the process dying with it left behind."""
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

@@ -250,9 +250,12 @@ class TableStateSaver:
 
 
 def start_session(store: Store, user: User, program: Program, cfg: Config, *, speed: float, seed: int,
-                  out: Any = sys.stdout, count_sim: bool = False) -> tuple[RunResult, str | None, list[str], str | None]:
+                  out: Any = sys.stdout, count_sim: bool = False,
+                  trace: Path | None = None) -> tuple[RunResult, str | None, list[str], str | None]:
     """Run the session on the simulated table (the caller holds the table lock). Returns the
-    run, its outcome, the clips, and the store failure that stopped the recording (if any)."""
+    run, its outcome, the clips, and the store failure that stopped the recording (if any).
+    The run keeps only its last rows (memory bounded); with ``trace`` every row streams to
+    that file as the session goes."""
     check_duty(store, cfg, count_sim=count_sim)
     plan = plan_for(store, user, program, cfg, count_sim=count_sim)
     up = cfg.limits.upright_deg
@@ -284,7 +287,7 @@ def start_session(store: Store, user: User, program: Program, cfg: Config, *, sp
 
     try:
         run_scenario(scenario, clock=ScaledClock(speed) if speed > 0 else None, on_progress=on_tick,
-                     progress_every=1, result=result)
+                     progress_every=1, result=result, keep_rows=False, trace=trace)
     finally:
         saver.close()
     return result, recorder.last_outcome, list(plan.clips), recorder.failed or saver.failed

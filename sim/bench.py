@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from controller.profile import trapezoid_time
-from sim.runner import run_scenario, write_trace
+from sim.runner import run_scenario
 from sim.scenario import scenario_from_dict
 
 LOCK = {"at_s": 0.5, "do": "set", "input": "ankle_lock", "value": True}
@@ -91,13 +91,11 @@ def control_body() -> Callable[[], None]:
     from sim.scenario import Scenario
     from controller.config import Config
     sim = Simulation(Scenario(name="bench", duration_s=1e9, seed=0, mass_kg=80.0, height_cm=178.0,
-                              config=Config(), events=()))
+                              config=Config(), events=()), keep_rows=False)  # as `invtable run`: the last rows only
 
     def body() -> None:
         sim.tick()
         sim.advance()
-        if len(sim.result.rows) > 10_000:
-            del sim.result.rows[:5_000]
     return body
 
 
@@ -298,8 +296,7 @@ def realtime_factor(repeats: int) -> dict:
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
             start = time.perf_counter()
-            result = run_scenario(scenario)
-            write_trace(result, Path(tmp) / "trace.csv")
+            run_scenario(scenario, keep_rows=False, trace=Path(tmp) / "trace.csv")  # as `invtable sim --trace`
             times.append(time.perf_counter() - start)
     best = min(times)
     from sim import table as table_mod
@@ -308,7 +305,7 @@ def realtime_factor(repeats: int) -> dict:
     try:
         start = time.perf_counter()
         r = run_scenario(scenario)
-        tick_cost = (time.perf_counter() - start) / len(r.rows)
+        tick_cost = (time.perf_counter() - start) / r.stats.rows
     finally:
         table_mod.SimTable.advance = original
     return {"sim_seconds": 600.0, "wall_seconds_best": round(best, 3),

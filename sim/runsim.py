@@ -13,7 +13,8 @@ from pathlib import Path
 
 from controller.clock import RealTimeClock
 from controller.config import Config
-from sim.runner import Simulation, write_trace
+from sim.runner import RunResult, Simulation
+from sim.trace import TraceWriter
 from sim.scenario import Scenario
 
 
@@ -23,7 +24,30 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
     scenario = Scenario(name="bench", duration_s=duration or float("inf"), seed=0, mass_kg=mass_kg,
                         height_cm=height_cm, config=config, events=(), start_angle_deg=start_angle_deg,
                         program=program)
-    sim = Simulation(scenario)
+    # However long it runs (a service runs for days) memory stays bounded: only the last rows
+    # are kept, and with --trace every row streams to a temporary file next to it, renamed
+    # into place on exit (a crash or a failed write leaves no partial trace, no temporary file).
+    writer = TraceWriter(trace) if trace else None
+    try:
+        sim, result = _run(scenario, writer, duration, recorder)
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    print(f"invtable run: stopped at t={sim.now:.2f} s in state {sim.last_state}; motor off, brake on")
+    if writer is not None:
+        writer.commit()
+        print(f"  trace: {trace}")
+    for line in result.violations:
+        print(f"invtable: violation: {line}", file=sys.stderr)
+    return 0 if not result.violations else 1
+
+
+def _run(scenario: Scenario, writer: TraceWriter | None, duration: float | None,
+         recorder: object) -> tuple[Simulation, RunResult]:
+    """The bench loop until the duration ends, the pendant quits or a signal arrives; the
+    table is stopped safely (motor off, brake on) however it ends."""
+    sim = Simulation(scenario, keep_rows=False, trace=writer)
     # Resumed or not, the ankle lock reads as it is (open until someone closes it): the saved
     # state holds only the angle, never a lock nobody confirmed.
     clock = RealTimeClock()
@@ -51,13 +75,7 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
         if recorder is not None:
             recorder.close()  # type: ignore[attr-defined]
         result = sim.finish()
-    print(f"invtable run: stopped at t={sim.now:.2f} s in state {sim.last_state}; motor off, brake on")
-    if trace:
-        write_trace(result, trace)
-        print(f"  trace: {trace}")
-    for line in result.violations:
-        print(f"invtable: violation: {line}", file=sys.stderr)
-    return 0 if not result.violations else 1
+    return sim, result
 
 
 def _loop(sim: Simulation, clock: RealTimeClock, duration: float | None, stop: dict,
@@ -79,5 +97,3 @@ def _loop(sim: Simulation, clock: RealTimeClock, duration: float | None, stop: d
         if view is not None and sim.k % 5 == 0:
             view.update(sim.progress(row, duration or 0.0))  # type: ignore[attr-defined]
         sim.advance()
-        if len(sim.result.rows) > 360_000:  # keep an hour of trace in memory at most
-            del sim.result.rows[:60_000]

@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from collections import deque
 from pathlib import Path
 
@@ -20,7 +23,7 @@ import pytest
 from sim.runner import RunResult, run_scenario, write_trace
 from sim.scenario import parse_scenario
 from sim.trace import PLOT_BUCKETS, TAIL_ROWS, PlotSeries, TraceWriter, format_row
-from tests.conftest import SCENARIOS, write_scenario
+from tests.conftest import ROOT, SCENARIOS, run_cli, write_scenario
 
 # Scenarios between them with every kind of row: power cut (no sensor reading, no goal),
 # a hung controller, faults, a timed run with late ticks, a long idle tail (> TAIL_ROWS rows).
@@ -174,3 +177,80 @@ def test_format_row_matches_the_general_formatter_for_odd_rows() -> None:
     """A None outside the two optional columns takes the per-value path, same format."""
     row = (1.0, "hung", 2.0, 3.0, None, 4.0, None, 1, None, 0.0, 0.0, 0.0, 0, 0, 1, 1, 0.0, 0.0, "", 0.5)
     assert format_row(row) == "1.0000,hung,2.0000,3.0000,,4.0000,,1,,0.0000,0.0000,0.0000,0,0,1,1,0.0000,0.0000,,0.5000\r\n"
+
+
+# ---------------------------------------------------------------- through the real CLI
+
+_PEAK_RSS = """
+import resource, subprocess, sys
+proc = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+sys.stderr.write(proc.stderr.decode())
+print(proc.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def _peak_rss_kb(*args: str | Path) -> tuple[int, int]:
+    """(exit code, peak RSS in kB) of one ``invtable`` run: a fresh wrapper process waits for
+    it alone, so RUSAGE_CHILDREN is that run's own high-water mark (no other child counts)."""
+    proc = subprocess.run([sys.executable, "-c", _PEAK_RSS, sys.executable, "-m", "controller", *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=600)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    code, kb = proc.stdout.split()
+    return int(code), int(kb)
+
+
+def test_a_long_scenario_through_the_cli_keeps_bounded_memory(tmp_path: Path) -> None:
+    """Issue 13: 30 simulated minutes peak within a few MB of the 150 s session alone, trace,
+    summary and plot included. The whole-list code kept about 35 kB per simulated second
+    (the trace rows): about 60 MB more here, far past the bound; the streaming code keeps
+    the last minute of rows and a bounded plot series whatever the length. The figures are
+    memory, not time: nothing here depends on how fast the machine is."""
+    short, long = _long_scenario(tmp_path / "short.toml", 150.0), _long_scenario(tmp_path / "long.toml", 1800.0)
+    peaks = {}
+    for name, path in (("short", short), ("long", long)):
+        out = tmp_path / name
+        out.mkdir()
+        code, peaks[name] = _peak_rss_kb("sim", path, "--trace", out / "t.csv", "--summary", out / "s.json",
+                                         "--plot", out / "p.png")
+        assert code == 0
+        assert sorted(p.name for p in out.iterdir()) == ["p.png", "s.json", "t.csv"]  # no temporary file left
+    with open(tmp_path / "long" / "t.csv", "rb") as fh:
+        assert sum(1 for _ in fh) == 180_002  # every row streamed: the header and 180001 ticks
+    summary = json.loads((tmp_path / "long" / "s.json").read_text())
+    assert summary["passed"] and summary["final_state"] == "idle"
+    growth_mb = (peaks["long"] - peaks["short"]) / 1024
+    assert growth_mb < 20.0, f"peak RSS grew by {growth_mb:.1f} MB from a 150 s to a 1800 s scenario: {peaks}"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_or_sigterm_through_the_cli_leaves_no_partial_trace(sig: int, tmp_path: Path) -> None:
+    """Interrupted while streaming a long trace: exit 130, no trace, no temporary file."""
+    scenario = _long_scenario(tmp_path / "long.toml", 86400.0)
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = subprocess.Popen([sys.executable, "-m", "controller", "sim", str(scenario), "--trace", str(out / "t.csv")],
+                            cwd=ROOT, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        # Wait (by what is on disk, not by the clock) until rows are streaming to the temporary file.
+        while not any(f.name.startswith(".t.csv.") and f.stat().st_size > 100_000 for f in out.iterdir()):
+            try:
+                proc.wait(timeout=0.05)
+            except subprocess.TimeoutExpired:
+                continue  # still running: look again
+            pytest.fail(f"the run ended before it streamed: {proc.communicate()}")
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "invtable: interrupted" in err and "Traceback" not in err
+    assert list(out.iterdir()) == []
+
+
+def test_bad_input_still_writes_nothing(tmp_path: Path) -> None:
+    res = run_cli("sim", write_scenario(tmp_path / "bad.toml", "[scenario]\nname = 1\n"), "--trace", tmp_path / "t.csv")
+    assert res.code == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.toml"]
