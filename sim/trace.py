@@ -84,12 +84,19 @@ def _header() -> str:
 TRACE_HEADER = _header()
 
 
+_S_I, _G_I = _OPTIONAL  # sensor_deg before goal_deg
+
+
 def format_row(row: tuple) -> str:
-    """One trace row as its CSV line (with its ``\\r\\n``)."""
-    s_i, g_i = _OPTIONAL
-    s_none, g_none = row[s_i] is None, row[g_i] is None
-    if s_none or g_none:
-        values = tuple(v for i, v in enumerate(row) if not ((i == s_i and s_none) or (i == g_i and g_none)))
+    """One trace row as its CSV line (with its ``\\r\\n``). Empty optional columns are cut
+    out by slicing, not by a per-value loop: this runs once per tick (an idle table has no
+    goal on most of them)."""
+    s, g = _S_I, _G_I
+    s_none, g_none = row[s] is None, row[g] is None
+    if s_none:
+        values = row[:s] + row[s + 1:g] + row[g + 1:] if g_none else row[:s] + row[s + 1:]
+    elif g_none:
+        values = row[:g] + row[g + 1:]
     else:
         values = row
     try:
