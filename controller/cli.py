@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("scenario", type=Path, metavar="SCENARIO.toml")
     sim.add_argument("--backend", choices=BACKENDS, default="sim")
     sim.add_argument("--config", type=Path, metavar="CONFIG.toml")
-    sim.add_argument("--trace", type=Path, metavar="OUT.csv")
+    sim.add_argument("--trace", type=Path, metavar="OUT.csv", help="streamed while it runs (memory stays bounded), renamed into place at the end")
     sim.add_argument("--summary", type=Path, metavar="OUT.json")
     sim.add_argument("--plot", type=Path, metavar="OUT.png")
     sim.add_argument("--realtime", action="store_true", help="pace the simulation to real time")
@@ -47,7 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="the controller service (backend from the config; 'sim' = bench test with a keyboard pendant)")
     run.add_argument("--config", type=Path, metavar="CONFIG.toml")
     run.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: until quit or SIGTERM)")
-    run.add_argument("--trace", type=Path, metavar="OUT.csv", help="write the trace on exit")
+    run.add_argument("--trace", type=Path, metavar="OUT.csv", help="simulator backend: stream the whole run's trace, renamed into place on exit")
     run.add_argument("--data", type=Path, metavar="DIR",
                      help="profiles and history (default $INVTABLE_DATA); sim backend: resume the simulated "
                           "table where a session left it (a crash, a kill)")

@@ -5,6 +5,11 @@ through the HAL exactly as on hardware, record one trace row, then let the physi
 integrate the next 10 ms at 1 kHz. A power cut stops the controller (it is not ticked
 and its outputs drop to the unpowered state); restoring power boots a fresh controller.
 The same loop runs in simulated time or paced to real time (``realtime=True``).
+
+Each row goes, as it is made, to the invariant checker, the summary's accumulator
+(``TraceStats``), the trace file when one is asked for (``sim.trace.TraceWriter``) and the
+plot's bounded series: the CLI keeps only the last rows, so memory does not grow with
+``duration_s`` (issue 13). The Python API keeps every row unless told not to.
 """
 from __future__ import annotations
 
@@ -29,6 +34,8 @@ from sim.trace import (  # noqa: F401 - TRACE_COLUMNS, LATE_I, atomic_write: re-
 PERIOD_S = 0.01
 TICK_COST_S = 0.0005   # a catch-up tick after a late one starts this long after the previous one
                        # (the loop's own compute time: the service runs missed deadlines back to back)
+
+
 class TraceStats:
     """What the summary and the expectations need from the trace, folded in one row at a time.
 

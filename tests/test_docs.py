@@ -107,3 +107,16 @@ def test_hardware_doc_wiring_is_generated_from_the_pin_map() -> None:
     doc = (ROOT / "docs" / "hardware.md").read_text()
     block = doc.split("<!-- wiring:begin -->\n", 1)[1].split("<!-- wiring:end -->", 1)[0]
     assert block == wiring_markdown(), "stale: regenerate with `python -m hal.gpio.wiring`"
+
+
+def test_readme_states_the_trace_buffers_the_code_has() -> None:
+    """Issue 13: the bounds the README promises are the code's constants, and the old
+    'whole trace in memory' limitation is gone from the list of what is not done."""
+    from sim.runner import PERIOD_S
+    from sim.trace import PLOT_BUCKETS, TAIL_ROWS
+    bench = README.split("## Bench testing with scenarios", 1)[1].split("\n### ", 1)[0]
+    assert f"at most {PLOT_BUCKETS} buckets" in bench
+    assert f"every tick for runs up to {PLOT_BUCKETS * PERIOD_S:.0f} s" in bench
+    assert TAIL_ROWS * PERIOD_S == 60.0 and "only the last minute of rows" in bench
+    not_yet = README.split("## What this build does not do yet", 1)[1]
+    assert "trace is kept in memory" not in not_yet and "issue 13" not in not_yet
