@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import serial
 
-from controller.config import Config
-from controller.profile import trapezoid_time
+from controller.core.config import Config
+from controller.core.profile import trapezoid_time
 from firmware import protocol as P
 from hal.interfaces import Outputs
 from hal.serial.backend import LINK_TIMEOUT_S, PINGS_UNANSWERED, PING_EVERY, SerialTable

@@ -13,7 +13,7 @@ Design rules (DESIGN sections 3-4):
 - Any exception inside a tick stops the motor, engages the brake and latches ``fault``;
   the loop keeps running so the alarm and the heartbeat stay alive.
 - A way back from every state (issue 11): a held ``fault`` is a pause, left by holding UP
-  or RETURN (``supervised_return``, controller/recovery.py); ``idle`` is entered only at a
+  or RETURN (``supervised_return``, controller/core/recovery.py); ``idle`` is entered only at a
   verified upright; motion toward upright is never refused by a limit check.
 """
 from __future__ import annotations
@@ -23,13 +23,13 @@ from typing import Callable, Sequence
 
 from transitions import Machine
 
-from controller.config import Config
-from controller.duty import DutyBudget
-from controller.limits import (clamp, clamp_target, has_left_upright, is_upright, sensors_agree)
-from controller.monitor import LIVE_CURRENT_A, SENSOR_AGREE_DEG, SEVERITY, Detection, SafetyMonitor, Snapshot
-from controller.motor_loop import DRIVE_GAP_S, PositionLoop
-from controller.profile import TrapezoidProfile
-from controller.recovery import (SUPERVISED_ACCEL_DPS2, SUPERVISED_DUTY_MAX, SUPERVISED_SPEED_DPS, BackEmfOdometer,
+from controller.core.config import Config
+from controller.core.duty import DutyBudget
+from controller.core.limits import (clamp, clamp_target, has_left_upright, is_upright, sensors_agree)
+from controller.core.monitor import LIVE_CURRENT_A, SENSOR_AGREE_DEG, SEVERITY, Detection, SafetyMonitor, Snapshot
+from controller.core.motor_loop import DRIVE_GAP_S, PositionLoop
+from controller.core.profile import TrapezoidProfile
+from controller.core.recovery import (SUPERVISED_ACCEL_DPS2, SUPERVISED_DUTY_MAX, SUPERVISED_SPEED_DPS, BackEmfOdometer,
                                  SupervisedWatch, single_out)
 from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
 
@@ -104,7 +104,7 @@ TRANSITIONS: list[dict] = [
     # E-stop overrides everything; a fault keeps the motor off already.
     dict(trigger="estop", source=[s for s in STATE_NAMES if s not in ("boot", "estop", "fault")], dest="estop"),
     dict(trigger="estop", source="fault", dest="estop", conditions="fault_returning"),
-    # Supervised recovery: a held fault is a pause, never a dead end (controller/recovery.py).
+    # Supervised recovery: a held fault is a pause, never a dead end (controller/core/recovery.py).
     # RETURN or UP held drives slowly toward upright; release stops it again.
     dict(trigger="press_return", source="fault", dest="supervised_return", conditions="may_supervise"),
     dict(trigger="press_up", source="fault", dest="supervised_return", conditions="may_supervise"),

@@ -11,8 +11,8 @@ import signal
 import sys
 from pathlib import Path
 
-from controller.clock import RealTimeClock
-from controller.config import Config
+from controller.core.clock import RealTimeClock
+from controller.core.config import Config
 from sim.runner import Simulation, write_trace
 from sim.scenario import Scenario
 
@@ -36,7 +36,7 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
         if interactive:
-            from controller.view import LiveView
+            from controller.app.view import LiveView
             from sim.keyboard import KEYS_HELP, KeyboardPendant
             with KeyboardPendant() as pendant, LiveView("invtable run - simulated table (bench)", keys=KEYS_HELP) as view:
                 _loop(sim, clock, duration, stop, pendant, view, recorder)
