@@ -62,8 +62,6 @@ SLOW_DOWN_DUTY = 0.95        # |duty| at or above this ...
 SLOW_DOWN_S = 0.2            # ... for this long: re-plan at SLOW_DOWN_FACTOR of the speed
 SLOW_DOWN_FACTOR = 0.7
 SLOW_DOWN_MIN_DPS = 1.0      # never planned slower than this (below it the monitor judges progress)
-GAP_MOVING_DPS = 1.5         # after a late tick, a measured speed above the sensors' noise peak
-                             # (+-1.5 deg/s over the speed window) is motion the re-plan starts from
 
 # (name, description) -- the description feeds the generated state diagram.
 STATES: list[tuple[str, str]] = [
@@ -320,15 +318,13 @@ class Controller:
             self._fire("time_limit")
         if self.tracking and dt > DRIVE_GAP_S:
             # (issue 12) Late past the dead-man: the drive was cut and the brake held the
-            # table (the Pi's charge pump), or a motion board stopped it on its own loop on
-            # the emergency deceleration (serial: it may still be slowing down). The motion
-            # goes on from where the table stands, at the speed it measurably still has
-            # (after the monitor has judged this tick against the plan the table was following).
+            # table (the Pi's charge pump), or a motion board slowed it on its own loop (serial).
+            # The motion goes on from where the table stands, re-planned from rest (after the
+            # monitor has judged this tick against the plan the table was following). Not from
+            # a measured speed: over the gap it is an average of before and after the cut.
             p = self.profile
             goal, vmax, amax = p.goal, p.vmax, p.amax
-            v = self.monitor.measured_speed()
-            v = 0.0 if v is None or abs(v) <= GAP_MOVING_DPS else max(-vmax, min(vmax, v))
-            p.reset(self.angle, v)
+            p.reset(self.angle)
             p.set_goal(goal, vmax, amax)
             dt = 0.0  # the new plan starts now
         self._progress(dt, inp)
