@@ -218,6 +218,9 @@ class Controller:
         self.upright_by_evidence = False  # upright verified by the switch and the back-EMF
         self.boot_off_upright = False  # booted off upright: only the way back until upright
         self.cooldown_until = 0.0      # a forced return ended: the table rests upright until then
+        # Reasons the application refuses new sessions, by source (e.g. "history": the store a
+        # session must be recorded in has failed). Set through refuse_sessions; read only by START.
+        self.sessions_refused: dict[str, str] = {}
         self.limp_switch_at: tuple[float | None, float | None] | None = None  # sensors when the
                                        # upright switch closed during a limp home
         self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
@@ -251,6 +254,21 @@ class Controller:
             self._fail_safe(f"internal_error: {type(exc).__name__}: {exc}")
             self.heartbeat = not self.heartbeat
             return SAFE_OUTPUTS._replace(heartbeat=self.heartbeat)
+
+    def refuse_sessions(self, source: str, reason: str) -> None:
+        """Refuse every new session from now on, for a reason only the application can see
+        (the history store has failed: a session it asked for must not run unrecorded).
+
+        The controller holds no wiring: the application calls this on the control thread,
+        between ticks, as often as it likes (the same reason again changes nothing; a new one
+        is noted once). Only START from ``idle`` reads it (``may_start_session``), with the
+        other interlocks: a session already under way goes on (resumed from a pause too), and
+        nothing on the way back (RETURN, UP, the time limit, the e-stop, a fault's return)
+        ever asks, so the person always comes back."""
+        if self.sessions_refused.get(source) == reason:
+            return
+        self.sessions_refused[source] = reason
+        self._note(f"sessions refused: {reason}")
 
     @property
     def session_elapsed_s(self) -> float:
@@ -871,7 +889,9 @@ class Controller:
         return True
 
     def may_start_session(self) -> bool:
-        return self._refuse("start", self._interlock_problems())
+        # The application's refusals (refuse_sessions) stop a new session, not a jog: a jog
+        # needs no record, and UP (a jog toward upright) is part of the way back.
+        return self._refuse("start", self._interlock_problems() + list(self.sessions_refused.values()))
 
     def may_jog_down(self) -> bool:
         problems = self._interlock_problems()
