@@ -343,3 +343,67 @@ def test_duty_budget_expires_with_its_window() -> None:
         b.record(k * 0.01, 0.01, True)
     assert b.used_s(6.0) == pytest.approx(6.0) and b.wait_s(6.0) > 0
     assert b.wait_s(17.5) == 0.0 and b.used_s(17.5) < 5.0
+
+
+# ------------------------------------------------------------------ sessions the application refuses
+
+STORE_GONE = "history store unavailable: /data/invtable.db: database or disk is full; sessions need their record"
+
+
+def test_a_refused_session_is_refused_at_start_with_the_reason_and_noted_once() -> None:
+    """Issue 13: the application (its history store failed) refuses new sessions through the
+    controller's hook; START then says why, like every other interlock."""
+    d = Driver()
+    d.ctrl.refuse_sessions("history", STORE_GONE)
+    d.ctrl.refuse_sessions("history", STORE_GONE)  # every tick may say it again: noted once
+    assert [e.message for e in d.ctrl.events].count(f"sessions refused: {STORE_GONE}") == 1
+    d.tap("start")
+    assert d.ctrl.state == "idle" and d.out.motor_cmd == 0.0 and d.out.brake
+    assert any(e.message == f"refused start: {STORE_GONE}" for e in d.ctrl.events)
+    d.tick(buttons=("down",))  # a jog needs no record: only sessions are refused
+    assert d.ctrl.state == "jogging"
+
+
+@pytest.mark.parametrize("way_back", ["return", "up", "time_limit", "estop_then_return", "stop_start_then_return"])
+def test_the_refusal_hook_never_blocks_the_session_under_way_nor_the_way_back(way_back: str) -> None:
+    """The store fails mid-session: the session goes on (a pause resumes), and RETURN, UP, the
+    time limit and the e-stop's way out all bring the person upright; only a new START is refused."""
+    cfg = dataclasses.replace(Config(), session=dataclasses.replace(Config().session, max_duration_s=10.0,
+                                                                     hold_s=60.0, target_deg=20.0))
+    d = Driver(config=cfg)
+    d.tap("start")
+    for _ in range(200):
+        d.tick()  # brake test, then 2 s of ramp: off upright
+    assert d.ctrl.state == "ramp" and d.ctrl.angle > UP + 3.0
+    d.ctrl.refuse_sessions("history", STORE_GONE)
+    d.tick()
+    assert d.ctrl.state == "ramp"  # the session under way goes on
+    if way_back == "return":
+        d.tap("return")
+        assert d.ctrl.state == "emergency_return"
+    elif way_back == "up":
+        d.tap("up")
+        assert d.ctrl.state == "returning"
+    elif way_back == "estop_then_return":
+        d.tick(estop=True)
+        assert d.ctrl.state == "estop"
+        d.tick()
+        d.tap("return")
+        assert d.ctrl.state == "emergency_return"
+    elif way_back == "stop_start_then_return":
+        d.tap("stop")
+        assert d.ctrl.state == "paused"
+        d.tap("start")  # resuming the session under way is no new session
+        assert d.ctrl.state == "ramp"
+        d.tap("return")
+        assert d.ctrl.state == "emergency_return"
+    while d.ctrl.state != "idle" and d.t < 60.0:
+        d.tick()
+    assert d.ctrl.state == "idle" and abs(d.ctrl.angle - UP) < 0.5
+    if way_back == "time_limit":
+        assert any(tr.trigger == "time_limit" for tr in d.ctrl.transitions)
+    refusals = [e.message for e in d.ctrl.events if e.message.startswith("refused")]
+    assert refusals == []  # nothing on the way back asked
+    d.tap("start")  # (after a forced return the cooldown refuses it too: both reasons are given)
+    assert d.ctrl.state == "idle"
+    assert any(e.message.startswith("refused start: ") and STORE_GONE in e.message for e in d.ctrl.events)

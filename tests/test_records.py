@@ -96,6 +96,77 @@ def test_the_service_runs_safe_stop_first_even_when_the_store_fails() -> None:
     assert "recording failed at stop" in log.getvalue() and "/data/invtable.db" in log.getvalue()
 
 
+class ScriptedTable:
+    """The simulated table behind the service loop: the world moves to the clock's time at
+    every read, and a person's presses (``at_s``, button, pressed) happen on cue."""
+
+    def __init__(self, clock, script: list[tuple[float, object]]) -> None:  # noqa: ANN001
+        from sim.table import SimTable
+        self.table = SimTable(angle_deg=-80.0, upright_deg=-80.0)
+        self.table.ankle_lock_closed = True
+        self.clock, self.script = clock, sorted(script, key=lambda item: item[0])
+
+    def read(self):  # noqa: ANN201
+        now = self.clock.now()
+        self.table.advance_to(now)
+        while self.script and self.script[0][0] <= now + 1e-9:
+            action = self.script.pop(0)[1]
+            if callable(action):
+                action()
+            else:
+                button, pressed = action
+                (self.table.press if pressed else self.table.release)(button)
+        return self.table.read()
+
+    def write(self, out) -> None:  # noqa: ANN001
+        self.table.write(out)
+
+    def safe_stop(self) -> None:
+        self.table.safe_stop()
+
+    def close(self) -> None:
+        pass
+
+
+def test_the_service_refuses_start_for_the_rest_of_the_run_once_the_store_fails(tmp_path: Path) -> None:
+    """The service loop (gpio and serial backends): the store fails during the ramp; RETURN
+    still brings the person upright, and START afterwards is refused with the reason, logged."""
+    import io
+    from dataclasses import replace
+
+    from controller.core.clock import SimClock
+    from controller.app.service import JsonLog, run_service
+    from controller.app.sessions import session_config
+    add(tmp_path, "ann")
+    store = Store(tmp_path)
+    program = builtin_programs()["first session"]
+    plan = plan_for(store, store.get_user("ann"), program, Config())
+    err = io.StringIO()
+    recorder = SessionRecorder(store, store.get_user("ann"), program, plan, source="real", err=err)
+    clock, log = SimClock(), io.StringIO()
+    script = [(1.0, ("start", True)), (1.2, ("start", False)),
+              (10.0, lambda: store.db.execute("PRAGMA query_only=ON")),  # SQLite now refuses every write
+              (15.0, ("return", True)), (15.2, ("return", False)),
+              (40.0, ("start", True)), (40.2, ("start", False))]
+    hw = ScriptedTable(clock, script)
+    cfg = session_config(Config(), plan, program)
+    cfg = replace(cfg, session=replace(cfg.session, cooldown_s=0.0))  # only the store refuses the second START
+    code = run_service(cfg, duration=45.0, log=JsonLog(log), make_hardware=lambda: hw, program=plan.steps,
+                       recorder=recorder, clock=clock)
+    assert code == 0
+    lines = [json.loads(line) for line in log.getvalue().splitlines()]
+    moves = [(e["t_s"], e["dest"]) for e in lines if e["event"] == "transition"]
+    assert [d for _, d in moves] == ["idle", "ramp", "emergency_return", "idle"], moves
+    assert abs(hw.table.physics.angle + 80.0) < 0.5
+    notes = [(e["t_s"], e["message"]) for e in lines if e["event"] == "note"]
+    refused = [(t, m) for t, m in notes if m.startswith("refused start")]
+    assert len(refused) == 1 and refused[0][0] >= 40.0
+    assert f"history store unavailable: {tmp_path / 'invtable.db'}: attempt to write a readonly database; " \
+           "sessions need their record" in refused[0][1]
+    assert sum(m.startswith("sessions refused: history store unavailable") for _, m in notes) == 1
+    assert recorder.failed and err.getvalue().count("STORE ERROR") == 1
+
+
 def test_a_recorder_whose_database_fills_up_never_raises_and_says_so(tmp_path: Path,
                                                                     capsys: pytest.CaptureFixture) -> None:
     from sim.runner import Simulation
@@ -273,6 +344,142 @@ def test_run_in_a_read_only_data_folder_still_brings_the_person_upright() -> Non
         shutil.rmtree(trace.parent, ignore_errors=True)
     finally:
         shutil.rmtree(data, ignore_errors=True)
+
+
+class ScriptedPendant:
+    """A person at the pendant in simulated time (what ``sim.keyboard`` gives on a terminal):
+    each ``(at_s, action)`` once its time has come; an action is a world event, or a callable
+    (the disk filling up) run at that instant on the control thread."""
+
+    quit = False
+
+    def __init__(self, script: list[tuple[float, object]]) -> None:
+        self.script = sorted(script, key=lambda item: item[0])
+
+    def poll(self, now: float) -> list:
+        due = []
+        while self.script and self.script[0][0] <= now + 1e-9:
+            action = self.script.pop(0)[1]
+            if callable(action):
+                action()
+            else:
+                due.append(action)
+        return due
+
+
+def tap(at_s: float, button: str) -> list[tuple[float, object]]:
+    from sim.scenario import Event
+    return [(at_s, Event(at_s, "press", button)), (at_s + 0.2, Event(at_s + 0.2, "release", button))]
+
+
+def run_in_sim_time(monkeypatch: pytest.MonkeyPatch, args: list[str], script: list[tuple[float, object]]):  # noqa: ANN201
+    """``invtable run`` through the real CLI (store, plan, recorder, table saver, exit code) with
+    the bench's clock simulated and a scripted pendant: no wall-clock waits. Returns the exit
+    code and the run's result (its transitions and events, refusals with their reasons)."""
+    import functools
+
+    import controller.app.simcmd as runsim
+    from controller.core.clock import SimClock
+    from sim.runner import RunResult
+    from sim.scenario import Scenario
+    result = RunResult(Scenario(name="bench", duration_s=0.0, seed=0, mass_kg=80.0, height_cm=175.0,
+                                config=Config(), events=()))
+    monkeypatch.setattr(runsim, "run_bench", functools.partial(runsim.run_bench, clock=SimClock(),
+                                                                pendant=ScriptedPendant(script), result=result))
+    return cli.main(args), result
+
+
+def state_at(rows: list[dict], t: float) -> str:
+    return next(r["state"] for r in rows if r["t_s"] >= t - 1e-9)
+
+
+@pytest.mark.parametrize("what_fails", ["database", "audit"])
+def test_a_store_that_fails_mid_run_refuses_the_next_start_and_the_person_comes_upright(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, what_fails: str) -> None:
+    """Issue 13: `run --user --program`; the store becomes unwritable during the hold (SQLite
+    refuses to write, or the audit log's disk is full). The session goes on and brings the
+    person upright; the pendant's START later in that run is refused with the reason."""
+    import controller.app.history as history
+    from sim.scenario import Event
+    data = tmp_path / "d"
+    add(data, "ann")
+    stores: list[Store] = []
+    real_open, real_append = cli._open_store, history.append_line
+    broken = {"now": False}
+
+    def opening(path: Path, write: bool = True) -> Store:
+        stores.append(real_open(path, write))
+        return stores[-1]
+
+    def appending(path: Path, line: str) -> None:
+        if broken["now"]:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_append(path, line)
+
+    def break_the_store() -> None:
+        broken["now"] = True
+        if what_fails == "database":
+            stores[-1].db.execute("PRAGMA query_only=ON")  # every write now fails in SQLite itself
+
+    monkeypatch.setattr(cli, "_open_store", opening)
+    if what_fails == "audit":
+        monkeypatch.setattr(history, "append_line", appending)
+    trace = tmp_path / "t.csv"
+    script = [(0.5, Event(0.5, "set", "ankle_lock", True)), *tap(1.0, "start"), (40.0, break_the_store),
+              *tap(170.0, "start"), *tap(175.0, "down")]
+    code, result = run_in_sim_time(monkeypatch, ["run", "--user", "ann", "--program", "first session", "--data",
+                                                 str(data), "--duration", "180", "--trace", str(trace)], script)
+    out = capsys.readouterr()
+    assert "Traceback" not in out.err
+    assert code == 1  # documented: the store failed during the run (its record is incomplete)
+    failing = data / ("invtable.db" if what_fails == "database" else "audit.jsonl")
+    reason = "readonly" if what_fails == "database" else "No space left on device"
+    assert out.err.count("STORE ERROR") == 1 and str(failing) in out.err and reason in out.err
+    assert "new sessions are refused for the rest of this run" in out.err
+    assert "the history store failed during this run" in out.err
+    rows = read_trace(trace)
+    # The session under way went on through the failure: hold, rest, and upright to idle.
+    assert state_at(rows, 40.0) == "hold" and state_at(rows, 40.5) == "hold"
+    dests = [t.dest for t in result.transitions if t.t_s > 40.0]
+    assert dests[:3] == ["rest", "returning", "idle"], dests
+    assert state_at(rows, 169.9) == "idle" and abs(state_at_angle(rows, 169.9) + 80.0) < 0.5
+    # START later in that run: refused, with the reason, and nothing moves.
+    messages = [e.message for e in result.events]
+    refusals = [m for m in messages if m.startswith("refused start")]
+    assert len(refusals) == 1 and str(failing) in refusals[0] and "sessions need their record" in refusals[0]
+    assert "history store unavailable" in refusals[0]
+    assert sum(m.startswith("sessions refused: history store unavailable") for m in messages) == 1
+    assert all(r["state"] == "idle" or r["state"] == "jogging" or r["state"] == "holding"
+               for r in rows if r["t_s"] >= 169.9)
+    assert not any(t.dest == "ramp" for t in result.transitions if t.t_s > 40.0)  # no second session
+    assert any(t.dest == "jogging" and t.t_s >= 175.0 for t in result.transitions)  # a jog needs no record
+    assert rows[-1]["angle_deg"] < -70.0
+    stores[-1].db.execute("PRAGMA query_only=OFF")
+    assert len(stores[-1].sessions()) == 1  # the refused START recorded nothing, began nothing
+
+
+def state_at_angle(rows: list[dict], t: float) -> float:
+    return next(r["angle_deg"] for r in rows if r["t_s"] >= t - 1e-9)
+
+
+def test_a_run_whose_store_is_broken_from_the_outset_refuses_the_pendants_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """`run --user --program` with a garbage store: the controller runs without the history and
+    the pendant's START is refused from the first tick (not run as a plain, unrecorded session)."""
+    from sim.scenario import Event
+    data = tmp_path / "d"
+    add(data, "ann")
+    garbage_store(data)
+    trace = tmp_path / "t.csv"
+    script = [(0.5, Event(0.5, "set", "ankle_lock", True)), *tap(1.0, "start")]
+    code, result = run_in_sim_time(monkeypatch, ["run", "--user", "ann", "--program", "first session", "--data",
+                                                 str(data), "--duration", "10", "--trace", str(trace)], script)
+    out = capsys.readouterr()
+    assert code == 1 and "WITHOUT the history" in out.err and "Traceback" not in out.err
+    refusals = [e.message for e in result.events if e.message.startswith("refused start")]
+    assert refusals == [f"refused start: history store unavailable: {data / 'invtable.db'}: file is not a database; "
+                        "sessions need their record"]
+    assert {r["state"] for r in read_trace(trace)} <= {"boot", "idle"}
 
 
 # ------------------------------------------------------------------ people, clearances, audit

@@ -301,6 +301,11 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(f"invtable: STORE ERROR: {store_failed}", file=sys.stderr)
             print("invtable: the controller runs WITHOUT the history: sessions that need it are refused "
                   "(no --user/--program); the table still returns the person upright", file=sys.stderr, flush=True)
+            if args.user is not None:
+                # The pendant's START is refused too: in place of the person's planned, recorded
+                # session it would run the config's plain one for them, unplanned and unrecorded.
+                from controller.app.sessions import NoHistory
+                session = (config, (), NoHistory(store_failed), None)
         code = _run_controller(args, config, session)
     finally:
         if lock is not None:
@@ -308,6 +313,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if store_failed is not None and args.user is not None:
         print(f"invtable: the session for {args.user!r} was refused: the history store is unavailable "
               f"({store_failed})", file=sys.stderr)
+        return max(code, EXIT_FAILED)
+    failed = getattr(session[2], "failed", None) if session is not None else None
+    if failed is not None:
+        # The store failed during the run: a record is incomplete and START was refused from then on.
+        print(f"invtable: the history store failed during this run ({failed}): its record is incomplete "
+              "and new sessions were refused from then on", file=sys.stderr)
         return max(code, EXIT_FAILED)
     return code
 

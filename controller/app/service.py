@@ -42,6 +42,16 @@ class JsonLog:
         self(kind, t_s=round(e.t_s, 3), message=e.message)
 
 
+def refuse_unrecorded(ctrl: Controller | None, recorder: Any) -> None:
+    """Hand the recorder's refusal (its store failed: sessions need their record) to the
+    controller, on the control thread after the recorder's poll. Idempotent, so every tick may
+    call it, and a controller restarted in the same run (the simulator's power cycles) gets it
+    again. Only START from ``idle`` reads it; the way back never does."""
+    reason = getattr(recorder, "refusal", None)
+    if reason and ctrl is not None:
+        ctrl.refuse_sessions("history", reason)
+
+
 def run_service(config: Config, *, duration: float | None = None, pin_factory: Any = None,
                 log: JsonLog | None = None, make_hardware: Callable[[], Any] | None = None,
                 program: Sequence[tuple[float, float]] = (), recorder: Any = None,
@@ -90,6 +100,7 @@ def run_service(config: Config, *, duration: float | None = None, pin_factory: A
             hw.write(out)
             if recorder is not None:
                 recorder.poll(ctrl.transitions, ctrl.events, now, ctrl.angle, out.motor_cmd)
+                refuse_unrecorded(ctrl, recorder)
             if k == 0:
                 notifier.notify("READY=1\nSTATUS=controlling the table")
                 log("ready", t_s=round(now, 3))

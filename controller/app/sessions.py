@@ -8,7 +8,10 @@ mid-session leaves a record the next controller marks ``interrupted`` (charged i
 time) and a table that ``invtable run --data DIR`` resumes (and brings upright) where it was.
 
 The store is never on the path back to upright: a recorder whose store fails says so loudly
-on stderr, stops recording, and lets the controller carry on.
+on stderr, stops recording, and lets the controller carry on. From then on its ``refusal``
+says why new sessions must be refused (they need their record); the loop that runs the
+controller hands it to ``Controller.refuse_sessions``, so the pendant's START is refused for
+the rest of the run while the session under way, and every way back, carry on.
 """
 from __future__ import annotations
 
@@ -126,7 +129,8 @@ class SessionRecorder:
     begun when START leaves idle, its progress committed at every state change and every
     ``PROGRESS_EVERY_S``, ended when it is back at idle (or held in a fault), every
     transition and fault in the audit log. Never raises: a store failure is reported loudly
-    once, recording stops, and the controller carries on (``failed`` says why)."""
+    once, recording stops, and the controller carries on (``failed`` says why, ``refusal``
+    tells the loop to refuse new sessions for the rest of the run)."""
 
     def __init__(self, store: Store, user: User, program: Program, plan: Any, *, source: str = "sim",
                  err: Any = None) -> None:
@@ -152,8 +156,16 @@ class SessionRecorder:
             what()
         except StoreError as exc:
             self.failed = str(exc)
-            print(f"invtable: STORE ERROR: {exc}: session {self.sid or ''} is no longer recorded; the table "
-                  "carries on and returns the person", file=self.err or sys.stderr, flush=True)
+            print(f"invtable: STORE ERROR: {exc}: session {self.sid or ''} is no longer recorded and new "
+                  "sessions are refused for the rest of this run; the table carries on and returns the person",
+                  file=self.err or sys.stderr, flush=True)
+
+    @property
+    def refusal(self) -> str | None:
+        """Why new sessions must be refused (None while the store records): a session run
+        for a person's history must not run unrecorded, so once a write has failed START is
+        refused for the rest of the run (the session under way finishes, the way back never asks)."""
+        return store_refusal(self.failed)
 
     def poll(self, transitions: list, events: list, t: float, angle: float, motor_cmd: float) -> None:
         dt = 0.0 if self.last_t is None else t - self.last_t
@@ -210,6 +222,32 @@ class SessionRecorder:
             self._end("interrupted")
 
 
+def store_refusal(failed: str | None) -> str | None:
+    """The controller's refusal reason for a failed store (``failed`` names the file and why)."""
+    return None if failed is None else f"history store unavailable: {failed}; sessions need their record"
+
+
+class NoHistory:
+    """The recorder of a ``run --user --program`` whose store failed before it began: nothing
+    can be recorded, so the pendant's START is refused from the first tick (a plain session
+    in its place would run unplanned and unrecorded for that person)."""
+
+    last_outcome: str | None = None
+
+    def __init__(self, failed: str) -> None:
+        self.failed = failed
+
+    @property
+    def refusal(self) -> str | None:
+        return store_refusal(self.failed)
+
+    def poll(self, transitions: list, events: list, t: float, angle: float, motor_cmd: float) -> None:
+        """Nothing to record."""
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
 class TableStateSaver:
     """Saves the simulated table's angle (on every state change and every second of
     controller time) for a controller that moves it, so a restart resumes where it truly is."""
@@ -247,6 +285,12 @@ class TableStateSaver:
     @property
     def last_outcome(self) -> str | None:
         return getattr(self.inner, "last_outcome", None)
+
+    @property
+    def refusal(self) -> str | None:
+        """The recorder's (the saved angle only lets a restarted simulator resume: its loss
+        refuses nothing)."""
+        return getattr(self.inner, "refusal", None)
 
 
 def start_session(store: Store, user: User, program: Program, cfg: Config, *, speed: float, seed: int,

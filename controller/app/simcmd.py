@@ -11,22 +11,31 @@ import signal
 import sys
 from pathlib import Path
 
-from controller.core.clock import RealTimeClock
+from controller.core.clock import Clock, RealTimeClock
 from controller.core.config import Config
-from sim.runner import Simulation, write_trace
+from controller.app.service import refuse_unrecorded
+from sim.runner import RunResult, Simulation, write_trace
 from sim.scenario import Scenario
 
 
 def run_bench(config: Config, *, duration: float | None = None, trace: Path | None = None,
               start_angle_deg: float | None = None, program: tuple[tuple[float, float], ...] = (),
-              recorder: object = None, mass_kg: float = 80.0, height_cm: float = 178.0) -> int:
+              recorder: object = None, mass_kg: float = 80.0, height_cm: float = 178.0,
+              clock: Clock | None = None, pendant: object = None, result: RunResult | None = None) -> int:
+    """Run the bench until quit, SIGTERM/SIGINT or ``duration``. ``clock``, ``pendant`` (an
+    object with ``poll(now) -> [Event]`` and ``quit``) and ``result`` are injected by tests: a
+    scripted person pressing the pendant in simulated time, with the run's transitions and
+    events (refusals with their reasons) read back from ``result`` (it is given the bench's
+    scenario: the program and the person come from the arguments, never from the caller's result)."""
     scenario = Scenario(name="bench", duration_s=duration or float("inf"), seed=0, mass_kg=mass_kg,
                         height_cm=height_cm, config=config, events=(), start_angle_deg=start_angle_deg,
                         program=program)
-    sim = Simulation(scenario)
+    if result is not None:
+        result.scenario = scenario
+    sim = Simulation(scenario, result=result)
     # Resumed or not, the ankle lock reads as it is (open until someone closes it): the saved
     # state holds only the angle, never a lock nobody confirmed.
-    clock = RealTimeClock()
+    clock = clock or RealTimeClock()
     stop = {"flag": False}
 
     def on_signal(signum: int, _frame: object) -> None:
@@ -35,7 +44,9 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
     old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
-        if interactive:
+        if pendant is not None:
+            _loop(sim, clock, duration, stop, pendant, None, recorder)
+        elif interactive:
             from controller.app.view import LiveView
             from sim.keyboard import KEYS_HELP, KeyboardPendant
             with KeyboardPendant() as pendant, LiveView("invtable run - simulated table (bench)", keys=KEYS_HELP) as view:
@@ -60,7 +71,7 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
     return 0 if not result.violations else 1
 
 
-def _loop(sim: Simulation, clock: RealTimeClock, duration: float | None, stop: dict,
+def _loop(sim: Simulation, clock: Clock, duration: float | None, stop: dict,
           pendant: object, view: object, recorder: object = None) -> None:
     ready = view is not None  # the live view shows it; headless, say it once
     while not stop["flag"] and (duration is None or sim.now <= duration + 1e-9):
@@ -73,6 +84,7 @@ def _loop(sim: Simulation, clock: RealTimeClock, duration: float | None, stop: d
         row = sim.tick()
         if recorder is not None:
             recorder.poll(sim.result.transitions, sim.result.events, row[0], row[2], row[6])  # type: ignore[attr-defined]
+            refuse_unrecorded(sim.controller, recorder)  # a failed store refuses START from now on
         if not ready:
             print("invtable run: ready", flush=True)
             ready = True

@@ -62,8 +62,6 @@ SLOW_DOWN_DUTY = 0.95        # |duty| at or above this ...
 SLOW_DOWN_S = 0.2            # ... for this long: re-plan at SLOW_DOWN_FACTOR of the speed
 SLOW_DOWN_FACTOR = 0.7
 SLOW_DOWN_MIN_DPS = 1.0      # never planned slower than this (below it the monitor judges progress)
-GAP_MOVING_DPS = 1.5         # after a late tick, a measured speed above the sensors' noise peak
-                             # (+-1.5 deg/s over the speed window) is motion the re-plan starts from
 
 # (name, description) -- the description feeds the generated state diagram.
 STATES: list[tuple[str, str]] = [
@@ -220,6 +218,9 @@ class Controller:
         self.upright_by_evidence = False  # upright verified by the switch and the back-EMF
         self.boot_off_upright = False  # booted off upright: only the way back until upright
         self.cooldown_until = 0.0      # a forced return ended: the table rests upright until then
+        # Reasons the application refuses new sessions, by source (e.g. "history": the store a
+        # session must be recorded in has failed). Set through refuse_sessions; read only by START.
+        self.sessions_refused: dict[str, str] = {}
         self.limp_switch_at: tuple[float | None, float | None] | None = None  # sensors when the
                                        # upright switch closed during a limp home
         self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
@@ -253,6 +254,21 @@ class Controller:
             self._fail_safe(f"internal_error: {type(exc).__name__}: {exc}")
             self.heartbeat = not self.heartbeat
             return SAFE_OUTPUTS._replace(heartbeat=self.heartbeat)
+
+    def refuse_sessions(self, source: str, reason: str) -> None:
+        """Refuse every new session from now on, for a reason only the application can see
+        (the history store has failed: a session it asked for must not run unrecorded).
+
+        The controller holds no wiring: the application calls this on the control thread,
+        between ticks, as often as it likes (the same reason again changes nothing; a new one
+        is noted once). Only START from ``idle`` reads it (``may_start_session``), with the
+        other interlocks: a session already under way goes on (resumed from a pause too), and
+        nothing on the way back (RETURN, UP, the time limit, the e-stop, a fault's return)
+        ever asks, so the person always comes back."""
+        if self.sessions_refused.get(source) == reason:
+            return
+        self.sessions_refused[source] = reason
+        self._note(f"sessions refused: {reason}")
 
     @property
     def session_elapsed_s(self) -> float:
@@ -320,15 +336,13 @@ class Controller:
             self._fire("time_limit")
         if self.tracking and dt > DRIVE_GAP_S:
             # (issue 12) Late past the dead-man: the drive was cut and the brake held the
-            # table (the Pi's charge pump), or a motion board stopped it on its own loop on
-            # the emergency deceleration (serial: it may still be slowing down). The motion
-            # goes on from where the table stands, at the speed it measurably still has
-            # (after the monitor has judged this tick against the plan the table was following).
+            # table (the Pi's charge pump), or a motion board slowed it on its own loop (serial).
+            # The motion goes on from where the table stands, re-planned from rest (after the
+            # monitor has judged this tick against the plan the table was following). Not from
+            # a measured speed: over the gap it is an average of before and after the cut.
             p = self.profile
             goal, vmax, amax = p.goal, p.vmax, p.amax
-            v = self.monitor.measured_speed()
-            v = 0.0 if v is None or abs(v) <= GAP_MOVING_DPS else max(-vmax, min(vmax, v))
-            p.reset(self.angle, v)
+            p.reset(self.angle)
             p.set_goal(goal, vmax, amax)
             dt = 0.0  # the new plan starts now
         self._progress(dt, inp)
@@ -875,7 +889,9 @@ class Controller:
         return True
 
     def may_start_session(self) -> bool:
-        return self._refuse("start", self._interlock_problems())
+        # The application's refusals (refuse_sessions) stop a new session, not a jog: a jog
+        # needs no record, and UP (a jog toward upright) is part of the way back.
+        return self._refuse("start", self._interlock_problems() + list(self.sessions_refused.values()))
 
     def may_jog_down(self) -> bool:
         problems = self._interlock_problems()
