@@ -1,6 +1,6 @@
 """``python -m controller`` is the same as the ``invtable`` command."""
 import sys
 
-from controller.cli import main
+from controller.app.cli import main
 
 sys.exit(main())

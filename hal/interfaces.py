@@ -2,9 +2,10 @@
 
 The loop is ros2_control's ``read -> update -> write``: the backend samples every input
 into an immutable ``Inputs``, the controller computes ``Outputs`` from it and the time,
-and the backend applies them. Backends: the simulator (``sim.table.SimTable``) now;
-gpiozero and the serial motion board later. A backend holds no policy: it never decides
-to move; it only reports and applies.
+and the backend applies them. Backends: the simulator (``sim.table.SimTable``),
+gpiozero (``hal.gpio.backend``) and the serial motion board (``hal.serial.backend``); each
+owns its configuration schema (``hal/*/config.py``). A backend holds no policy: it never
+decides to move; it only reports and applies.
 
 Fail-safe reading of safety inputs is the backend's job, because only it knows the
 wiring: normally-closed contacts mean an open circuit (pressed, tripped, or a broken

@@ -24,8 +24,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from controller.config import Config
-from controller.limits import LEAVE_TOL_DEG, UPRIGHT_TOL_DEG, stopping_distance
+from controller.core.config import Config
+from controller.core.limits import LEAVE_TOL_DEG, UPRIGHT_TOL_DEG, stopping_distance
 from sim.table import DEADMAN_S
 
 ENVELOPE_TOL_DEG = 0.5

@@ -20,7 +20,7 @@ from gpiozero import SPI
 from gpiozero.mixins import SharedMixin
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from controller.config import Gpio
+from hal.gpio.config import Gpio
 from hal.gpio.backend import ADC_HIGH, ADC_LOW, GpioTable
 from hal.interfaces import Inputs, Outputs
 from sim.table import SimTable

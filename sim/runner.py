@@ -20,9 +20,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from controller.clock import Clock, RealTimeClock, SimClock
-from controller.limits import is_upright
-from controller.machine import Controller, EventRecord, TransitionRecord
+from controller.core.clock import Clock, RealTimeClock, SimClock
+from controller.core.limits import is_upright
+from controller.core.machine import Controller, EventRecord, TransitionRecord
 from sim.checks import InvariantChecker, Row
 from sim.faults import HANG_S
 from sim.scenario import Event, Scenario

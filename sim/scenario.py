@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from controller.config import Config, load_config, read_toml
-from controller.errors import InputError, Problem
+from controller.core.config import Config, load_config, read_toml
+from controller.core.errors import InputError, Problem
 from hal.interfaces import BUTTONS
 from sim.faults import FAULTS
 from sim.timing import BOARD_CLOCKS, IDEAL, Timing
@@ -85,7 +85,7 @@ def parse_scenario(path: Path, config_path: Path | None = None) -> Scenario:
 
 
 def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | None = None) -> Scenario:
-    from controller.machine import STATE_NAMES  # local: keeps sim importable without the machine
+    from controller.core.machine import STATE_NAMES  # local: keeps sim importable without the machine
     STATE_NAMES = STATE_NAMES + ["power_off", "hung"]  # trace names for "no controller running"
 
     problems: list[Problem] = []

@@ -40,7 +40,7 @@ import tty
 from collections import deque
 from typing import Any, Callable
 
-from controller.config import Config
+from controller.core.config import Config
 from hal.interfaces import Inputs, Outputs
 from sim import machine_shim
 from sim.table import SimTable

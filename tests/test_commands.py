@@ -86,13 +86,13 @@ def test_bench_runs_and_reports_every_figure_and_target() -> None:
 def test_run_refuses_a_serial_board_flashed_for_other_limits(tmp_path: Path, mocker, capsys) -> None:
     """Issue 12: the host compares the board's limits (HELLO_ACK) with its config; `run` then
     exits 2 naming the port and the numbers, and never starts the loop."""
-    from controller import cli
+    from controller.app import cli
 
     cfg = tmp_path / "serial.toml"
     cfg.write_text('[hardware]\nbackend = "serial"\n[hardware.serial]\nurl = "/dev/ttyNOPE"\n')
     board = mocker.MagicMock(refused="max_angle_deg 90.00 on the board, 60.00 in the config")
     table = mocker.patch("hal.serial.backend.SerialTable", return_value=board)
-    service = mocker.patch("controller.service.run_service")
+    service = mocker.patch("controller.app.service.run_service")
     code = cli.main(["run", "--config", str(cfg)])
     err = capsys.readouterr().err
     assert code == 2 and service.call_count == 0 and board.close.call_count == 1

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import Config, NUMERIC_BOUNDS, build_config, load_config
-from controller.errors import InputError
+from controller.core.config import Config, NUMERIC_BOUNDS, build_config, load_config
+from controller.core.errors import InputError
 from tests.conftest import run_cli
 
 
@@ -30,7 +30,7 @@ def test_defaults_match_design_table() -> None:
 COMPANIONS = {
     "limits.max_angle_deg": {"session": {"target_deg": -75.0, "rest_deg": -78.0}},
     # Emergency speeds above ~10 deg/s need a faster gearmotor than the default for a 136 kg user
-    # (controller/capability.py): the edges are tested with a motor that can do them.
+    # (controller/core/capability.py): the edges are tested with a motor that can do them.
     "motion.max_speed_dps": {"motion": {"emergency_speed_dps": 10.5}, "hardware": {"motor_no_load_speed_dps": 40.0}},
     "motion.emergency_speed_dps": {"hardware": {"motor_no_load_speed_dps": 40.0}},
     "hardware.motor_no_load_speed_dps": {"hardware": {"motor_stall_torque_nm": 5000.0}},
@@ -174,7 +174,7 @@ def test_a_pin_map_round_trips_through_the_config() -> None:
 
 def test_capability_model_is_the_simulators() -> None:
     """The check's documented assumptions are the simulator's physics, number for number."""
-    from controller.capability import TableModel, gravity_torque, inertia
+    from controller.core.capability import TableModel, gravity_torque, inertia
     from sim.physics import TableParams, TablePhysics
     m, p = TableModel(), TableParams()
     for name in ("pivot_from_feet_m", "com_fraction", "com_height_m", "frame_inertia", "reflected_inertia",
@@ -193,7 +193,7 @@ def test_capability_model_is_the_simulators() -> None:
 def test_capability_numbers_agree_with_the_physics() -> None:
     """At full duty the simulated 136 kg, 198 cm user is lifted at the speed the model says
     (12.4 deg/s near 41 deg): the check is neither optimistic nor far too strict."""
-    from controller.capability import RAD, TableModel, gravity_torque
+    from controller.core.capability import RAD, TableModel, gravity_torque
     from sim.physics import TableParams, TablePhysics
     p, m = TableParams(), TableModel()
     ph = TablePhysics(p, 136.0, 198.0, 41.5)
@@ -237,7 +237,7 @@ def test_a_motor_too_weak_for_the_defaults_is_refused_naming_the_default() -> No
 
 def test_the_normal_profile_is_checked_toward_inversion_too() -> None:
     """A short heavy user pulls toward upright (most near -40 deg): driving down needs torque too."""
-    from controller.capability import worst_shortfall
+    from controller.core.capability import worst_shortfall
     short = worst_shortfall(4.0, 4.0, False, -80.0, 60.0, 250.0, 20.0)
     assert short is not None and short.height_cm == 147.0 and abs(short.angle_deg + 40.3) < 0.1
     assert worst_shortfall(4.0, 4.0, False, -80.0, 60.0, 700.0, 20.0) is None

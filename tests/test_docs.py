@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import re
 
-from controller.config import NUMERIC_BOUNDS, default_values
-from controller.diagram import markdown
-from controller.machine import STATE_NAMES
+from controller.core.config import NUMERIC_BOUNDS, default_values
+from controller.app.diagram import markdown
+from controller.core.machine import STATE_NAMES
 from sim.faults import FAULTS
 from sim.runner import TRACE_COLUMNS
 from tests.conftest import ROOT, SCENARIOS

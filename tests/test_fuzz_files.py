@@ -11,10 +11,10 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.config import load_config
-from controller.errors import InputError
-from controller.programs import parse_program
-from controller.config import read_toml
+from controller.core.config import load_config
+from controller.core.errors import InputError
+from controller.app.programs import parse_program
+from controller.core.config import read_toml
 from sim.scenario import parse_scenario
 from tests.conftest import examples, run_cli
 
@@ -140,10 +140,10 @@ def test_hostile_files_through_the_cli_exit_2_without_a_traceback(tmp_path: Path
 def test_clamp_motor_refuses_nan_and_the_controller_latches_a_fault() -> None:
     import pytest
 
-    from controller.limits import NonFiniteCommand, clamp_motor
+    from controller.core.limits import NonFiniteCommand, clamp_motor
     from sim.runner import Simulation
     from sim.scenario import Event, Scenario
-    from controller.config import Config
+    from controller.core.config import Config
     for bad in (math.nan, math.inf, -math.inf):
         with pytest.raises(NonFiniteCommand):
             clamp_motor(bad)

@@ -8,7 +8,7 @@ import sys
 import pytest
 from gpiozero.pins.mock import MockPWMPin
 
-from controller.config import Gpio
+from hal.gpio.config import Gpio
 from hal.gpio.backend import GpioTable, scale_angle
 from hal.interfaces import Outputs
 from sim.gpio_world import SimPinFactory, angle_volts
@@ -215,7 +215,7 @@ def test_close_is_idempotent_and_leaves_everything_safe(hw) -> None:  # noqa: AN
 
 
 def test_nothing_pi_specific_is_imported_off_a_pi() -> None:
-    code = ("from controller.config import Gpio; from hal.gpio.backend import GpioTable; "
+    code = ("from hal.gpio.config import Gpio; from hal.gpio.backend import GpioTable; "
             "from sim.gpio_world import SimPinFactory; import sys; "
             "t = GpioTable(Gpio(), pin_factory=SimPinFactory()); t.read(); t.close(); "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lgpio', 'RPi', 'pigpio', 'spidev')))")
@@ -225,11 +225,11 @@ def test_nothing_pi_specific_is_imported_off_a_pi() -> None:
 
 
 def test_the_installed_default_config_uses_the_documented_pin_map() -> None:
-    """install-service writes controller/default_config.toml; docs/hardware.md documents
+    """install-service writes controller/app/default_config.toml; docs/hardware.md documents
     the Gpio defaults: the two must be the same wiring."""
     from pathlib import Path
-    from controller.config import load_config
-    path = Path(__file__).resolve().parent.parent / "controller" / "default_config.toml"
+    from controller.core.config import load_config
+    path = Path(__file__).resolve().parent.parent / "controller" / "app" / "default_config.toml"
     cfg = load_config(path)
     assert cfg.hardware.backend == "gpio" and cfg.hardware.gpio == G
 

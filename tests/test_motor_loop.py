@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from controller.motor_loop import LoopGains, PositionLoop
+from controller.core.motor_loop import LoopGains, PositionLoop
 from sim.physics import TableParams, TablePhysics
 
 DT = 0.01

@@ -5,7 +5,7 @@ import math
 
 from hypothesis import given, strategies as st
 
-from controller.profile import CRUISE_BLEND, TrapezoidProfile, trapezoid_time
+from controller.core.profile import CRUISE_BLEND, TrapezoidProfile, trapezoid_time
 
 DT = 0.01
 angles = st.floats(-90, 90)

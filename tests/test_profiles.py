@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.progression import plan_session
-from controller.programs import builtin_programs
+from controller.app.progression import plan_session
+from controller.app.programs import builtin_programs
 from tests.conftest import ROOT, read_trace, run_cli
 
 
@@ -199,9 +199,9 @@ def test_a_killed_session_is_recorded_as_interrupted_and_the_table_comes_upright
 def test_the_pendant_start_runs_the_selected_users_program_and_it_is_recorded(tmp_path: Path) -> None:
     """What `invtable run --user --program` wires up: the planned steps in the controller,
     the recorder on its transitions (here driven by a scripted START on the simulator)."""
-    from controller.config import Config
-    from controller.history import Store
-    from controller.sessions import SessionRecorder, plan_for, session_config
+    from controller.core.config import Config
+    from controller.app.history import Store
+    from controller.app.sessions import SessionRecorder, plan_for, session_config
     from sim.runner import Simulation
     from sim.scenario import Event, Scenario
     add(tmp_path, "ida", screening="pregnancy")  # locked out: the plan stays at horizontal

@@ -17,13 +17,13 @@ from pathlib import Path
 
 import pytest
 
-from controller import cli
-from controller.config import Config
-from controller.errors import InputError, StoreError
-from controller.history import Store
-from controller.programs import builtin_programs
-from controller.sessions import SessionRecorder, check_duty, plan_for
-from controller.tablelock import TableLock
+from controller.app import cli
+from controller.core.config import Config
+from controller.core.errors import InputError, StoreError
+from controller.app.history import Store
+from controller.app.programs import builtin_programs
+from controller.app.sessions import SessionRecorder, check_duty, plan_for
+from controller.app.tablelock import TableLock
 from tests.conftest import ROOT, read_trace, run_cli
 
 
@@ -86,7 +86,7 @@ class BrokenRecorder:
 def test_the_service_runs_safe_stop_first_even_when_the_store_fails() -> None:
     import io
 
-    from controller.service import JsonLog, run_service
+    from controller.app.service import JsonLog, run_service
     calls: list[str] = []
     log = io.StringIO()
     code = run_service(Config(), duration=0.05, log=JsonLog(log), make_hardware=lambda: FakeHardware(calls),
@@ -134,9 +134,9 @@ def test_the_service_refuses_start_for_the_rest_of_the_run_once_the_store_fails(
     import io
     from dataclasses import replace
 
-    from controller.clock import SimClock
-    from controller.service import JsonLog, run_service
-    from controller.sessions import session_config
+    from controller.core.clock import SimClock
+    from controller.app.service import JsonLog, run_service
+    from controller.app.sessions import session_config
     add(tmp_path, "ann")
     store = Store(tmp_path)
     program = builtin_programs()["first session"]
@@ -283,7 +283,7 @@ def test_a_read_only_store_still_reads_and_refuses_writes_by_name() -> None:
 def test_a_full_disk_during_session_start_names_the_file_and_the_table_still_comes_up(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     add(tmp_path, "ann")
-    import controller.history as history
+    import controller.app.history as history
     real_append = history.append_line
     calls = {"n": 0}
 
@@ -378,8 +378,8 @@ def run_in_sim_time(monkeypatch: pytest.MonkeyPatch, args: list[str], script: li
     code and the run's result (its transitions and events, refusals with their reasons)."""
     import functools
 
-    import sim.runsim as runsim
-    from controller.clock import SimClock
+    import controller.app.simcmd as runsim
+    from controller.core.clock import SimClock
     from sim.runner import RunResult
     from sim.scenario import Scenario
     result = RunResult(Scenario(name="bench", duration_s=0.0, seed=0, mass_kg=80.0, height_cm=175.0,
@@ -399,7 +399,7 @@ def test_a_store_that_fails_mid_run_refuses_the_next_start_and_the_person_comes_
     """Issue 13: `run --user --program`; the store becomes unwritable during the hold (SQLite
     refuses to write, or the audit log's disk is full). The session goes on and brings the
     person upright; the pendant's START later in that run is refused with the reason."""
-    import controller.history as history
+    import controller.app.history as history
     from sim.scenario import Event
     data = tmp_path / "d"
     add(data, "ann")
@@ -628,7 +628,7 @@ def screen(data: Path, name: str, answers: str) -> subprocess.CompletedProcess:
 
 
 def test_the_screening_questionnaire_asks_each_question_with_its_reason(tmp_path: Path) -> None:
-    from controller.history import QUESTIONS
+    from controller.app.history import QUESTIONS
     add(tmp_path, "ann")
     res = screen(tmp_path, "ann", "n\nno\nmaybe\nn\n" + "n\n" * 7 + "YES\n")
     assert res.returncode == 0, res.stderr

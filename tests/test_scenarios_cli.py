@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.profile import trapezoid_time
+from controller.core.profile import trapezoid_time
 from tests.conftest import SCENARIOS, Run, run_scenario_cli, write_scenario
 
 TOL = 0.5  # degrees: the acceptance tolerance for overshoot

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import serial
 
-from controller.config import Config
-from controller.profile import trapezoid_time
+from controller.core.config import Config
+from controller.core.profile import trapezoid_time
 from firmware import protocol as P
 from hal.interfaces import Outputs
 from hal.serial.backend import LINK_TIMEOUT_S, PINGS_UNANSWERED, PING_EVERY, SerialTable
@@ -59,7 +59,7 @@ def rig():  # noqa: ANN201
 
 def test_handshake_then_telemetry_becomes_inputs(rig: Rig) -> None:
     inp = rig.tick()
-    assert rig.host.board_info is not None and rig.host.board_info[0] == P.PROTO_VERSION
+    assert rig.host.board_info is not None and rig.host.board_info.proto == P.PROTO_VERSION
     assert inp.link_ok and not inp.drive_inhibited
     assert inp.angle_primary_deg == pytest.approx(-80.0, abs=0.1) and inp.upright_switch
     assert not inp.estop_pressed and inp.ankle_locked
@@ -266,7 +266,7 @@ def test_link_latency_delays_frames_both_ways_in_simulated_time() -> None:
                 assert inp.link_ok
             # Board -> host: the STATUS read at t left the board ticks_late ticks earlier (its
             # time field is the board's last step: 10 ms before it reported).
-            stepped_ms = r.host.status[0]
+            stepped_ms = r.host.status.board_ms
             assert stepped_ms == round((r.t - 0.02 - 0.01 * ticks_late) * 1000), (latency_ms, stepped_ms)
             # Host -> board: the command written at tick k is taken at tick k + ticks_late.
             seen = drive_until(r, 6, Outputs(motor_cmd=0.1, brake=True, alarm=False, heartbeat=True,
@@ -285,7 +285,7 @@ def test_the_board_on_its_own_clock_steps_between_the_hosts_ticks() -> None:
             assert inp.link_ok
         # The STATUS the host reads at t was sent by the board's step at t - 10 ms + offset
         # (its time field: the step before that one).
-        assert r.host.status[0] == round((r.t - 0.01 - 0.02) * 1000) + r.board.offset_us // 1000
+        assert r.host.status.board_ms == round((r.t - 0.01 - 0.02) * 1000) + r.board.offset_us // 1000
         seen = drive_until(r, 4, Outputs(motor_cmd=0.1, brake=True, alarm=False, heartbeat=True, motor_power=True))
         assert seen.index(100) == 0  # taken at the board step right after the host's tick
     finally:

@@ -97,8 +97,8 @@ class FakeNotifier:
 
 
 def run_in_process(clock: StepClock, duration: float) -> tuple[FakeNotifier, list[dict]]:
-    from controller.config import Config
-    from controller.service import JsonLog, run_service
+    from controller.core.config import Config
+    from controller.app.service import JsonLog, run_service
     from sim.table import SimTable
     cfg = Config()
     notifier = FakeNotifier(clock)

@@ -26,14 +26,14 @@ move, stops a way back"; they are covered by the fault matrix as held with the a
 - ``estop_wire_break``: the hardwired safety relay has cut the motor supply;
 - ``link_loss``: serial backend only (not applicable on ``sim``);
 - ``motor_weak`` for the heaviest user only: 35 % of 700 N m is less than the 257 N m a
-  136 kg, 198 cm user needs near 41 deg (controller/capability.py); lighter users keep it.
+  136 kg, 198 cm user needs near 41 deg (controller/core/capability.py); lighter users keep it.
 """
 from __future__ import annotations
 
 from hypothesis import HealthCheck, settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from controller.limits import has_left_upright, is_upright
+from controller.core.limits import has_left_upright, is_upright
 from hal.interfaces import BUTTONS
 from sim.faults import FAULTS
 from sim.runner import Simulation

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import Config
-from controller.monitor import CURRENT_LAG_S, SafetyMonitor, Snapshot
+from controller.core.config import Config
+from controller.core.monitor import CURRENT_LAG_S, SafetyMonitor, Snapshot
 from hal.interfaces import Inputs
 from sim.jitter_campaign import MATRIX_PHASES, first_detection, matrix_cell
 from tests.conftest import Run, run_cli, run_scenario_cli, write_scenario

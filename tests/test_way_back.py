@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pytest
 
-from controller.limits import has_left_upright, is_upright
+from controller.core.limits import has_left_upright, is_upright
 from tests.conftest import SCENARIOS, Run, run_cli, run_scenario_cli
 
 BACKENDS = ("sim", "gpio-mock", "serial")

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from controller.config import Config
-from controller.monitor import SafetyMonitor, Snapshot
-from controller.recovery import (SUPERVISED_SPEED_DPS, BackEmfOdometer, SupervisedWatch, single_out)
+from controller.core.config import Config
+from controller.core.monitor import SafetyMonitor, Snapshot
+from controller.core.recovery import (SUPERVISED_SPEED_DPS, BackEmfOdometer, SupervisedWatch, single_out)
 from hal.interfaces import Inputs
 from tests.conftest import SCENARIOS, Run, run_scenario_cli, write_scenario
 from tests.test_machine import UP, Driver, inputs
@@ -301,8 +301,8 @@ def test_frozen_readings_with_a_turning_motor_are_caught_by_the_current() -> Non
 
 
 def test_config_has_the_cooldown_key_with_its_bounds() -> None:
-    from controller.config import build_config
-    from controller.errors import InputError
+    from controller.core.config import build_config
+    from controller.core.errors import InputError
     assert Config().session.cooldown_s == 120.0 and build_config([]).session.cooldown_s == 120.0
     with pytest.raises(InputError):
         build_config([("c.toml", "", {"session": {"cooldown_s": 1801.0}})])

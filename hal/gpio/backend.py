@@ -26,7 +26,7 @@ import queue
 import threading
 from typing import Any
 
-from controller.config import Gpio
+from hal.gpio.config import Gpio
 from hal.interfaces import BUTTONS, Inputs, Outputs
 
 ADC_LOW, ADC_HIGH = 0.05, 0.95     # calibration points (fractions of full scale)

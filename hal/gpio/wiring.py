@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import fields
 
-from controller.config import PIN_KEYS, RESERVED_PINS, Gpio
+from hal.gpio.config import PIN_KEYS, RESERVED_PINS, Gpio
 
 # BCM GPIO number -> physical pin on the 40-pin header.
 HEADER = {2: 3, 3: 5, 4: 7, 17: 11, 27: 13, 22: 15, 10: 19, 9: 21, 11: 23, 0: 27, 5: 29, 6: 31, 13: 33,

@@ -38,7 +38,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from firmware import protocol as P
 from hal.interfaces import Inputs, Outputs
@@ -57,6 +57,36 @@ FOREIGN_LIMIT = 3          # board frames of another session in a row: the board
 WRITE_TIMEOUTS_LOST = 3    # consecutive write timeouts that mean the port is gone
 
 
+class Status(NamedTuple):
+    """A STATUS frame's fields (``firmware/protocol.py`` FORMATS[STATUS]), by name."""
+
+    board_ms: int        # the board's clock, low 16 bits
+    primary_cdeg: int    # NO_READING: none
+    secondary_cdeg: int
+    current_ca: int
+    inputs: int          # IN_* bits and the buttons
+    state: int           # ST_*
+    duty_milli: int      # applied
+    outputs: int         # OUT_* bits
+    acked_seq: int       # the last host sequence number accepted
+
+
+class HelloAck(NamedTuple):
+    """A HELLO_ACK frame's fields (``firmware/protocol.py`` FORMATS[HELLO_ACK]), by name."""
+
+    proto: int
+    fw_major: int
+    fw_minor: int
+    upright_cdeg: int
+    max_angle_cdeg: int
+    emergency_speed_cdps: int
+    emergency_accel_cdps2: int
+    host_timeout_ms: int
+    max_validity_ms: int
+    boot_id: int
+    token: int
+
+
 @dataclass(frozen=True, slots=True)
 class BoardLimits:
     """The limits the host's configuration expects the board to enforce (HELLO_ACK)."""
@@ -72,10 +102,11 @@ class BoardLimits:
         return cls(cfg.limits.upright_deg, cfg.limits.max_angle_deg, cfg.motion.emergency_speed_dps,
                    cfg.motion.emergency_accel_dps2)
 
-    def mismatch(self, info: tuple) -> str:
+    def mismatch(self, info: HelloAck) -> str:
         """'' when the board's HELLO_ACK reports these limits, else every difference."""
-        board = {"upright_deg": info[3] / 100.0, "max_angle_deg": info[4] / 100.0,
-                 "emergency_speed_dps": info[5] / 100.0, "emergency_accel_dps2": info[6] / 100.0}
+        board = {"upright_deg": info.upright_cdeg / 100.0, "max_angle_deg": info.max_angle_cdeg / 100.0,
+                 "emergency_speed_dps": info.emergency_speed_cdps / 100.0,
+                 "emergency_accel_dps2": info.emergency_accel_cdps2 / 100.0}
         diffs = [f"{k} {v:.2f} on the board, {getattr(self, k):.2f} in the config"
                  for k, v in board.items() if round(getattr(self, k) * 100) != round(v * 100)]
         return "; ".join(diffs)
@@ -122,8 +153,8 @@ class SerialTable:
         self._pending_pings: dict[int, float] = {}
         self._last_rx_t: float | None = None
         self._last_open_try = -1e9
-        self.status: tuple | None = None
-        self.board_info: tuple | None = None
+        self.status: Status | None = None
+        self.board_info: HelloAck | None = None
         self.crc_errors = 0
         self.link_ok = False
         self._hello_t = -1e9
@@ -291,18 +322,18 @@ class SerialTable:
         self._foreign = 0
         self._last_rx_t = self.clock()
         if mtype == P.STATUS:
-            self.status, self._status_seq = values, seq
+            self.status, self._status_seq = Status(*values), seq
         elif mtype == P.ACK:
             self._pending_pings.pop(values[0], None)
         elif mtype == P.NAK and values[1] in (P.NAK_NO_HELLO, P.NAK_SESSION):
             self._session_lost("the board refused our session: HELLO again")
 
-    def _accept_board(self, seq: int, values: tuple) -> None:
+    def _accept_board(self, seq: int, fields: tuple) -> None:
         """The handshake's answer: used only if its version and limits are ours."""
-        self.board_info = values
+        values = self.board_info = HelloAck(*fields)
         problems = []
-        if values[0] != P.PROTO_VERSION:
-            problems.append(f"protocol version {values[0]} on the board, {P.PROTO_VERSION} on the host")
+        if values.proto != P.PROTO_VERSION:
+            problems.append(f"protocol version {values.proto} on the board, {P.PROTO_VERSION} on the host")
         if self.expected is not None:
             diff = self.expected.mismatch(values)
             if diff:
@@ -312,13 +343,13 @@ class SerialTable:
             self.last_error = self.refused
             _log.error("%s: %s (nothing will be commanded)", self.url, self.refused)
             return
-        boot_id = values[9]
+        boot_id = values.boot_id
         if self.boot_id is not None and boot_id != self.boot_id:
             self.board_resets += 1
             self.last_error = f"the board reset (boot id {self.boot_id} -> {boot_id}); new session"
             _log.warning("%s: %s", self.url, self.last_error)
         self.boot_id = boot_id
-        self._token = values[10]
+        self._token = values.token
         self._rx_seq = seq
         self._foreign = 0
         self._pending_pings.clear()
@@ -351,7 +382,7 @@ class SerialTable:
         s = self.status
         if s is None:  # nothing heard yet: everything reads unsafe
             return Inputs(None, None, False, True, True, False, frozenset(), 0.0, link_ok=False)
-        _, primary, secondary, current_ca, bits, state, _, _, _ = s
+        primary, secondary, bits, state = s.primary_cdeg, s.secondary_cdeg, s.inputs, s.state
         ea, eb = bool(bits & P.IN_ESTOP_A_OPEN), bool(bits & P.IN_ESTOP_B_OPEN)
         aa, ab = bool(bits & P.IN_ANKLE_A_CLOSED), bool(bits & P.IN_ANKLE_B_CLOSED)
         buttons = frozenset(name for i, name in enumerate(P.BUTTONS) if bits & (1 << (P.IN_BUTTON_SHIFT + i)))
@@ -363,7 +394,7 @@ class SerialTable:
             estop_pressed=ea or eb,
             ankle_locked=aa and ab,
             buttons=buttons,
-            motor_current_a=current_ca / 100.0,
+            motor_current_a=s.current_ca / 100.0,
             estop_discrepancy=ea != eb,
             ankle_discrepancy=aa != ab,
             link_ok=self.link_ok,

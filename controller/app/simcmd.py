@@ -11,9 +11,9 @@ import signal
 import sys
 from pathlib import Path
 
-from controller.clock import Clock, RealTimeClock
-from controller.config import Config
-from controller.service import refuse_unrecorded
+from controller.core.clock import Clock, RealTimeClock
+from controller.core.config import Config
+from controller.app.service import refuse_unrecorded
 from sim.runner import RunResult, Simulation
 from sim.trace import TraceWriter
 from sim.scenario import Scenario
@@ -72,7 +72,7 @@ def _run(scenario: Scenario, writer: TraceWriter | None, duration: float | None,
         if pendant is not None:
             _loop(sim, clock, duration, stop, pendant, None, recorder)
         elif interactive:
-            from controller.view import LiveView
+            from controller.app.view import LiveView
             from sim.keyboard import KEYS_HELP, KeyboardPendant
             with KeyboardPendant() as pendant, LiveView("invtable run - simulated table (bench)", keys=KEYS_HELP) as view:
                 _loop(sim, clock, duration, stop, pendant, view, recorder)

@@ -57,7 +57,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from controller.limits import clamp, clamp_motor
+from controller.core.limits import clamp, clamp_motor
 
 
 DRIVE_GAP_S = 0.1  # a tick later than this: the hardware dead-man has cut the drive (sim/table.py)
@@ -71,7 +71,7 @@ class LoopGains:
     release_bandwidth: float = 40.0  # rad/s while the brake has just released and the load is unknown
     release_s: float = 0.25          # how long the release bandwidth is used
     # The load estimate is bounded (duty fraction): the heaviest allowed user needs at most 0.38
-    # of the default gearmotor (controller/capability.py: 257 N m of 700 at 40.8 deg, plus the
+    # of the default gearmotor (controller/core/capability.py: 257 N m of 700 at 40.8 deg, plus the
     # acceleration), a failed brake's release transient 0.48. A frozen reading cannot wind it
     # past this (it was 0.8: duty 0.98 and 21.6 deg/s in issue 11, repro 3).
     load_max: float = 0.5

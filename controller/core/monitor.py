@@ -23,7 +23,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from controller.config import Config
+from controller.core.config import Config
 from hal.interfaces import Inputs
 
 SENSOR_AGREE_DEG = 1.0        # the two angle sensors must agree this closely (normally within 0.25):
@@ -390,7 +390,7 @@ class SafetyMonitor:
         # readings are frozen. Both sensors frozen near a goal let the load
         # observer wind the duty up to 0.98 and the table ran at 21.6 deg/s (issue 11, repro 3).
         # Nothing is left to drive on by position: hold, and the supervised recovery runs on
-        # the back-EMF and the upright switch (controller/recovery.py).
+        # the back-EMF and the upright switch (controller/core/recovery.py).
         # (A reading of no current at all is a current sensor that gives nothing, not evidence
         # against the angle sensors: a turning motor draws at least its no-load current.)
         # The readings must also stand still: a weak motor draws less current than the model

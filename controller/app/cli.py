@@ -16,8 +16,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
-from controller.config import load_config
-from controller.errors import InputError, Problem, StoreError
+from controller.core.config import load_config
+from controller.core.errors import InputError, Problem, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 BACKENDS = ("sim", "gpio-mock", "serial")
@@ -223,7 +223,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
     # decimated copy, and only the last rows stay (sim.trace.TAIL_ROWS).
     streaming = {"keep_rows": False, "trace": args.trace, "plot_series": args.plot is not None}
     if args.realtime:
-        from controller.view import LiveView
+        from controller.app.view import LiveView
         view = LiveView(f"invtable sim {args.scenario.name} (real time)", stream=sys.stderr)
         with view:
             result = run_scenario(scenario, realtime=True, on_progress=view.update, backend=args.backend,
@@ -238,12 +238,12 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from controller.clock import ScaledClock, SimClock
-    from controller.view import LiveView
+    from controller.core.clock import ScaledClock, SimClock
+    from controller.app.view import LiveView
     from sim.plot import plot_available
     from sim.runner import run_scenario
     from sim.scenario import scenario_from_dict
-    from controller.config import read_toml
+    from controller.core.config import read_toml
 
     if args.speed < 0:
         return _fail_input([Problem("command line", "--speed", "must be >= 0")])
@@ -288,12 +288,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if problems:
         return _fail_input(problems)
     assert config is not None
-    from controller.tablelock import TableLock
+    from controller.app.tablelock import TableLock
     lock, store_failed = None, None
     if _explicit_data(args) or args.user is not None:
         # One table, one controller. A store we cannot write never stops the controller:
         # the person must come back whatever the records can do.
-        from controller.history import default_data_dir
+        from controller.app.history import default_data_dir
         try:
             lock = TableLock(args.data or default_data_dir()).acquire()
         except StoreError as exc:
@@ -312,7 +312,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             if args.user is not None:
                 # The pendant's START is refused too: in place of the person's planned, recorded
                 # session it would run the config's plain one for them, unplanned and unrecorded.
-                from controller.sessions import NoHistory
+                from controller.app.sessions import NoHistory
                 session = (config, (), NoHistory(store_failed), None)
         code = _run_controller(args, config, session)
     finally:
@@ -347,10 +347,10 @@ def _run_controller(args: argparse.Namespace, config, session) -> int:  # noqa: 
         problem = _gpio_problem(args.config)
         if problem:
             return _fail_input([problem])
-        from controller.service import run_service
+        from controller.app.service import run_service
         return run_service(config, duration=args.duration, program=program, recorder=recorder)
     if config.hardware.backend == "serial":
-        from controller.service import run_service
+        from controller.app.service import run_service
         from hal.serial.backend import BoardLimits, SerialTable
         ser = config.hardware.serial
         # The board must enforce the limits this config names (Klipper checks its MCU's config
@@ -363,10 +363,10 @@ def _run_controller(args: argparse.Namespace, config, session) -> int:  # noqa: 
             board.clear_board()
         return run_service(config, duration=args.duration, make_hardware=lambda: board, program=program,
                            recorder=recorder)
-    from sim.runsim import run_bench
+    from controller.app.simcmd import run_bench
     start_angle = None
     if args.data is not None:
-        from controller.sessions import TableStateSaver, clean_table_temp_files, saved_table_angle
+        from controller.app.sessions import TableStateSaver, clean_table_temp_files, saved_table_angle
         start_angle = saved_table_angle(args.data)
         clean_table_temp_files(args.data)
         recorder = TableStateSaver(args.data, recorder)  # every command that moves the table saves it
@@ -379,9 +379,9 @@ def _selected_session(args: argparse.Namespace, config):  # noqa: ANN001, ANN202
     """(config, steps, recorder, user) for `run --user --program` (the caller holds the table
     lock: open sessions a crash left are recovered here). InputError for bad choices,
     StoreError when the history cannot be used."""
-    from controller.history import default_data_dir
-    from controller.programs import load_programs
-    from controller.sessions import SessionRecorder, check_duty, plan_for, session_config
+    from controller.app.history import default_data_dir
+    from controller.app.programs import load_programs
+    from controller.app.sessions import SessionRecorder, check_duty, plan_for, session_config
     data = args.data or default_data_dir()
     if args.user is None:
         if (data / "invtable.db").exists():
@@ -409,7 +409,7 @@ def _selected_session(args: argparse.Namespace, config):  # noqa: ANN001, ANN202
 
 
 def _open_store(data: Path, write: bool = True):  # noqa: ANN201
-    from controller.history import Store
+    from controller.app.history import Store
     return Store(data, write=write)
 
 
@@ -437,7 +437,7 @@ def _gpio_problem(config_path: Path | None) -> Problem | None:
 
 
 def cmd_io(args: argparse.Namespace) -> int:
-    from controller.iotool import PULSABLE, REFUSED, run_io
+    from controller.app.iotool import PULSABLE, REFUSED, run_io
     problems = []
     try:
         config = load_config(args.config)
@@ -462,7 +462,7 @@ def cmd_io(args: argparse.Namespace) -> int:
 
 def _store(args: argparse.Namespace, *, write: bool = True):  # noqa: ANN202
     """The history; readers pass write=False and never change what they read."""
-    from controller.history import default_data_dir
+    from controller.app.history import default_data_dir
     return _open_store(args.data or default_data_dir(), write=write)
 
 
@@ -479,7 +479,7 @@ def _screening(value: str) -> tuple[tuple[str, ...], list[Problem]]:
 
 def _profile_problems(height: float | None, weight: float | None, max_angle: float | None,
                       max_session: float | None) -> list[Problem]:
-    from controller.history import HEIGHT_CM, WEIGHT_KG
+    from controller.app.history import HEIGHT_CM, WEIGHT_KG
     out = []
     if height is not None and not HEIGHT_CM[0] <= height <= HEIGHT_CM[1]:
         out.append(Problem("command line", "--height-cm", f"{height:g} is outside the table's {HEIGHT_CM[0]:g} .. {HEIGHT_CM[1]:g} cm"))
@@ -499,8 +499,8 @@ def _answers(yes: tuple[str, ...], at: float) -> dict[str, dict]:
 def cmd_user(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from controller.clock import wall_time
-    from controller.history import User, name_problem
+    from controller.core.clock import wall_time
+    from controller.app.history import User, name_problem
     c = args.user_command
     if c == "add":
         screening, problems = _screening(args.screening)
@@ -571,8 +571,8 @@ def _screen(store, user) -> int:  # noqa: ANN001
     recorded with its time. Nothing is saved unless every question is answered."""
     from dataclasses import replace
 
-    from controller.clock import wall_time
-    from controller.history import QUESTIONS
+    from controller.core.clock import wall_time
+    from controller.app.history import QUESTIONS
     print(f"Screening for {user.name}: answer y (yes) or n (no). Any yes locks inversion past horizontal "
           "until a physician's clearance is recorded.")
     answers: dict[str, dict] = {}
@@ -602,8 +602,8 @@ def _screen(store, user) -> int:  # noqa: ANN001
 
 
 def cmd_program(args: argparse.Namespace) -> int:
-    from controller.history import default_data_dir
-    from controller.programs import load_programs
+    from controller.app.history import default_data_dir
+    from controller.app.programs import load_programs
     for p in load_programs(args.data or default_data_dir()).values():
         steps = ", ".join(f"{t if isinstance(t, str) else f'{t:g}'} deg {h:g} s" for t, h in p.steps)
         print(f"{p.name}: {p.description} [{steps}; rest {p.rest_deg:g} deg {p.rest_s:g} s]  ({p.source})")
@@ -611,10 +611,10 @@ def cmd_program(args: argparse.Namespace) -> int:
 
 
 def cmd_session(args: argparse.Namespace) -> int:
-    from controller.history import default_data_dir
-    from controller.programs import load_programs
-    from controller.sessions import clean_table_temp_files, start_session
-    from controller.tablelock import TableLock
+    from controller.app.history import default_data_dir
+    from controller.app.programs import load_programs
+    from controller.app.sessions import clean_table_temp_files, start_session
+    from controller.app.tablelock import TableLock
     problems = []
     if args.speed < 0:
         problems.append(Problem("command line", "--speed", "must be >= 0"))
@@ -639,7 +639,7 @@ def cmd_session(args: argparse.Namespace) -> int:
             return _fail_input(problems)
         _recover(store)
         clean_table_temp_files(data)
-        from controller.sessions import check_duty
+        from controller.app.sessions import check_duty
         check_duty(store, config, count_sim=args.count_sim)  # refused before anything is said or run
         print(f"invtable session: {user.name}, program '{args.program}' (simulated table)"
               + (" (LOCKED OUT: stays at or below horizontal)" if user.locked_out else ""))
@@ -676,8 +676,8 @@ def cmd_history(args: argparse.Namespace) -> int:
         return EXIT_OK
     import datetime as _dt
 
-    from controller.history import default_data_dir
-    from controller.tablelock import holder_pid
+    from controller.app.history import default_data_dir
+    from controller.app.tablelock import holder_pid
     holder = holder_pid(args.data or default_data_dir())
     open_as = (f"running (controller pid {holder})" if holder else
                "open: its controller is gone (recorded as interrupted when the table next starts)")
@@ -707,13 +707,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from sim.bench import main as bench_main
+    from controller.app.bench import main as bench_main
     return bench_main((["--json"] if args.json else []) + (["--quick"] if args.quick else [])
                       + (["--long"] if args.long else []))
 
 
 def cmd_install_service(args: argparse.Namespace) -> int:
-    from controller.install import default_executable, install
+    from controller.app.install import default_executable, install
     return install(args.root, default_executable())
 
 
@@ -723,14 +723,14 @@ def cmd_config_check(args: argparse.Namespace) -> int:
     except InputError as exc:
         return _fail_input(exc.problems)
     print(f"{args.file}: OK")
-    from controller.config import config_values
+    from controller.core.config import config_values
     for key, value in config_values(config).items():
         print(f"  {key} = {json.dumps(value)}")
     return EXIT_OK
 
 
 def cmd_diagram(args: argparse.Namespace) -> int:
-    from controller.diagram import markdown, mermaid
+    from controller.app.diagram import markdown, mermaid
     sys.stdout.write(markdown() if args.markdown else mermaid())
     return EXIT_OK
 

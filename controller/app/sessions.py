@@ -20,12 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from controller.clock import ScaledClock, wall_time
-from controller.config import Config
-from controller.errors import InputError, Problem, StoreError
-from controller.history import PROGRESS_EVERY_S, Store, User
-from controller.progression import plan_session
-from controller.programs import Program
+from controller.core.clock import ScaledClock, wall_time
+from controller.core.config import Config
+from controller.core.errors import InputError, Problem, StoreError
+from controller.app.history import PROGRESS_EVERY_S, Store, User
+from controller.app.progression import plan_session
+from controller.app.programs import Program
 from sim.runner import RunResult, run_scenario
 from sim.scenario import scenario_from_dict
 

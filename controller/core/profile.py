@@ -34,11 +34,10 @@ class TrapezoidProfile:
         self.vmax = 1.0
         self.amax = 1.0
 
-    def reset(self, pos: float, vel: float = 0.0) -> None:
-        """Start at ``pos`` (e.g. the measured angle when the brake releases), at rest unless
-        ``vel`` says the table is still moving (a re-plan after a late tick)."""
+    def reset(self, pos: float) -> None:
+        """Start at rest at ``pos`` (e.g. the measured angle when the brake releases)."""
         self.pos = pos
-        self.vel = vel
+        self.vel = 0.0
         self.acc = 0.0
         self.goal = pos
 

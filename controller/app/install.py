@@ -69,7 +69,7 @@ def install(root: Path, executable: str, out=sys.stdout) -> int:  # noqa: ANN001
         print(f"kept {config} (already there; never replaced)", file=out)
     else:
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(resources.files("controller").joinpath("default_config.toml").read_text())
+        config.write_text(resources.files("controller.app").joinpath("default_config.toml").read_text())
         print(f"wrote {config} (edit it, then: invtable config check {'/' + str(CONFIG_PATH)})", file=out)
     steps = [["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
               "--groups", ",".join(GROUPS), USER],

@@ -5,7 +5,7 @@ its end), so a crash or power cut loses nothing committed. People have a stable 
 (``users.uid``); a name is only a label, so a re-added name starts a new history.
 
 Who may write: the table's one controller (``invtable run``, ``session start``) holds the
-table lock (``controller.tablelock``) and only it marks sessions left open by a crash as
+table lock (``controller.app.tablelock``) and only it marks sessions left open by a crash as
 ``interrupted`` (``recover_interrupted``). Readers (``history``, ``user list``) open the
 database read-only and never change what they read. Every failure to open or write the
 store is a ``StoreError`` naming the file and the reason, never a traceback.
@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from controller.clock import wall_time
-from controller.errors import StoreError
+from controller.core.clock import wall_time
+from controller.core.errors import StoreError
 
 # DESIGN section 2: the contraindications; any "yes" locks the profile out of inversion
 # past horizontal until a clearance covering that answer is recorded (who, when, which answers).

@@ -1,4 +1,4 @@
-"""Therapy programs as data: validated TOML files (``controller/programs/`` built in, and a
+"""Therapy programs as data: validated TOML files (``controller/app/programs/`` built in, and a
 ``programs/`` folder in the data directory that users can extend).
 
 A program is a list of steps ``[target_deg, hold_s]`` (a target may be ``"max"``: the
@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from controller.config import read_toml
-from controller.errors import InputError, Problem
+from controller.core.config import read_toml
+from controller.core.errors import InputError, Problem
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +79,7 @@ def _num(v: object) -> bool:
 
 def builtin_programs() -> dict[str, Program]:
     out = {}
-    folder = resources.files("controller").joinpath("programs")
+    folder = resources.files("controller.app").joinpath("programs")
     for entry in sorted(folder.iterdir(), key=lambda e: e.name):
         if entry.name.endswith(".toml"):
             with resources.as_file(entry) as path:

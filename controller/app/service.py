@@ -1,7 +1,7 @@
 """``invtable run`` on hardware: the real-time control loop as a systemd service.
 
 One thread: ``read -> update -> write`` every 10 ms on absolute deadlines
-(``controller.clock.RealTimeClock``). systemd is told READY=1 after the first complete
+(``controller.core.clock.RealTimeClock``). systemd is told READY=1 after the first complete
 tick and WATCHDOG=1 only from the loop itself, so a hung loop stops the pings and systemd
 kills and restarts the service (the hardware dead-man has already stopped the motor by
 then; the restarted controller brings the user upright). SIGTERM and SIGINT end the loop;
@@ -18,10 +18,10 @@ import signal
 import sys
 from typing import Any, Callable, Sequence, TextIO
 
-from controller.clock import Clock, RealTimeClock
-from controller.config import Config
-from controller.machine import Controller, EventRecord, TransitionRecord
-from controller.sdnotify import Notifier
+from controller.core.clock import Clock, RealTimeClock
+from controller.core.config import Config
+from controller.core.machine import Controller, EventRecord, TransitionRecord
+from controller.app.sdnotify import Notifier
 
 PERIOD_S = 0.01
 

@@ -13,7 +13,7 @@ Design rules (DESIGN sections 3-4):
 - Any exception inside a tick stops the motor, engages the brake and latches ``fault``;
   the loop keeps running so the alarm and the heartbeat stay alive.
 - A way back from every state (issue 11): a held ``fault`` is a pause, left by holding UP
-  or RETURN (``supervised_return``, controller/recovery.py); ``idle`` is entered only at a
+  or RETURN (``supervised_return``, controller/core/recovery.py); ``idle`` is entered only at a
   verified upright; motion toward upright is never refused by a limit check.
 """
 from __future__ import annotations
@@ -23,13 +23,13 @@ from typing import Callable, Sequence
 
 from transitions import Machine
 
-from controller.config import Config
-from controller.duty import DutyBudget
-from controller.limits import (clamp, clamp_target, has_left_upright, is_upright, sensors_agree)
-from controller.monitor import LIVE_CURRENT_A, SENSOR_AGREE_DEG, SEVERITY, Detection, SafetyMonitor, Snapshot
-from controller.motor_loop import DRIVE_GAP_S, PositionLoop
-from controller.profile import TrapezoidProfile
-from controller.recovery import (SUPERVISED_ACCEL_DPS2, SUPERVISED_DUTY_MAX, SUPERVISED_SPEED_DPS, BackEmfOdometer,
+from controller.core.config import Config
+from controller.core.duty import DutyBudget
+from controller.core.limits import (clamp, clamp_target, has_left_upright, is_upright, sensors_agree)
+from controller.core.monitor import LIVE_CURRENT_A, SENSOR_AGREE_DEG, SEVERITY, Detection, SafetyMonitor, Snapshot
+from controller.core.motor_loop import DRIVE_GAP_S, PositionLoop
+from controller.core.profile import TrapezoidProfile
+from controller.core.recovery import (SUPERVISED_ACCEL_DPS2, SUPERVISED_DUTY_MAX, SUPERVISED_SPEED_DPS, BackEmfOdometer,
                                  SupervisedWatch, single_out)
 from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
 
@@ -62,8 +62,6 @@ SLOW_DOWN_DUTY = 0.95        # |duty| at or above this ...
 SLOW_DOWN_S = 0.2            # ... for this long: re-plan at SLOW_DOWN_FACTOR of the speed
 SLOW_DOWN_FACTOR = 0.7
 SLOW_DOWN_MIN_DPS = 1.0      # never planned slower than this (below it the monitor judges progress)
-GAP_MOVING_DPS = 1.5         # after a late tick, a measured speed above the sensors' noise peak
-                             # (+-1.5 deg/s over the speed window) is motion the re-plan starts from
 
 # (name, description) -- the description feeds the generated state diagram.
 STATES: list[tuple[str, str]] = [
@@ -104,7 +102,7 @@ TRANSITIONS: list[dict] = [
     # E-stop overrides everything; a fault keeps the motor off already.
     dict(trigger="estop", source=[s for s in STATE_NAMES if s not in ("boot", "estop", "fault")], dest="estop"),
     dict(trigger="estop", source="fault", dest="estop", conditions="fault_returning"),
-    # Supervised recovery: a held fault is a pause, never a dead end (controller/recovery.py).
+    # Supervised recovery: a held fault is a pause, never a dead end (controller/core/recovery.py).
     # RETURN or UP held drives slowly toward upright; release stops it again.
     dict(trigger="press_return", source="fault", dest="supervised_return", conditions="may_supervise"),
     dict(trigger="press_up", source="fault", dest="supervised_return", conditions="may_supervise"),
@@ -338,15 +336,13 @@ class Controller:
             self._fire("time_limit")
         if self.tracking and dt > DRIVE_GAP_S:
             # (issue 12) Late past the dead-man: the drive was cut and the brake held the
-            # table (the Pi's charge pump), or a motion board stopped it on its own loop on
-            # the emergency deceleration (serial: it may still be slowing down). The motion
-            # goes on from where the table stands, at the speed it measurably still has
-            # (after the monitor has judged this tick against the plan the table was following).
+            # table (the Pi's charge pump), or a motion board slowed it on its own loop (serial).
+            # The motion goes on from where the table stands, re-planned from rest (after the
+            # monitor has judged this tick against the plan the table was following). Not from
+            # a measured speed: over the gap it is an average of before and after the cut.
             p = self.profile
             goal, vmax, amax = p.goal, p.vmax, p.amax
-            v = self.monitor.measured_speed()
-            v = 0.0 if v is None or abs(v) <= GAP_MOVING_DPS else max(-vmax, min(vmax, v))
-            p.reset(self.angle, v)
+            p.reset(self.angle)
             p.set_goal(goal, vmax, amax)
             dt = 0.0  # the new plan starts now
         self._progress(dt, inp)

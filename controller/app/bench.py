@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from controller.profile import trapezoid_time
+from controller.core.profile import trapezoid_time
 from sim.runner import run_scenario
 from sim.scenario import scenario_from_dict
 
@@ -71,7 +71,7 @@ class Busy:
 
 def periodic(seconds: float, body: Callable[[], None] | None, spin_s: float) -> dict:
     """Run ``body`` every 10 ms on absolute deadlines; lateness of each start."""
-    from controller.clock import RealTimeClock
+    from controller.core.clock import RealTimeClock
     clock = RealTimeClock(spin_s=spin_s)
     late = []
     n = int(seconds / PERIOD_S)
@@ -89,7 +89,7 @@ def periodic(seconds: float, body: Callable[[], None] | None, spin_s: float) -> 
 def control_body() -> Callable[[], None]:
     from sim.runner import Simulation
     from sim.scenario import Scenario
-    from controller.config import Config
+    from controller.core.config import Config
     sim = Simulation(Scenario(name="bench", duration_s=1e9, seed=0, mass_kg=80.0, height_cm=178.0,
                               config=Config(), events=()), keep_rows=False)  # as `invtable run`: the last rows only
 
@@ -136,7 +136,7 @@ def estop_sim(n: int = 300) -> dict:
     update commands 0. Latency = that write's time minus the edge's time."""
     from sim.runner import Simulation
     from sim.scenario import Event, Scenario
-    from controller.config import Config
+    from controller.core.config import Config
     sim = Simulation(Scenario(name="bench", duration_s=1e9, seed=0, mass_kg=80.0, height_cm=178.0,
                               config=Config(), events=()))
     rng = random.Random(1)
@@ -167,7 +167,7 @@ def estop_gpio_mock(n: int = 2000) -> dict:
     from gpiozero import DigitalInputDevice
     from gpiozero.pins.mock import MockPWMPin
 
-    from controller.config import Gpio
+    from hal.gpio.config import Gpio
     from hal.gpio.backend import GpioTable
     from hal.interfaces import Outputs
     from sim.gpio_world import SimPinFactory
@@ -334,8 +334,8 @@ def service_cadence(seconds: float) -> dict:
     the cadence exactly on an injected clock (tests/test_service.py)."""
     import io
 
-    from controller.config import Config
-    from controller.service import JsonLog, run_service
+    from controller.core.config import Config
+    from controller.app.service import JsonLog, run_service
     from sim.table import SimTable
 
     class Notifier:
@@ -416,7 +416,7 @@ def run_process(seconds: float) -> dict:
 # ---------------------------------------------------------------- report
 def measure(quick: bool = False, long: bool = False) -> dict[str, Any]:
     seconds = 1.0 if quick else 10.0
-    from controller.clock import DEFAULT_SPIN_S
+    from controller.core.clock import DEFAULT_SPIN_S
     figures: dict[str, Any] = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
                    f"Python {platform.python_version()}",

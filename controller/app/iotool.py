@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from typing import Any, TextIO
 
-from controller.clock import RealTimeClock
+from controller.core.clock import RealTimeClock
 
 PULSABLE = {"buzzer": "the buzzer", "heartbeat": "the dead-man input (the charge pump's LED shows it)",
             "motor_pwm": "the driver's PWM at 20 % (the relay is open: the motor cannot turn)",

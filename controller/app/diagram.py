@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from transitions.extensions import GraphMachine
 
-from controller.machine import STATES, TRANSITIONS
+from controller.core.machine import STATES, TRANSITIONS
 
 DOC_HEADER = """# State machine
 
-Generated from `controller/machine.py` by `invtable diagram --markdown`; a test fails when
+Generated from `controller/core/machine.py` by `invtable diagram --markdown`; a test fails when
 this file is stale. Guards are shown in brackets. `estop` and `fault` are reachable from
 every state (e-stop from all but `boot` and `fault`); see README "Behaviour" for the rules.
 

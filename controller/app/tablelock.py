@@ -11,7 +11,7 @@ import fcntl
 import os
 from pathlib import Path
 
-from controller.errors import InputError, Problem, StoreError
+from controller.core.errors import InputError, Problem, StoreError
 
 LOCK_NAME = "table.lock"
 
