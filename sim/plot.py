@@ -4,6 +4,7 @@ matplotlib is an optional extra (``pip install 'invtable[plot]'``): it pulls in 
 too heavy to force onto every Pi. ``plot_available()`` lets the CLI refuse ``--plot``
 up front, before running anything, when it is missing.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -13,10 +14,20 @@ from sim.runner import RunResult, atomic_write
 from sim.trace import PlotSeries
 
 STATE_COLOURS = {
-    "boot": "#dddddd", "idle": "#ffffff", "jogging": "#cfe8ff", "holding": "#e6e6fa",
-    "ramp": "#d8f5d0", "hold": "#b8e6a8", "rest": "#fff3c4", "paused": "#f0e0ff",
-    "returning": "#c8f0f0", "emergency_return": "#ffcc80", "estop": "#ff9c9c",
-    "fault": "#ff6b6b", "power_off": "#999999", "hung": "#777777",
+    "boot": "#dddddd",
+    "idle": "#ffffff",
+    "jogging": "#cfe8ff",
+    "holding": "#e6e6fa",
+    "ramp": "#d8f5d0",
+    "hold": "#b8e6a8",
+    "rest": "#fff3c4",
+    "paused": "#f0e0ff",
+    "returning": "#c8f0f0",
+    "emergency_return": "#ffcc80",
+    "estop": "#ff9c9c",
+    "fault": "#ff6b6b",
+    "power_off": "#999999",
+    "hung": "#777777",
 }
 
 
@@ -32,6 +43,7 @@ def plot_run(result: RunResult, path: Path) -> None:
     ``PLOT_BUCKETS`` ticks, a decimated copy that keeps each bucket's extremes beyond
     that, so a day-long run plots in bounded memory with its peaks and exact state bands."""
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
@@ -39,12 +51,16 @@ def plot_run(result: RunResult, path: Path) -> None:
     series = result.series
     if series is None:
         if not result.rows_complete:
-            raise ValueError("this run kept neither its rows nor a plot series: run it with plot_series=True")
+            raise ValueError(
+                "this run kept neither its rows nor a plot series: run it with plot_series=True"
+            )
         series = PlotSeries.of(result.rows)
     points = series.points()
     t = [p[0] for p in points]
     cfg = result.scenario.config
-    fig, (ax, axv) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, axv) = plt.subplots(
+        2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     # State bands, from the exact state changes.
     seen: dict[str, str] = {}
     for i, (start_t, state) in enumerate(series.states):
@@ -77,10 +93,14 @@ def plot_run(result: RunResult, path: Path) -> None:
 def plot_progress(sessions: list[dict], user: str, path: Path) -> None:
     """Progress over weeks: peak angle and minutes past horizontal per session."""
     import datetime as dt
+
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from sim.runner import atomic_write
+
     done = [s for s in sessions if s["peak_deg"] is not None]
     when = [dt.datetime.fromtimestamp(s["started_at"]) for s in done]
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)

@@ -14,6 +14,7 @@ for a day (``duration_s = 86400``, about 2.7 GB). Nothing here keeps them all:
 The CSV format is a CONTRACT (DESIGN section 7): the bytes are exactly those the whole-list
 writer produced (same header, same ``%.4f`` formatting, ``\\r\\n`` line ends).
 """
+
 from __future__ import annotations
 
 import csv
@@ -25,11 +26,27 @@ from typing import IO, Callable, Iterable
 
 TRACE_COLUMNS = (
     # CONTRACT columns (DESIGN section 7), in this order:
-    "t_s", "state", "angle_deg", "velocity_dps", "sensor_deg", "setpoint_deg", "motor_cmd", "brake",
+    "t_s",
+    "state",
+    "angle_deg",
+    "velocity_dps",
+    "sensor_deg",
+    "setpoint_deg",
+    "motor_cmd",
+    "brake",
     # extensions:
-    "goal_deg", "setpoint_vel_dps", "speed_limit_dps", "accel_limit_dps2", "alarm", "estop_in",
-    "ankle_locked", "powered", "session_s", "motor_current_a", "faults",
-    "late_ms",   # how late this control tick started versus its ideal 10 ms slot ([timing], stalls)
+    "goal_deg",
+    "setpoint_vel_dps",
+    "speed_limit_dps",
+    "accel_limit_dps2",
+    "alarm",
+    "estop_in",
+    "ankle_locked",
+    "powered",
+    "session_s",
+    "motor_current_a",
+    "faults",
+    "late_ms",  # how late this control tick started versus its ideal 10 ms slot ([timing], stalls)
 )
 LATE_I = TRACE_COLUMNS.index("late_ms")
 
@@ -66,12 +83,20 @@ _OPTIONAL = (TRACE_COLUMNS.index("sensor_deg"), TRACE_COLUMNS.index("goal_deg"))
 
 
 def _row_format(empty: tuple[int, ...]) -> str:
-    return ",".join("" if i in empty else "%s" if c in _TEXT_COLUMNS else "%.4f"
-                    for i, c in enumerate(TRACE_COLUMNS)) + "\r\n"
+    return (
+        ",".join(
+            "" if i in empty else "%s" if c in _TEXT_COLUMNS else "%.4f"
+            for i, c in enumerate(TRACE_COLUMNS)
+        )
+        + "\r\n"
+    )
 
 
-_FORMATS = {(a, b): _row_format(tuple(i for i, e in zip(_OPTIONAL, (a, b)) if e))
-            for a in (False, True) for b in (False, True)}
+_FORMATS = {
+    (a, b): _row_format(tuple(i for i, e in zip(_OPTIONAL, (a, b)) if e))
+    for a in (False, True)
+    for b in (False, True)
+}
 
 
 def _header() -> str:
@@ -94,9 +119,9 @@ def format_row(row: tuple) -> str:
     s, g = _S_I, _G_I
     s_none, g_none = row[s] is None, row[g] is None
     if s_none:
-        values = row[:s] + row[s + 1:g] + row[g + 1:] if g_none else row[:s] + row[s + 1:]
+        values = row[:s] + row[s + 1 : g] + row[g + 1 :] if g_none else row[:s] + row[s + 1 :]
     elif g_none:
-        values = row[:g] + row[g + 1:]
+        values = row[:g] + row[g + 1 :]
     else:
         values = row
     try:
@@ -257,8 +282,10 @@ class PlotSeries:
             self._open = []
             if len(self.buckets) >= self.max_buckets:
                 b = self.buckets
-                self.buckets = [_reduce(list(b[i] + b[i + 1])) if i + 1 < len(b) else b[i]
-                                for i in range(0, len(b), 2)]
+                self.buckets = [
+                    _reduce(list(b[i] + b[i + 1])) if i + 1 < len(b) else b[i]
+                    for i in range(0, len(b), 2)
+                ]
                 self.stride *= 2
 
     def points(self) -> list[Point]:
