@@ -1,4 +1,5 @@
 """``python -m controller`` is the same as the ``invtable`` command."""
+
 import sys
 
 from controller.app.cli import main

@@ -23,6 +23,7 @@ session token (from its boot id and a HELLO counter) that every later host frame
 carry, and echoes the nonce in every frame it sends. A replayed old HELLO opens a new
 session with a new token, so the old frames that follow it are refused (NAK_SESSION).
 """
+
 try:
     from firmware import protocol as P
     from firmware.ramp import Follower, Ramp
@@ -35,17 +36,28 @@ except ImportError:
     from ticks import ticks_add, ticks_diff
 
 UPRIGHT_TOL_DEG = 0.5
-MAX_LEAD_DEG = 1.0            # the return's setpoint never runs further ahead of the table than this:
-                              # a table that lags is not made to sprint to catch up
-SPEED_WINDOW = 10             # samples (0.1 s at 100 Hz): the sensors' noise is about 1 deg/s over it
-RETURN_PLAN_FRACTION = 0.9    # plan under the emergency speed: the limit is a limit, not a target
+MAX_LEAD_DEG = 1.0  # the return's setpoint never runs further ahead of the table than this:
+# a table that lags is not made to sprint to catch up
+SPEED_WINDOW = 10  # samples (0.1 s at 100 Hz): the sensors' noise is about 1 deg/s over it
+RETURN_PLAN_FRACTION = 0.9  # plan under the emergency speed: the limit is a limit, not a target
 
 
 class Sensors:
     """One sample of everything the board reads."""
 
-    def __init__(self, primary=None, secondary=None, current_a=0.0, upright=False, overtravel_open=False,
-                 estop_a_open=False, estop_b_open=False, ankle_a_closed=True, ankle_b_closed=True, buttons=0):
+    def __init__(
+        self,
+        primary=None,
+        secondary=None,
+        current_a=0.0,
+        upright=False,
+        overtravel_open=False,
+        estop_a_open=False,
+        estop_b_open=False,
+        ankle_a_closed=True,
+        ankle_b_closed=True,
+        buttons=0,
+    ):
         self.primary = primary
         self.secondary = secondary
         self.current_a = current_a
@@ -55,10 +67,10 @@ class Sensors:
         self.estop_b_open = estop_b_open
         self.ankle_a_closed = ankle_a_closed
         self.ankle_b_closed = ankle_b_closed
-        self.buttons = buttons   # bit i set: protocol.BUTTONS[i] held
+        self.buttons = buttons  # bit i set: protocol.BUTTONS[i] held
 
 
-BTN_UP = 1 << 2              # protocol.BUTTONS order: start, stop, up, down, return
+BTN_UP = 1 << 2  # protocol.BUTTONS order: start, stop, up, down, return
 BTN_RETURN = 1 << 4
 
 
@@ -76,17 +88,17 @@ class Board:
         self.session = False
         self.boot_id = boot_id & 0xFFFF
         self.hellos = 0
-        self.token = 0           # this session's token (0: none)
-        self.host_nonce = 0      # echoed in every frame sent
-        self.resumable = False   # held by an e-stop during the return: RETURN/UP resume it
-        self.resume_by = 0       # BTN_RETURN (latched) or BTN_UP (hold-to-run) while resumed
+        self.token = 0  # this session's token (0: none)
+        self.host_nonce = 0  # echoed in every frame sent
+        self.resumable = False  # held by an e-stop during the return: RETURN/UP resume it
+        self.resume_by = 0  # BTN_RETURN (latched) or BTN_UP (hold-to-run) while resumed
         self.prev_buttons = 0
         self.last_seq = 0
         self.tx_seq = 0
         self.deadman = Deadman(now_ms, self.lim)
         self.cmd_duty = 0.0
         self.cmd_flags = P.FLAG_BRAKE
-        self.duty = 0.0          # applied
+        self.duty = 0.0  # applied
         self.brake = True
         self.relay = False
         self.alarm = False
@@ -94,16 +106,16 @@ class Board:
         self.angle = None
         self.trusted = False
         self.speed = 0.0
-        self._hist_angle = [0.0] * SPEED_WINDOW   # preallocated ring: no allocation per step
+        self._hist_angle = [0.0] * SPEED_WINDOW  # preallocated ring: no allocation per step
         self._hist_ms = [0] * SPEED_WINDOW
         self._hist_n = 0
         self._hist_i = 0
         self.ramp = None
-        self.load_duty = 0.0     # the duty that last held the table still under the host: the load
+        self.load_duty = 0.0  # the duty that last held the table still under the host: the load
         self.follower = None
         self.return_deadline_ms = 0
         self.torque_first = False  # a return from the brake: holding duty first, then release
-        self.stopping = False    # in HOST with a lapsed command: stopping and holding on our own loop
+        self.stopping = False  # in HOST with a lapsed command: stopping and holding on our own loop
         self.stop_goal = 0.0
         self.reason = ""
         self.sample = Sensors()
@@ -131,10 +143,22 @@ class Board:
             # Not "heard": a host that only greets (it refused our limits, or never gets our
             # answers) is not in charge, and must not keep the board from returning alone.
             lim = self.lim
-            return [self._frame(P.HELLO_ACK, P.PROTO_VERSION, P.FW_VERSION[0], P.FW_VERSION[1],
-                                int(round(lim.upright_deg * 100)), int(round(lim.max_angle_deg * 100)),
-                                int(round(lim.emergency_speed_dps * 100)), int(round(lim.emergency_accel_dps2 * 100)),
-                                lim.host_timeout_ms, lim.max_validity_ms, self.boot_id, self.token)]
+            return [
+                self._frame(
+                    P.HELLO_ACK,
+                    P.PROTO_VERSION,
+                    P.FW_VERSION[0],
+                    P.FW_VERSION[1],
+                    int(round(lim.upright_deg * 100)),
+                    int(round(lim.max_angle_deg * 100)),
+                    int(round(lim.emergency_speed_dps * 100)),
+                    int(round(lim.emergency_accel_dps2 * 100)),
+                    lim.host_timeout_ms,
+                    lim.max_validity_ms,
+                    self.boot_id,
+                    self.token,
+                )
+            ]
         if not self.session:
             return [self._frame(P.NAK, seq, P.NAK_NO_HELLO)]
         if session != self.token:
@@ -144,7 +168,9 @@ class Board:
         if not P.seq_newer(seq, self.last_seq):
             return [self._frame(P.NAK, seq, P.NAK_STALE_SEQ)]
         if values is None:
-            return [self._frame(P.NAK, seq, P.NAK_BAD_PAYLOAD if mtype in P.FORMATS else P.NAK_UNKNOWN)]
+            return [
+                self._frame(P.NAK, seq, P.NAK_BAD_PAYLOAD if mtype in P.FORMATS else P.NAK_UNKNOWN)
+            ]
         self.last_seq = seq
         self.deadman.heard(now_ms)
         if mtype == P.SET_OUTPUTS:
@@ -175,14 +201,32 @@ class Board:
         def cdeg(v):
             return P.NO_READING if v is None else max(-32767, min(32767, int(round(v * 100))))
 
-        bits = ((P.IN_UPRIGHT if s.upright else 0) | (P.IN_OVERTRAVEL_OPEN if s.overtravel_open else 0)
-                | (P.IN_ESTOP_A_OPEN if s.estop_a_open else 0) | (P.IN_ESTOP_B_OPEN if s.estop_b_open else 0)
-                | (P.IN_ANKLE_A_CLOSED if s.ankle_a_closed else 0) | (P.IN_ANKLE_B_CLOSED if s.ankle_b_closed else 0)
-                | ((s.buttons & 0x1F) << P.IN_BUTTON_SHIFT))
-        out = (P.OUT_BRAKE if self.brake else 0) | (P.OUT_RELAY if self.relay else 0) | (P.OUT_ALARM if self.alarm else 0)
-        return self._frame(P.STATUS, self.last_ms & 0xFFFF, cdeg(s.primary), cdeg(s.secondary),
-                           max(0, min(65535, int(round(s.current_a * 100)))), bits, self.state,
-                           int(round(self.duty * 1000)), out, self.last_seq)
+        bits = (
+            (P.IN_UPRIGHT if s.upright else 0)
+            | (P.IN_OVERTRAVEL_OPEN if s.overtravel_open else 0)
+            | (P.IN_ESTOP_A_OPEN if s.estop_a_open else 0)
+            | (P.IN_ESTOP_B_OPEN if s.estop_b_open else 0)
+            | (P.IN_ANKLE_A_CLOSED if s.ankle_a_closed else 0)
+            | (P.IN_ANKLE_B_CLOSED if s.ankle_b_closed else 0)
+            | ((s.buttons & 0x1F) << P.IN_BUTTON_SHIFT)
+        )
+        out = (
+            (P.OUT_BRAKE if self.brake else 0)
+            | (P.OUT_RELAY if self.relay else 0)
+            | (P.OUT_ALARM if self.alarm else 0)
+        )
+        return self._frame(
+            P.STATUS,
+            self.last_ms & 0xFFFF,
+            cdeg(s.primary),
+            cdeg(s.secondary),
+            max(0, min(65535, int(round(s.current_a * 100)))),
+            bits,
+            self.state,
+            int(round(self.duty * 1000)),
+            out,
+            self.last_seq,
+        )
 
     # ------------------------------------------------------------------ control
     def _start_return(self, now_ms, why):
@@ -191,7 +235,9 @@ class Board:
         self.resume_by = 0
         lim = self.lim
         if self.angle is None or not self.trusted:
-            self._hold("cannot return alone: " + ("no angle" if self.angle is None else "sensors disagree"))
+            self._hold(
+                "cannot return alone: " + ("no angle" if self.angle is None else "sensors disagree")
+            )
             return
         if abs(self.angle - lim.upright_deg) <= UPRIGHT_TOL_DEG:
             self.state = P.ST_SHUTDOWN  # already upright: nothing to move
@@ -203,7 +249,9 @@ class Board:
         # Bumpless: from what was applied while driving; from the brake, from the duty that
         # last held the table (the user's weight), so releasing the brake does not drop them.
         held = self.brake or self.duty == 0.0
-        self.follower.integ = self.load_duty if held else self.duty - self.follower.ff * self.ramp.vel
+        self.follower.integ = (
+            self.load_duty if held else self.duty - self.follower.ff * self.ramp.vel
+        )
         self.torque_first = held
         distance = abs(self.angle - lim.upright_deg)
         allow_s = distance / (RETURN_PLAN_FRACTION * lim.emergency_speed_dps) * 1.5 + 5.0
@@ -272,8 +320,9 @@ class Board:
         lim = self.lim
         self.ramp.step(self.stop_goal, lim.emergency_speed_dps, lim.emergency_accel_dps2, dt)
         target = self.follower.duty(self.ramp.pos, self.ramp.vel, self.angle, dt)
-        self.duty = clip_envelope(slew(self.duty, target, dt, lim.duty_slew_per_s), sample.primary,
-                                  sample.secondary, lim)
+        self.duty = clip_envelope(
+            slew(self.duty, target, dt, lim.duty_slew_per_s), sample.primary, sample.secondary, lim
+        )
         self.brake, self.relay = False, True
         if abs(self.speed) < 0.5:
             self.load_duty = self.duty
@@ -284,7 +333,9 @@ class Board:
         that could not be stopped on our own loop is the brake."""
         lim = self.lim
         flags = self.cmd_flags
-        target = 0.0 if estop else clip_envelope(self.cmd_duty, sample.primary, sample.secondary, lim)
+        target = (
+            0.0 if estop else clip_envelope(self.cmd_duty, sample.primary, sample.secondary, lim)
+        )
         self.relay = bool(flags & P.FLAG_POWER)
         if not self.relay:
             target = 0.0
@@ -315,19 +366,28 @@ class Board:
         elif st == P.ST_WAIT and self.angle is not None:
             upright = abs(self.angle - lim.upright_deg) <= UPRIGHT_TOL_DEG
             silent = ticks_diff(now_ms, self.deadman.last_host_ms) >= lim.host_timeout_ms
-            if silent and not upright:  # powered up (or the host vanished) with the user off upright
+            if (
+                silent and not upright
+            ):  # powered up (or the host vanished) with the user off upright
                 self._start_return(now_ms, "no host")
         elif st == P.ST_HOLD and self.resumable:
             self._resume_on_pendant(now_ms, sample.buttons, estop)
         st = self.state
-        if st in (P.ST_HOST, P.ST_RETURN) and abs(self.speed) > lim.emergency_speed_dps + lim.overspeed_margin_dps:
+        if (
+            st in (P.ST_HOST, P.ST_RETURN)
+            and abs(self.speed) > lim.emergency_speed_dps + lim.overspeed_margin_dps
+        ):
             self._hold("overspeed %.1f deg/s" % self.speed)
         if self.state == P.ST_RETURN:
             if estop or (self.resume_by == BTN_UP and not sample.buttons & BTN_UP):
                 if not self.torque_first:
-                    self.load_duty = self.follower.integ  # what carried the user here: the resume starts from it
+                    self.load_duty = (
+                        self.follower.integ
+                    )  # what carried the user here: the resume starts from it
                 if estop:
-                    self._hold("e-stop during the return: release it, then press RETURN or hold UP", True)
+                    self._hold(
+                        "e-stop during the return: release it, then press RETURN or hold UP", True
+                    )
                 else:
                     self._hold("return paused: UP released; press RETURN or hold UP", True)
             elif self.angle is None or not self.trusted:
@@ -342,18 +402,31 @@ class Board:
             # Starting from the brake: build the holding duty first, then release, so the
             # user's weight is carried when the brake lets go (no sag, no catch-up surge).
             hold = self.follower.integ
-            self.duty = clip_envelope(slew(self.duty, hold, dt, lim.duty_slew_per_s), sample.primary,
-                                      sample.secondary, lim)
+            self.duty = clip_envelope(
+                slew(self.duty, hold, dt, lim.duty_slew_per_s),
+                sample.primary,
+                sample.secondary,
+                lim,
+            )
             self.brake, self.relay, self.alarm = True, True, True
             if abs(self.duty - hold) < 1e-6:
                 self.torque_first = False
         elif st == P.ST_RETURN:
             ramp = self.ramp
             if abs(ramp.pos - self.angle) < MAX_LEAD_DEG or ramp.done:
-                ramp.step(lim.upright_deg, RETURN_PLAN_FRACTION * lim.emergency_speed_dps, lim.emergency_accel_dps2, dt)
+                ramp.step(
+                    lim.upright_deg,
+                    RETURN_PLAN_FRACTION * lim.emergency_speed_dps,
+                    lim.emergency_accel_dps2,
+                    dt,
+                )
             target = self.follower.duty(ramp.pos, ramp.vel, self.angle, dt)
-            self.duty = clip_envelope(slew(self.duty, target, dt, lim.duty_slew_per_s), sample.primary,
-                                      sample.secondary, lim)
+            self.duty = clip_envelope(
+                slew(self.duty, target, dt, lim.duty_slew_per_s),
+                sample.primary,
+                sample.secondary,
+                lim,
+            )
             self.brake, self.relay, self.alarm = False, True, True
             if ramp.done and abs(self.angle - lim.upright_deg) <= UPRIGHT_TOL_DEG:
                 self.state = P.ST_SHUTDOWN

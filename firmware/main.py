@@ -9,6 +9,7 @@ end of a complete, on-time iteration: a stuck loop resets the board (8.3 s is th
 longest timeout; 500 ms is used), and at reset every output pin starts as an input with
 the pull-downs of docs/firmware.md holding the motor off and the brake engaged.
 """
+
 import time
 
 import machine
@@ -25,7 +26,7 @@ except ImportError:
 # Pico pin map (GP numbers), see docs/firmware.md.
 PWM_PIN, DIR_PIN, BRAKE_PIN, RELAY_PIN, BUZZER_PIN, CHARGE_PUMP_PIN = 2, 3, 4, 5, 6, 22
 ESTOP_A, ESTOP_B, OVERTRAVEL, ANKLE_A, ANKLE_B, UPRIGHT = 7, 8, 9, 10, 11, 12
-BUTTON_PINS = (13, 14, 15, 16, 17)     # start, stop, up, down, return
+BUTTON_PINS = (13, 14, 15, 16, 17)  # start, stop, up, down, return
 ADC_PRIMARY, ADC_SECONDARY, ADC_CURRENT = 26, 27, 28
 UART_ID, UART_TX, UART_RX, BAUD = 0, 0, 1, 230400
 PERIOD_MS = 10
@@ -48,10 +49,15 @@ class BoardIO:
         self.relay = Pin(RELAY_PIN, Pin.OUT, value=0)
         self.buzzer = Pin(BUZZER_PIN, Pin.OUT, value=0)
         self.pump = Pin(CHARGE_PUMP_PIN, Pin.OUT, value=0)
-        self.contacts = [Pin(n, Pin.IN, Pin.PULL_UP) for n in (ESTOP_A, ESTOP_B, OVERTRAVEL, ANKLE_A, ANKLE_B, UPRIGHT)]
+        self.contacts = [
+            Pin(n, Pin.IN, Pin.PULL_UP)
+            for n in (ESTOP_A, ESTOP_B, OVERTRAVEL, ANKLE_A, ANKLE_B, UPRIGHT)
+        ]
         self.buttons = [Pin(n, Pin.IN, Pin.PULL_UP) for n in BUTTON_PINS]
         self.adc = [machine.ADC(n) for n in (ADC_PRIMARY, ADC_SECONDARY, ADC_CURRENT)]
-        self.uart = machine.UART(UART_ID, baudrate=BAUD, tx=Pin(UART_TX), rx=Pin(UART_RX), timeout=0)
+        self.uart = machine.UART(
+            UART_ID, baudrate=BAUD, tx=Pin(UART_TX), rx=Pin(UART_RX), timeout=0
+        )
 
     @staticmethod
     def _angle(raw):
@@ -66,10 +72,18 @@ class BoardIO:
         for i, p in enumerate(self.buttons):
             if p.value() == 0:
                 buttons |= 1 << i
-        return Sensors(primary=self._angle(self.adc[0].read_u16()), secondary=self._angle(self.adc[1].read_u16()),
-                       current_a=self.adc[2].read_u16() / 65535.0 * CURRENT_FULL_SCALE_A,
-                       estop_a_open=not c[0], estop_b_open=not c[1], overtravel_open=not c[2],
-                       ankle_a_closed=c[3], ankle_b_closed=c[4], upright=c[5], buttons=buttons)
+        return Sensors(
+            primary=self._angle(self.adc[0].read_u16()),
+            secondary=self._angle(self.adc[1].read_u16()),
+            current_a=self.adc[2].read_u16() / 65535.0 * CURRENT_FULL_SCALE_A,
+            estop_a_open=not c[0],
+            estop_b_open=not c[1],
+            overtravel_open=not c[2],
+            ankle_a_closed=c[3],
+            ankle_b_closed=c[4],
+            upright=c[5],
+            buttons=buttons,
+        )
 
     def apply(self, duty, brake, relay, alarm, heartbeat):
         if duty == 0.0 or not relay:
@@ -141,6 +155,7 @@ def boot_id():
     seeds the session tokens, so a reset board never reissues the tokens of before."""
     try:
         import os
+
         b = os.urandom(2)
         return (b[0] << 8) | b[1]
     except Exception:  # noqa: BLE001 - a port without urandom: the microsecond counter

@@ -11,24 +11,27 @@ never taken for a frame of another (a replayed HELLO, a board that reset): the h
 frames carry the board's session token (from HELLO_ACK; HELLO carries the host's nonce
 instead), the board's frames echo the host's nonce. ``FORMATS`` lists the fields after it.
 """
+
 import struct
 
 SYNC = 0x7E
 MAX_PAYLOAD = 40
 PROTO_VERSION = 2
 FW_VERSION = (2, 0)
-SESSION_FMT = ">H"      # the session word that starts every payload
+SESSION_FMT = ">H"  # the session word that starts every payload
 
 # Host -> board
-HELLO = 0x01        # B proto_version (the session word is the host's nonce)
-SET_OUTPUTS = 0x02  # h duty_milli, B flags (bit0 brake, bit1 alarm, bit2 motor_power), H validity_ms
-PING = 0x03         # (empty)
-CLEAR = 0x04        # (empty): leave a latched shutdown
+HELLO = 0x01  # B proto_version (the session word is the host's nonce)
+SET_OUTPUTS = (
+    0x02  # h duty_milli, B flags (bit0 brake, bit1 alarm, bit2 motor_power), H validity_ms
+)
+PING = 0x03  # (empty)
+CLEAR = 0x04  # (empty): leave a latched shutdown
 # Board -> host
-ACK = 0x80          # B acked_seq
-NAK = 0x81          # B seq, B reason
-HELLO_ACK = 0x82    # see FORMATS
-STATUS = 0x90       # see FORMATS
+ACK = 0x80  # B acked_seq
+NAK = 0x81  # B seq, B reason
+HELLO_ACK = 0x82  # see FORMATS
+STATUS = 0x90  # see FORMATS
 
 FORMATS = {
     HELLO: ">B",
@@ -53,7 +56,7 @@ NAK_STALE_SEQ = 3
 NAK_SHUTDOWN = 4
 NAK_NO_HELLO = 5
 NAK_VERSION = 6
-NAK_SESSION = 7     # the frame's session word is not this board's current session token
+NAK_SESSION = 7  # the frame's session word is not this board's current session token
 
 # STATUS input bits
 IN_UPRIGHT = 1
@@ -62,7 +65,7 @@ IN_ESTOP_A_OPEN = 4
 IN_ESTOP_B_OPEN = 8
 IN_ANKLE_A_CLOSED = 16
 IN_ANKLE_B_CLOSED = 32
-IN_BUTTON_SHIFT = 6   # start, stop, up, down, return at bits 6..10
+IN_BUTTON_SHIFT = 6  # start, stop, up, down, return at bits 6..10
 BUTTONS = ("start", "stop", "up", "down", "return")
 # STATUS output bits
 OUT_BRAKE = 1
@@ -73,11 +76,11 @@ FLAG_BRAKE = 1
 FLAG_ALARM = 2
 FLAG_POWER = 4
 # Board states
-ST_WAIT = 0       # no host session yet (or cleared): holds on the brake
-ST_HOST = 1       # following the host's commands, within the board's own limits
-ST_RETURN = 2     # returning to upright alone (host lost)
-ST_SHUTDOWN = 3   # latched after acting alone: brake, supply open, until CLEAR
-ST_HOLD = 4       # latched: cannot move safely (sensors disagree, overspeed): brake, alarm
+ST_WAIT = 0  # no host session yet (or cleared): holds on the brake
+ST_HOST = 1  # following the host's commands, within the board's own limits
+ST_RETURN = 2  # returning to upright alone (host lost)
+ST_SHUTDOWN = 3  # latched after acting alone: brake, supply open, until CLEAR
+ST_HOLD = 4  # latched: cannot move safely (sensors disagree, overspeed): brake, alarm
 STATE_NAMES = ("wait", "host", "return", "shutdown", "hold")
 
 
@@ -184,7 +187,7 @@ class Decoder:
                 self.dropped += j
                 buf[:] = buf[j:]
                 continue
-            body = bytes(buf[1:4 + n])
+            body = bytes(buf[1 : 4 + n])
             crc = (buf[4 + n] << 8) | buf[5 + n]
             if crc16(body) != crc:
                 self.crc_errors += 1
@@ -207,7 +210,7 @@ class Decoder:
                 n = buf[j + 1]
                 end = j + n + 6
                 if n <= MAX_PAYLOAD and end <= len(buf):
-                    if crc16(bytes(buf[j + 1:j + 4 + n])) == (buf[end - 2] << 8) | buf[end - 1]:
+                    if crc16(bytes(buf[j + 1 : j + 4 + n])) == (buf[end - 2] << 8) | buf[end - 1]:
                         return j
             j = buf.find(bytes((SYNC,)), j + 1)
         return -1

@@ -1,6 +1,7 @@
 """The board's own motion: a trapezoidal ramp (bounded speed and acceleration, no
 overshoot) and the position loop that follows it. Used only when the board acts alone
 (its emergency return); in normal use the host plans and the board enforces limits."""
+
 import math
 
 
@@ -19,7 +20,7 @@ class Ramp:
             self.done = True
             return
         direction = 1.0 if d > 0 else -1.0
-        v = self.vel * direction           # speed toward the goal (negative: moving away)
+        v = self.vel * direction  # speed toward the goal (negative: moving away)
         if v < 0.0:
             v_new = min(0.0, v + amax * dt)  # stop moving away first
         else:

@@ -1,5 +1,6 @@
 """The board's own limits and dead-man, pure functions and small state: what it enforces
 whatever the host asks."""
+
 try:
     from firmware.ticks import ticks_add, ticks_diff
 except ImportError:
@@ -9,10 +10,19 @@ except ImportError:
 class Limits:
     """The board's envelope. Reported to the host in the handshake."""
 
-    def __init__(self, upright_deg=-80.0, max_angle_deg=60.0, emergency_speed_dps=8.0,
-                 emergency_accel_dps2=8.0, host_timeout_ms=300, max_validity_ms=200,
-                 disagree_deg=2.0, overspeed_margin_dps=3.0, duty_slew_per_s=20.0,
-                 no_load_speed_dps=20.0):
+    def __init__(
+        self,
+        upright_deg=-80.0,
+        max_angle_deg=60.0,
+        emergency_speed_dps=8.0,
+        emergency_accel_dps2=8.0,
+        host_timeout_ms=300,
+        max_validity_ms=200,
+        disagree_deg=2.0,
+        overspeed_margin_dps=3.0,
+        duty_slew_per_s=20.0,
+        no_load_speed_dps=20.0,
+    ):
         self.upright_deg = upright_deg
         self.max_angle_deg = max_angle_deg
         self.emergency_speed_dps = emergency_speed_dps

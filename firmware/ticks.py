@@ -1,6 +1,7 @@
 """ticks_ms arithmetic that survives the wrap-around: MicroPython's own ``ticks_add`` and
 ``ticks_diff`` on the board; the same arithmetic (period 2**30) under CPython. Never
 subtract two tick values directly."""
+
 try:
     from time import ticks_add, ticks_diff  # MicroPython
 except ImportError:  # CPython: the tests and the virtual motion board

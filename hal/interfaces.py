@@ -12,6 +12,7 @@ wiring: normally-closed contacts mean an open circuit (pressed, tripped, or a br
 wire) must read as the unsafe condition -- ``estop_pressed=True``,
 ``overtravel_tripped=True``, ``ankle_locked=False``.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -23,14 +24,18 @@ class Inputs(NamedTuple):
     """Everything the controller reads, sampled at one instant. Immutable (a NamedTuple:
     as safe as a frozen dataclass, and built in C every tick)."""
 
-    angle_primary_deg: float | None    # absolute sensor (potentiometer/inclinometer); None = no reading
-    angle_secondary_deg: float | None  # independent second source (encoder/second ADC); None = no reading
-    upright_switch: bool               # home switch closed: the table is at upright
-    overtravel_tripped: bool           # NC over-travel limit open (tripped or wire broken)
-    estop_pressed: bool                # NC e-stop circuit open (pressed or wire broken)
-    ankle_locked: bool                 # ankle lock confirmed closed (a broken wire reads False)
-    buttons: frozenset[str]            # pendant buttons currently held, names from BUTTONS
-    motor_current_a: float             # motor current magnitude in amperes
+    angle_primary_deg: (
+        float | None
+    )  # absolute sensor (potentiometer/inclinometer); None = no reading
+    angle_secondary_deg: (
+        float | None
+    )  # independent second source (encoder/second ADC); None = no reading
+    upright_switch: bool  # home switch closed: the table is at upright
+    overtravel_tripped: bool  # NC over-travel limit open (tripped or wire broken)
+    estop_pressed: bool  # NC e-stop circuit open (pressed or wire broken)
+    ankle_locked: bool  # ankle lock confirmed closed (a broken wire reads False)
+    buttons: frozenset[str]  # pendant buttons currently held, names from BUTTONS
+    motor_current_a: float  # motor current magnitude in amperes
     # Dual-channel safety inputs (ISO 13849 category 3 style): the e-stop and the ankle
     # lock each have two independent contacts. The reading above is the safe side of the
     # two (either open = pressed / unlocked); these say the two channels disagree, which
@@ -46,12 +51,12 @@ class Inputs(NamedTuple):
 class Outputs(NamedTuple):
     """Everything the controller commands. Immutable."""
 
-    motor_cmd: float    # -1..1 duty, positive = toward inversion (head down)
-    brake: bool         # True = brake engaged (the brake is also engaged when unpowered)
-    alarm: bool         # buzzer
-    heartbeat: bool     # toggled every tick; a hardware dead-man drops motor enable when it stops
+    motor_cmd: float  # -1..1 duty, positive = toward inversion (head down)
+    brake: bool  # True = brake engaged (the brake is also engaged when unpowered)
+    alarm: bool  # buzzer
+    heartbeat: bool  # toggled every tick; a hardware dead-man drops motor enable when it stops
     motor_power: bool = False  # motor supply relay: opened when the drive is suspect (a driver
-                               # stuck on cannot move the table then); False = open (safe default)
+    # stuck on cannot move the table then); False = open (safe default)
 
 
 SAFE_OUTPUTS = Outputs(motor_cmd=0.0, brake=True, alarm=True, heartbeat=False, motor_power=False)

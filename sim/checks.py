@@ -19,6 +19,7 @@ exits 1 when there is any. These are the checks a builder relies on to trust a t
 - power loss and a hung controller: the brake holds the angle (once it has had 0.5 s to
   stop the table).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,11 +31,13 @@ from sim.table import DEADMAN_S
 
 ENVELOPE_TOL_DEG = 0.5
 OVERSHOOT_TOL_DEG = 0.5
-SPEED_TOL_DPS = 0.05       # true speed resolution of the check (sensor-free, physics truth)
-STILL_DPS = 0.05           # "not moving"
-BRAKE_STOP_S = 0.5         # time the brake is given to stop the table
-TIME_LIMIT_GRACE_S = 0.1   # the controller's clock runs on the measured angle
-RETURN_OK = frozenset({"returning", "emergency_return", "estop", "fault", "idle", "boot", "power_off", "hung"})
+SPEED_TOL_DPS = 0.05  # true speed resolution of the check (sensor-free, physics truth)
+STILL_DPS = 0.05  # "not moving"
+BRAKE_STOP_S = 0.5  # time the brake is given to stop the table
+TIME_LIMIT_GRACE_S = 0.1  # the controller's clock runs on the measured angle
+RETURN_OK = frozenset(
+    {"returning", "emergency_return", "estop", "fault", "idle", "boot", "power_off", "hung"}
+)
 # States in which the controller is not driving and the brake (or the e-stop) stops the table.
 NOT_DRIVING = ("estop", "fault", "power_off", "hung")
 
@@ -65,7 +68,7 @@ class InvariantChecker:
     _goal_dir: float = 0.0
     _allowed: float = 0.0
     fault_injected: bool = False
-    board_acts_alone: bool = False   # serial: the motion board may return the table on its own
+    board_acts_alone: bool = False  # serial: the motion board may return the table on its own
     _left_t: float | None = None
     _lock_ceiling: float | None = None
     _state_since: float = 0.0
@@ -92,9 +95,15 @@ class InvariantChecker:
             self._state_since = r.t
         # Envelope.
         if r.angle > lim.max_angle_deg + ENVELOPE_TOL_DEG:
-            self._violate("envelope", r.t, f"angle {r.angle:.2f} deg beyond max_angle_deg {lim.max_angle_deg:g}")
+            self._violate(
+                "envelope",
+                r.t,
+                f"angle {r.angle:.2f} deg beyond max_angle_deg {lim.max_angle_deg:g}",
+            )
         if r.angle < lim.upright_deg - ENVELOPE_TOL_DEG:
-            self._violate("envelope", r.t, f"angle {r.angle:.2f} deg beyond upright_deg {lim.upright_deg:g}")
+            self._violate(
+                "envelope", r.t, f"angle {r.angle:.2f} deg beyond upright_deg {lim.upright_deg:g}"
+            )
         # Overshoot of the active goal.
         if r.tracking and r.goal is not None:
             if r.goal != self._goal:
@@ -102,7 +111,11 @@ class InvariantChecker:
                 self._goal_dir = 1.0 if r.goal > r.angle else -1.0
             past = (r.angle - r.goal) * self._goal_dir
             if past > OVERSHOOT_TOL_DEG:
-                self._violate("overshoot", r.t, f"angle {r.angle:.2f} deg passed the goal {r.goal:.2f} deg by {past:.2f} deg in {r.state}")
+                self._violate(
+                    "overshoot",
+                    r.t,
+                    f"angle {r.angle:.2f} deg passed the goal {r.goal:.2f} deg by {past:.2f} deg in {r.state}",
+                )
         elif not r.tracking:
             self._goal = None
         # Speed: the active limit; a higher limit that just ended still applies while it
@@ -113,32 +126,59 @@ class InvariantChecker:
             self._allowed = max(r.speed_limit, self._allowed - r.accel_limit * dt)
         else:
             self._allowed = max(0.0, self._allowed - self.config.motion.max_accel_dps2 * dt)
-        allowed = max(self._allowed, self.config.motion.emergency_speed_dps if self.fault_injected else 0.0)
+        allowed = max(
+            self._allowed, self.config.motion.emergency_speed_dps if self.fault_injected else 0.0
+        )
         # (Not driving, the brake stops the table, except after an injected fault: then
         # the emergency speed holds everywhere, a drive that ignores its command included.)
-        if abs(r.vel) > allowed + SPEED_TOL_DPS and (self.fault_injected or r.state not in NOT_DRIVING):
-            self._violate("speed", r.t, f"speed {abs(r.vel):.2f} deg/s over the {allowed:.2f} deg/s limit in {r.state}")
+        if abs(r.vel) > allowed + SPEED_TOL_DPS and (
+            self.fault_injected or r.state not in NOT_DRIVING
+        ):
+            self._violate(
+                "speed",
+                r.t,
+                f"speed {abs(r.vel):.2f} deg/s over the {allowed:.2f} deg/s limit in {r.state}",
+            )
         # Setpoint acceleration.
         # (Not across a gap past the dead-man, a stalled loop: the hardware cut the drive and
         # braked, and the motion is planned again from rest; that is no commanded acceleration.)
         if prev is not None and r.tracking and prev.tracking and prev.t < r.t <= prev.t + DEADMAN_S:
             acc = abs(r.setpoint_vel - prev.setpoint_vel) / (r.t - prev.t)
             if acc > r.accel_limit * 1.0001 + 1e-9:
-                self._violate("accel", r.t, f"setpoint acceleration {acc:.2f} deg/s^2 over the {r.accel_limit:g} limit in {r.state}")
+                self._violate(
+                    "accel",
+                    r.t,
+                    f"setpoint acceleration {acc:.2f} deg/s^2 over the {r.accel_limit:g} limit in {r.state}",
+                )
         # Session time limit, on the true angle.
         if self._left_t is None and r.angle > lim.upright_deg + LEAVE_TOL_DEG:
             self._left_t = r.t
-        elif self._left_t is not None and r.angle <= lim.upright_deg + UPRIGHT_TOL_DEG and r.state == "idle":
+        elif (
+            self._left_t is not None
+            and r.angle <= lim.upright_deg + UPRIGHT_TOL_DEG
+            and r.state == "idle"
+        ):
             self._left_t = None
-        if (self._left_t is not None and r.t - self._left_t > ses.max_duration_s + TIME_LIMIT_GRACE_S
-                and r.state not in RETURN_OK):
-            self._violate("time_limit", r.t, f"{r.t - self._left_t:.1f} s off upright and still in {r.state} (limit {ses.max_duration_s:g} s)")
+        if (
+            self._left_t is not None
+            and r.t - self._left_t > ses.max_duration_s + TIME_LIMIT_GRACE_S
+            and r.state not in RETURN_OK
+        ):
+            self._violate(
+                "time_limit",
+                r.t,
+                f"{r.t - self._left_t:.1f} s off upright and still in {r.state} (limit {ses.max_duration_s:g} s)",
+            )
         # Ankle lock: while unlocked the person is never tilted further toward inversion
         # than the table needs to stop (its stopping distance at the moment the lock was
         # lost), and once it heads back up it never gains more than the overshoot tolerance.
         if not r.ankle_locked and r.powered:
             if self._lock_ceiling is None:
-                accel = r.accel_limit if r.tracking and r.accel_limit > 0 else self.config.motion.max_accel_dps2
+                accel = (
+                    r.accel_limit
+                    if r.tracking and r.accel_limit > 0
+                    else self.config.motion.max_accel_dps2
+                )
                 v_down = max(r.vel, 0.0)
                 self._lock_ceiling = r.angle + stopping_distance(v_down, accel) + OVERSHOOT_TOL_DEG
             elif r.vel < 0.0:
@@ -146,8 +186,16 @@ class InvariantChecker:
             # Returning to upright from beyond it is never "toward inversion" in any sense
             # that matters: the ceiling is never below upright itself.
             if r.angle > max(self._lock_ceiling, lim.upright_deg + UPRIGHT_TOL_DEG):
-                self._violate("ankle_lock", r.t, f"tilted to {r.angle:.2f} deg toward inversion without the ankle lock")
-            if prev is not None and prev.angle <= lim.upright_deg + LEAVE_TOL_DEG < r.angle and prev.state == "idle":
+                self._violate(
+                    "ankle_lock",
+                    r.t,
+                    f"tilted to {r.angle:.2f} deg toward inversion without the ankle lock",
+                )
+            if (
+                prev is not None
+                and prev.angle <= lim.upright_deg + LEAVE_TOL_DEG < r.angle
+                and prev.state == "idle"
+            ):
                 self._violate("ankle_lock", r.t, "left upright without the ankle lock")
         else:
             self._lock_ceiling = None
@@ -155,7 +203,9 @@ class InvariantChecker:
         # (A hung controller commands nothing: its stale output pins are cut by the wiring,
         # and the hang's own rule below checks that the table stops.)
         if r.estop_in and r.powered and r.state != "hung" and (r.motor_cmd != 0.0 or not r.brake):
-            self._violate("estop", r.t, f"e-stop pressed but motor_cmd={r.motor_cmd:.3f} brake={int(r.brake)}")
+            self._violate(
+                "estop", r.t, f"e-stop pressed but motor_cmd={r.motor_cmd:.3f} brake={int(r.brake)}"
+            )
         if r.state == "estop" and r.t - self._state_since > BRAKE_STOP_S and abs(r.vel) > STILL_DPS:
             self._violate("estop", r.t, f"moving at {r.vel:.2f} deg/s in e-stop")
         # Power loss or a hung controller: the brake holds.
@@ -165,8 +215,14 @@ class InvariantChecker:
             toward_upright_ok = self.board_acts_alone and r.state == "hung"
             if self._off_since is None:
                 self._off_since = r.t
-            elif r.t - self._off_since > BRAKE_STOP_S and abs(r.vel) > STILL_DPS and not toward_upright_ok:
-                self._violate(r.state, r.t, f"moving at {r.vel:.2f} deg/s while {r.state.replace('_', ' ')}")
+            elif (
+                r.t - self._off_since > BRAKE_STOP_S
+                and abs(r.vel) > STILL_DPS
+                and not toward_upright_ok
+            ):
+                self._violate(
+                    r.state, r.t, f"moving at {r.vel:.2f} deg/s while {r.state.replace('_', ' ')}"
+                )
         else:
             self._off_since = None
         self._prev = r

@@ -12,6 +12,7 @@ The ADC answers at the SPI transfer level (``SimSPI``), as the Pi's hardware SPI
 rather than by bit-banging mock pins: gpiozero's own MCP3008/MCP3208 classes build and
 decode the frames.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -20,8 +21,8 @@ from gpiozero import SPI
 from gpiozero.mixins import SharedMixin
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from hal.gpio.config import Gpio
 from hal.gpio.backend import ADC_HIGH, ADC_LOW, GpioTable
+from hal.gpio.config import Gpio
 from hal.interfaces import Inputs, Outputs
 from sim.table import SimTable
 
@@ -31,7 +32,9 @@ VREF = 3.3
 class SimSPI(SPI):
     """An MCP3x08 on SPI0 CE0, answering whole transfers from the factory's voltages."""
 
-    def __init__(self, clock_pin: Any, mosi_pin: Any, miso_pin: Any, select_pin: Any, pin_factory: Any) -> None:
+    def __init__(
+        self, clock_pin: Any, mosi_pin: Any, miso_pin: Any, select_pin: Any, pin_factory: Any
+    ) -> None:
         self._open = True
         super().__init__(pin_factory=pin_factory)
         self.pin_factory.reserve_pins(self, clock_pin, mosi_pin, miso_pin, select_pin)
@@ -58,7 +61,9 @@ class SimSPI(SPI):
 
 class SimSPIShared(SharedMixin, SimSPI):
     @classmethod
-    def _shared_key(cls, clock_pin: Any, mosi_pin: Any, miso_pin: Any, select_pin: Any, pin_factory: Any) -> Any:
+    def _shared_key(
+        cls, clock_pin: Any, mosi_pin: Any, miso_pin: Any, select_pin: Any, pin_factory: Any
+    ) -> Any:
         return (clock_pin, select_pin)
 
 
@@ -80,7 +85,7 @@ class SimPinFactory(MockFactory):
         command = frame >> (self.adc_bits + 2)
         if not command & 0b10000 or not command & 0b01000:  # no start bit, or differential
             return [0] * len(data)
-        full = 2 ** self.adc_bits - 1
+        full = 2**self.adc_bits - 1
         raw = max(0, min(full, round(self.adc_volts[command & 0b111] / VREF * full)))
         return list(raw.to_bytes(len(data), "big"))
 
@@ -101,10 +106,13 @@ class GpioMockHal:
         self.g = gpio
         self.factory = SimPinFactory(12 if gpio.adc_chip == "MCP3208" else 10)
         self.hal = GpioTable(gpio, pin_factory=self.factory)
-        self._pins = {name: self.factory.pin(getattr(gpio, name)) for name in (
-            "estop_a", "estop_b", "overtravel", "ankle_a", "ankle_b", "upright")}
-        self._button_pins = {name: self.factory.pin(getattr(gpio, f"button_{name}"))
-                             for name in self.hal.buttons}
+        self._pins = {
+            name: self.factory.pin(getattr(gpio, name))
+            for name in ("estop_a", "estop_b", "overtravel", "ankle_a", "ankle_b", "upright")
+        }
+        self._button_pins = {
+            name: self.factory.pin(getattr(gpio, f"button_{name}")) for name in self.hal.buttons
+        }
         self._ticks = 0
 
     def _contact(self, name: str, closed: bool) -> None:
@@ -137,9 +145,12 @@ class GpioMockHal:
                 else:
                     pin.drive_high()
         volts = self.factory.adc_volts
-        volts[g.primary_channel] = angle_volts(world.angle_primary_deg, g.primary_deg_at_5pct, g.primary_deg_at_95pct)
-        volts[g.secondary_channel] = angle_volts(world.angle_secondary_deg, g.secondary_deg_at_5pct,
-                                                 g.secondary_deg_at_95pct)
+        volts[g.primary_channel] = angle_volts(
+            world.angle_primary_deg, g.primary_deg_at_5pct, g.primary_deg_at_95pct
+        )
+        volts[g.secondary_channel] = angle_volts(
+            world.angle_secondary_deg, g.secondary_deg_at_5pct, g.secondary_deg_at_95pct
+        )
         volts[g.current_channel] = min(1.0, world.motor_current_a / g.current_a_full_scale) * VREF
         return world
 

@@ -14,6 +14,7 @@ One process on purpose (the machine is shared); the figures are in docs/performa
 ``--backend serial`` (with ``board_clock = "own"``) is the hook for the serial campaign
 once the serial world accepts ``timing=`` (engineer h2's change).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,15 +56,24 @@ def matrix_cell(fault: str, phase: str, timed: bool, backend: str = "sim") -> Ru
     """One cell of the fault matrix (136 kg / 198 cm user, target 60), optionally under the
     realistic timing with its stalls."""
     data: dict[str, Any] = {
-        "scenario": {"name": f"{fault} during {phase}{' (timed)' if timed else ''}", "duration_s": 260.0, "seed": 1},
+        "scenario": {
+            "name": f"{fault} during {phase}{' (timed)' if timed else ''}",
+            "duration_s": 260.0,
+            "seed": 1,
+        },
         "user": {"mass_kg": 136.0, "height_cm": 198.0},
         "config": {"session": {"target_deg": 60.0, "hold_s": 20.0, "rest_s": 5.0, "rest_deg": 0.0}},
-        "events": [{"at_s": 0.5, "do": "set", "input": "ankle_lock", "value": True},
-                   {"at_s": 1.0, "do": "tap", "input": "start"},
-                   {"at_s": MATRIX_PHASES[phase], "do": "fault", "fault": fault}]}
+        "events": [
+            {"at_s": 0.5, "do": "set", "input": "ankle_lock", "value": True},
+            {"at_s": 1.0, "do": "tap", "input": "start"},
+            {"at_s": MATRIX_PHASES[phase], "do": "fault", "fault": fault},
+        ],
+    }
     if timed:
         data["timing"] = dict(REALISTIC_TIMING)
-        data["events"] += [{"at_s": at, "do": "stall", "duration_s": d} for at, d in REALISTIC_STALLS]
+        data["events"] += [
+            {"at_s": at, "do": "stall", "duration_s": d} for at, d in REALISTIC_STALLS
+        ]
     return run_scenario(scenario_from_dict(data, "matrix"), backend=backend)
 
 
@@ -84,10 +94,12 @@ def matrix_table() -> list[dict[str, Any]]:
                     hung = [t for t in res.summary["transitions"] if t["to"] == "hung"]
                     cell[key + "_code"] = "hung (dead-man)" if hung else None
             rows.append(cell)
-            print(f"{fault:24s} {phase:8s} ideal {_ms(cell['ideal'])} {cell['ideal_code'] or '-':22s} "
-                  f"timed {_ms(cell['timed'])} {cell['timed_code'] or '-':22s} {cell['timed_final']}"
-                  f"{' VIOLATIONS ' + str(cell['timed_violations']) if cell['timed_violations'] else ''}",
-                  flush=True)
+            print(
+                f"{fault:24s} {phase:8s} ideal {_ms(cell['ideal'])} {cell['ideal_code'] or '-':22s} "
+                f"timed {_ms(cell['timed'])} {cell['timed_code'] or '-':22s} {cell['timed_final']}"
+                f"{' VIOLATIONS ' + str(cell['timed_violations']) if cell['timed_violations'] else ''}",
+                flush=True,
+            )
     return rows
 
 
@@ -113,21 +125,50 @@ def random_session(rng: random.Random, index: int, backend: str = "sim") -> Sess
     rest_deg = round(rng.uniform(min(-20.0, target), min(0.0, target)), 1)
     rest = round(rng.uniform(0.0, 15.0), 1)
     travel = (target + 80.0) / speed
-    session_end = 1.0 + travel + 3.0 + hold + (target - rest_deg) / speed + 3.0 + rest + (rest_deg + 80.0) / speed + 3.0
+    session_end = (
+        1.0
+        + travel
+        + 3.0
+        + hold
+        + (target - rest_deg) / speed
+        + 3.0
+        + rest
+        + (rest_deg + 80.0) / speed
+        + 3.0
+    )
     duration = round(min(session_end * 1.15 + 10.0, 600.0), 1)
-    timing = {"tick_jitter_ms": round(rng.uniform(0.0, 5.0), 2), "current_lag_ticks": rng.randint(0, 3)}
+    timing = {
+        "tick_jitter_ms": round(rng.uniform(0.0, 5.0), 2),
+        "current_lag_ticks": rng.randint(0, 3),
+    }
     if backend == "serial":
         timing["board_clock"] = "own"
-    events: list[dict[str, Any]] = [{"at_s": 0.5, "do": "set", "input": "ankle_lock", "value": True},
-                                    {"at_s": 1.0, "do": "tap", "input": "start"}]
+    events: list[dict[str, Any]] = [
+        {"at_s": 0.5, "do": "set", "input": "ankle_lock", "value": True},
+        {"at_s": 1.0, "do": "tap", "input": "start"},
+    ]
     for _ in range(rng.randint(1, 3)):
-        events.append({"at_s": round(rng.uniform(1.0, session_end), 3), "do": "stall",
-                       "duration_s": round(rng.uniform(0.005, 0.2), 3)})
-    data = {"scenario": {"name": f"jitter campaign {index}", "duration_s": duration, "seed": rng.randrange(1 << 30)},
-            "user": {"mass_kg": mass, "height_cm": height},
-            "config": {"motion": {"max_speed_dps": speed},
-                       "session": {"target_deg": target, "hold_s": hold, "rest_deg": rest_deg, "rest_s": rest}},
-            "timing": timing, "events": events}
+        events.append(
+            {
+                "at_s": round(rng.uniform(1.0, session_end), 3),
+                "do": "stall",
+                "duration_s": round(rng.uniform(0.005, 0.2), 3),
+            }
+        )
+    data = {
+        "scenario": {
+            "name": f"jitter campaign {index}",
+            "duration_s": duration,
+            "seed": rng.randrange(1 << 30),
+        },
+        "user": {"mass_kg": mass, "height_cm": height},
+        "config": {
+            "motion": {"max_speed_dps": speed},
+            "session": {"target_deg": target, "hold_s": hold, "rest_deg": rest_deg, "rest_s": rest},
+        },
+        "timing": timing,
+        "events": events,
+    }
     return Session(data, 1.0, session_end)
 
 
@@ -136,20 +177,38 @@ def _clean_run(s: Session, i: int, backend: str) -> dict[str, Any] | None:
     wrong without timing: a finding the timing did not cause)."""
     res = run_scenario(scenario_from_dict(s.data, f"campaign[{i}]"), backend=backend)
     det = first_detection(res, 0.0)
-    if det is None and not res.violations and res.summary["final_state"] == "idle" and res.summary["ended_upright"]:
+    if (
+        det is None
+        and not res.violations
+        and res.summary["final_state"] == "idle"
+        and res.summary["ended_upright"]
+    ):
         return None
     ideal = json.loads(json.dumps(s.data))
     ideal.pop("timing")
     ideal["events"] = [e for e in ideal["events"] if e["do"] != "stall"]
     ires = run_scenario(scenario_from_dict(ideal, f"campaign[{i}] ideal"), backend=backend)
-    also_ideal = bool(first_detection(ires, 0.0) or ires.violations or ires.summary["final_state"] != "idle")
-    print(f"run {i}: NOT CLEAN {det} {res.violations} final {res.summary['final_state']}"
-          f"{' (also without timing)' if also_ideal else ' (only with timing)'}", flush=True)
-    return {"index": i, "detection": det, "violations": res.violations, "final_state": res.summary["final_state"],
-            "also_without_timing": also_ideal, "scenario": s.data}
+    also_ideal = bool(
+        first_detection(ires, 0.0) or ires.violations or ires.summary["final_state"] != "idle"
+    )
+    print(
+        f"run {i}: NOT CLEAN {det} {res.violations} final {res.summary['final_state']}"
+        f"{' (also without timing)' if also_ideal else ' (only with timing)'}",
+        flush=True,
+    )
+    return {
+        "index": i,
+        "detection": det,
+        "violations": res.violations,
+        "final_state": res.summary["final_state"],
+        "also_without_timing": also_ideal,
+        "scenario": s.data,
+    }
 
 
-def _fault_run(s: Session, i: int, backend: str, frng: random.Random) -> tuple[str, float, RunResult]:
+def _fault_run(
+    s: Session, i: int, backend: str, frng: random.Random
+) -> tuple[str, float, RunResult]:
     """The same session with one detectable fault (round robin) at a random moment of it."""
     fault = DETECTABLE[i % len(DETECTABLE)]
     at = round(frng.uniform(s.start_s + 2.0, max(s.start_s + 2.5, s.session_end_s - 10.0)), 3)
@@ -160,11 +219,16 @@ def _fault_run(s: Session, i: int, backend: str, frng: random.Random) -> tuple[s
     data["scenario"]["duration_s"] = round(min(max(end, at + 45.0), 600.0), 1)
     data["events"] = [e for e in data["events"] if e["at_s"] <= data["scenario"]["duration_s"]]
     data["events"].append({"at_s": at, "do": "fault", "fault": fault})
-    return fault, at, run_scenario(scenario_from_dict(data, f"campaign-fault[{i}]"), backend=backend)
+    return (
+        fault,
+        at,
+        run_scenario(scenario_from_dict(data, f"campaign-fault[{i}]"), backend=backend),
+    )
 
 
-def campaign(runs: int, seed: int, backend: str = "sim", faults: bool = True,
-             out_path: str | None = None) -> dict[str, Any]:
+def campaign(
+    runs: int, seed: int, backend: str = "sim", faults: bool = True, out_path: str | None = None
+) -> dict[str, Any]:
     """The jitter campaign: each of ``runs`` sessions once clean (false faults) and, with
     ``faults``, once with one detectable fault (detection times). Interleaved, with the
     figures so far written every 50 sessions, so a run cut short still reports its rate."""
@@ -187,28 +251,57 @@ def campaign(runs: int, seed: int, backend: str = "sim", faults: bool = True,
             fault, at, res = _fault_run(s, i, backend, frng)
             det = first_detection(res, at)
             if res.violations:
-                violations.append({"index": i, "fault": fault, "at_s": at, "violations": res.violations})
+                violations.append(
+                    {"index": i, "fault": fault, "at_s": at, "violations": res.violations}
+                )
             if det is None:
-                missed.append({"index": i, "fault": fault, "at_s": at, "final_state": res.summary["final_state"]})
-                print(f"run {i}: {fault} at {at} NOT CAUGHT (final {res.summary['final_state']})", flush=True)
+                missed.append(
+                    {
+                        "index": i,
+                        "fault": fault,
+                        "at_s": at,
+                        "final_state": res.summary["final_state"],
+                    }
+                )
+                print(
+                    f"run {i}: {fault} at {at} NOT CAUGHT (final {res.summary['final_state']})",
+                    flush=True,
+                )
             else:
                 times[fault].append(det[0] - at)
         done = i + 1
         if done % 50 == 0 or done == runs:
             out = {
-                "runs": runs, "done": done, "seed": seed, "backend": backend, "wall_s": round(time.perf_counter() - t0, 1),
+                "runs": runs,
+                "done": done,
+                "seed": seed,
+                "backend": backend,
+                "wall_s": round(time.perf_counter() - t0, 1),
                 "clean_simulated_s": round(simulated, 1),
                 "not_clean": len(not_clean),
-                "not_clean_only_with_timing": sum(1 for f in not_clean if not f["also_without_timing"]),
+                "not_clean_only_with_timing": sum(
+                    1 for f in not_clean if not f["also_without_timing"]
+                ),
                 "false_faults": sum(1 for f in not_clean if f["detection"] is not None),
                 "not_clean_runs": not_clean,
-                "fault_runs": done if faults else 0, "missed": missed, "fault_run_violations": violations,
-                "detection_s": {f: {"n": len(v), "median": round(sorted(v)[len(v) // 2], 3) if v else None,
-                                    "max": round(max(v), 3) if v else None} for f, v in times.items()},
+                "fault_runs": done if faults else 0,
+                "missed": missed,
+                "fault_run_violations": violations,
+                "detection_s": {
+                    f: {
+                        "n": len(v),
+                        "median": round(sorted(v)[len(v) // 2], 3) if v else None,
+                        "max": round(max(v), 3) if v else None,
+                    }
+                    for f, v in times.items()
+                },
             }
-            print(f"{done}/{runs} sessions: {out['not_clean']} not clean ({out['not_clean_only_with_timing']} only "
-                  f"with timing), {out['false_faults']} false faults; faulted: {len(missed)} missed; "
-                  f"{out['wall_s']:.0f} s", flush=True)
+            print(
+                f"{done}/{runs} sessions: {out['not_clean']} not clean ({out['not_clean_only_with_timing']} only "
+                f"with timing), {out['false_faults']} false faults; faulted: {len(missed)} missed; "
+                f"{out['wall_s']:.0f} s",
+                flush=True,
+            )
             if out_path:
                 with open(out_path, "w") as fh:
                     json.dump(out, fh, indent=1)
@@ -216,12 +309,18 @@ def campaign(runs: int, seed: int, backend: str = "sim", faults: bool = True,
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m sim.jitter_campaign", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(
+        prog="python -m sim.jitter_campaign", description=__doc__.split("\n\n")[0]
+    )
     ap.add_argument("--runs", type=int, default=100)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--backend", choices=("sim", "gpio-mock", "serial"), default="sim")
-    ap.add_argument("--no-faults", action="store_true", help="only the clean sessions (false faults)")
-    ap.add_argument("--matrix", action="store_true", help="the fault matrix, ideal vs realistic timing")
+    ap.add_argument(
+        "--no-faults", action="store_true", help="only the clean sessions (false faults)"
+    )
+    ap.add_argument(
+        "--matrix", action="store_true", help="the fault matrix, ideal vs realistic timing"
+    )
     ap.add_argument("--out", help="write the JSON result here")
     args = ap.parse_args(argv)
     if args.runs < 1:

@@ -6,6 +6,7 @@ way: UP and DOWN count as held while the key keeps auto-repeating and are releas
 delay of up to ~500 ms). Letting go of the key therefore always stops the motion.
 Reading is non-blocking and done by the control thread itself, once per tick.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,8 +17,10 @@ from dataclasses import dataclass
 from sim.scenario import Event
 
 HOLD_S = 0.6
-KEYS_HELP = ("keys: s START  x/space STOP  u UP (hold)  d DOWN (hold)  r RETURN  "
-             "a ankle lock on/off  e e-stop on/off  q quit")
+KEYS_HELP = (
+    "keys: s START  x/space STOP  u UP (hold)  d DOWN (hold)  r RETURN  "
+    "a ankle lock on/off  e e-stop on/off  q quit"
+)
 TAPS = {"s": "start", "x": "stop", " ": "stop", "r": "return"}
 HOLDS = {"u": "up", "d": "down"}
 
@@ -42,12 +45,14 @@ class KeyboardPendant:
     def __enter__(self) -> "KeyboardPendant":
         import termios
         import tty
+
         self._saved = termios.tcgetattr(self.fd)
         tty.setcbreak(self.fd)
         return self
 
     def __exit__(self, *exc: object) -> None:
         import termios
+
         if self._saved is not None:
             termios.tcsetattr(self.fd, termios.TCSADRAIN, self._saved)
 

@@ -7,6 +7,7 @@ pseudo-terminal directly, or, when the world has a ``uart_hook`` (the virtual mo
 board's link model: lockstep byte counts, latency, the cut), goes through it. The ``World`` instance the
 virtual motion board sets as ``current`` decides what inputs read and records outputs.
 """
+
 from __future__ import annotations
 
 import os
@@ -15,15 +16,15 @@ from typing import Any
 
 class World:
     def __init__(self) -> None:
-        self.levels: dict[int, int] = {}     # input pin -> level the wiring drives
-        self.outputs: dict[int, int] = {}    # output pin -> level the firmware drives
+        self.levels: dict[int, int] = {}  # input pin -> level the wiring drives
+        self.outputs: dict[int, int] = {}  # output pin -> level the firmware drives
         self.pwm_u16: dict[int, int] = {}
         self.adc_u16: dict[int, int] = {}
         self.uart_fd: int | None = None
-        self.uart_cut = False                # link_loss: bytes in both directions are lost
-        self.uart_hook: Any = None           # the virtual board's link model (uart_read/uart_write)
+        self.uart_cut = False  # link_loss: bytes in both directions are lost
+        self.uart_hook: Any = None  # the virtual board's link model (uart_read/uart_write)
         self.wdt_feeds = 0
-        self.uart_tx_bytes = 0               # written to uart_fd (tests wait for exactly these)
+        self.uart_tx_bytes = 0  # written to uart_fd (tests wait for exactly these)
 
 
 current = World()
@@ -33,7 +34,9 @@ class Pin:
     IN, OUT = 0, 1
     PULL_UP, PULL_DOWN = 1, 2
 
-    def __init__(self, pin_id: int, mode: int = -1, pull: int = -1, *, value: int | None = None) -> None:
+    def __init__(
+        self, pin_id: int, mode: int = -1, pull: int = -1, *, value: int | None = None
+    ) -> None:
         self.id = pin_id
         self.mode = mode
         self.world = current  # bound at construction, as a pin is to its board

@@ -22,6 +22,7 @@ Model:
 - Friction: viscous plus Coulomb, with stiction at rest.
 - Hard mechanical stops at ``stop_low`` and ``stop_high`` (inelastic).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,49 +35,70 @@ DEG = 180.0 / math.pi
 
 @dataclass(frozen=True, slots=True)
 class TableParams:
-    frame_inertia: float = 8.0        # kg m^2, table frame about the pivot
-    reflected_inertia: float = 20.0   # kg m^2, gearmotor rotor seen through the gearbox
-    pivot_from_feet_m: float = 0.95   # pivot position along the user from the ankles
-    com_fraction: float = 0.55        # user's centre of mass, fraction of height from the feet
-    com_height_m: float = 0.12        # centre of mass above the table axis
-    stall_torque: float = 700.0       # N m at the output, cmd = 1, stalled
-    no_load_speed_dps: float = 20.0   # deg/s at the output, cmd = 1, unloaded
+    frame_inertia: float = 8.0  # kg m^2, table frame about the pivot
+    reflected_inertia: float = 20.0  # kg m^2, gearmotor rotor seen through the gearbox
+    pivot_from_feet_m: float = 0.95  # pivot position along the user from the ankles
+    com_fraction: float = 0.55  # user's centre of mass, fraction of height from the feet
+    com_height_m: float = 0.12  # centre of mass above the table axis
+    stall_torque: float = 700.0  # N m at the output, cmd = 1, stalled
+    no_load_speed_dps: float = 20.0  # deg/s at the output, cmd = 1, unloaded
     stall_current_a: float = 20.0
     no_load_current_a: float = 0.6
-    brake_torque: float = 900.0       # N m holding torque
-    viscous: float = 40.0             # N m per rad/s
-    coulomb: float = 12.0             # N m
-    stop_low_deg: float = -90.0       # hard mechanical stops
+    brake_torque: float = 900.0  # N m holding torque
+    viscous: float = 40.0  # N m per rad/s
+    coulomb: float = 12.0  # N m
+    stop_low_deg: float = -90.0  # hard mechanical stops
     stop_high_deg: float = 95.0
 
 
 class TablePhysics:
     """State (angle, velocity) and one fixed-step integrator. Pure: no randomness, no I/O."""
 
-    __slots__ = ("p", "mass", "height", "angle", "vel", "current", "_inertia", "_r", "_e",
-                 "torque_scale", "brake_scale", "jammed")
+    __slots__ = (
+        "p",
+        "mass",
+        "height",
+        "angle",
+        "vel",
+        "current",
+        "_inertia",
+        "_r",
+        "_e",
+        "torque_scale",
+        "brake_scale",
+        "jammed",
+    )
 
-    def __init__(self, params: TableParams, mass_kg: float, height_cm: float, angle_deg: float) -> None:
+    def __init__(
+        self, params: TableParams, mass_kg: float, height_cm: float, angle_deg: float
+    ) -> None:
         self.p = params
         self.mass = mass_kg
         self.height = height_cm / 100.0
-        self.angle = angle_deg       # deg
-        self.vel = 0.0               # deg/s
-        self.current = 0.0           # A
+        self.angle = angle_deg  # deg
+        self.vel = 0.0  # deg/s
+        self.current = 0.0  # A
         # Fault hooks (sim.faults): motor_weak, brake_slip / brake_failed, motor_stall.
         self.torque_scale = 1.0
         self.brake_scale = 1.0
         self.jammed = False
         self._r = params.com_fraction * self.height - params.pivot_from_feet_m
         self._e = params.com_height_m
-        rod = mass_kg * self.height ** 2 / 12.0
-        self._inertia = params.frame_inertia + params.reflected_inertia + rod + mass_kg * (self._r ** 2 + self._e ** 2)
+        rod = mass_kg * self.height**2 / 12.0
+        self._inertia = (
+            params.frame_inertia
+            + params.reflected_inertia
+            + rod
+            + mass_kg * (self._r**2 + self._e**2)
+        )
 
     def gravity_torque(self, angle_deg: float) -> float:
         th = angle_deg * RAD
         return self.mass * G * (self._r * math.cos(th) + self._e * math.sin(th))
 
-    def advance(self, duration: float, dt: float, cmd: float, motor_enabled: bool, brake_engaged: bool) -> None:
+    def advance(
+        self, duration: float, dt: float, cmd: float, motor_enabled: bool, brake_engaged: bool
+    ) -> None:
         """Integrate ``duration`` seconds in steps of ``dt`` with constant inputs."""
         p = self.p
         n = max(1, round(duration / dt))
@@ -90,8 +112,11 @@ class TablePhysics:
         stall, w0 = p.stall_torque * self.torque_scale, p.no_load_speed_dps
         if self.jammed:  # the drive is locked: no motion, stall current
             self.vel = 0.0
-            self.current = (p.no_load_current_a + p.stall_current_a * abs(cmd) * self.torque_scale
-                            if motor_enabled and cmd != 0.0 else 0.0)
+            self.current = (
+                p.no_load_current_a + p.stall_current_a * abs(cmd) * self.torque_scale
+                if motor_enabled and cmd != 0.0
+                else 0.0
+            )
             return
         inv_i = DEG / self._inertia
         m_g = self.mass * G
@@ -105,11 +130,16 @@ class TablePhysics:
             # angle, hence gravity, cannot change while at rest): exactly what the loop below
             # would compute step by step, at a fraction of the cost (long holds on the brake).
             th = angle * RAD
-            drive = (stall * cmd if motor_enabled else 0.0) + m_g * (r * math.cos(th) + e * math.sin(th))
+            drive = (stall * cmd if motor_enabled else 0.0) + m_g * (
+                r * math.cos(th) + e * math.sin(th)
+            )
             # (at rest the shorted windings give no torque: the same either way)
             if abs(drive) <= coul + (brake_t if brake_engaged else 0.0):
-                self.current = (p.no_load_current_a + p.stall_current_a * abs(cmd) * self.torque_scale
-                                if motor_enabled and cmd != 0.0 else 0.0)
+                self.current = (
+                    p.no_load_current_a + p.stall_current_a * abs(cmd) * self.torque_scale
+                    if motor_enabled and cmd != 0.0
+                    else 0.0
+                )
                 return
         for _ in range(n):
             th = angle * RAD
@@ -127,7 +157,11 @@ class TablePhysics:
                 resist = visc * vel + math.copysign(coul + (brake_t if brake_engaged else 0.0), vel)
                 acc = (drive - resist) * inv_i
             new_vel = vel + acc * dt
-            if vel != 0.0 and (new_vel > 0.0) != (vel > 0.0) and abs(drive) <= coul + (brake_t if brake_engaged else 0.0):
+            if (
+                vel != 0.0
+                and (new_vel > 0.0) != (vel > 0.0)
+                and abs(drive) <= coul + (brake_t if brake_engaged else 0.0)
+            ):
                 new_vel = 0.0  # friction/brake stop the table; they cannot reverse it
             vel = new_vel
             angle += vel * dt

@@ -4,6 +4,7 @@ matplotlib is an optional extra (``pip install 'invtable[plot]'``): it pulls in 
 too heavy to force onto every Pi. ``plot_available()`` lets the CLI refuse ``--plot``
 up front, before running anything, when it is missing.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -12,10 +13,20 @@ from pathlib import Path
 from sim.runner import RunResult, atomic_write
 
 STATE_COLOURS = {
-    "boot": "#dddddd", "idle": "#ffffff", "jogging": "#cfe8ff", "holding": "#e6e6fa",
-    "ramp": "#d8f5d0", "hold": "#b8e6a8", "rest": "#fff3c4", "paused": "#f0e0ff",
-    "returning": "#c8f0f0", "emergency_return": "#ffcc80", "estop": "#ff9c9c",
-    "fault": "#ff6b6b", "power_off": "#999999", "hung": "#777777",
+    "boot": "#dddddd",
+    "idle": "#ffffff",
+    "jogging": "#cfe8ff",
+    "holding": "#e6e6fa",
+    "ramp": "#d8f5d0",
+    "hold": "#b8e6a8",
+    "rest": "#fff3c4",
+    "paused": "#f0e0ff",
+    "returning": "#c8f0f0",
+    "emergency_return": "#ffcc80",
+    "estop": "#ff9c9c",
+    "fault": "#ff6b6b",
+    "power_off": "#999999",
+    "hung": "#777777",
 }
 
 
@@ -25,6 +36,7 @@ def plot_available() -> bool:
 
 def plot_run(result: RunResult, path: Path) -> None:
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Patch
@@ -32,7 +44,9 @@ def plot_run(result: RunResult, path: Path) -> None:
     rows = result.rows
     t = [r[0] for r in rows]
     cfg = result.scenario.config
-    fig, (ax, axv) = plt.subplots(2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    fig, (ax, axv) = plt.subplots(
+        2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]}
+    )
     # State bands.
     seen: dict[str, str] = {}
     start = 0
@@ -69,10 +83,14 @@ def plot_run(result: RunResult, path: Path) -> None:
 def plot_progress(sessions: list[dict], user: str, path: Path) -> None:
     """Progress over weeks: peak angle and minutes past horizontal per session."""
     import datetime as dt
+
     import matplotlib
+
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from sim.runner import atomic_write
+
     done = [s for s in sessions if s["peak_deg"] is not None]
     when = [dt.datetime.fromtimestamp(s["started_at"]) for s in done]
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(9, 6), sharex=True)

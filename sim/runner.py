@@ -6,6 +6,7 @@ integrate the next 10 ms at 1 kHz. A power cut stops the controller (it is not t
 and its outputs drop to the unpowered state); restoring power boots a fresh controller.
 The same loop runs in simulated time or paced to real time (``realtime=True``).
 """
+
 from __future__ import annotations
 
 import csv
@@ -27,15 +28,31 @@ from sim.table import SimTable
 from sim.timing import Timing
 
 PERIOD_S = 0.01
-TICK_COST_S = 0.0005   # a catch-up tick after a late one starts this long after the previous one
-                       # (the loop's own compute time: the service runs missed deadlines back to back)
+TICK_COST_S = 0.0005  # a catch-up tick after a late one starts this long after the previous one
+# (the loop's own compute time: the service runs missed deadlines back to back)
 TRACE_COLUMNS = (
     # CONTRACT columns (DESIGN section 7), in this order:
-    "t_s", "state", "angle_deg", "velocity_dps", "sensor_deg", "setpoint_deg", "motor_cmd", "brake",
+    "t_s",
+    "state",
+    "angle_deg",
+    "velocity_dps",
+    "sensor_deg",
+    "setpoint_deg",
+    "motor_cmd",
+    "brake",
     # extensions:
-    "goal_deg", "setpoint_vel_dps", "speed_limit_dps", "accel_limit_dps2", "alarm", "estop_in",
-    "ankle_locked", "powered", "session_s", "motor_current_a", "faults",
-    "late_ms",   # how late this control tick started versus its ideal 10 ms slot ([timing], stalls)
+    "goal_deg",
+    "setpoint_vel_dps",
+    "speed_limit_dps",
+    "accel_limit_dps2",
+    "alarm",
+    "estop_in",
+    "ankle_locked",
+    "powered",
+    "session_s",
+    "motor_current_a",
+    "faults",
+    "late_ms",  # how late this control tick started versus its ideal 10 ms slot ([timing], stalls)
 )
 
 
@@ -76,17 +93,26 @@ class Progress:
 class Simulation:
     """The world plus whichever controller is currently powered, advanced one tick at a time."""
 
-    def __init__(self, scenario: Scenario, result: RunResult | None = None, backend: str = "sim") -> None:
+    def __init__(
+        self, scenario: Scenario, result: RunResult | None = None, backend: str = "sim"
+    ) -> None:
         cfg = self.cfg = scenario.config
-        start_angle = cfg.limits.upright_deg if scenario.start_angle_deg is None else scenario.start_angle_deg
-        self.table = SimTable(mass_kg=scenario.mass_kg, height_cm=scenario.height_cm, angle_deg=start_angle,
-                              upright_deg=cfg.limits.upright_deg, seed=scenario.seed)
+        start_angle = (
+            cfg.limits.upright_deg if scenario.start_angle_deg is None else scenario.start_angle_deg
+        )
+        self.table = SimTable(
+            mass_kg=scenario.mass_kg,
+            height_cm=scenario.height_cm,
+            angle_deg=start_angle,
+            upright_deg=cfg.limits.upright_deg,
+            seed=scenario.seed,
+        )
         self.result = result or RunResult(scenario)
         self.checker = InvariantChecker(cfg)
         self.controller: Controller | None = None
         self.backend = backend
         self.hal: Any = self.table  # what the controller reads and writes through (per boot)
-        self.board: Any = None      # serial: the virtual motion board (powered with the table)
+        self.board: Any = None  # serial: the virtual motion board (powered with the table)
         self.wire: Any = None
         # Real-time imperfections: with none (no [timing], no stall) every tick starts on its
         # 10 ms slot and the loop below is exactly the lockstep one (byte-identical traces).
@@ -96,17 +122,25 @@ class Simulation:
         self.table.current_lag_ticks = self.timing.current_lag_ticks
         # Its own stream, so the sensor noise draws (the table's) are the same with or without it.
         self.jitter_rng = random.Random(f"timing:{scenario.seed}")
-        self.t_tick = 0.0           # when the current tick started (timed runs)
-        self.late_s = 0.0           # ... and how late that was versus its slot (the trace's late_ms)
+        self.t_tick = 0.0  # when the current tick started (timed runs)
+        self.late_s = 0.0  # ... and how late that was versus its slot (the trace's late_ms)
         self._was_late = False
         if backend == "serial":
-            from sim.serial_world import VirtualBoard, Wire
+            from sim.serial_world import Wire
+
             self.wire = Wire()
             self.board = self._board(0.0)
             self.checker.board_acts_alone = True
-        if backend != "serial" and (self.timing.link_latency_ms or self.timing.board_clock != "lockstep"):
-            self.result.events.append(EventRecord(0.0, "timing: link_latency_ms / board_clock not applicable on "
-                                                       f"backend {backend} (no serial link)"))
+        if backend != "serial" and (
+            self.timing.link_latency_ms or self.timing.board_clock != "lockstep"
+        ):
+            self.result.events.append(
+                EventRecord(
+                    0.0,
+                    "timing: link_latency_ms / board_clock not applicable on "
+                    f"backend {backend} (no serial link)",
+                )
+            )
         self.last_state = "boot"
         self.hang_until: float | None = None  # controller_hang: the loop is frozen until then
         self.k = 0
@@ -118,7 +152,10 @@ class Simulation:
     def _board(self, now: float) -> Any:
         """A virtual motion board booting at ``now``, with the scenario's [timing]."""
         from sim.serial_world import VirtualBoard
-        return VirtualBoard(self.table, self.cfg, self.wire, now, timing=self.timing, seed=self.result.scenario.seed)
+
+        return VirtualBoard(
+            self.table, self.cfg, self.wire, now, timing=self.timing, seed=self.result.scenario.seed
+        )
 
     def begin_tick(self, events: list[Event], next_event: int) -> int:
         """Bring the world to the instant this tick starts and apply the scenario events due
@@ -148,25 +185,40 @@ class Simulation:
             if ev.do == "stall":
                 # The loop pauses from at_s for duration_s: this tick cannot start before.
                 start = max(start, ev.at_s + ev.duration_s)
-                self.result.events.append(EventRecord(ev.at_s, f"stall: the control loop is paused for "
-                                                              f"{ev.duration_s * 1000:.0f} ms"))
+                self.result.events.append(
+                    EventRecord(
+                        ev.at_s,
+                        f"stall: the control loop is paused for {ev.duration_s * 1000:.0f} ms",
+                    )
+                )
             else:
                 self.apply(ev, at=max(ev.at_s, table.t))
             next_event += 1
         table.advance_to(start)
-        if table.powered and self.controller is not None and self.hang_until is None and not table.deadman_ok:
+        if (
+            table.powered
+            and self.controller is not None
+            and self.hang_until is None
+            and not table.deadman_ok
+        ):
             # The loop was late past the charge pump's hold-up: the wiring cut the drive and
             # applied the brake, exactly as for a hang, until the heartbeat toggles again.
-            self.result.events.append(EventRecord(start, f"dead-man: no heartbeat for "
-                                                         f"{table.heartbeat_age_s * 1000:.0f} ms: the "
-                                                         "wiring cut the drive and applied the brake"))
+            self.result.events.append(
+                EventRecord(
+                    start,
+                    f"dead-man: no heartbeat for "
+                    f"{table.heartbeat_age_s * 1000:.0f} ms: the "
+                    "wiring cut the drive and applied the brake",
+                )
+            )
         self.t_tick = start
         self.late_s = late = start - slot
         missed = late > PERIOD_S  # missed its slot (counted in the summary from the trace)
         if missed:
             if not self._was_late:  # logged once per run of late ticks (a late tick is no fault)
-                self.result.events.append(EventRecord(start, f"late tick: started {late * 1000:.1f} ms "
-                                                             "after its slot"))
+                self.result.events.append(
+                    EventRecord(start, f"late tick: started {late * 1000:.1f} ms after its slot")
+                )
         self._was_late = missed
         return next_event
 
@@ -194,7 +246,9 @@ class Simulation:
                     note += f": not applicable on backend {self.backend} (there is no serial link)"
             elif ev.target == "controller_hang" and table.powered and self.hang_until is None:
                 self.hang_until = now + HANG_S
-                self.result.transitions.append(TransitionRecord(now, self.last_state, "hung", "controller_hang"))
+                self.result.transitions.append(
+                    TransitionRecord(now, self.last_state, "hung", "controller_hang")
+                )
             self.result.events.append(EventRecord(now, note))
         elif ev.do == "clear_fault":
             table.clear(ev.target)
@@ -209,10 +263,14 @@ class Simulation:
                 if self.wire is not None:  # the board boots with the table's supply
                     self.board = self._board(now)
                     self.board.link_cut = "link_loss" in table.faults
-                self.result.transitions.append(TransitionRecord(now, "power_off", "boot", "power_restored"))
+                self.result.transitions.append(
+                    TransitionRecord(now, "power_off", "boot", "power_restored")
+                )
             elif not ev.value and table.powered:
                 table.set_power(False)
-                self.result.transitions.append(TransitionRecord(now, self.last_state, "power_off", "power_cut"))
+                self.result.transitions.append(
+                    TransitionRecord(now, self.last_state, "power_off", "power_cut")
+                )
                 self.controller = None
                 self._end_process()
                 if self.board is not None:
@@ -240,18 +298,56 @@ class Simulation:
             # hardware, but the heartbeat has stopped, so the dead-man cuts the motor.
             angle = table.physics.angle
             out = table.outputs
-            row = (now, "hung", angle, table.physics.vel, None, angle, out.motor_cmd, int(table.brake_engaged),
-                   None, 0.0, 0.0, 0.0, int(out.alarm), int(table.estop_circuit_open),
-                   int(table.ankle_lock_closed), 1, 0.0, table.physics.current, "", self.late_s * 1000.0)
-            self.checker.feed(Row(now, "hung", angle, table.physics.vel, 0.0, None, False, 0.0, 0.0,
-                                  out.motor_cmd, table.brake_engaged, table.estop_circuit_open,
-                                  table.ankle_lock_closed, True))
+            row = (
+                now,
+                "hung",
+                angle,
+                table.physics.vel,
+                None,
+                angle,
+                out.motor_cmd,
+                int(table.brake_engaged),
+                None,
+                0.0,
+                0.0,
+                0.0,
+                int(out.alarm),
+                int(table.estop_circuit_open),
+                int(table.ankle_lock_closed),
+                1,
+                0.0,
+                table.physics.current,
+                "",
+                self.late_s * 1000.0,
+            )
+            self.checker.feed(
+                Row(
+                    now,
+                    "hung",
+                    angle,
+                    table.physics.vel,
+                    0.0,
+                    None,
+                    False,
+                    0.0,
+                    0.0,
+                    out.motor_cmd,
+                    table.brake_engaged,
+                    table.estop_circuit_open,
+                    table.ankle_lock_closed,
+                    True,
+                )
+            )
         elif table.powered:
             controller = self.controller
             if controller is None:
                 controller = self.controller = Controller(
-                    cfg, now, on_transition=self.result.transitions.append, on_event=self.result.events.append,
-                    program=self.result.scenario.program)
+                    cfg,
+                    now,
+                    on_transition=self.result.transitions.append,
+                    on_event=self.result.events.append,
+                    program=self.result.scenario.program,
+                )
             inputs = self.hal.read()
             out = controller.update(now, inputs)
             self.hal.write(out)
@@ -264,23 +360,93 @@ class Simulation:
             angle, vel = physics.angle, physics.vel
             latched = controller.monitor.latched
             speed_limit, accel_limit = controller.speed_limit, controller.accel_limit
-            row = (now, state, angle, vel, inputs.angle_primary_deg,
-                   profile.pos if tracking else controller.angle, out.motor_cmd, int(table.brake_engaged), goal,
-                   sp_vel, speed_limit, accel_limit, int(out.alarm), int(inputs.estop_pressed),
-                   int(inputs.ankle_locked), 1, controller.session_elapsed_s, inputs.motor_current_a,
-                   ";".join(sorted(latched)) if latched else "", self.late_s * 1000.0)
-            commanded_brake = out.brake or table.estop_circuit_open  # what software and wiring ask for
-            self.checker.feed(Row(now, state, angle, vel, sp_vel, goal, tracking, speed_limit, accel_limit,
-                                  out.motor_cmd, commanded_brake, inputs.estop_pressed, inputs.ankle_locked, True))
+            row = (
+                now,
+                state,
+                angle,
+                vel,
+                inputs.angle_primary_deg,
+                profile.pos if tracking else controller.angle,
+                out.motor_cmd,
+                int(table.brake_engaged),
+                goal,
+                sp_vel,
+                speed_limit,
+                accel_limit,
+                int(out.alarm),
+                int(inputs.estop_pressed),
+                int(inputs.ankle_locked),
+                1,
+                controller.session_elapsed_s,
+                inputs.motor_current_a,
+                ";".join(sorted(latched)) if latched else "",
+                self.late_s * 1000.0,
+            )
+            commanded_brake = (
+                out.brake or table.estop_circuit_open
+            )  # what software and wiring ask for
+            self.checker.feed(
+                Row(
+                    now,
+                    state,
+                    angle,
+                    vel,
+                    sp_vel,
+                    goal,
+                    tracking,
+                    speed_limit,
+                    accel_limit,
+                    out.motor_cmd,
+                    commanded_brake,
+                    inputs.estop_pressed,
+                    inputs.ankle_locked,
+                    True,
+                )
+            )
         else:
             angle = table.physics.angle
-            row = (now, "power_off", angle, table.physics.vel, None, angle, 0.0, 1, None, 0.0, 0.0, 0.0, 0,
-                   int(table.estop_circuit_open), int(table.ankle_lock_closed), 0, 0.0, 0.0, "",
-                   self.late_s * 1000.0)
-            self.checker.feed(Row(now, "power_off", angle, table.physics.vel, 0.0, None, False, 0.0, 0.0, 0.0,
-                                  True, table.estop_circuit_open, table.ankle_lock_closed, False))
+            row = (
+                now,
+                "power_off",
+                angle,
+                table.physics.vel,
+                None,
+                angle,
+                0.0,
+                1,
+                None,
+                0.0,
+                0.0,
+                0.0,
+                0,
+                int(table.estop_circuit_open),
+                int(table.ankle_lock_closed),
+                0,
+                0.0,
+                0.0,
+                "",
+                self.late_s * 1000.0,
+            )
+            self.checker.feed(
+                Row(
+                    now,
+                    "power_off",
+                    angle,
+                    table.physics.vel,
+                    0.0,
+                    None,
+                    False,
+                    0.0,
+                    0.0,
+                    0.0,
+                    True,
+                    table.estop_circuit_open,
+                    table.ankle_lock_closed,
+                    False,
+                )
+            )
         if board is not None:
-            board.after(now)   # takes the host's frames (if any), steps, drives its pins
+            board.after(now)  # takes the host's frames (if any), steps, drives its pins
         self.result.rows.append(row)
         return row
 
@@ -288,9 +454,11 @@ class Simulation:
         """The HAL a freshly started controller process opens."""
         if self.backend == "gpio-mock":
             from sim.gpio_world import GpioMockHal
+
             return GpioMockHal(self.table, self.cfg.hardware.gpio)
         if self.backend == "serial":
             from sim.serial_world import SerialMockHal
+
             return SerialMockHal(self.board, self.wire, lambda: self.now, timing=self.timing)
         return self.table
 
@@ -307,10 +475,21 @@ class Simulation:
         self.k += 1
 
     def progress(self, row: tuple, duration_s: float) -> Progress:
-        return Progress(row[0], duration_s, row[1], row[2], row[5], row[16], self.cfg.session.max_duration_s,
-                        self.cfg.session.target_deg, bool(row[7]), bool(row[12]),
-                        self.result.events[-1].message if self.result.events else "",
-                        bool(row[14]), bool(row[13]))
+        return Progress(
+            row[0],
+            duration_s,
+            row[1],
+            row[2],
+            row[5],
+            row[16],
+            self.cfg.session.max_duration_s,
+            self.cfg.session.target_deg,
+            bool(row[7]),
+            bool(row[12]),
+            self.result.events[-1].message if self.result.events else "",
+            bool(row[14]),
+            bool(row[13]),
+        )
 
     def finish(self) -> RunResult:
         self._end_process()
@@ -322,10 +501,16 @@ class Simulation:
         return self.result
 
 
-def run_scenario(scenario: Scenario, *, realtime: bool = False,
-                 on_progress: Callable[[Progress], None] | None = None,
-                 progress_every: int = 10, clock: Clock | None = None, backend: str = "sim",
-                 result: RunResult | None = None) -> RunResult:
+def run_scenario(
+    scenario: Scenario,
+    *,
+    realtime: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_every: int = 10,
+    clock: Clock | None = None,
+    backend: str = "sim",
+    result: RunResult | None = None,
+) -> RunResult:
     """Run a whole scenario in simulated time (or paced by ``clock``/``realtime``) on the
     ``sim`` backend (the HAL in-process) or ``gpio-mock`` (the gpio backend on mock pins)."""
     sim = Simulation(scenario, result=result, backend=backend)
@@ -368,8 +553,10 @@ def summarize(result: RunResult) -> dict:
         "final_state": final_state,
         "final_angle_deg": round(final_angle, 4),
         "ended_upright": is_upright(final_angle, cfg.limits.upright_deg),
-        "transitions": [{"t_s": round(t.t_s, 3), "from": t.source, "to": t.dest, "trigger": t.trigger}
-                        for t in result.transitions],
+        "transitions": [
+            {"t_s": round(t.t_s, 3), "from": t.source, "to": t.dest, "trigger": t.trigger}
+            for t in result.transitions
+        ],
         "events": [{"t_s": round(e.t_s, 3), "message": e.message} for e in result.events],
         "source": sc.source,
         # Real time: ticks that started more than a period late, and the worst lateness
@@ -388,25 +575,40 @@ def check_expectations(result: RunResult, summary: dict) -> list[str]:
     unmet = []
     visited = {r[1] for r in result.rows}
     if exp.ended_upright is not None and summary["ended_upright"] != exp.ended_upright:
-        unmet.append(f"expect.ended_upright = {str(exp.ended_upright).lower()}, but the final angle was "
-                     f"{summary['final_angle_deg']:.2f} deg")
+        unmet.append(
+            f"expect.ended_upright = {str(exp.ended_upright).lower()}, but the final angle was "
+            f"{summary['final_angle_deg']:.2f} deg"
+        )
     if exp.max_angle_deg is not None and summary["max_angle_deg"] > exp.max_angle_deg:
-        unmet.append(f"expect.max_angle_deg = {exp.max_angle_deg:g}, but the angle reached {summary['max_angle_deg']:.2f} deg")
+        unmet.append(
+            f"expect.max_angle_deg = {exp.max_angle_deg:g}, but the angle reached {summary['max_angle_deg']:.2f} deg"
+        )
     if exp.min_angle_deg is not None and summary["min_angle_deg"] < exp.min_angle_deg:
-        unmet.append(f"expect.min_angle_deg = {exp.min_angle_deg:g}, but the angle reached {summary['min_angle_deg']:.2f} deg")
+        unmet.append(
+            f"expect.min_angle_deg = {exp.min_angle_deg:g}, but the angle reached {summary['min_angle_deg']:.2f} deg"
+        )
     if exp.max_speed_dps is not None and summary["max_speed_dps"] > exp.max_speed_dps:
-        unmet.append(f"expect.max_speed_dps = {exp.max_speed_dps:g}, but the speed reached {summary['max_speed_dps']:.2f} deg/s")
+        unmet.append(
+            f"expect.max_speed_dps = {exp.max_speed_dps:g}, but the speed reached {summary['max_speed_dps']:.2f} deg/s"
+        )
     if exp.final_state is not None and summary["final_state"] != exp.final_state:
-        unmet.append(f"expect.final_state = {exp.final_state!r}, but it ended in {summary['final_state']!r}")
+        unmet.append(
+            f"expect.final_state = {exp.final_state!r}, but it ended in {summary['final_state']!r}"
+        )
     for state in exp.visited:
         if state not in visited:
             unmet.append(f"expect.visited: state {state!r} never occurred")
     for state in exp.not_visited:
         if state in visited:
             unmet.append(f"expect.not_visited: state {state!r} occurred")
-    if exp.max_time_past_horizontal_s is not None and summary["time_past_horizontal_s"] > exp.max_time_past_horizontal_s:
-        unmet.append(f"expect.max_time_past_horizontal_s = {exp.max_time_past_horizontal_s:g}, "
-                     f"but it was {summary['time_past_horizontal_s']:.2f} s")
+    if (
+        exp.max_time_past_horizontal_s is not None
+        and summary["time_past_horizontal_s"] > exp.max_time_past_horizontal_s
+    ):
+        unmet.append(
+            f"expect.max_time_past_horizontal_s = {exp.max_time_past_horizontal_s:g}, "
+            f"but it was {summary['time_past_horizontal_s']:.2f} s"
+        )
     return unmet
 
 
@@ -446,12 +648,20 @@ _OPTIONAL = (TRACE_COLUMNS.index("sensor_deg"), TRACE_COLUMNS.index("goal_deg"))
 
 
 def _row_format(empty: tuple[int, ...]) -> str:
-    return ",".join("" if i in empty else "%s" if c in _TEXT_COLUMNS else "%.4f"
-                    for i, c in enumerate(TRACE_COLUMNS)) + "\r\n"
+    return (
+        ",".join(
+            "" if i in empty else "%s" if c in _TEXT_COLUMNS else "%.4f"
+            for i, c in enumerate(TRACE_COLUMNS)
+        )
+        + "\r\n"
+    )
 
 
-_FORMATS = {(a, b): _row_format(tuple(i for i, e in zip(_OPTIONAL, (a, b)) if e))
-            for a in (False, True) for b in (False, True)}
+_FORMATS = {
+    (a, b): _row_format(tuple(i for i, e in zip(_OPTIONAL, (a, b)) if e))
+    for a in (False, True)
+    for b in (False, True)
+}
 
 
 def write_trace(result: RunResult, path: Path) -> None:
@@ -464,7 +674,11 @@ def write_trace(result: RunResult, path: Path) -> None:
         for row in result.rows:
             s_none, g_none = row[s_i] is None, row[g_i] is None
             if s_none or g_none:
-                values = tuple(v for i, v in enumerate(row) if not ((i == s_i and s_none) or (i == g_i and g_none)))
+                values = tuple(
+                    v
+                    for i, v in enumerate(row)
+                    if not ((i == s_i and s_none) or (i == g_i and g_none))
+                )
             else:
                 values = row
             try:
@@ -475,6 +689,7 @@ def write_trace(result: RunResult, path: Path) -> None:
                 fh.write("".join(lines))
                 lines.clear()
         fh.write("".join(lines))
+
     atomic_write(path, write)
 
 

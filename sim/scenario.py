@@ -4,6 +4,7 @@ A scenario is data: what the simulated person does and when, and what must be tr
 the end. Unknown tables, keys, inputs, faults or ``do`` values are invalid input, named
 with their position (``events[3].input``) so the builder can find the line.
 """
+
 from __future__ import annotations
 
 import math
@@ -23,7 +24,10 @@ DO_VALUES = ("set", "tap", "press", "release", "fault", "clear_fault", "power", 
 MAX_STALL_S = 5.0
 # [timing] keys (DESIGN section 6): kind and bounds.
 TIMING_BOUNDS: dict[str, tuple[float, float]] = {
-    "tick_jitter_ms": (0.0, 20.0), "current_lag_ticks": (0, 5), "link_latency_ms": (0.0, 50.0)}
+    "tick_jitter_ms": (0.0, 20.0),
+    "current_lag_ticks": (0, 5),
+    "link_latency_ms": (0.0, 50.0),
+}
 # User limits of the table (DESIGN section 2: up to 136 kg, 147-198 cm).
 MASS_RANGE = (40.0, 136.0)
 HEIGHT_RANGE = (147.0, 198.0)
@@ -34,10 +38,10 @@ MAX_DURATION_S = 24 * 3600.0
 class Event:
     at_s: float
     do: str
-    target: str = ""                 # input, button or fault name
+    target: str = ""  # input, button or fault name
     value: bool = True
-    index: int = 0                   # position in the file, for messages and stable ordering
-    duration_s: float = 0.0          # stall: how late the controller's loop is
+    index: int = 0  # position in the file, for messages and stable ordering
+    duration_s: float = 0.0  # stall: how late the controller's loop is
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +57,13 @@ class Expect:
 
 
 EXPECT_KEYS = {
-    "ended_upright": "bool", "max_angle_deg": "number", "min_angle_deg": "number",
-    "max_speed_dps": "number", "final_state": "state", "visited": "states", "not_visited": "states",
+    "ended_upright": "bool",
+    "max_angle_deg": "number",
+    "min_angle_deg": "number",
+    "max_speed_dps": "number",
+    "final_state": "state",
+    "visited": "states",
+    "not_visited": "states",
     "max_time_past_horizontal_s": "number",
 }
 
@@ -71,8 +80,10 @@ class Scenario:
     expect: Expect = field(default_factory=Expect)
     source: str = ""
     start_angle_deg: float | None = None  # None = at upright
-    program: tuple[tuple[float, float], ...] = ()  # session steps (target_deg, hold_s); () = the config's
-    timing: Timing = IDEAL           # real-time imperfections ([timing]); IDEAL = 10 ms lockstep ticks
+    program: tuple[
+        tuple[float, float], ...
+    ] = ()  # session steps (target_deg, hold_s); () = the config's
+    timing: Timing = IDEAL  # real-time imperfections ([timing]); IDEAL = 10 ms lockstep ticks
 
 
 def _number(value: Any) -> bool:
@@ -84,8 +95,13 @@ def parse_scenario(path: Path, config_path: Path | None = None) -> Scenario:
     return scenario_from_dict(data, str(path), config_path)
 
 
-def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | None = None) -> Scenario:
-    from controller.core.machine import STATE_NAMES  # local: keeps sim importable without the machine
+def scenario_from_dict(
+    data: dict[str, Any], source: str, config_path: Path | None = None
+) -> Scenario:
+    from controller.core.machine import (
+        STATE_NAMES,
+    )  # local: keeps sim importable without the machine
+
     STATE_NAMES = STATE_NAMES + ["power_off", "hung"]  # trace names for "no controller running"
 
     problems: list[Problem] = []
@@ -136,11 +152,17 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
     check_keys("user", user, {"mass_kg", "height_cm"})
     mass = user.get("mass_kg", 80.0)
     if not _number(mass) or not MASS_RANGE[0] <= mass <= MASS_RANGE[1]:
-        bad("user.mass_kg", f"must be a number in {MASS_RANGE[0]:g} .. {MASS_RANGE[1]:g} (the table's user limits), got {mass!r}")
+        bad(
+            "user.mass_kg",
+            f"must be a number in {MASS_RANGE[0]:g} .. {MASS_RANGE[1]:g} (the table's user limits), got {mass!r}",
+        )
         mass = 80.0
     height = user.get("height_cm", 178.0)
     if not _number(height) or not HEIGHT_RANGE[0] <= height <= HEIGHT_RANGE[1]:
-        bad("user.height_cm", f"must be a number in {HEIGHT_RANGE[0]:g} .. {HEIGHT_RANGE[1]:g} (the table's user limits), got {height!r}")
+        bad(
+            "user.height_cm",
+            f"must be a number in {HEIGHT_RANGE[0]:g} .. {HEIGHT_RANGE[1]:g} (the table's user limits), got {height!r}",
+        )
         height = 178.0
 
     config: Config | None = None
@@ -175,7 +197,10 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
             allowed |= {"input", "value"}
             inp, value = ev.get("input"), ev.get("value")
             if inp not in LATCHING_INPUTS:
-                bad(f"{where}.input", f"unknown latching input {inp!r} (known: {', '.join(LATCHING_INPUTS)})")
+                bad(
+                    f"{where}.input",
+                    f"unknown latching input {inp!r} (known: {', '.join(LATCHING_INPUTS)})",
+                )
             elif not isinstance(value, bool):
                 bad(f"{where}.value", f"must be true or false, got {value!r}")
             else:
@@ -194,7 +219,10 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
             allowed |= {"fault"}
             name_ = ev.get("fault")
             if not isinstance(name_, str) or name_ not in FAULTS:  # fault = [] is no name
-                bad(f"{where}.fault", f"unknown fault {name_!r} (known: {', '.join(FAULTS) or 'none yet'})")
+                bad(
+                    f"{where}.fault",
+                    f"unknown fault {name_!r} (known: {', '.join(FAULTS) or 'none yet'})",
+                )
             else:
                 events.append(Event(float(at), do, name_, True, i))
         elif do == "power":
@@ -208,13 +236,19 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
             allowed |= {"duration_s"}
             d = ev.get("duration_s")
             if not _number(d) or not 0.0 < d <= MAX_STALL_S:
-                bad(f"{where}.duration_s", f"must be a number in (0, {MAX_STALL_S:g}] (seconds the control "
-                    f"loop is late), got {d!r}")
+                bad(
+                    f"{where}.duration_s",
+                    f"must be a number in (0, {MAX_STALL_S:g}] (seconds the control "
+                    f"loop is late), got {d!r}",
+                )
             else:
                 events.append(Event(float(at), "stall", "", True, i, float(d)))
         for key in ev:
             if key not in allowed:
-                bad(f"{where}.{key}", f"unknown key for do = {do!r} (known: {', '.join(sorted(allowed))})")
+                bad(
+                    f"{where}.{key}",
+                    f"unknown key for do = {do!r} (known: {', '.join(sorted(allowed))})",
+                )
 
     exp = table("expect")
     expect_kwargs: dict[str, Any] = {}
@@ -229,10 +263,14 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
             bad(where, f"must be a number, got {value!r}")
         elif kind == "state" and value not in STATE_NAMES:
             bad(where, f"unknown state {value!r} (known: {', '.join(STATE_NAMES)})")
-        elif kind == "states" and (not isinstance(value, list) or any(v not in STATE_NAMES for v in value)):
+        elif kind == "states" and (
+            not isinstance(value, list) or any(v not in STATE_NAMES for v in value)
+        ):
             bad(where, f"must be a list of state names ({', '.join(STATE_NAMES)}), got {value!r}")
         else:
-            expect_kwargs[key] = tuple(value) if kind == "states" else (float(value) if kind == "number" else value)
+            expect_kwargs[key] = (
+                tuple(value) if kind == "states" else (float(value) if kind == "number" else value)
+            )
 
     program = table("program")
     check_keys("program", program, {"steps"})
@@ -243,13 +281,20 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
             bad("program.steps", "must be a list of 1 .. 100 [target_deg, hold_s] pairs")
         else:
             for i, step in enumerate(raw):
-                ok = (isinstance(step, list) and len(step) == 2 and all(_number(v) for v in step)
-                      and step[1] >= 0.0)
+                ok = (
+                    isinstance(step, list)
+                    and len(step) == 2
+                    and all(_number(v) for v in step)
+                    and step[1] >= 0.0
+                )
                 if ok and config is not None:
                     ok = config.limits.upright_deg <= step[0] <= config.limits.max_angle_deg
                 if not ok:
-                    bad(f"program.steps[{i}]", "must be [target_deg within upright_deg .. max_angle_deg, "
-                        f"hold_s >= 0], got {step!r}")
+                    bad(
+                        f"program.steps[{i}]",
+                        "must be [target_deg within upright_deg .. max_angle_deg, "
+                        f"hold_s >= 0], got {step!r}",
+                    )
                 else:
                     steps.append((float(step[0]), float(step[1])))
 
@@ -259,11 +304,20 @@ def scenario_from_dict(data: dict[str, Any], source: str, config_path: Path | No
         raise InputError(problems)
     assert config is not None
     events.sort(key=lambda e: (e.at_s, e.index))
-    return Scenario(name=name, duration_s=float(duration), seed=seed, mass_kg=float(mass),
-                    height_cm=float(height), config=config, events=tuple(events),
-                    expect=Expect(**expect_kwargs), source=source,
-                    start_angle_deg=None if start_angle is None else float(start_angle), program=tuple(steps),
-                    timing=timing)
+    return Scenario(
+        name=name,
+        duration_s=float(duration),
+        seed=seed,
+        mass_kg=float(mass),
+        height_cm=float(height),
+        config=config,
+        events=tuple(events),
+        expect=Expect(**expect_kwargs),
+        source=source,
+        start_angle_deg=None if start_angle is None else float(start_angle),
+        program=tuple(steps),
+        timing=timing,
+    )
 
 
 def _timing(body: dict[str, Any], bad: Any) -> Timing:
@@ -276,7 +330,10 @@ def _timing(body: dict[str, Any], bad: Any) -> Timing:
             bad(where, f"unknown key (known: {', '.join(sorted(allowed))})")
         elif key == "board_clock":
             if value not in BOARD_CLOCKS:
-                bad(where, f"must be one of {', '.join(repr(c) for c in BOARD_CLOCKS)}, got {value!r}")
+                bad(
+                    where,
+                    f"must be one of {', '.join(repr(c) for c in BOARD_CLOCKS)}, got {value!r}",
+                )
             else:
                 kwargs[key] = value
         else:

@@ -29,6 +29,7 @@ SET_OUTPUTS, then the board takes the host's frames, steps and drives its pins (
 
 ``link_loss`` cuts the bytes both ways (``link_cut``).
 """
+
 from __future__ import annotations
 
 import os
@@ -68,14 +69,14 @@ class Wire:
         os.set_blocking(self.master, False)
         os.set_blocking(self.slave, False)  # only used to drain what no host read
         self.path = os.ttyname(self.slave)
-        self.to_board = 0     # bytes hosts wrote whole
-        self.board_read = 0   # of those, taken by the board side
-        self.to_host = 0      # bytes the board side wrote
-        self.host_read = 0    # of those, read by hosts that have closed, or drained
-        self.boots = 0        # boards built on this wire (each boot gets its own seeded values)
+        self.to_board = 0  # bytes hosts wrote whole
+        self.board_read = 0  # of those, taken by the board side
+        self.to_host = 0  # bytes the board side wrote
+        self.host_read = 0  # of those, read by hosts that have closed, or drained
+        self.boots = 0  # boards built on this wire (each boot gets its own seeded values)
         self.hosts = 0
         self.lost_to_host = 0  # bytes the board wrote into a full pty (no host reading)
-        self.late_waits = 0   # lockstep waits that hit WAIT_S (a determinism failure: reported)
+        self.late_waits = 0  # lockstep waits that hit WAIT_S (a determinism failure: reported)
 
     def take_for_board(self, wait_s: float = WAIT_S) -> list[bytes]:
         """Every byte hosts have written so far, waiting (bounded) for those still in the pty."""
@@ -161,8 +162,16 @@ class VirtualBoard:
     """The firmware on the shim, wired to the table; also the link model behind its UART
     (``uart_read``/``uart_write``): the cut, the latency queues, the lockstep counts."""
 
-    def __init__(self, table: SimTable, cfg: Config, wire: Wire, now_s: float, *,
-                 timing: Timing = IDEAL, seed: int = 0) -> None:
+    def __init__(
+        self,
+        table: SimTable,
+        cfg: Config,
+        wire: Wire,
+        now_s: float,
+        *,
+        timing: Timing = IDEAL,
+        seed: int = 0,
+    ) -> None:
         self.table = table
         self.cfg = cfg
         self.wire = wire
@@ -174,17 +183,20 @@ class VirtualBoard:
         self.own_clock = timing.board_clock == "own"
         self.offset_us = rng.randint(1, 9) * 1000 if self.own_clock else 0
         self.now_us = _us(now_s)
-        self.inbound: deque[tuple[int, bytes]] = deque()   # (due, bytes) host -> board
+        self.inbound: deque[tuple[int, bytes]] = deque()  # (due, bytes) host -> board
         self.outbound: deque[tuple[int, bytes]] = deque()  # (due, bytes) board -> host
         self.world = machine_shim.World()
         self.world.uart_fd = wire.master
         self.world.uart_hook = self
         machine_shim.current = self.world
         self.io = fw.BoardIO()
-        lim = Limits(upright_deg=cfg.limits.upright_deg, max_angle_deg=cfg.limits.max_angle_deg,
-                     emergency_speed_dps=cfg.motion.emergency_speed_dps,
-                     emergency_accel_dps2=cfg.motion.emergency_accel_dps2,
-                     no_load_speed_dps=cfg.hardware.motor_no_load_speed_dps)
+        lim = Limits(
+            upright_deg=cfg.limits.upright_deg,
+            max_angle_deg=cfg.limits.max_angle_deg,
+            emergency_speed_dps=cfg.motion.emergency_speed_dps,
+            emergency_accel_dps2=cfg.motion.emergency_accel_dps2,
+            no_load_speed_dps=cfg.hardware.motor_no_load_speed_dps,
+        )
         self.board = Board(self.ms(now_s), lim, boot_id=rng.randrange(1 << 16))
         self.loop = fw.Loop(self.io, self.board)
         # Its own clock: a step every 10 ms from boot plus a seeded offset, whenever the world
@@ -235,23 +247,36 @@ class VirtualBoard:
         b_open = inp.estop_pressed and not inp.estop_discrepancy
         ankle_a = inp.ankle_locked and not inp.ankle_discrepancy
         ankle_b = inp.ankle_locked or inp.ankle_discrepancy
-        for pin, closed in ((fw.ESTOP_A, not a_open), (fw.ESTOP_B, not b_open),
-                            (fw.OVERTRAVEL, not inp.overtravel_tripped), (fw.ANKLE_A, ankle_a),
-                            (fw.ANKLE_B, ankle_b), (fw.UPRIGHT, inp.upright_switch)):
+        for pin, closed in (
+            (fw.ESTOP_A, not a_open),
+            (fw.ESTOP_B, not b_open),
+            (fw.OVERTRAVEL, not inp.overtravel_tripped),
+            (fw.ANKLE_A, ankle_a),
+            (fw.ANKLE_B, ankle_b),
+            (fw.UPRIGHT, inp.upright_switch),
+        ):
             w.levels[pin] = 0 if closed else 1
         for name, pin in zip(("start", "stop", "up", "down", "return"), fw.BUTTON_PINS):
             w.levels[pin] = 0 if name in inp.buttons else 1
         w.adc_u16[fw.ADC_PRIMARY] = _u16(inp.angle_primary_deg)
         w.adc_u16[fw.ADC_SECONDARY] = _u16(inp.angle_secondary_deg)
-        w.adc_u16[fw.ADC_CURRENT] = max(0, min(65535, int(round(inp.motor_current_a / fw.CURRENT_FULL_SCALE_A * 65535))))
+        w.adc_u16[fw.ADC_CURRENT] = max(
+            0, min(65535, int(round(inp.motor_current_a / fw.CURRENT_FULL_SCALE_A * 65535)))
+        )
 
     def _pull_outputs(self) -> None:
         w = self.world
         sign = 1.0 if w.outputs[fw.DIR_PIN] else -1.0
         duty = sign * w.pwm_u16[fw.PWM_PIN] / 65535.0
-        self.table.write(Outputs(motor_cmd=duty or 0.0, brake=not w.outputs[fw.BRAKE_PIN],
-                                 alarm=bool(w.outputs[fw.BUZZER_PIN]), heartbeat=bool(w.outputs[fw.CHARGE_PUMP_PIN]),
-                                 motor_power=bool(w.outputs[fw.RELAY_PIN])))
+        self.table.write(
+            Outputs(
+                motor_cmd=duty or 0.0,
+                brake=not w.outputs[fw.BRAKE_PIN],
+                alarm=bool(w.outputs[fw.BUZZER_PIN]),
+                heartbeat=bool(w.outputs[fw.CHARGE_PUMP_PIN]),
+                motor_power=bool(w.outputs[fw.RELAY_PIN]),
+            )
+        )
 
     # ------------------------------------------------------------------ the runner's calls
     def before(self, t: float) -> None:
@@ -327,9 +352,17 @@ class SerialMockHal:
     """The HAL the controller sees: a real ``SerialTable`` on the wire's far end, checking
     the board's limits against the scenario's configuration, in byte-counted lockstep."""
 
-    def __init__(self, board: VirtualBoard, wire: Wire, clock: Callable[[], float], *,
-                 timing: Timing = IDEAL, opener: Callable[..., Any] | None = None) -> None:
+    def __init__(
+        self,
+        board: VirtualBoard,
+        wire: Wire,
+        clock: Callable[[], float],
+        *,
+        timing: Timing = IDEAL,
+        opener: Callable[..., Any] | None = None,
+    ) -> None:
         import serial
+
         self.board = board
         self.wire = wire
         self.timing = timing
@@ -338,9 +371,14 @@ class SerialMockHal:
         wire.hosts += 1
         self._rx_base = self._tx_base = 0
         rng = random.Random(f"host-nonce/{board.seed}/{wire.hosts}")
-        self.hal = SerialTable(wire.path, clock=clock, blocking_handshake=False, opener=self._open,
-                               expected=BoardLimits.from_config(board.cfg),
-                               nonce_source=lambda: rng.randrange(1, 1 << 16))
+        self.hal = SerialTable(
+            wire.path,
+            clock=clock,
+            blocking_handshake=False,
+            opener=self._open,
+            expected=BoardLimits.from_config(board.cfg),
+            nonce_source=lambda: rng.randrange(1, 1 << 16),
+        )
         self._sync()
         self.board.take_host_bytes(clock())
 
@@ -362,7 +400,9 @@ class SerialMockHal:
         self.wire.to_board = self._tx_base + self.hal.tx_bytes
 
     def read(self) -> Inputs:
-        if self.hal._port is not None and not self.hal.wait_received(self.wire.to_host - self._rx_base, WAIT_S):
+        if self.hal._port is not None and not self.hal.wait_received(
+            self.wire.to_host - self._rx_base, WAIT_S
+        ):
             self.wire.late_waits += 1
         inputs = self.hal.read()
         self._sync()
@@ -383,4 +423,3 @@ class SerialMockHal:
         if reader is not None and reader.is_alive():
             reader.join(WAIT_S)
         self.wire.host_read = max(self.wire.host_read, self._rx_base + self.hal.rx_bytes)
-

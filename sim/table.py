@@ -13,6 +13,7 @@ a real table:
 - the motor supply relay (``Outputs.motor_power``) must be closed for the motor to run;
 - a power cut leaves the brake engaged (spring-applied) and the motor unpowered.
 """
+
 from __future__ import annotations
 
 import math
@@ -25,26 +26,34 @@ from hal.interfaces import BUTTONS, Inputs, Outputs
 from sim.faults import DRIFT_DPS, FAULTS, NOISY_DEG, SLIP_FRACTION, WEAK_FRACTION
 from sim.physics import TableParams, TablePhysics
 
-DEADMAN_S = 0.1            # charge-pump hold-up: enable drops this long after the last toggle
-UPRIGHT_SWITCH_DEG = 1.5   # the home switch closes within this of the upright stop position
+DEADMAN_S = 0.1  # charge-pump hold-up: enable drops this long after the last toggle
+UPRIGHT_SWITCH_DEG = 1.5  # the home switch closes within this of the upright stop position
 
 
 @dataclass(frozen=True, slots=True)
 class SensorModel:
-    noise_deg: float      # standard deviation of Gaussian noise
-    quantum_deg: float    # resolution (ADC step or encoder count)
+    noise_deg: float  # standard deviation of Gaussian noise
+    quantum_deg: float  # resolution (ADC step or encoder count)
 
 
 PRIMARY = SensorModel(noise_deg=0.05, quantum_deg=360.0 / 4096.0)  # 12-bit absolute sensor
-SECONDARY = SensorModel(noise_deg=0.0, quantum_deg=0.1)             # incremental encoder counts
+SECONDARY = SensorModel(noise_deg=0.0, quantum_deg=0.1)  # incremental encoder counts
 
 
 class SimTable:
     """World state and the HAL view of it."""
 
-    def __init__(self, *, mass_kg: float = 80.0, height_cm: float = 178.0, angle_deg: float,
-                 upright_deg: float, seed: int = 0, params: TableParams | None = None,
-                 physics_dt: float = 0.001) -> None:
+    def __init__(
+        self,
+        *,
+        mass_kg: float = 80.0,
+        height_cm: float = 178.0,
+        angle_deg: float,
+        upright_deg: float,
+        seed: int = 0,
+        params: TableParams | None = None,
+        physics_dt: float = 0.001,
+    ) -> None:
         self.params = params or TableParams()
         self.physics = TablePhysics(self.params, mass_kg, height_cm, angle_deg)
         self.physics_dt = physics_dt
@@ -128,8 +137,12 @@ class SimTable:
     @property
     def motor_enabled(self) -> bool:
         """Motor power after the supply, the hardwired e-stop, the dead-man and the relay."""
-        return (self.powered and not self.estop_circuit_open and self.deadman_ok
-                and self.outputs.motor_power)
+        return (
+            self.powered
+            and not self.estop_circuit_open
+            and self.deadman_ok
+            and self.outputs.motor_power
+        )
 
     @property
     def brake_engaged(self) -> bool:
@@ -137,8 +150,9 @@ class SimTable:
         dead-man all healthy) and the controller commands it off. A failed brake never holds."""
         if "brake_failed" in self.faults:
             return False
-        return (self.outputs.brake or not self.powered or self.estop_circuit_open
-                or not self.deadman_ok)
+        return (
+            self.outputs.brake or not self.powered or self.estop_circuit_open or not self.deadman_ok
+        )
 
     @property
     def applied_cmd(self) -> float:
@@ -164,7 +178,9 @@ class SimTable:
         self.t = end
 
     def _integrate(self, duration: float, step: float) -> None:
-        self.physics.advance(duration, step, self.applied_cmd, self.motor_enabled, self.brake_engaged)
+        self.physics.advance(
+            duration, step, self.applied_cmd, self.motor_enabled, self.brake_engaged
+        )
         self.t += duration
 
     def advance_to(self, t_end: float, chunk_s: float = 0.01) -> None:
@@ -228,8 +244,10 @@ class SimTable:
         return Inputs(
             angle_primary_deg=primary,
             angle_secondary_deg=secondary,
-            upright_switch=angle <= self.upright_deg + UPRIGHT_SWITCH_DEG or "upright_switch_stuck" in faults,
-            overtravel_tripped=angle >= self.params.stop_high_deg - 2.0 or "overtravel_switch_open" in faults,
+            upright_switch=angle <= self.upright_deg + UPRIGHT_SWITCH_DEG
+            or "upright_switch_stuck" in faults,
+            overtravel_tripped=angle >= self.params.stop_high_deg - 2.0
+            or "overtravel_switch_open" in faults,
             estop_pressed=self.estop_circuit_open,
             ankle_locked=self.ankle_lock_closed and "ankle_sensor_wire_break" not in faults,
             buttons=frozenset(held),
@@ -248,8 +266,13 @@ class SimTable:
         self.outputs = outputs
 
     def safe_stop(self) -> None:
-        self.outputs = Outputs(motor_cmd=0.0, brake=True, alarm=self.outputs.alarm,
-                               heartbeat=self.outputs.heartbeat, motor_power=False)
+        self.outputs = Outputs(
+            motor_cmd=0.0,
+            brake=True,
+            alarm=self.outputs.alarm,
+            heartbeat=self.outputs.heartbeat,
+            motor_power=False,
+        )
 
     def close(self) -> None:
         self.safe_stop()

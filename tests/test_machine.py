@@ -1,26 +1,38 @@
 """Controller unit tests: synthetic HAL snapshots, time passed in by hand (no physics)."""
+
 from __future__ import annotations
 
-import ast
 import dataclasses
-from pathlib import Path
 
 import pytest
 
 from controller.core.config import Config, build_config
 from controller.core.duty import DutyBudget
-from controller.core.machine import SELFTEST_S, Controller, STATE_NAMES
+from controller.core.machine import SELFTEST_S, STATE_NAMES, Controller
 from hal.interfaces import Inputs
 
 UP = -80.0
 
 
-def inputs(angle: float = UP, *, buttons: tuple[str, ...] = (), estop: bool = False, ankle: bool = True,
-           secondary: float | None = None, upright_switch: bool | None = None) -> Inputs:
-    return Inputs(angle_primary_deg=angle, angle_secondary_deg=angle if secondary is None else secondary,
-                  upright_switch=(angle <= UP + 1.5) if upright_switch is None else upright_switch,
-                  overtravel_tripped=False, estop_pressed=estop, ankle_locked=ankle,
-                  buttons=frozenset(buttons), motor_current_a=0.0)
+def inputs(
+    angle: float = UP,
+    *,
+    buttons: tuple[str, ...] = (),
+    estop: bool = False,
+    ankle: bool = True,
+    secondary: float | None = None,
+    upright_switch: bool | None = None,
+) -> Inputs:
+    return Inputs(
+        angle_primary_deg=angle,
+        angle_secondary_deg=angle if secondary is None else secondary,
+        upright_switch=(angle <= UP + 1.5) if upright_switch is None else upright_switch,
+        overtravel_tripped=False,
+        estop_pressed=estop,
+        ankle_locked=ankle,
+        buttons=frozenset(buttons),
+        motor_current_a=0.0,
+    )
 
 
 class Driver:
@@ -37,7 +49,13 @@ class Driver:
         """One tick. Without an angle the table follows the controller's setpoint exactly."""
         self.t += 0.01
         if angle is None:
-            angle = self.ctrl.setpoint if self.ctrl.tracking else self.ctrl.angle if self.ctrl.inputs else UP
+            angle = (
+                self.ctrl.setpoint
+                if self.ctrl.tracking
+                else self.ctrl.angle
+                if self.ctrl.inputs
+                else UP
+            )
             kw.setdefault("upright_switch", angle <= UP + 1.5)
         self.out = self.ctrl.update(self.t, inputs(angle, **kw))
         return self.out
@@ -50,7 +68,7 @@ class Driver:
 def test_machine_follows_transitions_guidance() -> None:
     ctrl = Controller(Config(), 0.0)
     assert not any(hasattr(ctrl, f"to_{s}") for s in STATE_NAMES)  # auto_transitions=False
-    assert ctrl.machine.has_queue                                   # queued=True
+    assert ctrl.machine.has_queue  # queued=True
     assert ctrl.state == "boot"
 
 
@@ -70,7 +88,9 @@ def test_boot_brake_test_pushes_toward_inversion_against_the_brake() -> None:
         out = ctrl.update(t, inputs())
         seen.append((round(out.motor_cmd, 3), out.brake, out.motor_power))
     pushes = [x for x in seen if x[0] != 0.0]
-    assert {x[0] for x in pushes} == {0.35} and len(pushes) == 30  # 0.3 s, against gravity at upright
+    assert {x[0] for x in pushes} == {0.35} and len(
+        pushes
+    ) == 30  # 0.3 s, against gravity at upright
     assert all(brake and power for _, brake, power in pushes)  # always against the engaged brake
 
 
@@ -93,10 +113,13 @@ def test_a_brake_that_slips_in_the_boot_test_refuses_sessions() -> None:
     assert any("latched fault: brake_test_failed" in e.message for e in ctrl.events)
 
 
-@pytest.mark.parametrize("kw,reason", [
-    ({"secondary": UP + 5.0}, "angle sensors disagree"),
-    ({"upright_switch": False}, "upright switch open"),
-])
+@pytest.mark.parametrize(
+    "kw,reason",
+    [
+        ({"secondary": UP + 5.0}, "angle sensors disagree"),
+        ({"upright_switch": False}, "upright switch open"),
+    ],
+)
 def test_boot_selftest_failure_latches_a_fault_and_refuses_sessions(kw: dict, reason: str) -> None:
     d = Driver(**kw)
     assert "fault" in [t.dest for t in d.ctrl.transitions]
@@ -107,7 +130,9 @@ def test_boot_selftest_failure_latches_a_fault_and_refuses_sessions(kw: dict, re
         assert d.out.alarm
     d.tap("start", UP, **kw)
     assert d.ctrl.state not in ("ramp", "jogging")
-    assert any("refused start" in e.message and "self-test not passed" in e.message for e in d.ctrl.events)
+    assert any(
+        "refused start" in e.message and "self-test not passed" in e.message for e in d.ctrl.events
+    )
 
 
 def test_a_failed_selftest_off_upright_still_returns_the_user() -> None:
@@ -141,7 +166,9 @@ def test_start_is_refused_with_the_reason_without_ankle_lock() -> None:
     assert any(e.message == "refused start: ankle lock not confirmed" for e in d.ctrl.events)
     d.tap("down", ankle=False)
     assert d.ctrl.state == "idle"
-    assert any(e.message.startswith("refused jog down: ankle lock not confirmed") for e in d.ctrl.events)
+    assert any(
+        e.message.startswith("refused jog down: ankle lock not confirmed") for e in d.ctrl.events
+    )
 
 
 def test_start_tests_the_brake_then_runs_the_program_with_brake_released() -> None:
@@ -153,7 +180,9 @@ def test_start_tests_the_brake_then_runs_the_program_with_brake_released() -> No
     for _ in range(40):
         out = d.tick()
     assert not out.brake and out.motor_cmd > 0.0  # then the ramp, toward inversion
-    assert sum(e.message.startswith("brake test passed") for e in d.ctrl.events) == 2  # boot + session
+    assert (
+        sum(e.message.startswith("brake test passed") for e in d.ctrl.events) == 2
+    )  # boot + session
 
 
 @pytest.mark.parametrize("setup", ["ramp", "jogging", "paused", "emergency_return"])
@@ -205,7 +234,9 @@ def test_ankle_lock_lost_during_session_triggers_emergency_return() -> None:
 
 
 def test_time_limit_forces_a_return_that_stop_cannot_pause() -> None:
-    cfg = dataclasses.replace(Config(), session=dataclasses.replace(Config().session, max_duration_s=10.0, hold_s=5.0))
+    cfg = dataclasses.replace(
+        Config(), session=dataclasses.replace(Config().session, max_duration_s=10.0, hold_s=5.0)
+    )
     d = Driver(config=cfg)
     d.tap("start")
     start_t = d.t
@@ -221,7 +252,9 @@ def test_time_limit_forces_a_return_that_stop_cannot_pause() -> None:
     assert d.ctrl.state == "returning"
 
 
-def test_an_exception_in_the_tick_latches_fault_with_safe_outputs(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_exception_in_the_tick_latches_fault_with_safe_outputs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     d = Driver()
     d.tap("start")
 
@@ -311,7 +344,9 @@ def test_sensor_disagreement_limps_home_on_the_sensor_that_follows() -> None:
     d.tick(good, secondary=good + 5.0)  # the secondary jumps away from the motion
     assert d.ctrl.state == "limp_home"
     assert d.ctrl.monitor.distrusted == {"secondary"}
-    assert d.out.alarm and any(e.message.startswith("fault: sensor_disagree:") for e in d.ctrl.events)
+    assert d.out.alarm and any(
+        e.message.startswith("fault: sensor_disagree:") for e in d.ctrl.events
+    )
     for _ in range(5000):
         d.tick(d.ctrl.setpoint, secondary=0.0)  # the bad one is ignored from now on
         if d.ctrl.state != "limp_home":
@@ -327,7 +362,7 @@ def test_the_duty_budget_refuses_jogs_and_sessions_but_never_a_return() -> None:
     d = Driver(config=cfg)
     for _ in range(1200):  # 12 s of DOWN: a jog toward inversion spends the budget
         d.tick(buttons=("down",))
-    for _ in range(300):   # released: it stops and holds on the brake
+    for _ in range(300):  # released: it stops and holds on the brake
         d.tick()
     assert d.ctrl.state == "holding" and d.ctrl.duty.used_s(d.t) >= 10.0
     d.tap("down")
@@ -364,12 +399,20 @@ def test_a_refused_session_is_refused_at_start_with_the_reason_and_noted_once() 
     assert d.ctrl.state == "jogging"
 
 
-@pytest.mark.parametrize("way_back", ["return", "up", "time_limit", "estop_then_return", "stop_start_then_return"])
-def test_the_refusal_hook_never_blocks_the_session_under_way_nor_the_way_back(way_back: str) -> None:
+@pytest.mark.parametrize(
+    "way_back", ["return", "up", "time_limit", "estop_then_return", "stop_start_then_return"]
+)
+def test_the_refusal_hook_never_blocks_the_session_under_way_nor_the_way_back(
+    way_back: str,
+) -> None:
     """The store fails mid-session: the session goes on (a pause resumes), and RETURN, UP, the
     time limit and the e-stop's way out all bring the person upright; only a new START is refused."""
-    cfg = dataclasses.replace(Config(), session=dataclasses.replace(Config().session, max_duration_s=10.0,
-                                                                     hold_s=60.0, target_deg=20.0))
+    cfg = dataclasses.replace(
+        Config(),
+        session=dataclasses.replace(
+            Config().session, max_duration_s=10.0, hold_s=60.0, target_deg=20.0
+        ),
+    )
     d = Driver(config=cfg)
     d.tap("start")
     for _ in range(200):
@@ -406,4 +449,6 @@ def test_the_refusal_hook_never_blocks_the_session_under_way_nor_the_way_back(wa
     assert refusals == []  # nothing on the way back asked
     d.tap("start")  # (after a forced return the cooldown refuses it too: both reasons are given)
     assert d.ctrl.state == "idle"
-    assert any(e.message.startswith("refused start: ") and STORE_GONE in e.message for e in d.ctrl.events)
+    assert any(
+        e.message.startswith("refused start: ") and STORE_GONE in e.message for e in d.ctrl.events
+    )

@@ -1,5 +1,6 @@
 """NaN never reaches an output: the HAL writers turn a non-finite motor command into
 motor 0 with the brake on (the controller has already latched a fault upstream)."""
+
 from __future__ import annotations
 
 import math
@@ -25,5 +26,7 @@ def test_the_serial_writer_sends_duty_0_with_the_brake_for_a_non_finite_command(
         rig.tick()
     for bad in (math.nan, math.inf):
         rig.tick(Outputs(motor_cmd=bad, brake=False, alarm=False, heartbeat=True, motor_power=True))
-        rig.tick(Outputs(motor_cmd=bad, brake=False, alarm=False, heartbeat=False, motor_power=True))
+        rig.tick(
+            Outputs(motor_cmd=bad, brake=False, alarm=False, heartbeat=False, motor_power=True)
+        )
         assert rig.table.applied_cmd == 0.0 and rig.table.brake_engaged

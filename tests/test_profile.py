@@ -1,9 +1,11 @@
 """The motion profile: bounded speed and acceleration, no overshoot, near-ideal time (property tests)."""
+
 from __future__ import annotations
 
 import math
 
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from controller.core.profile import CRUISE_BLEND, TrapezoidProfile, trapezoid_time
 
@@ -23,7 +25,9 @@ def run(p: TrapezoidProfile, max_steps: int = 200_000) -> list[tuple[float, floa
 
 
 @given(angles, angles, speeds, accels)
-def test_rest_to_rest_is_bounded_and_never_overshoots(start: float, goal: float, vmax: float, amax: float) -> None:
+def test_rest_to_rest_is_bounded_and_never_overshoots(
+    start: float, goal: float, vmax: float, amax: float
+) -> None:
     p = TrapezoidProfile(start)
     p.set_goal(goal, vmax, amax)
     path = run(p)
@@ -34,11 +38,15 @@ def test_rest_to_rest_is_bounded_and_never_overshoots(start: float, goal: float,
         assert (x1 - goal) * direction <= 1e-9  # never past the goal
     assert path[-1] == (goal, 0.0)
     # Near time-optimal: the ideal trapezoid plus the cruise blend and a few ticks.
-    assert (len(path) - 1) * DT <= trapezoid_time(goal - start, vmax, amax) + 1 / CRUISE_BLEND + 5 * DT
+    assert (len(path) - 1) * DT <= trapezoid_time(
+        goal - start, vmax, amax
+    ) + 1 / CRUISE_BLEND + 5 * DT
 
 
 @given(st.floats(-15, 15), angles, speeds, accels)
-def test_replanning_from_motion_keeps_acceleration_bounded(v0: float, goal: float, vmax: float, amax: float) -> None:
+def test_replanning_from_motion_keeps_acceleration_bounded(
+    v0: float, goal: float, vmax: float, amax: float
+) -> None:
     p = TrapezoidProfile(0.0)
     p.vel = v0
     p.set_goal(goal, vmax, amax)

@@ -2,6 +2,7 @@
 
 Broken stores are real files (garbage, a corrupted page, a read-only folder); a full disk is
 simulated by making the writes fail with ENOSPC (and, for SQLite, a real page limit)."""
+
 from __future__ import annotations
 
 import errno
@@ -18,18 +19,30 @@ from pathlib import Path
 import pytest
 
 from controller.app import cli
-from controller.core.config import Config
-from controller.core.errors import InputError, StoreError
 from controller.app.history import Store
 from controller.app.programs import builtin_programs
 from controller.app.sessions import SessionRecorder, check_duty, plan_for
 from controller.app.tablelock import TableLock
+from controller.core.config import Config
+from controller.core.errors import InputError, StoreError
 from tests.conftest import ROOT, read_trace, run_cli
 
 
 def add(data: Path, name: str, screening: str = "no", *extra: str) -> None:
-    res = run_cli("user", "add", name, "--height-cm", "175", "--weight-kg", "80", "--screening", screening,
-                  "--data", data, *extra)
+    res = run_cli(
+        "user",
+        "add",
+        name,
+        "--height-cm",
+        "175",
+        "--weight-kg",
+        "80",
+        "--screening",
+        screening,
+        "--data",
+        data,
+        *extra,
+    )
     assert res.code == 0, res.stderr
 
 
@@ -37,23 +50,35 @@ def no_traceback(res) -> None:  # noqa: ANN001
     assert "Traceback" not in res.stderr and "internal error" not in res.stderr, res.stderr
 
 
-def insert_session(data: Path, name: str, *, source: str, peak: float = 40.0, motor_on: float = 0.0,
-                   outcome: str | None = "completed", age_s: float = 100.0) -> None:
+def insert_session(
+    data: Path,
+    name: str,
+    *,
+    source: str,
+    peak: float = 40.0,
+    motor_on: float = 0.0,
+    outcome: str | None = "completed",
+    age_s: float = 100.0,
+) -> None:
     db = sqlite3.connect(data / "invtable.db")
     with db:
-        db.execute("INSERT INTO sessions (user, user_id, program, started_at, ended_at, peak_deg, hold_s, outcome, "
-                   "motor_on_s, source) VALUES (?, (SELECT uid FROM users WHERE name=?), 'x', ?, ?, ?, 300.0, ?, ?, ?)",
-                   (name, name, time.time() - age_s, time.time() - age_s, peak, outcome, motor_on, source))
+        db.execute(
+            "INSERT INTO sessions (user, user_id, program, started_at, ended_at, peak_deg, hold_s, outcome, "
+            "motor_on_s, source) VALUES (?, (SELECT uid FROM users WHERE name=?), 'x', ?, ?, ?, 300.0, ?, ?, ?)",
+            (name, name, time.time() - age_s, time.time() - age_s, peak, outcome, motor_on, source),
+        )
     db.close()
 
 
 # ------------------------------------------------------------------ the store never blocks a return
+
 
 class FakeHardware:
     """A SimTable that records the order of the shutdown calls."""
 
     def __init__(self, calls: list[str]) -> None:
         from sim.table import SimTable
+
         self.table = SimTable(angle_deg=-80.0, upright_deg=-80.0)
         self.calls = calls
 
@@ -87,10 +112,16 @@ def test_the_service_runs_safe_stop_first_even_when_the_store_fails() -> None:
     import io
 
     from controller.app.service import JsonLog, run_service
+
     calls: list[str] = []
     log = io.StringIO()
-    code = run_service(Config(), duration=0.05, log=JsonLog(log), make_hardware=lambda: FakeHardware(calls),
-                       recorder=BrokenRecorder(calls))
+    code = run_service(
+        Config(),
+        duration=0.05,
+        log=JsonLog(log),
+        make_hardware=lambda: FakeHardware(calls),
+        recorder=BrokenRecorder(calls),
+    )
     assert calls[0] == "safe_stop" and "recorder.close" in calls and "close" in calls
     assert code == 0
     assert "recording failed at stop" in log.getvalue() and "/data/invtable.db" in log.getvalue()
@@ -102,6 +133,7 @@ class ScriptedTable:
 
     def __init__(self, clock, script: list[tuple[float, object]]) -> None:  # noqa: ANN001
         from sim.table import SimTable
+
         self.table = SimTable(angle_deg=-80.0, upright_deg=-80.0)
         self.table.ankle_lock_closed = True
         self.clock, self.script = clock, sorted(script, key=lambda item: item[0])
@@ -128,15 +160,18 @@ class ScriptedTable:
         pass
 
 
-def test_the_service_refuses_start_for_the_rest_of_the_run_once_the_store_fails(tmp_path: Path) -> None:
+def test_the_service_refuses_start_for_the_rest_of_the_run_once_the_store_fails(
+    tmp_path: Path,
+) -> None:
     """The service loop (gpio and serial backends): the store fails during the ramp; RETURN
     still brings the person upright, and START afterwards is refused with the reason, logged."""
     import io
     from dataclasses import replace
 
-    from controller.core.clock import SimClock
     from controller.app.service import JsonLog, run_service
     from controller.app.sessions import session_config
+    from controller.core.clock import SimClock
+
     add(tmp_path, "ann")
     store = Store(tmp_path)
     program = builtin_programs()["first session"]
@@ -144,15 +179,29 @@ def test_the_service_refuses_start_for_the_rest_of_the_run_once_the_store_fails(
     err = io.StringIO()
     recorder = SessionRecorder(store, store.get_user("ann"), program, plan, source="real", err=err)
     clock, log = SimClock(), io.StringIO()
-    script = [(1.0, ("start", True)), (1.2, ("start", False)),
-              (10.0, lambda: store.db.execute("PRAGMA query_only=ON")),  # SQLite now refuses every write
-              (15.0, ("return", True)), (15.2, ("return", False)),
-              (40.0, ("start", True)), (40.2, ("start", False))]
+    script = [
+        (1.0, ("start", True)),
+        (1.2, ("start", False)),
+        (10.0, lambda: store.db.execute("PRAGMA query_only=ON")),  # SQLite now refuses every write
+        (15.0, ("return", True)),
+        (15.2, ("return", False)),
+        (40.0, ("start", True)),
+        (40.2, ("start", False)),
+    ]
     hw = ScriptedTable(clock, script)
     cfg = session_config(Config(), plan, program)
-    cfg = replace(cfg, session=replace(cfg.session, cooldown_s=0.0))  # only the store refuses the second START
-    code = run_service(cfg, duration=45.0, log=JsonLog(log), make_hardware=lambda: hw, program=plan.steps,
-                       recorder=recorder, clock=clock)
+    cfg = replace(
+        cfg, session=replace(cfg.session, cooldown_s=0.0)
+    )  # only the store refuses the second START
+    code = run_service(
+        cfg,
+        duration=45.0,
+        log=JsonLog(log),
+        make_hardware=lambda: hw,
+        program=plan.steps,
+        recorder=recorder,
+        clock=clock,
+    )
     assert code == 0
     lines = [json.loads(line) for line in log.getvalue().splitlines()]
     moves = [(e["t_s"], e["dest"]) for e in lines if e["event"] == "transition"]
@@ -161,25 +210,40 @@ def test_the_service_refuses_start_for_the_rest_of_the_run_once_the_store_fails(
     notes = [(e["t_s"], e["message"]) for e in lines if e["event"] == "note"]
     refused = [(t, m) for t, m in notes if m.startswith("refused start")]
     assert len(refused) == 1 and refused[0][0] >= 40.0
-    assert f"history store unavailable: {tmp_path / 'invtable.db'}: attempt to write a readonly database; " \
-           "sessions need their record" in refused[0][1]
+    assert (
+        f"history store unavailable: {tmp_path / 'invtable.db'}: attempt to write a readonly database; "
+        "sessions need their record" in refused[0][1]
+    )
     assert sum(m.startswith("sessions refused: history store unavailable") for _, m in notes) == 1
     assert recorder.failed and err.getvalue().count("STORE ERROR") == 1
 
 
-def test_a_recorder_whose_database_fills_up_never_raises_and_says_so(tmp_path: Path,
-                                                                    capsys: pytest.CaptureFixture) -> None:
+def test_a_recorder_whose_database_fills_up_never_raises_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
     from sim.runner import Simulation
     from sim.scenario import Event, Scenario
+
     add(tmp_path, "ann")
     store = Store(tmp_path)
     user = store.get_user("ann")
     program = builtin_programs()["first session"]
     from dataclasses import replace
+
     # A long clip note: the session's first row needs new pages, which the page limit refuses.
     plan = replace(plan_for(store, user, program, Config()), clips=("x" * 20000,))
-    sim = Simulation(Scenario(name="run", duration_s=1e9, seed=0, mass_kg=80, height_cm=175, config=Config(),
-                              events=(), program=plan.steps))
+    sim = Simulation(
+        Scenario(
+            name="run",
+            duration_s=1e9,
+            seed=0,
+            mass_kg=80,
+            height_cm=175,
+            config=Config(),
+            events=(),
+            program=plan.steps,
+        )
+    )
     recorder = SessionRecorder(store, user, program, plan, err=sys.stderr)
     pages = store.db.execute("PRAGMA page_count").fetchone()[0]
     store.db.execute(f"PRAGMA max_page_count={pages}")  # a real SQLITE_FULL on the next growth
@@ -191,14 +255,20 @@ def test_a_recorder_whose_database_fills_up_never_raises_and_says_so(tmp_path: P
         if k == 120:
             sim.apply(Event(sim.now, "release", "start"))
         row = sim.tick()
-        recorder.poll(sim.result.transitions, sim.result.events, row[0], row[2], row[6])  # never raises
+        recorder.poll(
+            sim.result.transitions, sim.result.events, row[0], row[2], row[6]
+        )  # never raises
         sim.advance()
         if k > 200 and row[1] == "idle":
             break
     recorder.close()
     assert sim.result.rows[-1][1] == "idle"  # the session ran to the end, upright
     err = capsys.readouterr().err
-    assert recorder.failed and str(tmp_path / "invtable.db") in recorder.failed and "full" in recorder.failed
+    assert (
+        recorder.failed
+        and str(tmp_path / "invtable.db") in recorder.failed
+        and "full" in recorder.failed
+    )
     assert "STORE ERROR" in err and err.count("STORE ERROR") == 1
 
 
@@ -218,10 +288,19 @@ def corrupted_store(data: Path) -> None:
 
 
 @pytest.mark.parametrize("breaker", [garbage_store, corrupted_store])
-@pytest.mark.parametrize("args", [["user", "list"], ["history"], ["user", "show", "ann"],
-                                  ["user", "add", "bob", "--height-cm", "175", "--weight-kg", "80", "--screening", "no"],
-                                  ["session", "start", "--user", "ann", "--program", "first session"]])
-def test_a_broken_store_is_named_with_the_reason_never_a_traceback(tmp_path: Path, breaker, args: list[str]) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["user", "list"],
+        ["history"],
+        ["user", "show", "ann"],
+        ["user", "add", "bob", "--height-cm", "175", "--weight-kg", "80", "--screening", "no"],
+        ["session", "start", "--user", "ann", "--program", "first session"],
+    ],
+)
+def test_a_broken_store_is_named_with_the_reason_never_a_traceback(
+    tmp_path: Path, breaker, args: list[str]
+) -> None:  # noqa: ANN001
     data = tmp_path / "d"
     breaker(data)
     before = (data / "invtable.db").read_bytes()
@@ -237,6 +316,7 @@ def _without_dac_override() -> None:
     """In the child, before exec: root gives up CAP_DAC_OVERRIDE (its licence to write
     anywhere), so the folder's missing write bits bind it like anyone else."""
     import ctypes
+
     PR_CAPBSET_DROP, CAP_DAC_OVERRIDE = 24, 1
     if ctypes.CDLL(None, use_errno=True).prctl(PR_CAPBSET_DROP, CAP_DAC_OVERRIDE, 0, 0, 0) != 0:
         os._exit(99)
@@ -249,8 +329,15 @@ def run_as_reader_only(data: Path, *args: str) -> subprocess.CompletedProcess:
     for p in [*data.iterdir(), data]:
         p.chmod(0o555 if p.is_dir() else 0o444)
     try:
-        res = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=120, stdin=subprocess.DEVNULL,
-                             preexec_fn=_without_dac_override if os.geteuid() == 0 else None)
+        res = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_without_dac_override if os.geteuid() == 0 else None,
+        )
         assert res.returncode != 99, "could not drop CAP_DAC_OVERRIDE"
         return res
     finally:
@@ -268,22 +355,41 @@ def test_a_read_only_store_still_reads_and_refuses_writes_by_name() -> None:
         before = (data / "invtable.db").read_bytes()
         res = run_as_reader_only(data, "user", "list")
         assert res.returncode == 0 and "ann:" in res.stdout, res.stderr
-        res = run_as_reader_only(data, "user", "add", "bob", "--height-cm", "175", "--weight-kg", "80",
-                                 "--screening", "no")
+        res = run_as_reader_only(
+            data,
+            "user",
+            "add",
+            "bob",
+            "--height-cm",
+            "175",
+            "--weight-kg",
+            "80",
+            "--screening",
+            "no",
+        )
         assert res.returncode == 2 and "Traceback" not in res.stderr, res.stderr
-        assert str(data) in res.stderr and ("readonly" in res.stderr or "ermission denied" in res.stderr
-                                            or "unable to open" in res.stderr), res.stderr
-        res = run_as_reader_only(data, "session", "start", "--user", "ann", "--program", "first session")
-        assert res.returncode == 2 and "Traceback" not in res.stderr and str(data) in res.stderr, res.stderr
+        assert str(data) in res.stderr and (
+            "readonly" in res.stderr
+            or "ermission denied" in res.stderr
+            or "unable to open" in res.stderr
+        ), res.stderr
+        res = run_as_reader_only(
+            data, "session", "start", "--user", "ann", "--program", "first session"
+        )
+        assert res.returncode == 2 and "Traceback" not in res.stderr and str(data) in res.stderr, (
+            res.stderr
+        )
         assert (data / "invtable.db").read_bytes() == before
     finally:
         shutil.rmtree(data, ignore_errors=True)
 
 
 def test_a_full_disk_during_session_start_names_the_file_and_the_table_still_comes_up(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     add(tmp_path, "ann")
     import controller.app.history as history
+
     real_append = history.append_line
     calls = {"n": 0}
 
@@ -292,8 +398,11 @@ def test_a_full_disk_during_session_start_names_the_file_and_the_table_still_com
         if calls["n"] > 3:  # the disk fills once the session is under way
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         real_append(path, line)
+
     monkeypatch.setattr(history, "append_line", filling)
-    code = cli.main(["session", "start", "--user", "ann", "--program", "first session", "--data", str(tmp_path)])
+    code = cli.main(
+        ["session", "start", "--user", "ann", "--program", "first session", "--data", str(tmp_path)]
+    )
     out = capsys.readouterr()
     assert code == 1
     assert f"{tmp_path / 'audit.jsonl'}: No space left on device" in out.err
@@ -301,10 +410,12 @@ def test_a_full_disk_during_session_start_names_the_file_and_the_table_still_com
     assert "ended upright: yes" in out.out
 
 
-def test_a_full_disk_message_names_the_file_for_a_plain_os_error(monkeypatch: pytest.MonkeyPatch,
-                                                                  capsys: pytest.CaptureFixture) -> None:
+def test_a_full_disk_message_names_the_file_for_a_plain_os_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     def full(_args: object) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
     monkeypatch.setattr(cli, "cmd_history", full)
     assert cli.main(["history"]) == 2
     err = capsys.readouterr().err
@@ -314,10 +425,24 @@ def test_a_full_disk_message_names_the_file_for_a_plain_os_error(monkeypatch: py
 def test_run_with_a_broken_store_still_brings_the_person_upright(tmp_path: Path) -> None:
     add(tmp_path, "ann")
     garbage_store(tmp_path)
-    (tmp_path / "sim_table.json").write_text('{"angle_deg": 20.0}')  # a session left the table at 20 deg
+    (tmp_path / "sim_table.json").write_text(
+        '{"angle_deg": 20.0}'
+    )  # a session left the table at 20 deg
     trace = tmp_path / "t.csv"
-    res = run_cli("run", "--user", "ann", "--program", "progressive", "--data", tmp_path, "--duration", "30",
-                  "--trace", trace, timeout=120)
+    res = run_cli(
+        "run",
+        "--user",
+        "ann",
+        "--program",
+        "progressive",
+        "--data",
+        tmp_path,
+        "--duration",
+        "30",
+        "--trace",
+        trace,
+        timeout=120,
+    )
     no_traceback(res)
     assert res.code == 1  # the session asked for was refused, and says why
     assert f"{tmp_path / 'invtable.db'}: file is not a database" in res.stderr
@@ -325,7 +450,9 @@ def test_run_with_a_broken_store_still_brings_the_person_upright(tmp_path: Path)
     rows = read_trace(trace)
     assert rows[0]["angle_deg"] == pytest.approx(20.0, abs=0.01) and rows[0]["ankle_locked"] == 0
     assert rows[-1]["state"] == "idle" and abs(rows[-1]["angle_deg"] + 80.0) < 0.5
-    assert json.loads((tmp_path / "sim_table.json").read_text())["angle_deg"] < -79.0  # saved where it truly is
+    assert (
+        json.loads((tmp_path / "sim_table.json").read_text())["angle_deg"] < -79.0
+    )  # saved where it truly is
 
 
 def test_run_in_a_read_only_data_folder_still_brings_the_person_upright() -> None:
@@ -334,8 +461,18 @@ def test_run_in_a_read_only_data_folder_still_brings_the_person_upright() -> Non
         add(data, "ann")
         (data / "sim_table.json").write_text('{"angle_deg": 20.0}')
         trace = Path(tempfile.mkdtemp(prefix="invtable-ro-trace-")) / "t.csv"
-        res = run_as_reader_only(data, "run", "--user", "ann", "--program", "first session", "--duration", "20",
-                                 "--trace", str(trace))
+        res = run_as_reader_only(
+            data,
+            "run",
+            "--user",
+            "ann",
+            "--program",
+            "first session",
+            "--duration",
+            "20",
+            "--trace",
+            str(trace),
+        )
         assert "Traceback" not in res.stderr and res.returncode == 1, res.stderr
         assert "STORE ERROR" in res.stderr and str(data) in res.stderr and "refused" in res.stderr
         rows = read_trace(trace)
@@ -369,10 +506,16 @@ class ScriptedPendant:
 
 def tap(at_s: float, button: str) -> list[tuple[float, object]]:
     from sim.scenario import Event
-    return [(at_s, Event(at_s, "press", button)), (at_s + 0.2, Event(at_s + 0.2, "release", button))]
+
+    return [
+        (at_s, Event(at_s, "press", button)),
+        (at_s + 0.2, Event(at_s + 0.2, "release", button)),
+    ]
 
 
-def run_in_sim_time(monkeypatch: pytest.MonkeyPatch, args: list[str], script: list[tuple[float, object]]):  # noqa: ANN201
+def run_in_sim_time(
+    monkeypatch: pytest.MonkeyPatch, args: list[str], script: list[tuple[float, object]]
+):  # noqa: ANN201
     """``invtable run`` through the real CLI (store, plan, recorder, table saver, exit code) with
     the bench's clock simulated and a scripted pendant: no wall-clock waits. Returns the exit
     code and the run's result (its transitions and events, refusals with their reasons)."""
@@ -382,10 +525,25 @@ def run_in_sim_time(monkeypatch: pytest.MonkeyPatch, args: list[str], script: li
     from controller.core.clock import SimClock
     from sim.runner import RunResult
     from sim.scenario import Scenario
-    result = RunResult(Scenario(name="bench", duration_s=0.0, seed=0, mass_kg=80.0, height_cm=175.0,
-                                config=Config(), events=()))
-    monkeypatch.setattr(runsim, "run_bench", functools.partial(runsim.run_bench, clock=SimClock(),
-                                                                pendant=ScriptedPendant(script), result=result))
+
+    result = RunResult(
+        Scenario(
+            name="bench",
+            duration_s=0.0,
+            seed=0,
+            mass_kg=80.0,
+            height_cm=175.0,
+            config=Config(),
+            events=(),
+        )
+    )
+    monkeypatch.setattr(
+        runsim,
+        "run_bench",
+        functools.partial(
+            runsim.run_bench, clock=SimClock(), pendant=ScriptedPendant(script), result=result
+        ),
+    )
     return cli.main(args), result
 
 
@@ -395,12 +553,14 @@ def state_at(rows: list[dict], t: float) -> str:
 
 @pytest.mark.parametrize("what_fails", ["database", "audit"])
 def test_a_store_that_fails_mid_run_refuses_the_next_start_and_the_person_comes_upright(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, what_fails: str) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, what_fails: str
+) -> None:
     """Issue 13: `run --user --program`; the store becomes unwritable during the hold (SQLite
     refuses to write, or the audit log's disk is full). The session goes on and brings the
     person upright; the pendant's START later in that run is refused with the reason."""
     import controller.app.history as history
     from sim.scenario import Event
+
     data = tmp_path / "d"
     add(data, "ann")
     stores: list[Store] = []
@@ -425,10 +585,30 @@ def test_a_store_that_fails_mid_run_refuses_the_next_start_and_the_person_comes_
     if what_fails == "audit":
         monkeypatch.setattr(history, "append_line", appending)
     trace = tmp_path / "t.csv"
-    script = [(0.5, Event(0.5, "set", "ankle_lock", True)), *tap(1.0, "start"), (40.0, break_the_store),
-              *tap(170.0, "start"), *tap(175.0, "down")]
-    code, result = run_in_sim_time(monkeypatch, ["run", "--user", "ann", "--program", "first session", "--data",
-                                                 str(data), "--duration", "180", "--trace", str(trace)], script)
+    script = [
+        (0.5, Event(0.5, "set", "ankle_lock", True)),
+        *tap(1.0, "start"),
+        (40.0, break_the_store),
+        *tap(170.0, "start"),
+        *tap(175.0, "down"),
+    ]
+    code, result = run_in_sim_time(
+        monkeypatch,
+        [
+            "run",
+            "--user",
+            "ann",
+            "--program",
+            "first session",
+            "--data",
+            str(data),
+            "--duration",
+            "180",
+            "--trace",
+            str(trace),
+        ],
+        script,
+    )
     out = capsys.readouterr()
     assert "Traceback" not in out.err
     assert code == 1  # documented: the store failed during the run (its record is incomplete)
@@ -446,13 +626,24 @@ def test_a_store_that_fails_mid_run_refuses_the_next_start_and_the_person_comes_
     # START later in that run: refused, with the reason, and nothing moves.
     messages = [e.message for e in result.events]
     refusals = [m for m in messages if m.startswith("refused start")]
-    assert len(refusals) == 1 and str(failing) in refusals[0] and "sessions need their record" in refusals[0]
+    assert (
+        len(refusals) == 1
+        and str(failing) in refusals[0]
+        and "sessions need their record" in refusals[0]
+    )
     assert "history store unavailable" in refusals[0]
     assert sum(m.startswith("sessions refused: history store unavailable") for m in messages) == 1
-    assert all(r["state"] == "idle" or r["state"] == "jogging" or r["state"] == "holding"
-               for r in rows if r["t_s"] >= 169.9)
-    assert not any(t.dest == "ramp" for t in result.transitions if t.t_s > 40.0)  # no second session
-    assert any(t.dest == "jogging" and t.t_s >= 175.0 for t in result.transitions)  # a jog needs no record
+    assert all(
+        r["state"] == "idle" or r["state"] == "jogging" or r["state"] == "holding"
+        for r in rows
+        if r["t_s"] >= 169.9
+    )
+    assert not any(
+        t.dest == "ramp" for t in result.transitions if t.t_s > 40.0
+    )  # no second session
+    assert any(
+        t.dest == "jogging" and t.t_s >= 175.0 for t in result.transitions
+    )  # a jog needs no record
     assert rows[-1]["angle_deg"] < -70.0
     stores[-1].db.execute("PRAGMA query_only=OFF")
     assert len(stores[-1].sessions()) == 1  # the refused START recorded nothing, began nothing
@@ -463,26 +654,46 @@ def state_at_angle(rows: list[dict], t: float) -> float:
 
 
 def test_a_run_whose_store_is_broken_from_the_outset_refuses_the_pendants_start(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
     """`run --user --program` with a garbage store: the controller runs without the history and
     the pendant's START is refused from the first tick (not run as a plain, unrecorded session)."""
     from sim.scenario import Event
+
     data = tmp_path / "d"
     add(data, "ann")
     garbage_store(data)
     trace = tmp_path / "t.csv"
     script = [(0.5, Event(0.5, "set", "ankle_lock", True)), *tap(1.0, "start")]
-    code, result = run_in_sim_time(monkeypatch, ["run", "--user", "ann", "--program", "first session", "--data",
-                                                 str(data), "--duration", "10", "--trace", str(trace)], script)
+    code, result = run_in_sim_time(
+        monkeypatch,
+        [
+            "run",
+            "--user",
+            "ann",
+            "--program",
+            "first session",
+            "--data",
+            str(data),
+            "--duration",
+            "10",
+            "--trace",
+            str(trace),
+        ],
+        script,
+    )
     out = capsys.readouterr()
     assert code == 1 and "WITHOUT the history" in out.err and "Traceback" not in out.err
     refusals = [e.message for e in result.events if e.message.startswith("refused start")]
-    assert refusals == [f"refused start: history store unavailable: {data / 'invtable.db'}: file is not a database; "
-                        "sessions need their record"]
+    assert refusals == [
+        f"refused start: history store unavailable: {data / 'invtable.db'}: file is not a database; "
+        "sessions need their record"
+    ]
     assert {r["state"] for r in read_trace(trace)} <= {"boot", "idle"}
 
 
 # ------------------------------------------------------------------ people, clearances, audit
+
 
 def audit(data: Path) -> list[dict]:
     return [json.loads(line) for line in (data / "audit.jsonl").read_text().splitlines()]
@@ -494,19 +705,35 @@ def shown(data: Path, name: str) -> dict:
     return json.loads(res.stdout)
 
 
-def test_a_new_yes_locks_a_cleared_profile_out_again_and_every_change_is_audited(tmp_path: Path) -> None:
+def test_a_new_yes_locks_a_cleared_profile_out_again_and_every_change_is_audited(
+    tmp_path: Path,
+) -> None:
     add(tmp_path, "bob", "high_blood_pressure")
     assert shown(tmp_path, "bob")["locked_out"]
     assert run_cli("user", "edit", "bob", "--cleared-by", "Dr X", "--data", tmp_path).code == 0
     s = shown(tmp_path, "bob")
-    assert not s["locked_out"] and s["cleared_by"] == "Dr X" and s["cleared_answers"] == ["high_blood_pressure"]
-    res = run_cli("user", "edit", "bob", "--screening", "high_blood_pressure,heart_disease", "--data", tmp_path)
+    assert (
+        not s["locked_out"]
+        and s["cleared_by"] == "Dr X"
+        and s["cleared_answers"] == ["high_blood_pressure"]
+    )
+    res = run_cli(
+        "user",
+        "edit",
+        "bob",
+        "--screening",
+        "high_blood_pressure,heart_disease",
+        "--data",
+        tmp_path,
+    )
     assert res.code == 0 and "LOCKED OUT" in res.stdout and "heart_disease" in res.stdout
     assert shown(tmp_path, "bob")["locked_out"]
     edits = [a for a in audit(tmp_path) if a["event"] == "user_edited"]
     assert edits[0]["changes"]["cleared_by"] == {"before": None, "after": "Dr X"}
-    assert edits[1]["changes"]["screening_yes"] == {"before": ["high_blood_pressure"],
-                                                    "after": ["high_blood_pressure", "heart_disease"]}
+    assert edits[1]["changes"]["screening_yes"] == {
+        "before": ["high_blood_pressure"],
+        "after": ["high_blood_pressure", "heart_disease"],
+    }
     assert edits[1]["changes"]["locked_out"] == {"before": False, "after": True}
     assert run_cli("user", "edit", "bob", "--cleared-by", "Dr Y", "--data", tmp_path).code == 0
     assert not shown(tmp_path, "bob")["locked_out"]
@@ -518,19 +745,28 @@ def test_a_re_added_name_does_not_inherit_the_removed_persons_history(tmp_path: 
     old_id = shown(tmp_path, "eve")["id"]
     program = builtin_programs()["progressive"]
     store = Store(tmp_path, write=False)
-    assert not any("first session" in c for c in plan_for(store, store.get_user("eve"), program, Config()).clips)
+    assert not any(
+        "first session" in c
+        for c in plan_for(store, store.get_user("eve"), program, Config()).clips
+    )
     assert run_cli("user", "remove", "eve", "--data", tmp_path).code == 0
     add(tmp_path, "eve", "no", "--stage", "established")
     assert shown(tmp_path, "eve")["id"] != old_id
     store = Store(tmp_path, write=False)
     plan = plan_for(store, store.get_user("eve"), program, Config())
-    assert max(t for t, _ in plan.steps) == 20.0 and any("first session stays at 20" in c for c in plan.clips)
+    assert max(t for t, _ in plan.steps) == 20.0 and any(
+        "first session stays at 20" in c for c in plan.clips
+    )
     res = run_cli("history", "--user", "eve", "--json", "--data", tmp_path)
-    assert json.loads(res.stdout) == []  # the new eve has no sessions; the old one's stay in the full history
+    assert (
+        json.loads(res.stdout) == []
+    )  # the new eve has no sessions; the old one's stay in the full history
     assert len(json.loads(run_cli("history", "--json", "--data", tmp_path).stdout)) == 1
 
 
-def test_simulated_sessions_count_toward_neither_the_duty_budget_nor_progression(tmp_path: Path) -> None:
+def test_simulated_sessions_count_toward_neither_the_duty_budget_nor_progression(
+    tmp_path: Path,
+) -> None:
     add(tmp_path, "ann", "no", "--stage", "established")
     for _ in range(2):
         insert_session(tmp_path, "ann", source="sim", peak=50.0, motor_on=150.0)
@@ -550,7 +786,12 @@ def test_simulated_sessions_count_toward_neither_the_duty_budget_nor_progression
 
 def test_session_start_records_a_simulated_session(tmp_path: Path) -> None:
     add(tmp_path, "fay")
-    assert run_cli("session", "start", "--user", "fay", "--program", "first session", "--data", tmp_path).code == 0
+    assert (
+        run_cli(
+            "session", "start", "--user", "fay", "--program", "first session", "--data", tmp_path
+        ).code
+        == 0
+    )
     rows = json.loads(run_cli("history", "--json", "--data", tmp_path).stdout)
     assert rows[0]["source"] == "sim" and rows[0]["user_id"] == shown(tmp_path, "fay")["id"]
     assert rows[0]["motor_on_s"] > 0
@@ -559,13 +800,20 @@ def test_session_start_records_a_simulated_session(tmp_path: Path) -> None:
 def test_one_table_one_controller(tmp_path: Path) -> None:
     add(tmp_path, "ann")
     with TableLock(tmp_path):
-        res = run_cli("session", "start", "--user", "ann", "--program", "first session", "--data", tmp_path)
+        res = run_cli(
+            "session", "start", "--user", "ann", "--program", "first session", "--data", tmp_path
+        )
         no_traceback(res)
         assert res.code == 2 and f"in use by another controller (pid {os.getpid()})" in res.stderr
         res = run_cli("run", "--data", tmp_path, "--duration", "1")
         assert res.code == 2 and f"pid {os.getpid()}" in res.stderr
         assert run_cli("history", "--data", tmp_path).code == 0  # readers need no lock
-    assert run_cli("session", "start", "--user", "ann", "--program", "first session", "--data", tmp_path).code == 0
+    assert (
+        run_cli(
+            "session", "start", "--user", "ann", "--program", "first session", "--data", tmp_path
+        ).code
+        == 0
+    )
 
 
 def test_readers_never_change_what_they_read(tmp_path: Path) -> None:
@@ -577,7 +825,10 @@ def test_readers_never_change_what_they_read(tmp_path: Path) -> None:
     before = (tmp_path / "invtable.db").read_bytes(), (tmp_path / "audit.jsonl").read_bytes()
     for args in (["history"], ["history", "--json"], ["user", "list"], ["user", "show", "ann"]):
         assert run_cli(*args, "--data", tmp_path).code == 0
-    assert ((tmp_path / "invtable.db").read_bytes(), (tmp_path / "audit.jsonl").read_bytes()) == before
+    assert (
+        (tmp_path / "invtable.db").read_bytes(),
+        (tmp_path / "audit.jsonl").read_bytes(),
+    ) == before
     rows = json.loads(run_cli("history", "--json", "--data", tmp_path).stdout)
     assert rows[0]["outcome"] is None
     assert "open: its controller is gone" in run_cli("history", "--data", tmp_path).stdout
@@ -610,11 +861,31 @@ def test_an_old_database_is_read_unchanged_and_migrated_by_a_writer(tmp_path: Pa
     assert rows[0]["user_id"] == s["id"] and rows[0]["source"] == "unknown"
 
 
-@pytest.mark.parametrize("name,fragment", [("eve\nmallory", "U+000A"), ("eve\u202eevil", "U+202E"),
-                                           ("x" * 65, "at most 64"), (" eve", "start or end with a space")])
-def test_names_are_printable_labels_of_sane_length(tmp_path: Path, name: str, fragment: str) -> None:
-    res = run_cli("user", "add", name, "--height-cm", "175", "--weight-kg", "80", "--screening", "no",
-                  "--data", tmp_path)
+@pytest.mark.parametrize(
+    "name,fragment",
+    [
+        ("eve\nmallory", "U+000A"),
+        ("eve\u202eevil", "U+202E"),
+        ("x" * 65, "at most 64"),
+        (" eve", "start or end with a space"),
+    ],
+)
+def test_names_are_printable_labels_of_sane_length(
+    tmp_path: Path, name: str, fragment: str
+) -> None:
+    res = run_cli(
+        "user",
+        "add",
+        name,
+        "--height-cm",
+        "175",
+        "--weight-kg",
+        "80",
+        "--screening",
+        "no",
+        "--data",
+        tmp_path,
+    )
     no_traceback(res)
     assert res.code == 2 and "name: must" in res.stderr and fragment in res.stderr
     assert not (tmp_path / "invtable.db").exists()
@@ -622,13 +893,21 @@ def test_names_are_printable_labels_of_sane_length(tmp_path: Path, name: str, fr
 
 # ------------------------------------------------------------------ the questionnaire
 
+
 def screen(data: Path, name: str, answers: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "controller", "user", "screen", name, "--data", str(data)],
-                          input=answers, capture_output=True, text=True, cwd=ROOT, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "controller", "user", "screen", name, "--data", str(data)],
+        input=answers,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
 
 
 def test_the_screening_questionnaire_asks_each_question_with_its_reason(tmp_path: Path) -> None:
     from controller.app.history import QUESTIONS
+
     add(tmp_path, "ann")
     res = screen(tmp_path, "ann", "n\nno\nmaybe\nn\n" + "n\n" * 7 + "YES\n")
     assert res.returncode == 0, res.stderr
@@ -649,7 +928,10 @@ def test_a_questionnaire_cut_short_records_nothing(tmp_path: Path) -> None:
     add(tmp_path, "ann")
     before = shown(tmp_path, "ann")
     res = screen(tmp_path, "ann", "n\nn\n")
-    assert res.returncode == 2 and "standard input: eye_condition: ended before every question" in res.stderr
+    assert (
+        res.returncode == 2
+        and "standard input: eye_condition: ended before every question" in res.stderr
+    )
     assert shown(tmp_path, "ann") == before
 
 
@@ -657,8 +939,15 @@ def test_a_small_kill_9_campaign_loses_and_corrupts_nothing(tmp_path: Path) -> N
     """Five random SIGKILLs of `session start` and `run` with readers alongside (the full
     campaign: `python -m tests.kill_campaign --kills 100`)."""
     from tests.kill_campaign import campaign
+
     figures = campaign(5, seed=2, data=tmp_path)
     assert figures["kills"] == 5, figures
-    for key in ("corruptions", "completed_lost", "false_interruptions", "uncharged_kills", "refused"):
+    for key in (
+        "corruptions",
+        "completed_lost",
+        "false_interruptions",
+        "uncharged_kills",
+        "refused",
+    ):
         assert figures[key] == 0, figures
     assert figures["reader_calls"] > 0

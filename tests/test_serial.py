@@ -1,5 +1,6 @@
 """The serial backend: hal.serial over a real pseudo-terminal to the virtual motion board
 (the firmware on the machine shim), driven in lockstep with a simulated clock."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,12 +10,12 @@ from controller.core.config import Config
 from controller.core.profile import trapezoid_time
 from firmware import protocol as P
 from hal.interfaces import Outputs
-from hal.serial.backend import LINK_TIMEOUT_S, PINGS_UNANSWERED, PING_EVERY, SerialTable
+from hal.serial.backend import LINK_TIMEOUT_S, PING_EVERY, PINGS_UNANSWERED, SerialTable
 from sim.runner import run_scenario
 from sim.scenario import scenario_from_dict
 from sim.serial_world import SerialMockHal, VirtualBoard, Wire
-from sim.timing import IDEAL, Timing
 from sim.table import SimTable
+from sim.timing import IDEAL, Timing
 
 HOLDING = Outputs(motor_cmd=0.0, brake=True, alarm=False, heartbeat=False, motor_power=True)
 
@@ -23,8 +24,13 @@ class Rig:
     """One table, one board on a wire, one host; ``tick`` is one lockstep 10 ms, exactly as
     the runner ticks the serial backend."""
 
-    def __init__(self, opener=None, timing: Timing = IDEAL, cfg: Config | None = None,  # noqa: ANN001
-                 board_limits: dict | None = None) -> None:
+    def __init__(
+        self,
+        opener=None,
+        timing: Timing = IDEAL,
+        cfg: Config | None = None,  # noqa: ANN001
+        board_limits: dict | None = None,
+    ) -> None:
         self.t = 0.0
         self.table = SimTable(angle_deg=-80.0, upright_deg=-80.0)
         self.table.ankle_lock_closed = True
@@ -115,17 +121,30 @@ def test_no_board_on_the_line_reads_as_unsafe_and_never_raises() -> None:
         host.close()
 
 
-@pytest.mark.parametrize("fault,at_s,mass", [("link_loss", 45.0, 136.0), ("controller_hang", 45.0, 136.0),
-                                             ("link_loss", 20.0, 80.0), ("controller_hang", 20.0, 50.0)])
-def test_the_board_alone_brings_the_user_upright_in_time(fault: str, at_s: float, mass: float) -> None:
+@pytest.mark.parametrize(
+    "fault,at_s,mass",
+    [
+        ("link_loss", 45.0, 136.0),
+        ("controller_hang", 45.0, 136.0),
+        ("link_loss", 20.0, 80.0),
+        ("controller_hang", 20.0, 50.0),
+    ],
+)
+def test_the_board_alone_brings_the_user_upright_in_time(
+    fault: str, at_s: float, mass: float
+) -> None:
     """Acceptance: within the board's dead-man period plus 1.2x the ideal emergency return."""
     height = {136.0: 198.0, 80.0: 178.0, 50.0: 147.0}[mass]
-    data = {"scenario": {"name": fault, "duration_s": at_s + 30.0, "seed": 2},
-            "user": {"mass_kg": mass, "height_cm": height},
-            "config": {"session": {"target_deg": 60.0, "hold_s": 20.0}},
-            "events": [{"at_s": 0.5, "do": "set", "input": "ankle_lock", "value": True},
-                       {"at_s": 1.0, "do": "tap", "input": "start"},
-                       {"at_s": at_s, "do": "fault", "fault": fault}]}
+    data = {
+        "scenario": {"name": fault, "duration_s": at_s + 30.0, "seed": 2},
+        "user": {"mass_kg": mass, "height_cm": height},
+        "config": {"session": {"target_deg": 60.0, "hold_s": 20.0}},
+        "events": [
+            {"at_s": 0.5, "do": "set", "input": "ankle_lock", "value": True},
+            {"at_s": 1.0, "do": "tap", "input": "start"},
+            {"at_s": at_s, "do": "fault", "fault": fault},
+        ],
+    }
     scenario = scenario_from_dict(data, "acceptance")
     result = run_scenario(scenario, backend="serial")
     assert result.violations == [], result.violations
@@ -141,7 +160,9 @@ def test_the_board_alone_brings_the_user_upright_in_time(fault: str, at_s: float
 
 # ---------------------------------------------------------------- protocol v2, host side
 def status_payload(nonce: int, primary_cdeg: int, bits: int) -> bytes:
-    return P.pack_s(0, P.STATUS, nonce, 1, primary_cdeg, primary_cdeg, 0, bits, P.ST_HOST, 0, 0, 0)[4:-2]
+    return P.pack_s(0, P.STATUS, nonce, 1, primary_cdeg, primary_cdeg, 0, bits, P.ST_HOST, 0, 0, 0)[
+        4:-2
+    ]
 
 
 def test_the_host_refuses_a_board_whose_limits_differ_from_its_config() -> None:
@@ -153,7 +174,9 @@ def test_the_host_refuses_a_board_whose_limits_differ_from_its_config() -> None:
         assert not any(i.link_ok for i in results)
         assert "max_angle_deg 90.00 on the board, 60.00 in the config" in r.host.refused
         b = r.board.board
-        assert b.state == P.ST_WAIT and b.cmd_duty == 0.0 and r.table.outputs.motor_cmd == 0.0  # never commanded
+        assert (
+            b.state == P.ST_WAIT and b.cmd_duty == 0.0 and r.table.outputs.motor_cmd == 0.0
+        )  # never commanded
     finally:
         r.close()
 
@@ -164,7 +187,10 @@ def test_the_host_refuses_a_board_of_another_protocol_version() -> None:
         lim = (P.PROTO_VERSION + 1, 2, 0, -8000, 9000, 800, 800, 300, 200, 1, 99)
         host.frames.put((1, P.HELLO_ACK, P.pack_s(1, P.HELLO_ACK, 0x1234, *lim)[4:-2]))
         inp = host.read()
-        assert not inp.link_ok and f"protocol version {P.PROTO_VERSION + 1} on the board" in host.refused
+        assert (
+            not inp.link_ok
+            and f"protocol version {P.PROTO_VERSION + 1} on the board" in host.refused
+        )
         host.write(HOLDING)
         assert host._tx_seq == 1  # the HELLO was the only frame: nothing commands a refused board
     finally:
@@ -179,7 +205,9 @@ def test_a_far_ahead_status_is_dropped_and_does_not_keep_the_link_alive(rig: Rig
     fake = status_payload(rig.host._nonce, 3300, P.IN_ANKLE_A_CLOSED)
     rig.host.frames.put(((rig.host._rx_seq + 100) & 0xFF, P.STATUS, fake))
     inp = rig.tick()
-    assert inp.link_ok and inp.angle_primary_deg == pytest.approx(-80.0, abs=0.1) and inp.ankle_locked
+    assert (
+        inp.link_ok and inp.angle_primary_deg == pytest.approx(-80.0, abs=0.1) and inp.ankle_locked
+    )
     for _ in range(20):  # the real frames after it are still accepted
         assert rig.tick().link_ok
     rig.board.link_cut = True
@@ -208,7 +236,9 @@ def test_the_host_greets_a_board_that_reset_and_goes_on() -> None:
         for _ in range(10):
             assert r.tick(driving).link_ok
         first_boot = r.host.boot_id
-        r.board = VirtualBoard(r.table, r.cfg, r.wire, r.t)  # the board resets (watchdog, brown-out)
+        r.board = VirtualBoard(
+            r.table, r.cfg, r.wire, r.t
+        )  # the board resets (watchdog, brown-out)
         r.mock.board = r.board
         ok = [r.tick(driving).link_ok for _ in range(30)]
         assert ok[-1] and all(ok[10:])
@@ -267,10 +297,16 @@ def test_link_latency_delays_frames_both_ways_in_simulated_time() -> None:
             # Board -> host: the STATUS read at t left the board ticks_late ticks earlier (its
             # time field is the board's last step: 10 ms before it reported).
             stepped_ms = r.host.status.board_ms
-            assert stepped_ms == round((r.t - 0.02 - 0.01 * ticks_late) * 1000), (latency_ms, stepped_ms)
+            assert stepped_ms == round((r.t - 0.02 - 0.01 * ticks_late) * 1000), (
+                latency_ms,
+                stepped_ms,
+            )
             # Host -> board: the command written at tick k is taken at tick k + ticks_late.
-            seen = drive_until(r, 6, Outputs(motor_cmd=0.1, brake=True, alarm=False, heartbeat=True,
-                                             motor_power=True))
+            seen = drive_until(
+                r,
+                6,
+                Outputs(motor_cmd=0.1, brake=True, alarm=False, heartbeat=True, motor_power=True),
+            )
             assert seen.index(100) == ticks_late, (latency_ms, seen)
         finally:
             r.close()
@@ -285,8 +321,12 @@ def test_the_board_on_its_own_clock_steps_between_the_hosts_ticks() -> None:
             assert inp.link_ok
         # The STATUS the host reads at t was sent by the board's step at t - 10 ms + offset
         # (its time field: the step before that one).
-        assert r.host.status.board_ms == round((r.t - 0.01 - 0.02) * 1000) + r.board.offset_us // 1000
-        seen = drive_until(r, 4, Outputs(motor_cmd=0.1, brake=True, alarm=False, heartbeat=True, motor_power=True))
+        assert (
+            r.host.status.board_ms == round((r.t - 0.01 - 0.02) * 1000) + r.board.offset_us // 1000
+        )
+        seen = drive_until(
+            r, 4, Outputs(motor_cmd=0.1, brake=True, alarm=False, heartbeat=True, motor_power=True)
+        )
         assert seen.index(100) == 0  # taken at the board step right after the host's tick
     finally:
         r.close()
@@ -296,11 +336,18 @@ def test_the_boards_own_clock_offset_is_seeded() -> None:
     def offset(seed: int) -> int:
         w = Wire()
         try:
-            b = VirtualBoard(SimTable(angle_deg=-80.0, upright_deg=-80.0), Config(), w, 0.0,
-                             timing=Timing(board_clock="own"), seed=seed)
+            b = VirtualBoard(
+                SimTable(angle_deg=-80.0, upright_deg=-80.0),
+                Config(),
+                w,
+                0.0,
+                timing=Timing(board_clock="own"),
+                seed=seed,
+            )
             return b.offset_us
         finally:
             w.close()
+
     assert offset(1) == offset(1)
     assert len({offset(s) for s in range(20)}) > 1
 
@@ -309,13 +356,22 @@ def test_the_boards_own_clock_offset_is_seeded() -> None:
 def estop_during_own_return(path, way_back: list[dict]) -> "Path":  # noqa: ANN001
     """A 40 deg session; the link is cut at 30 s (the board returns alone); the e-stop is
     tapped during that return; then ``way_back`` on the pendant."""
-    lines = ['[scenario]', 'name = "e-stop during the board\'s own return"', "duration_s = 90.0", "seed = 5",
-             "[config.session]", "target_deg = 40.0", "hold_s = 60.0"]
-    events = [{"at_s": 0.5, "do": '"set"', "input": '"ankle_lock"', "value": "true"},
-              {"at_s": 1.0, "do": '"tap"', "input": '"start"'},
-              {"at_s": 30.0, "do": '"fault"', "fault": '"link_loss"'},
-              {"at_s": 33.0, "do": '"set"', "input": '"estop"', "value": "true"},
-              {"at_s": 33.2, "do": '"set"', "input": '"estop"', "value": "false"}] + way_back
+    lines = [
+        "[scenario]",
+        'name = "e-stop during the board\'s own return"',
+        "duration_s = 90.0",
+        "seed = 5",
+        "[config.session]",
+        "target_deg = 40.0",
+        "hold_s = 60.0",
+    ]
+    events = [
+        {"at_s": 0.5, "do": '"set"', "input": '"ankle_lock"', "value": "true"},
+        {"at_s": 1.0, "do": '"tap"', "input": '"start"'},
+        {"at_s": 30.0, "do": '"fault"', "fault": '"link_loss"'},
+        {"at_s": 33.0, "do": '"set"', "input": '"estop"', "value": "true"},
+        {"at_s": 33.2, "do": '"set"', "input": '"estop"', "value": "false"},
+    ] + way_back
     for ev in events:
         lines.append("[[events]]")
         lines += [f"{k} = {v}" for k, v in ev.items()]
@@ -323,18 +379,29 @@ def estop_during_own_return(path, way_back: list[dict]) -> "Path":  # noqa: ANN0
     return path
 
 
-@pytest.mark.parametrize("way_back", [
-    [{"at_s": 45.0, "do": '"tap"', "input": '"return"'}],
-    [{"at_s": 45.0, "do": '"press"', "input": '"up"'}, {"at_s": 85.0, "do": '"release"', "input": '"up"'}],
-], ids=["return", "hold-up"])
-def test_an_estop_tap_during_the_boards_own_return_does_not_strand_the_user(tmp_path, way_back) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(
+    "way_back",
+    [
+        [{"at_s": 45.0, "do": '"tap"', "input": '"return"'}],
+        [
+            {"at_s": 45.0, "do": '"press"', "input": '"up"'},
+            {"at_s": 85.0, "do": '"release"', "input": '"up"'},
+        ],
+    ],
+    ids=["return", "hold-up"],
+)
+def test_an_estop_tap_during_the_boards_own_return_does_not_strand_the_user(
+    tmp_path, way_back
+) -> None:  # noqa: ANN001
     from tests.conftest import run_scenario_cli
-    run = run_scenario_cli(estop_during_own_return(tmp_path / "repro5.toml", way_back), tmp_path,
-                           "--backend", "serial")
+
+    run = run_scenario_cli(
+        estop_during_own_return(tmp_path / "repro5.toml", way_back), tmp_path, "--backend", "serial"
+    )
     assert "Traceback" not in run.stderr
     at = {round(r["t_s"], 2): r["angle_deg"] for r in run.trace}
-    assert at[33.0] < at[30.0] - 5.0                  # the board was returning alone ...
-    assert at[34.0] > 0.0                             # ... and the e-stop caught it inverted
-    assert abs(at[44.9] - at[34.0]) < 0.5             # held while nobody asked (released at 33.2)
+    assert at[33.0] < at[30.0] - 5.0  # the board was returning alone ...
+    assert at[34.0] > 0.0  # ... and the e-stop caught it inverted
+    assert abs(at[44.9] - at[34.0]) < 0.5  # held while nobody asked (released at 33.2)
     assert run.trace[-1]["angle_deg"] <= -80.0 + 0.5  # the true angle: upright at the end
     assert max(abs(r["velocity_dps"]) for r in run.trace if r["t_s"] >= 30.0) <= 8.0

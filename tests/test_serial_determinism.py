@@ -4,6 +4,7 @@ virtual board read the pseudo-terminal without waiting and, on a loaded machine,
 the previous tick's command hundreds of times per run: 41 of 49 scenarios differed run to
 run. Here every scenario runs several times at once through the CLI (the runs load the
 machine for each other) and the traces' checksums must all be equal."""
+
 from __future__ import annotations
 
 import hashlib
@@ -83,8 +84,10 @@ def scenarios(tmp: Path) -> dict[str, Path]:
     boot). The examples run on serial in tests/test_scenarios_cli.py."""
     files = {
         "link_loss": SESSION.format(name="link loss", duration=32.0, seed=4)
-        + FAULT.format(at=12.0, fault="link_loss") + ESTOP_THEN_RETURN,
-        "hang": SESSION.format(name="hang", duration=28.0, seed=5) + FAULT.format(at=12.0, fault="controller_hang"),
+        + FAULT.format(at=12.0, fault="link_loss")
+        + ESTOP_THEN_RETURN,
+        "hang": SESSION.format(name="hang", duration=28.0, seed=5)
+        + FAULT.format(at=12.0, fault="controller_hang"),
         "power": SESSION.format(name="power", duration=30.0, seed=6) + POWER,
     }
     out = {name: tmp / f"{name}.toml" for name in files}
@@ -98,10 +101,29 @@ def test_serial_traces_are_identical_run_to_run(tmp_path: Path) -> None:
     for name, path in scenarios(tmp_path).items():
         for i in range(RUNS):
             trace, summary = tmp_path / f"{name}.{i}.csv", tmp_path / f"{name}.{i}.json"
-            cmd = [sys.executable, "-m", "controller", "sim", str(path), "--backend", "serial",
-                   "--trace", str(trace), "--summary", str(summary)]
-            procs.append((name, trace, summary, subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE,
-                                                                  stderr=subprocess.PIPE, text=True)))
+            cmd = [
+                sys.executable,
+                "-m",
+                "controller",
+                "sim",
+                str(path),
+                "--backend",
+                "serial",
+                "--trace",
+                str(trace),
+                "--summary",
+                str(summary),
+            ]
+            procs.append(
+                (
+                    name,
+                    trace,
+                    summary,
+                    subprocess.Popen(
+                        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+                    ),
+                )
+            )
     digests: dict[str, set[str]] = {}
     for name, trace, summary, proc in procs:
         _, err = proc.communicate(timeout=600)
@@ -113,9 +135,11 @@ def test_serial_traces_are_identical_run_to_run(tmp_path: Path) -> None:
         # ... and the scenario really went where it is meant to.
         triggers = {t["trigger"] for t in verdict["transitions"]}
         states = {t["to"] for t in verdict["transitions"]}
-        expected = {"link_loss": "fault" in states, "hang": "service_restart" in triggers,
-                    "power": {"power_cut", "power_restored"} <= triggers}[name]
+        expected = {
+            "link_loss": "fault" in states,
+            "hang": "service_restart" in triggers,
+            "power": {"power_cut", "power_restored"} <= triggers,
+        }[name]
         assert expected, (name, verdict["transitions"])
     differing = {name: len(d) for name, d in digests.items() if len(d) != 1}
     assert not differing, f"traces differ run to run: {differing}"
-

@@ -1,5 +1,6 @@
 """The service on hardware, without a Pi: gpiozero's MockFactory via its environment
 variables, systemd's notify socket faked with a datagram socket, signals for real."""
+
 from __future__ import annotations
 
 import io
@@ -31,17 +32,30 @@ def fake_systemd(tmp_path: Path, watchdog_usec: int) -> tuple[socket.socket, dic
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(sock_path))
     sock.settimeout(10.0)
-    return sock, {**os.environ, **MOCK_ENV, "NOTIFY_SOCKET": str(sock_path), "WATCHDOG_USEC": str(watchdog_usec)}
+    return sock, {
+        **os.environ,
+        **MOCK_ENV,
+        "NOTIFY_SOCKET": str(sock_path),
+        "WATCHDOG_USEC": str(watchdog_usec),
+    }
 
 
 def test_service_notifies_ready_and_watchdog_and_stops_safe_on_sigterm(tmp_path: Path) -> None:
     sock, env = fake_systemd(tmp_path, 200000)
-    proc = subprocess.Popen([sys.executable, "-m", "controller", "run", "--config", str(gpio_config(tmp_path))],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            stdin=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller", "run", "--config", str(gpio_config(tmp_path))],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         messages = []
-        while sum(m == "WATCHDOG=1" for m in messages) < 6:  # 0.5 s of pings: past the boot self-test
+        while (
+            sum(m == "WATCHDOG=1" for m in messages) < 6
+        ):  # 0.5 s of pings: past the boot self-test
             messages.append(sock.recv(4096).decode())
         assert messages[0].startswith("READY=1")
         proc.send_signal(signal.SIGTERM)
@@ -66,7 +80,9 @@ class StepClock:
     compute time; ``stall_at`` makes one wait return ``stall_s`` late (a GC pause, a slow
     disk). The loop's cadence is then exact, whatever else the machine is doing."""
 
-    def __init__(self, stall_at: float | None = None, stall_s: float = 0.0, cost_s: float = 0.0005) -> None:
+    def __init__(
+        self, stall_at: float | None = None, stall_s: float = 0.0, cost_s: float = 0.0005
+    ) -> None:
         self.t = 0.0
         self.stall_at, self.stall_s, self.cost_s = stall_at, stall_s, cost_s
 
@@ -97,15 +113,23 @@ class FakeNotifier:
 
 
 def run_in_process(clock: StepClock, duration: float) -> tuple[FakeNotifier, list[dict]]:
-    from controller.core.config import Config
     from controller.app.service import JsonLog, run_service
+    from controller.core.config import Config
     from sim.table import SimTable
+
     cfg = Config()
     notifier = FakeNotifier(clock)
     out = io.StringIO()
-    code = run_service(cfg, duration=duration, log=JsonLog(out), clock=clock, notifier=notifier,  # type: ignore[arg-type]
-                       make_hardware=lambda: SimTable(angle_deg=cfg.limits.upright_deg,
-                                                      upright_deg=cfg.limits.upright_deg))
+    code = run_service(
+        cfg,
+        duration=duration,
+        log=JsonLog(out),
+        clock=clock,
+        notifier=notifier,  # type: ignore[arg-type]
+        make_hardware=lambda: SimTable(
+            angle_deg=cfg.limits.upright_deg, upright_deg=cfg.limits.upright_deg
+        ),
+    )
     assert code == 0
     return notifier, [json.loads(line) for line in out.getvalue().splitlines()]
 
@@ -134,25 +158,57 @@ def test_a_stalled_loop_stops_the_pings_and_is_logged_not_a_fault() -> None:
     pings = [t for t, m in notifier.sent if m == "WATCHDOG=1"]
     assert not any(0.3 < t < 0.8 for t in pings), pings
     stopping = next(e for e in log if e["event"] == "stopping")
-    assert stopping["ticks"] == 150 and stopping["late_ticks"] >= 40 and stopping["max_late_ms"] == pytest.approx(500.0)
+    assert (
+        stopping["ticks"] == 150
+        and stopping["late_ticks"] >= 40
+        and stopping["max_late_ms"] == pytest.approx(500.0)
+    )
     assert not any(e["event"] == "fault" and "runaway" in e["message"] for e in log), log
 
 
 def test_run_on_gpio_without_a_pi_says_why(tmp_path: Path) -> None:
     env_clean = {k: v for k, v in os.environ.items() if not k.startswith("GPIOZERO")}
-    res = subprocess.run([sys.executable, "-m", "controller", "run", "--config", str(gpio_config(tmp_path))],
-                         cwd=ROOT, env=env_clean, capture_output=True, text=True, timeout=30)
+    res = subprocess.run(
+        [sys.executable, "-m", "controller", "run", "--config", str(gpio_config(tmp_path))],
+        cwd=ROOT,
+        env=env_clean,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert res.returncode == 2
-    assert "hardware.backend" in res.stderr and "Raspberry Pi" in res.stderr and "Traceback" not in res.stderr
+    assert (
+        "hardware.backend" in res.stderr
+        and "Raspberry Pi" in res.stderr
+        and "Traceback" not in res.stderr
+    )
 
 
 def test_io_shows_inputs_and_pulses_with_the_relay_open(tmp_path: Path) -> None:
     env = {**os.environ, **MOCK_ENV}
-    res = subprocess.run([sys.executable, "-m", "controller", "io", "--config", str(gpio_config(tmp_path)),
-                          "--duration", "0.25", "--pulse", "buzzer"], cwd=ROOT, env=env, capture_output=True,
-                         text=True, timeout=30)
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "controller",
+            "io",
+            "--config",
+            str(gpio_config(tmp_path)),
+            "--duration",
+            "0.25",
+            "--pulse",
+            "buzzer",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert res.returncode == 0, res.stderr
-    assert "estop=PRESSED/OPEN" in res.stdout and "pulse buzzer=on" in res.stdout  # nothing wired: open
+    assert (
+        "estop=PRESSED/OPEN" in res.stdout and "pulse buzzer=on" in res.stdout
+    )  # nothing wired: open
 
 
 def test_io_refuses_to_pulse_the_brake_or_the_relay() -> None:
@@ -165,8 +221,15 @@ def test_install_service_writes_the_unit_and_never_replaces_a_config(tmp_path: P
     res = run_cli("install-service", "--root", tmp_path)
     assert res.code == 0, res.stderr
     unit = (tmp_path / "etc/systemd/system/invtable.service").read_text()
-    for line in ("Type=notify", "WatchdogSec=1s", "Restart=on-failure", "User=invtable",
-                 "SupplementaryGroups=gpio spi", "ExecStart=", "run --config /etc/invtable/config.toml"):
+    for line in (
+        "Type=notify",
+        "WatchdogSec=1s",
+        "Restart=on-failure",
+        "User=invtable",
+        "SupplementaryGroups=gpio spi",
+        "ExecStart=",
+        "run --config /etc/invtable/config.toml",
+    ):
         assert line in unit, line
     config = tmp_path / "etc/invtable/config.toml"
     assert run_cli("config", "check", config).code == 0
@@ -180,8 +243,13 @@ def test_service_on_the_serial_backend_without_a_board_latches_link_lost(tmp_pat
     handshake fails, nothing is obeyed, the controller holds with the link fault."""
     cfg = tmp_path / "serial.toml"
     cfg.write_text('[hardware]\nbackend = "serial"\n[hardware.serial]\nurl = "loop://"\n')
-    res = subprocess.run([sys.executable, "-m", "controller", "run", "--config", str(cfg), "--duration", "0.5"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=30)
+    res = subprocess.run(
+        [sys.executable, "-m", "controller", "run", "--config", str(cfg), "--duration", "0.5"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert res.returncode == 0, res.stderr
     log = [json.loads(line) for line in res.stdout.splitlines()]
     assert any(e["event"] == "fault" and "link_lost" in e["message"] for e in log), log

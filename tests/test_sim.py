@@ -1,4 +1,5 @@
 """The simulator's physics and hardwired behaviour: it must be a faithful adversary."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,13 +14,26 @@ def table(angle: float = UP, **kw: object) -> SimTable:
     return SimTable(angle_deg=angle, upright_deg=UP, **kw)
 
 
-def drive(t: SimTable, cmd: float, seconds: float, brake: bool = False, heartbeat: bool = True,
-          relay: bool | None = None) -> None:
+def drive(
+    t: SimTable,
+    cmd: float,
+    seconds: float,
+    brake: bool = False,
+    heartbeat: bool = True,
+    relay: bool | None = None,
+) -> None:
     hb = t.outputs.heartbeat
     for _ in range(int(round(seconds / 0.01))):
         hb = not hb if heartbeat else hb
-        t.write(Outputs(motor_cmd=cmd, brake=brake, alarm=False, heartbeat=hb,
-                        motor_power=(not brake) if relay is None else relay))
+        t.write(
+            Outputs(
+                motor_cmd=cmd,
+                brake=brake,
+                alarm=False,
+                heartbeat=hb,
+                motor_power=(not brake) if relay is None else relay,
+            )
+        )
         t.advance(0.01)
 
 
@@ -54,7 +68,9 @@ def test_power_cut_engages_the_brake_and_removes_motor_power() -> None:
     drive(t, 0.5, 1.0)
     t.set_power(False)
     assert t.brake_engaged and not t.motor_enabled
-    t.write(Outputs(motor_cmd=1.0, brake=False, alarm=False, heartbeat=True))  # a dead controller writes nothing
+    t.write(
+        Outputs(motor_cmd=1.0, brake=False, alarm=False, heartbeat=True)
+    )  # a dead controller writes nothing
     angle = t.physics.angle
     t.advance(0.5)
     t.advance(2.0)
@@ -94,7 +110,7 @@ def test_motor_needs_the_supply_relay() -> None:
 def test_runaway_driver_ignores_the_command_but_not_the_relay() -> None:
     t = table(0.0)
     t.inject("motor_runaway")  # idle: stuck toward inversion
-    drive(t, -0.5, 1.0)        # asks to go up ...
+    drive(t, -0.5, 1.0)  # asks to go up ...
     assert t.physics.vel > 10.0  # ... the driver drives down at full duty
     drive(t, 0.0, 1.0, brake=True)  # relay open and brake on
     angle = t.physics.angle
@@ -120,7 +136,10 @@ def test_stall_jams_the_drive_and_raises_the_current() -> None:
 
 
 def test_weak_motor_is_slower_under_load() -> None:
-    fast, weak = table(-40.0, mass_kg=136.0, height_cm=198.0), table(-40.0, mass_kg=136.0, height_cm=198.0)
+    fast, weak = (
+        table(-40.0, mass_kg=136.0, height_cm=198.0),
+        table(-40.0, mass_kg=136.0, height_cm=198.0),
+    )
     weak.inject("motor_weak")
     drive(fast, -0.2, 2.0)
     drive(weak, -0.2, 2.0)
@@ -138,11 +157,14 @@ def test_sensor_drift_and_noise() -> None:
     assert max(spread) - min(spread) > 5.0
 
 
-@pytest.mark.parametrize("fault,check", [
-    ("upright_switch_stuck", lambda i: i.upright_switch),
-    ("overtravel_switch_open", lambda i: i.overtravel_tripped),
-    ("button_stuck", lambda i: "down" in i.buttons),
-])
+@pytest.mark.parametrize(
+    "fault,check",
+    [
+        ("upright_switch_stuck", lambda i: i.upright_switch),
+        ("overtravel_switch_open", lambda i: i.overtravel_tripped),
+        ("button_stuck", lambda i: "down" in i.buttons),
+    ],
+)
 def test_switch_and_button_faults(fault: str, check) -> None:  # noqa: ANN001
     t = table(20.0)
     assert not check(t.read())
@@ -150,11 +172,14 @@ def test_switch_and_button_faults(fault: str, check) -> None:  # noqa: ANN001
     assert check(t.read())
 
 
-@pytest.mark.parametrize("fault,check", [
-    ("estop_wire_break", lambda i: i.estop_pressed),
-    ("ankle_sensor_wire_break", lambda i: not i.ankle_locked),
-    ("angle_sensor_dropout", lambda i: i.angle_primary_deg is None),
-])
+@pytest.mark.parametrize(
+    "fault,check",
+    [
+        ("estop_wire_break", lambda i: i.estop_pressed),
+        ("ankle_sensor_wire_break", lambda i: not i.ankle_locked),
+        ("angle_sensor_dropout", lambda i: i.angle_primary_deg is None),
+    ],
+)
 def test_broken_wires_read_as_the_unsafe_condition(fault: str, check) -> None:  # noqa: ANN001
     t = table()
     t.ankle_lock_closed = True
@@ -170,7 +195,9 @@ def test_stuck_sensor_stops_following_the_table() -> None:
     t.inject("angle_sensor_stuck")
     drive(t, 0.5, 1.0)
     i = t.read()
-    assert abs(i.angle_primary_deg - 0.0) < 0.3 and abs(i.angle_secondary_deg - t.physics.angle) < 0.1
+    assert (
+        abs(i.angle_primary_deg - 0.0) < 0.3 and abs(i.angle_secondary_deg - t.physics.angle) < 0.1
+    )
 
 
 def test_hard_stops_bound_the_travel() -> None:
@@ -190,6 +217,7 @@ def test_a_run_stopped_before_its_first_tick_still_summarizes() -> None:
     """SIGTERM can arrive while `invtable run` starts: no rows, and no crash for it."""
     from sim.runner import RunResult, summarize
     from sim.scenario import scenario_from_dict
+
     result = RunResult(scenario_from_dict({"scenario": {"name": "x", "duration_s": 1.0}}, "x"))
     s = summarize(result)
     assert s["final_state"] == "boot" and s["ended_upright"] and s["max_speed_dps"] == 0.0

@@ -11,9 +11,11 @@ Exemptions, each a documented residual risk (README fault table):
   off, controller hung): the shorted windings make it a slow slide, but nothing may hold
   the table (releasing an e-stop must not start the motor; ISO 13850).
 """
+
 from __future__ import annotations
 
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from hal.interfaces import BUTTONS
@@ -28,12 +30,24 @@ UNDRIVEN_KINDS = ("envelope", "estop", "power_off", "hung", "overshoot")
 
 
 class TableUnderFaults(RuleBasedStateMachine):
-    @initialize(user=st.sampled_from([(80.0, 178.0), (136.0, 198.0), (40.0, 147.0)]),
-                target_deg=st.sampled_from([20.0, 45.0, 60.0]), seed=st.integers(0, 1000))
+    @initialize(
+        user=st.sampled_from([(80.0, 178.0), (136.0, 198.0), (40.0, 147.0)]),
+        target_deg=st.sampled_from([20.0, 45.0, 60.0]),
+        seed=st.integers(0, 1000),
+    )
     def start(self, user: tuple[float, float], target_deg: float, seed: int) -> None:
-        data = {"scenario": {"name": "stateful", "duration_s": 1000.0, "seed": seed},
-                "user": {"mass_kg": user[0], "height_cm": user[1]},
-                "config": {"session": {"target_deg": target_deg, "hold_s": 10.0, "rest_s": 3.0, "rest_deg": 0.0}}}
+        data = {
+            "scenario": {"name": "stateful", "duration_s": 1000.0, "seed": seed},
+            "user": {"mass_kg": user[0], "height_cm": user[1]},
+            "config": {
+                "session": {
+                    "target_deg": target_deg,
+                    "hold_s": 10.0,
+                    "rest_s": 3.0,
+                    "rest_deg": 0.0,
+                }
+            },
+        }
         self.sim = Simulation(scenario_from_dict(data, "stateful"))
         self.sim.apply(Event(0.0, "set", "ankle_lock", True))
         self.injected: set[str] = set()
@@ -89,11 +103,18 @@ class TableUnderFaults(RuleBasedStateMachine):
         violations = self.sim.checker.messages()
         if self.injected & OVERSPEED_FAULTS:
             violations = [v for v in violations if not v.startswith("speed:")]
-        if self.undriven_with_bad_brake or (self.injected & BRAKE_FAULTS and "controller_hang" in self.injected):
+        if self.undriven_with_bad_brake or (
+            self.injected & BRAKE_FAULTS and "controller_hang" in self.injected
+        ):
             violations = [v for v in violations if not v.startswith(UNDRIVEN_KINDS)]
-        assert violations == [], (violations, self.sim.result.transitions[-6:], sorted(self.injected))
+        assert violations == [], (
+            violations,
+            self.sim.result.transitions[-6:],
+            sorted(self.injected),
+        )
 
 
-TableUnderFaults.TestCase.settings = settings(max_examples=examples(25), stateful_step_count=15,
-                                              suppress_health_check=[HealthCheck.too_slow])
+TableUnderFaults.TestCase.settings = settings(
+    max_examples=examples(25), stateful_step_count=15, suppress_health_check=[HealthCheck.too_slow]
+)
 test_random_faults_and_inputs_keep_the_invariants = TableUnderFaults.TestCase

@@ -28,9 +28,11 @@ move, stops a way back"; they are covered by the fault matrix as held with the a
 - ``motor_weak`` for the heaviest user only: 35 % of 700 N m is less than the 257 N m a
   136 kg, 198 cm user needs near 41 deg (controller/core/capability.py); lighter users keep it.
 """
+
 from __future__ import annotations
 
-from hypothesis import HealthCheck, settings, strategies as st
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from controller.core.limits import has_left_upright, is_upright
@@ -43,9 +45,9 @@ from tests.conftest import examples
 UNMOVABLE = {"motor_stall", "motor_runaway", "estop_wire_break", "link_loss"}
 CANDIDATES = sorted(set(FAULTS) - UNMOVABLE)
 UPRIGHT = -80.0
-RECOVERY_SPEED_DPS = 1.0   # the slowest way back the design allows: hold-to-run at reduced speed
+RECOVERY_SPEED_DPS = 1.0  # the slowest way back the design allows: hold-to-run at reduced speed
 RECOVERY_MARGIN_S = 30.0
-GRACE_S = 2.0              # a motion under way when UP is pressed stops within this (4 deg/s at 4 deg/s^2: 1 s)
+GRACE_S = 2.0  # a motion under way when UP is pressed stops within this (4 deg/s at 4 deg/s^2: 1 s)
 REGRESS_DEG = 0.5
 USERS = [(80.0, 178.0), (136.0, 198.0), (40.0, 147.0), (136.0, 147.0)]
 
@@ -53,15 +55,33 @@ USERS = [(80.0, 178.0), (136.0, 198.0), (40.0, 147.0), (136.0, 147.0)]
 class TwoFaultsWayBack(RuleBasedStateMachine):
     """A table, a person, up to two faults at once: a way back must remain."""
 
-    @initialize(user=st.sampled_from(USERS),
-                 start=st.one_of(st.sampled_from([UPRIGHT, -79.5, 59.5, 61.0, 75.0, 90.0]),
-                                 st.floats(-90.0, 90.0, allow_nan=False)),
-                 target_deg=st.sampled_from([20.0, 45.0, 60.0]), seed=st.integers(0, 1000))
+    @initialize(
+        user=st.sampled_from(USERS),
+        start=st.one_of(
+            st.sampled_from([UPRIGHT, -79.5, 59.5, 61.0, 75.0, 90.0]),
+            st.floats(-90.0, 90.0, allow_nan=False),
+        ),
+        target_deg=st.sampled_from([20.0, 45.0, 60.0]),
+        seed=st.integers(0, 1000),
+    )
     def start(self, user: tuple[float, float], start: float, target_deg: float, seed: int) -> None:
-        data = {"scenario": {"name": "two faults", "duration_s": 3600.0, "seed": seed,
-                             "start_angle_deg": round(start, 2)},
-                "user": {"mass_kg": user[0], "height_cm": user[1]},
-                "config": {"session": {"target_deg": target_deg, "hold_s": 10.0, "rest_s": 3.0, "rest_deg": 0.0}}}
+        data = {
+            "scenario": {
+                "name": "two faults",
+                "duration_s": 3600.0,
+                "seed": seed,
+                "start_angle_deg": round(start, 2),
+            },
+            "user": {"mass_kg": user[0], "height_cm": user[1]},
+            "config": {
+                "session": {
+                    "target_deg": target_deg,
+                    "hold_s": 10.0,
+                    "rest_s": 3.0,
+                    "rest_deg": 0.0,
+                }
+            },
+        }
         self.sim = Simulation(scenario_from_dict(data, "two faults"))
         self.heavy = user[0] > 100.0
         self.active: list[str] = []
@@ -80,8 +100,10 @@ class TwoFaultsWayBack(RuleBasedStateMachine):
         self.log.append(f"{self.sim.now:.2f} {do} {target} {value}")
 
     # ----- people
-    @rule(buttons=st.sets(st.sampled_from(BUTTONS), min_size=1, max_size=5),
-          hold_s=st.sampled_from([0.03, 0.2, 1.0, 5.0, 20.0]))
+    @rule(
+        buttons=st.sets(st.sampled_from(BUTTONS), min_size=1, max_size=5),
+        hold_s=st.sampled_from([0.03, 0.2, 1.0, 5.0, 20.0]),
+    )
     def press(self, buttons: set[str], hold_s: float) -> None:
         for b in sorted(buttons):
             self.act("press", b)
@@ -140,14 +162,20 @@ class TwoFaultsWayBack(RuleBasedStateMachine):
         if not hasattr(self, "sim"):
             return
         rows = self.sim.result.rows
-        for row in rows[self.checked:]:
-            assert not (row[1] == "idle" and has_left_upright(row[2], UPRIGHT)), \
-                (f"idle off upright at t={row[0]:.2f}: {row[2]:.1f} deg", self.context())
+        for row in rows[self.checked :]:
+            assert not (row[1] == "idle" and has_left_upright(row[2], UPRIGHT)), (
+                f"idle off upright at t={row[0]:.2f}: {row[2]:.1f} deg",
+                self.context(),
+            )
         self.checked = len(rows)
 
     def context(self) -> tuple:
-        return (self.log[-12:], [(t.t_s, t.dest, t.trigger) for t in self.sim.result.transitions[-8:]],
-                [e.message for e in self.sim.result.events[-6:]], self.active)
+        return (
+            self.log[-12:],
+            [(t.t_s, t.dest, t.trigger) for t in self.sim.result.transitions[-8:]],
+            [e.message for e in self.sim.result.events[-6:]],
+            self.active,
+        )
 
     def teardown(self) -> None:
         """The supervised recovery a person would try, and the verdict."""
@@ -171,15 +199,21 @@ class TwoFaultsWayBack(RuleBasedStateMachine):
             angle = sim.table.physics.angle
             if sim.now >= begin + GRACE_S:
                 lowest = angle if lowest is None else min(lowest, angle)
-                assert angle <= lowest + REGRESS_DEG, \
-                    (f"moved toward inversion while UP was held: {angle:.1f} after {lowest:.1f} deg", self.context())
+                assert angle <= lowest + REGRESS_DEG, (
+                    f"moved toward inversion while UP was held: {angle:.1f} after {lowest:.1f} deg",
+                    self.context(),
+                )
         self.idle_only_upright()
         final = sim.table.physics.angle
-        assert is_upright(final, UPRIGHT), (f"stranded at {final:.1f} deg in {sim.last_state} "
-                                            f"after {distance / RECOVERY_SPEED_DPS + RECOVERY_MARGIN_S:.0f} s "
-                                            "of held UP", self.context())
+        assert is_upright(final, UPRIGHT), (
+            f"stranded at {final:.1f} deg in {sim.last_state} "
+            f"after {distance / RECOVERY_SPEED_DPS + RECOVERY_MARGIN_S:.0f} s "
+            "of held UP",
+            self.context(),
+        )
 
 
-TwoFaultsWayBack.TestCase.settings = settings(max_examples=examples(12), stateful_step_count=8,
-                                              suppress_health_check=[HealthCheck.too_slow])
+TwoFaultsWayBack.TestCase.settings = settings(
+    max_examples=examples(12), stateful_step_count=8, suppress_health_check=[HealthCheck.too_slow]
+)
 test_two_faults_always_leave_a_way_back = TwoFaultsWayBack.TestCase

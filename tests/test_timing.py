@@ -5,6 +5,7 @@ Before this issue a 20 or 50 ms stall mid-ramp latched a false ``runaway`` (the 
 10 samples of angle over 10 x the catch-up tick's tiny dt) and a current sensor lagging by
 3 ticks latched ``runaway`` at every boot (the brake test's push read after it ended).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -45,11 +46,23 @@ input = "start"
 """
 
 
-def session(path: Path, *, name: str = "timed", timing: str = "", events: str = "", duration: float = 100.0,
-            seed: int = 1, mass: float = 136.0) -> Path:
+def session(
+    path: Path,
+    *,
+    name: str = "timed",
+    timing: str = "",
+    events: str = "",
+    duration: float = 100.0,
+    seed: int = 1,
+    mass: float = 136.0,
+) -> Path:
     """A short session (target 30, hold 10 s) of the heaviest user, with ``[timing]`` and events."""
-    return write_scenario(path, SESSION.format(name=name, duration=duration, seed=seed, mass=mass,
-                                               timing=timing, events=events))
+    return write_scenario(
+        path,
+        SESSION.format(
+            name=name, duration=duration, seed=seed, mass=mass, timing=timing, events=events
+        ),
+    )
 
 
 def stall(at_s: float, duration_s: float) -> str:
@@ -76,8 +89,12 @@ def assert_completed_clean(run: Run) -> None:
 # ----------------------------------------------------------------------------- stalls
 @pytest.mark.parametrize("backend", ["sim", "gpio-mock"])
 @pytest.mark.parametrize("stall_s", [0.02, 0.05])
-def test_a_stall_mid_ramp_is_logged_not_a_fault(stall_s: float, backend: str, tmp_path: Path) -> None:
-    run = run_scenario_cli(session(tmp_path / "s.toml", events=stall(10.0, stall_s)), tmp_path, "--backend", backend)
+def test_a_stall_mid_ramp_is_logged_not_a_fault(
+    stall_s: float, backend: str, tmp_path: Path
+) -> None:
+    run = run_scenario_cli(
+        session(tmp_path / "s.toml", events=stall(10.0, stall_s)), tmp_path, "--backend", backend
+    )
     assert_completed_clean(run)
     late = next(r for r in run.trace if r["late_ms"] > 0.0)
     assert late["state"] == "ramp" and late["late_ms"] == pytest.approx(stall_s * 1000.0)
@@ -90,7 +107,9 @@ def test_a_stall_mid_ramp_is_logged_not_a_fault(stall_s: float, backend: str, tm
 
 
 @pytest.mark.parametrize("stall_s", [0.15, 1.0])
-def test_a_stall_past_the_dead_man_brakes_and_the_session_goes_on(stall_s: float, tmp_path: Path) -> None:
+def test_a_stall_past_the_dead_man_brakes_and_the_session_goes_on(
+    stall_s: float, tmp_path: Path
+) -> None:
     """Past 100 ms without a heartbeat the wiring cuts the drive and applies the brake (as for
     a hang); the controller then plans the rest of the motion from where the table stands:
     no fault (nothing is wrong with the table), no speed or acceleration violation."""
@@ -103,14 +122,20 @@ def test_a_stall_past_the_dead_man_brakes_and_the_session_goes_on(stall_s: float
 
 
 @pytest.mark.parametrize("stall_s", [0.15, 0.25])
-def test_a_late_host_on_serial_stops_on_the_board_loop_and_the_session_goes_on(stall_s: float, tmp_path: Path) -> None:
+def test_a_late_host_on_serial_stops_on_the_board_loop_and_the_session_goes_on(
+    stall_s: float, tmp_path: Path
+) -> None:
     """Serial, the board on its own clock: the host's last command lapses 100 ms into the
     stall. The board does not start its latched return for that (the host is late, not lost,
     until 300 ms): it slows the table on its own loop, the host's next command takes over, and
     the session runs to its end with no fault and no speed violation."""
     timing = '[timing]\nboard_clock = "own"\n'
-    run = run_scenario_cli(session(tmp_path / "s.toml", timing=timing, events=stall(10.0, stall_s)), tmp_path,
-                           "--backend", "serial")
+    run = run_scenario_cli(
+        session(tmp_path / "s.toml", timing=timing, events=stall(10.0, stall_s)),
+        tmp_path,
+        "--backend",
+        "serial",
+    )
     assert_completed_clean(run)
     late = next(r for r in run.trace if r["late_ms"] > 0.0)
     assert late["state"] == "ramp" and late["late_ms"] == pytest.approx(stall_s * 1000.0, abs=1.0)
@@ -125,7 +150,9 @@ def test_a_late_host_on_serial_stops_on_the_board_loop_and_the_session_goes_on(s
 @pytest.mark.parametrize("backend", ["sim", "gpio-mock"])
 def test_jitter_and_current_lag_through_a_whole_session(backend: str, tmp_path: Path) -> None:
     timing = "[timing]\ntick_jitter_ms = 5.0\ncurrent_lag_ticks = 3\n"
-    run = run_scenario_cli(session(tmp_path / "s.toml", timing=timing), tmp_path, "--backend", backend)
+    run = run_scenario_cli(
+        session(tmp_path / "s.toml", timing=timing), tmp_path, "--backend", backend
+    )
     assert_completed_clean(run)
     lates = [r["late_ms"] for r in run.trace]
     assert 0.0 <= min(lates) and max(lates) <= 5.0 and max(lates) > 4.0
@@ -134,7 +161,12 @@ def test_jitter_and_current_lag_through_a_whole_session(backend: str, tmp_path: 
 
 def test_a_timed_scenario_gives_the_same_trace_every_time(tmp_path: Path) -> None:
     timing = "[timing]\ntick_jitter_ms = 4.0\ncurrent_lag_ticks = 2\n"
-    path = session(tmp_path / "s.toml", timing=timing, events=stall(12.0, 0.08) + stall(30.0, 0.3), duration=60.0)
+    path = session(
+        tmp_path / "s.toml",
+        timing=timing,
+        events=stall(12.0, 0.08) + stall(30.0, 0.3),
+        duration=60.0,
+    )
     digests = []
     for i in range(2):
         trace = tmp_path / f"t{i}.csv"
@@ -142,7 +174,9 @@ def test_a_timed_scenario_gives_the_same_trace_every_time(tmp_path: Path) -> Non
         digests.append(hashlib.sha256(trace.read_bytes()).hexdigest())
     assert digests[0] == digests[1]
     # ... and the seed is what makes it so: another seed, other jitter.
-    other = session(tmp_path / "o.toml", timing=timing, events=stall(12.0, 0.08), duration=60.0, seed=2)
+    other = session(
+        tmp_path / "o.toml", timing=timing, events=stall(12.0, 0.08), duration=60.0, seed=2
+    )
     assert run_cli("sim", other, "--trace", tmp_path / "o.csv").code == 0
     assert hashlib.sha256((tmp_path / "o.csv").read_bytes()).hexdigest() != digests[0]
 
@@ -152,18 +186,31 @@ def test_a_timed_scenario_gives_the_same_trace_every_time(tmp_path: Path) -> Non
 def test_brake_failed_under_jitter_and_lag_is_still_caught(backend: str, tmp_path: Path) -> None:
     """brake_failed in the hold: caught as creep when the brake should hold, returned upright."""
     timing = "[timing]\ntick_jitter_ms = 5.0\ncurrent_lag_ticks = 3\n"
-    run = run_scenario_cli(session(tmp_path / "s.toml", timing=timing,
-                                   events=fault(30.0, "brake_failed") + stall(30.5, 0.05)),
-                           tmp_path, "--backend", backend)
-    assert run.code == 0, run.stderr  # no invariant violated: the emergency speed held after the fault
-    detected = [(e["t_s"], e["message"]) for e in run.summary["events"] if e["message"].startswith("fault:")]
+    run = run_scenario_cli(
+        session(
+            tmp_path / "s.toml",
+            timing=timing,
+            events=fault(30.0, "brake_failed") + stall(30.5, 0.05),
+        ),
+        tmp_path,
+        "--backend",
+        backend,
+    )
+    assert run.code == 0, (
+        run.stderr
+    )  # no invariant violated: the emergency speed held after the fault
+    detected = [
+        (e["t_s"], e["message"]) for e in run.summary["events"] if e["message"].startswith("fault:")
+    ]
     assert detected and detected[0][1].startswith("fault: brake_creep"), detected
     assert 30.0 <= detected[0][0] <= 33.0, detected
     assert run.summary["final_state"] == "idle" and run.summary["ended_upright"]
 
 
 @pytest.mark.parametrize("backend", ["sim", "gpio-mock"])
-def test_a_runaway_under_current_lag_is_caught_once_the_reading_shows_it(backend: str, tmp_path: Path) -> None:
+def test_a_runaway_under_current_lag_is_caught_once_the_reading_shows_it(
+    backend: str, tmp_path: Path
+) -> None:
     """motor_runaway mid-ramp with the current reading 3 ticks late: caught by the current
     check as soon as the lagging reading shows the stuck driver (3-4 ticks, not 1 as with no
     lag). In those extra 20-30 ms the heaviest user's table reaches about 12.5 deg/s (8 is the
@@ -174,16 +221,26 @@ def test_a_runaway_under_current_lag_is_caught_once_the_reading_shows_it(backend
     (docs/performance.md). This test bounds what the lag costs."""
     timing = "[timing]\ntick_jitter_ms = 5.0\ncurrent_lag_ticks = 3\n"
     at = 10.0
-    run = run_scenario_cli(session(tmp_path / "s.toml", timing=timing, events=fault(at, "motor_runaway")),
-                           tmp_path, "--backend", backend)
-    detected = [(e["t_s"], e["message"]) for e in run.summary["events"] if e["message"].startswith("fault:")]
+    run = run_scenario_cli(
+        session(tmp_path / "s.toml", timing=timing, events=fault(at, "motor_runaway")),
+        tmp_path,
+        "--backend",
+        backend,
+    )
+    detected = [
+        (e["t_s"], e["message"]) for e in run.summary["events"] if e["message"].startswith("fault:")
+    ]
     assert detected and detected[0][1].startswith("fault: runaway"), detected
     assert at <= detected[0][0] <= at + 0.05, detected
     assert all(v.startswith("speed:") for v in run.summary["violations"]), run.summary["violations"]
     after = [r for r in run.trace if r["t_s"] >= at]
     assert max(abs(r["velocity_dps"]) for r in after) < 13.0
     assert max(abs(r["angle_deg"] - after[0]["angle_deg"]) for r in after) < 0.5
-    assert run.summary["final_state"] == "fault" and after[-1]["brake"] == 1 and after[-1]["motor_cmd"] == 0.0
+    assert (
+        run.summary["final_state"] == "fault"
+        and after[-1]["brake"] == 1
+        and after[-1]["motor_cmd"] == 0.0
+    )
 
 
 # Cells of the fault matrix under the realistic timing of sim/jitter_campaign.py (jitter
@@ -191,8 +248,12 @@ def test_a_runaway_under_current_lag_is_caught_once_the_reading_shows_it(backend
 # docs/performance.md has all of them with their detection times. Bounds: the ideal
 # detection time plus the timing's lag, rounded up.
 TIMED_CELLS = [
-    ("motor_runaway", "hold", 0.05), ("motor_runaway", "return", 0.05), ("brake_failed", "hold", 3.0),
-    ("angle_sensor_stuck", "ramp", 1.0), ("estop_wire_break", "return", 0.2), ("motor_stall", "ramp", 2.0),
+    ("motor_runaway", "hold", 0.05),
+    ("motor_runaway", "return", 0.05),
+    ("brake_failed", "hold", 3.0),
+    ("angle_sensor_stuck", "ramp", 1.0),
+    ("estop_wire_break", "return", 0.2),
+    ("motor_stall", "ramp", 2.0),
 ]
 
 
@@ -205,25 +266,34 @@ def test_fault_matrix_cell_under_realistic_timing(name: str, phase: str, bound_s
 
 
 # ----------------------------------------------------------------------------- bad input
-@pytest.mark.parametrize("text,key", [
-    ("[timing]\ntick_jitter = 3.0\n", "timing.tick_jitter"),
-    ("[timing]\ntick_jitter_ms = 25.0\n", "timing.tick_jitter_ms"),
-    ("[timing]\ntick_jitter_ms = nan\n", "timing.tick_jitter_ms"),
-    ("[timing]\ncurrent_lag_ticks = 2.5\n", "timing.current_lag_ticks"),
-    ("[timing]\ncurrent_lag_ticks = true\n", "timing.current_lag_ticks"),
-    ("[timing]\ncurrent_lag_ticks = 6\n", "timing.current_lag_ticks"),
-    ("[timing]\nlink_latency_ms = -1\n", "timing.link_latency_ms"),
-    ('[timing]\nboard_clock = "fast"\n', "timing.board_clock"),
-    ("timing = 3\n", "timing"),
-    (stall(5.0, 0.0), "events[2].duration_s"),
-    (stall(5.0, 6.0), "events[2].duration_s"),
-    ('[[events]]\nat_s = 5.0\ndo = "stall"\n', "events[2].duration_s"),
-    ('[[events]]\nat_s = 5.0\ndo = "stall"\nduration_s = 0.1\ninput = "up"\n', "events[2].input"),
-])
+@pytest.mark.parametrize(
+    "text,key",
+    [
+        ("[timing]\ntick_jitter = 3.0\n", "timing.tick_jitter"),
+        ("[timing]\ntick_jitter_ms = 25.0\n", "timing.tick_jitter_ms"),
+        ("[timing]\ntick_jitter_ms = nan\n", "timing.tick_jitter_ms"),
+        ("[timing]\ncurrent_lag_ticks = 2.5\n", "timing.current_lag_ticks"),
+        ("[timing]\ncurrent_lag_ticks = true\n", "timing.current_lag_ticks"),
+        ("[timing]\ncurrent_lag_ticks = 6\n", "timing.current_lag_ticks"),
+        ("[timing]\nlink_latency_ms = -1\n", "timing.link_latency_ms"),
+        ('[timing]\nboard_clock = "fast"\n', "timing.board_clock"),
+        ("timing = 3\n", "timing"),
+        (stall(5.0, 0.0), "events[2].duration_s"),
+        (stall(5.0, 6.0), "events[2].duration_s"),
+        ('[[events]]\nat_s = 5.0\ndo = "stall"\n', "events[2].duration_s"),
+        (
+            '[[events]]\nat_s = 5.0\ndo = "stall"\nduration_s = 0.1\ninput = "up"\n',
+            "events[2].input",
+        ),
+    ],
+)
 def test_bad_timing_input_exits_2_naming_file_and_key(text: str, key: str, tmp_path: Path) -> None:
     if text.startswith("timing ="):  # a top-level key, before any table
-        path = write_scenario(tmp_path / "bad.toml", text + SESSION.format(
-            name="bad", duration=20.0, seed=1, mass=80.0, timing="", events=""))
+        path = write_scenario(
+            tmp_path / "bad.toml",
+            text
+            + SESSION.format(name="bad", duration=20.0, seed=1, mass=80.0, timing="", events=""),
+        )
     elif text.startswith("[[events]]"):
         path = session(tmp_path / "bad.toml", events=text, duration=20.0)
     else:
@@ -239,13 +309,22 @@ def _snapshot(now: float, angle: float, cmd: float = 0.3, speed_limit: float = 4
 
 
 def _inputs(angle: float, current: float = 2.0) -> Inputs:
-    return Inputs(angle_primary_deg=angle, angle_secondary_deg=angle, upright_switch=False,
-                  overtravel_tripped=False, estop_pressed=False, ankle_locked=True, buttons=frozenset(),
-                  motor_current_a=current)
+    return Inputs(
+        angle_primary_deg=angle,
+        angle_secondary_deg=angle,
+        upright_switch=False,
+        overtravel_tripped=False,
+        estop_pressed=False,
+        ankle_locked=True,
+        buttons=frozenset(),
+        motor_current_a=current,
+    )
 
 
 @pytest.mark.parametrize("stall_s", [0.009, 0.012, 0.05, 0.2])
-def test_speed_is_measured_over_real_time_through_a_late_tick_and_its_catch_up(stall_s: float) -> None:
+def test_speed_is_measured_over_real_time_through_a_late_tick_and_its_catch_up(
+    stall_s: float,
+) -> None:
     """The service's deadline loop after a stall: one late tick, then the missed slots run
     back to back 0.5 ms apart. At a true 4 deg/s the measured speed stays 4 deg/s (the old
     10-samples-over-10-dt read 37.6 deg/s for a 9 ms stall and 188-539 for 12-200 ms)."""

@@ -4,6 +4,7 @@ Unit tests drive the controller with synthetic snapshots (tests.test_machine.Dri
 table follows the setpoint unless a test says otherwise); scenario tests run the real CLI
 on all three backends and check the trace. docs/safety.md's "way back" table names these.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,8 +14,12 @@ import pytest
 
 from controller.core.config import Config
 from controller.core.monitor import SafetyMonitor, Snapshot
-from controller.core.recovery import (SUPERVISED_SPEED_DPS, BackEmfOdometer, SupervisedWatch, single_out)
-from hal.interfaces import Inputs
+from controller.core.recovery import (
+    SUPERVISED_SPEED_DPS,
+    BackEmfOdometer,
+    SupervisedWatch,
+    single_out,
+)
 from tests.conftest import SCENARIOS, Run, run_scenario_cli, write_scenario
 from tests.test_machine import UP, Driver, inputs
 
@@ -57,7 +62,9 @@ def test_a_held_fault_is_a_pause_holding_up_moves_slowly_toward_upright_and_rele
     assert d.ctrl.state == "supervised_return"
 
 
-def test_supervised_recovery_reaches_a_verified_upright_and_ends_in_idle_with_sessions_refused() -> None:
+def test_supervised_recovery_reaches_a_verified_upright_and_ends_in_idle_with_sessions_refused() -> (
+    None
+):
     d = held_on_a_stall(-70.0)
     d.tick(-70.0, buttons=("up",))
     for _ in range(3000):
@@ -150,7 +157,9 @@ def test_idle_needs_the_upright_switch_to_agree_when_one_sensor_is_left() -> Non
     d = Driver(-60.0)
     d.ctrl.monitor.distrusted.add("secondary")  # one sensor left (as after a limp home)
     for _ in range(3000):
-        d.tick(upright_switch=False) if d.ctrl.tracking else d.tick(d.ctrl.angle, upright_switch=False)
+        d.tick(upright_switch=False) if d.ctrl.tracking else d.tick(
+            d.ctrl.angle, upright_switch=False
+        )
         if d.ctrl.state != "returning":
             break
     assert d.ctrl.state == "fault"
@@ -211,7 +220,9 @@ def test_boot_off_upright_in_the_estop_keeps_the_session_clock_used_up() -> None
 
 
 def test_after_a_forced_return_the_table_rests_upright_for_cooldown_s() -> None:
-    cfg = dataclasses.replace(Config(), session=dataclasses.replace(Config().session, cooldown_s=10.0))
+    cfg = dataclasses.replace(
+        Config(), session=dataclasses.replace(Config().session, cooldown_s=10.0)
+    )
     d = Driver(-70.0, config=cfg)
     for _ in range(2000):
         d.tick()
@@ -231,7 +242,9 @@ def test_after_a_forced_return_the_table_rests_upright_for_cooldown_s() -> None:
 # ---------------------------------------------------------------- the pieces
 def test_the_supervised_watch_verdicts() -> None:
     w = SupervisedWatch(0.0, 10.0)
-    assert all(w.update(0.01 * i, 10.0 - 0.01 * i, -0.3) is None for i in range(1, 500))  # 1 deg/s up
+    assert all(
+        w.update(0.01 * i, 10.0 - 0.01 * i, -0.3) is None for i in range(1, 500)
+    )  # 1 deg/s up
     w = SupervisedWatch(0.0, 10.0)
     verdicts = [w.update(0.01 * i, 10.0, -0.3) for i in range(1, 310)]
     assert verdicts[-1] is not None and verdicts[-1].code == "supervised_no_progress"
@@ -253,8 +266,9 @@ def test_the_supervised_watch_verdicts() -> None:
 
 @pytest.mark.parametrize("load0,slope", [(0.15, -0.004), (-0.1, 0.003), (0.05, -0.003)])
 @pytest.mark.parametrize("quantum", [0.0, 20.0 / 4096])
-def test_the_back_emf_odometer_follows_a_motor_through_a_load_that_changes_sign(load0: float, slope: float,
-                                                                                 quantum: float) -> None:
+def test_the_back_emf_odometer_follows_a_motor_through_a_load_that_changes_sign(
+    load0: float, slope: float, quantum: float
+) -> None:
     """A DC motor model (current = I0 + Istall |duty - v/v0|), a load that drifts through zero
     (gravity turning over near horizontal), current quantized like an ADC: the odometer's
     speed toward upright stays within 0.3 deg/s of the truth at 1 deg/s requested."""
@@ -303,10 +317,13 @@ def test_frozen_readings_with_a_turning_motor_are_caught_by_the_current() -> Non
 def test_config_has_the_cooldown_key_with_its_bounds() -> None:
     from controller.core.config import build_config
     from controller.core.errors import InputError
+
     assert Config().session.cooldown_s == 120.0 and build_config([]).session.cooldown_s == 120.0
     with pytest.raises(InputError):
         build_config([("c.toml", "", {"session": {"cooldown_s": 1801.0}})])
-    assert build_config([("c.toml", "", {"session": {"cooldown_s": 0.0}})]).session.cooldown_s == 0.0
+    assert (
+        build_config([("c.toml", "", {"session": {"cooldown_s": 0.0}})]).session.cooldown_s == 0.0
+    )
 
 
 # ---------------------------------------------------------------- through the CLI, every backend
@@ -342,8 +359,12 @@ def test_cli_supervised_recovery_after_a_held_fault(backend: str, tmp_path: Path
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_cli_both_sensors_frozen_supervised_recovery_on_the_back_emf(backend: str, tmp_path: Path) -> None:
-    run = run_scenario_cli(SCENARIOS / "way_back_frozen_sensors.toml", tmp_path, "--backend", backend)
+def test_cli_both_sensors_frozen_supervised_recovery_on_the_back_emf(
+    backend: str, tmp_path: Path
+) -> None:
+    run = run_scenario_cli(
+        SCENARIOS / "way_back_frozen_sensors.toml", tmp_path, "--backend", backend
+    )
     assert run.code == 0, run.stderr
     assert any("sensors_frozen" in e["message"] for e in run.summary["events"])
     sup = [r for r in run.trace if r["state"] == "supervised_return"]
@@ -355,15 +376,22 @@ def test_cli_both_sensors_frozen_supervised_recovery_on_the_back_emf(backend: st
 def test_cli_beyond_max_angle_the_way_back_is_never_refused(backend: str, tmp_path: Path) -> None:
     run = run_scenario_cli(SCENARIOS / "way_back_beyond_max.toml", tmp_path, "--backend", backend)
     assert run.code == 0, run.stderr
-    assert "fault" not in states(run) and "jogging" not in states(run) and run.summary["ended_upright"]
-    assert any("refused jog down" in e["message"] and "rest upright" in e["message"] for e in run.summary["events"])
+    assert (
+        "fault" not in states(run) and "jogging" not in states(run) and run.summary["ended_upright"]
+    )
+    assert any(
+        "refused jog down" in e["message"] and "rest upright" in e["message"]
+        for e in run.summary["events"]
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cli_boot_at_61_deg_with_max_60_returns_upright(backend: str, tmp_path: Path) -> None:
     """Issue 11 repro 1 as filed. The invariant checker flags the start itself (61 > 60.5),
     so the CLI exits 1 with that one violation; the person ends upright."""
-    path = write_scenario(tmp_path / "b61.toml", """
+    path = write_scenario(
+        tmp_path / "b61.toml",
+        """
 [scenario]
 name = "boot at 61"
 duration_s = 60.0
@@ -373,7 +401,8 @@ at_s = 0.0
 do = "set"
 input = "ankle_lock"
 value = true
-""")
+""",
+    )
     run = run_scenario_cli(path, tmp_path, "--backend", backend)
     assert run.code == 1
     assert [v.split(":")[0] for v in run.summary["violations"]] == ["envelope"]
@@ -383,7 +412,9 @@ value = true
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_cli_heaviest_user_at_the_fastest_emergency_speed_is_slowed_not_held(backend: str, tmp_path: Path) -> None:
+def test_cli_heaviest_user_at_the_fastest_emergency_speed_is_slowed_not_held(
+    backend: str, tmp_path: Path
+) -> None:
     run = run_scenario_cli(SCENARIOS / "way_back_heavy_return.toml", tmp_path, "--backend", backend)
     assert run.code == 0, run.stderr
     assert any("re-planned" in e["message"] for e in run.summary["events"])
@@ -391,8 +422,12 @@ def test_cli_heaviest_user_at_the_fastest_emergency_speed_is_slowed_not_held(bac
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_cli_stuck_upright_switch_plus_drift_never_ends_idle_off_upright(backend: str, tmp_path: Path) -> None:
-    run = run_scenario_cli(SCENARIOS / "way_back_switch_and_drift.toml", tmp_path, "--backend", backend)
+def test_cli_stuck_upright_switch_plus_drift_never_ends_idle_off_upright(
+    backend: str, tmp_path: Path
+) -> None:
+    run = run_scenario_cli(
+        SCENARIOS / "way_back_switch_and_drift.toml", tmp_path, "--backend", backend
+    )
     assert run.code == 0, run.stderr
     for r in run.trace:
         if r["state"] == "idle":
@@ -401,11 +436,17 @@ def test_cli_stuck_upright_switch_plus_drift_never_ends_idle_off_upright(backend
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_cli_power_cycle_in_the_estop_keeps_the_clock_and_the_rest(backend: str, tmp_path: Path) -> None:
-    run = run_scenario_cli(SCENARIOS / "way_back_estop_power_cycle.toml", tmp_path, "--backend", backend)
+def test_cli_power_cycle_in_the_estop_keeps_the_clock_and_the_rest(
+    backend: str, tmp_path: Path
+) -> None:
+    run = run_scenario_cli(
+        SCENARIOS / "way_back_estop_power_cycle.toml", tmp_path, "--backend", backend
+    )
     assert run.code == 0, run.stderr
     ev = [e["message"] for e in run.summary["events"]]
-    assert any("refused jog down" in m or "refused" in m for m in ev) or "jogging" not in states(run)
+    assert any("refused jog down" in m or "refused" in m for m in ev) or "jogging" not in states(
+        run
+    )
     assert sum("rest upright after a forced return" in m for m in ev) == 1
     ramp_t = [r["t_s"] for r in run.trace if r["state"] == "ramp"]
     assert ramp_t and min(t for t in ramp_t if t > 40.0) >= 80.0  # only after the rest

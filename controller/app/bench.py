@@ -17,6 +17,7 @@ Measured, reported, never asserted in tests (the machine is shared and noisy):
 - ``invtable run`` (simulator backend, headless): time from process start to ready, CPU
   per second of wall time, peak RSS.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,8 +42,13 @@ LOCK = {"at_s": 0.5, "do": "set", "input": "ankle_lock", "value": True}
 PERIOD_S = 0.01
 
 TARGETS = {
-    "jitter_p99_ratio": 1.5, "estop_gpio_mock_p99_us": 1000.0, "realtime_factor": 500.0,
-    "emergency_ratio": 1.02, "run_cpu_percent": 2.0, "run_rss_mb": 60.0, "run_ready_s": 1.5,
+    "jitter_p99_ratio": 1.5,
+    "estop_gpio_mock_p99_us": 1000.0,
+    "realtime_factor": 500.0,
+    "emergency_ratio": 1.02,
+    "run_cpu_percent": 2.0,
+    "run_rss_mb": 60.0,
+    "run_ready_s": 1.5,
 }
 
 
@@ -72,6 +78,7 @@ class Busy:
 def periodic(seconds: float, body: Callable[[], None] | None, spin_s: float) -> dict:
     """Run ``body`` every 10 ms on absolute deadlines; lateness of each start."""
     from controller.core.clock import RealTimeClock
+
     clock = RealTimeClock(spin_s=spin_s)
     late = []
     n = int(seconds / PERIOD_S)
@@ -87,17 +94,28 @@ def periodic(seconds: float, body: Callable[[], None] | None, spin_s: float) -> 
 
 
 def control_body() -> Callable[[], None]:
+    from controller.core.config import Config
     from sim.runner import Simulation
     from sim.scenario import Scenario
-    from controller.core.config import Config
-    sim = Simulation(Scenario(name="bench", duration_s=1e9, seed=0, mass_kg=80.0, height_cm=178.0,
-                              config=Config(), events=()))
+
+    sim = Simulation(
+        Scenario(
+            name="bench",
+            duration_s=1e9,
+            seed=0,
+            mass_kg=80.0,
+            height_cm=178.0,
+            config=Config(),
+            events=(),
+        )
+    )
 
     def body() -> None:
         sim.tick()
         sim.advance()
         if len(sim.result.rows) > 10_000:
             del sim.result.rows[:5_000]
+
     return body
 
 
@@ -115,19 +133,28 @@ def jitter(seconds: float, spin_s: float, control_idle_s: float | None = None) -
         else:
             bare = periodic(seconds, None, spin_s)
             ctrl = periodic(control_idle_s or seconds, control_body(), spin_s)
-        out[key] = {"bare_us": bare, "control_us": ctrl,
-                    "p99_ratio": round(ctrl["p99"] / max(bare["p99"], 1.0), 2)}
+        out[key] = {
+            "bare_us": bare,
+            "control_us": ctrl,
+            "p99_ratio": round(ctrl["p99"] / max(bare["p99"], 1.0), 2),
+        }
     return out
 
 
 def timing_methods(seconds: float) -> dict:
     """The bare loop's lateness and CPU cost for each way of waiting: chosen by measurement."""
     out = {}
-    for name, spin in (("sleep", 0.0), ("sleep_then_spin_0.2ms", 0.0002), ("sleep_then_spin_1ms", 0.001)):
+    for name, spin in (
+        ("sleep", 0.0),
+        ("sleep_then_spin_0.2ms", 0.0002),
+        ("sleep_then_spin_1ms", 0.001),
+    ):
         cpu0 = time.process_time()
         wall0 = time.perf_counter()
         r = periodic(seconds, None, spin)
-        r["cpu_percent"] = round(100 * (time.process_time() - cpu0) / (time.perf_counter() - wall0), 2)
+        r["cpu_percent"] = round(
+            100 * (time.process_time() - cpu0) / (time.perf_counter() - wall0), 2
+        )
         out[name] = r
     return out
 
@@ -136,11 +163,21 @@ def timing_methods(seconds: float) -> dict:
 def estop_sim(n: int = 300) -> dict:
     """Real time on the sim backend: an edge at a random moment of a tick; the next tick's
     update commands 0. Latency = that write's time minus the edge's time."""
+    from controller.core.config import Config
     from sim.runner import Simulation
     from sim.scenario import Event, Scenario
-    from controller.core.config import Config
-    sim = Simulation(Scenario(name="bench", duration_s=1e9, seed=0, mass_kg=80.0, height_cm=178.0,
-                              config=Config(), events=()))
+
+    sim = Simulation(
+        Scenario(
+            name="bench",
+            duration_s=1e9,
+            seed=0,
+            mass_kg=80.0,
+            height_cm=178.0,
+            config=Config(),
+            events=(),
+        )
+    )
     rng = random.Random(1)
     sim.apply(Event(0.0, "set", "ankle_lock", True))
     samples = []
@@ -169,8 +206,8 @@ def estop_gpio_mock(n: int = 2000) -> dict:
     from gpiozero import DigitalInputDevice
     from gpiozero.pins.mock import MockPWMPin
 
-    from hal.gpio.config import Gpio
     from hal.gpio.backend import GpioTable
+    from hal.gpio.config import Gpio
     from hal.interfaces import Outputs
     from sim.gpio_world import SimPinFactory
 
@@ -218,7 +255,10 @@ def estop_gpio_mock(n: int = 2000) -> dict:
         pin.drive_low()
     device.close()
     factory.reset()
-    return {"estop_to_pwm0_us": percentiles(samples), "gpiozero_callback_floor_us": percentiles(floor)}
+    return {
+        "estop_to_pwm0_us": percentiles(samples),
+        "gpiozero_callback_floor_us": percentiles(floor),
+    }
 
 
 # ---------------------------------------------------------------- serial
@@ -275,21 +315,36 @@ def serial_round_trip(n: int = 500) -> dict:
         wire.close()
     # Codec throughput: encode and decode STATUS frames, one second.
     from firmware import protocol as P2
+
     frame_count = 0
     t0 = time.perf_counter()
     decoder = P2.Decoder()
     while time.perf_counter() - t0 < 1.0:
-        batch = b"".join(P2.pack(i & 0xFF, P2.STATUS, i & 0xFFFF, -8000, -7990, 50, 63, 1, -200, 3, 12)
-                         for i in range(100))
+        batch = b"".join(
+            P2.pack(i & 0xFF, P2.STATUS, i & 0xFFFF, -8000, -7990, 50, 63, 1, -200, 3, 12)
+            for i in range(100)
+        )
         frame_count += len(decoder.feed(batch))
-    return {"round_trip_us": percentiles(samples), "codec_frames_per_s": int(frame_count / (time.perf_counter() - t0))}
+    return {
+        "round_trip_us": percentiles(samples),
+        "codec_frames_per_s": int(frame_count / (time.perf_counter() - t0)),
+    }
 
 
 # ---------------------------------------------------------------- simulator
 def long_session() -> dict:
-    return {"scenario": {"name": "600 s session", "duration_s": 600.0, "seed": 1},
-            "config": {"session": {"target_deg": 60.0, "hold_s": 420.0, "max_duration_s": 600.0, "rest_s": 60.0}},
-            "events": [LOCK, {"at_s": 1.0, "do": "tap", "input": "start"}]}
+    return {
+        "scenario": {"name": "600 s session", "duration_s": 600.0, "seed": 1},
+        "config": {
+            "session": {
+                "target_deg": 60.0,
+                "hold_s": 420.0,
+                "max_duration_s": 600.0,
+                "rest_s": 60.0,
+            }
+        },
+        "events": [LOCK, {"at_s": 1.0, "do": "tap", "input": "start"}],
+    }
 
 
 def realtime_factor(repeats: int) -> dict:
@@ -303,6 +358,7 @@ def realtime_factor(repeats: int) -> dict:
             times.append(time.perf_counter() - start)
     best = min(times)
     from sim import table as table_mod
+
     original = table_mod.SimTable.advance
     table_mod.SimTable.advance = lambda self, duration: setattr(self, "t", self.t + duration)
     try:
@@ -311,9 +367,13 @@ def realtime_factor(repeats: int) -> dict:
         tick_cost = (time.perf_counter() - start) / len(r.rows)
     finally:
         table_mod.SimTable.advance = original
-    return {"sim_seconds": 600.0, "wall_seconds_best": round(best, 3),
-            "wall_seconds_median": round(statistics.median(times), 3),
-            "realtime_factor": round(600.0 / best, 1), "tick_cost_us_without_physics": round(tick_cost * 1e6, 1)}
+    return {
+        "sim_seconds": 600.0,
+        "wall_seconds_best": round(best, 3),
+        "wall_seconds_median": round(statistics.median(times), 3),
+        "realtime_factor": round(600.0 / best, 1),
+        "tick_cost_us_without_physics": round(tick_cost * 1e6, 1),
+    }
 
 
 def timed_realtime_factor() -> dict:
@@ -321,14 +381,22 @@ def timed_realtime_factor() -> dict:
     stall a minute): what the timing model costs the simulator (the jitter campaign's rate)."""
     data = long_session()
     data["timing"] = {"tick_jitter_ms": 3.0, "current_lag_ticks": 3}
-    data["events"] = data["events"] + [{"at_s": 60.0 * k + 7.0, "do": "stall", "duration_s": 0.05} for k in range(9)]
+    data["events"] = data["events"] + [
+        {"at_s": 60.0 * k + 7.0, "do": "stall", "duration_s": 0.05} for k in range(9)
+    ]
     scenario = scenario_from_dict(data, "bench")
     start = time.perf_counter()
     result = run_scenario(scenario)
     wall = time.perf_counter() - start
-    return {"sim_seconds": 600.0, "wall_seconds": round(wall, 3), "realtime_factor": round(600.0 / wall, 1),
-            "late_ticks": result.summary["late_ticks"], "faults": [e["message"] for e in result.summary["events"]
-                                                                   if e["message"].startswith("fault:")]}
+    return {
+        "sim_seconds": 600.0,
+        "wall_seconds": round(wall, 3),
+        "realtime_factor": round(600.0 / wall, 1),
+        "late_ticks": result.summary["late_ticks"],
+        "faults": [
+            e["message"] for e in result.summary["events"] if e["message"].startswith("fault:")
+        ],
+    }
 
 
 def service_cadence(seconds: float) -> dict:
@@ -337,8 +405,8 @@ def service_cadence(seconds: float) -> dict:
     the cadence exactly on an injected clock (tests/test_service.py)."""
     import io
 
-    from controller.core.config import Config
     from controller.app.service import JsonLog, run_service
+    from controller.core.config import Config
     from sim.table import SimTable
 
     class Notifier:
@@ -356,21 +424,40 @@ def service_cadence(seconds: float) -> dict:
 
     cfg = Config()
     notifier, out = Notifier(), io.StringIO()
-    run_service(cfg, duration=seconds, log=JsonLog(out), notifier=notifier,  # type: ignore[arg-type]
-                make_hardware=lambda: SimTable(angle_deg=cfg.limits.upright_deg, upright_deg=cfg.limits.upright_deg))
+    run_service(
+        cfg,
+        duration=seconds,
+        log=JsonLog(out),
+        notifier=notifier,  # type: ignore[arg-type]
+        make_hardware=lambda: SimTable(
+            angle_deg=cfg.limits.upright_deg, upright_deg=cfg.limits.upright_deg
+        ),
+    )
     pings = [t for t, m in notifier.sent if m == "WATCHDOG=1"]
     gaps = [b - a for a, b in zip(pings, pings[1:])]
-    stopping = next(json.loads(line) for line in out.getvalue().splitlines() if '"stopping"' in line)
-    return {"seconds": seconds, "pings": len(pings), "pings_expected": int(round(seconds / 0.2)),
-            "max_ping_gap_ms": round(max(gaps, default=0.0) * 1000, 1), "late_ticks": stopping["late_ticks"],
-            "max_late_ms": stopping["max_late_ms"]}
+    stopping = next(
+        json.loads(line) for line in out.getvalue().splitlines() if '"stopping"' in line
+    )
+    return {
+        "seconds": seconds,
+        "pings": len(pings),
+        "pings_expected": int(round(seconds / 0.2)),
+        "max_ping_gap_ms": round(max(gaps, default=0.0) * 1000, 1),
+        "late_ticks": stopping["late_ticks"],
+        "max_late_ms": stopping["max_late_ms"],
+    }
 
 
 def emergency_ratio() -> dict:
-    data = {"scenario": {"name": "emergency", "duration_s": 80.0, "seed": 1},
-            "config": {"session": {"target_deg": 60.0}},
-            "events": [LOCK, {"at_s": 1.0, "do": "tap", "input": "start"},
-                       {"at_s": 45.0, "do": "tap", "input": "return"}]}
+    data = {
+        "scenario": {"name": "emergency", "duration_s": 80.0, "seed": 1},
+        "config": {"session": {"target_deg": 60.0}},
+        "events": [
+            LOCK,
+            {"at_s": 1.0, "do": "tap", "input": "start"},
+            {"at_s": 45.0, "do": "tap", "input": "return"},
+        ],
+    }
     scenario = scenario_from_dict(data, "bench")
     result = run_scenario(scenario)
     start = next(t.t_s for t in result.transitions if t.dest == "emergency_return")
@@ -378,18 +465,30 @@ def emergency_ratio() -> dict:
     start_angle = rows[0][2]
     arrived = next(r[0] for r in rows if r[2] <= scenario.config.limits.upright_deg + 0.5)
     m = scenario.config.motion
-    ideal = trapezoid_time(start_angle - scenario.config.limits.upright_deg, m.emergency_speed_dps,
-                           m.emergency_accel_dps2)
-    return {"from_deg": round(start_angle, 2), "seconds": round(arrived - start, 3), "ideal_seconds": round(ideal, 3),
-            "ratio": round((arrived - start) / ideal, 4)}
+    ideal = trapezoid_time(
+        start_angle - scenario.config.limits.upright_deg,
+        m.emergency_speed_dps,
+        m.emergency_accel_dps2,
+    )
+    return {
+        "from_deg": round(start_angle, 2),
+        "seconds": round(arrived - start, 3),
+        "ideal_seconds": round(ideal, 3),
+        "ratio": round((arrived - start) / ideal, 4),
+    }
 
 
 # ---------------------------------------------------------------- invtable run
 def run_process(seconds: float) -> dict:
     """``invtable run`` headless on the simulator: start-to-ready, CPU, peak RSS."""
     start = time.perf_counter()
-    proc = subprocess.Popen([sys.executable, "-m", "controller", "run", "--duration", str(seconds)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller", "run", "--duration", str(seconds)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
     ready = None
     hwm_kb = None
     assert proc.stdout is not None
@@ -409,20 +508,27 @@ def run_process(seconds: float) -> dict:
     proc.returncode = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
     run_wall = wall - (ready or 0.0)
-    return {"ready_s": round(ready or float("nan"), 3), "wall_s": round(wall, 2),
-            "cpu_s": round(cpu, 3), "cpu_percent_of_a_core": round(100 * cpu / wall, 2),
-            "loop_cpu_percent_estimate": round(100 * max(0.0, cpu - (ready or 0.0)) / max(run_wall, 1e-9), 2),
-            "peak_rss_mb": round((hwm_kb if hwm_kb is not None else usage.ru_maxrss) / 1024, 1),
-            "exit": proc.returncode}
+    return {
+        "ready_s": round(ready or float("nan"), 3),
+        "wall_s": round(wall, 2),
+        "cpu_s": round(cpu, 3),
+        "cpu_percent_of_a_core": round(100 * cpu / wall, 2),
+        "loop_cpu_percent_estimate": round(
+            100 * max(0.0, cpu - (ready or 0.0)) / max(run_wall, 1e-9), 2
+        ),
+        "peak_rss_mb": round((hwm_kb if hwm_kb is not None else usage.ru_maxrss) / 1024, 1),
+        "exit": proc.returncode,
+    }
 
 
 # ---------------------------------------------------------------- report
 def measure(quick: bool = False, long: bool = False) -> dict[str, Any]:
     seconds = 1.0 if quick else 10.0
     from controller.core.clock import DEFAULT_SPIN_S
+
     figures: dict[str, Any] = {
         "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-                   f"Python {platform.python_version()}",
+        f"Python {platform.python_version()}",
         "loop_timing_methods": timing_methods(1.0 if quick else 5.0),
         "jitter": jitter(seconds, DEFAULT_SPIN_S, 600.0 if long else None),
         "estop_sim_us": estop_sim(30 if quick else 300),
@@ -436,20 +542,40 @@ def measure(quick: bool = False, long: bool = False) -> dict[str, Any]:
     }
     j = figures["jitter"]["idle"]
     figures["targets"] = {
-        "loop jitter p99 <= 1.5x bare loop p99 (idle)": (j["p99_ratio"], j["p99_ratio"] <= TARGETS["jitter_p99_ratio"]),
-        "no missed tick unloaded" + (" (10 min)" if long else f" (over {seconds:g} s; --long for 10 min)"):
-            (j["control_us"]["missed"], j["control_us"]["missed"] == 0),
-        "e-stop edge -> motor 0 p99 < 1 ms on gpio-mock (us)":
-            (figures["estop_gpio_mock"]["estop_to_pwm0_us"]["p99"],
-             figures["estop_gpio_mock"]["estop_to_pwm0_us"]["p99"] < TARGETS["estop_gpio_mock_p99_us"]),
-        "simulator >= 500x real time": (figures["simulator"]["realtime_factor"],
-                                        figures["simulator"]["realtime_factor"] >= TARGETS["realtime_factor"]),
-        "emergency return <= 1.02x ideal": (figures["emergency_return"]["ratio"],
-                                            figures["emergency_return"]["ratio"] <= TARGETS["emergency_ratio"]),
-        "invtable run CPU < 2 % of a core": (figures["run"]["loop_cpu_percent_estimate"],
-                                             figures["run"]["loop_cpu_percent_estimate"] < TARGETS["run_cpu_percent"]),
-        "invtable run RSS < 60 MB": (figures["run"]["peak_rss_mb"], figures["run"]["peak_rss_mb"] < TARGETS["run_rss_mb"]),
-        "invtable run ready < 1.5 s": (figures["run"]["ready_s"], figures["run"]["ready_s"] < TARGETS["run_ready_s"]),
+        "loop jitter p99 <= 1.5x bare loop p99 (idle)": (
+            j["p99_ratio"],
+            j["p99_ratio"] <= TARGETS["jitter_p99_ratio"],
+        ),
+        "no missed tick unloaded"
+        + (" (10 min)" if long else f" (over {seconds:g} s; --long for 10 min)"): (
+            j["control_us"]["missed"],
+            j["control_us"]["missed"] == 0,
+        ),
+        "e-stop edge -> motor 0 p99 < 1 ms on gpio-mock (us)": (
+            figures["estop_gpio_mock"]["estop_to_pwm0_us"]["p99"],
+            figures["estop_gpio_mock"]["estop_to_pwm0_us"]["p99"]
+            < TARGETS["estop_gpio_mock_p99_us"],
+        ),
+        "simulator >= 500x real time": (
+            figures["simulator"]["realtime_factor"],
+            figures["simulator"]["realtime_factor"] >= TARGETS["realtime_factor"],
+        ),
+        "emergency return <= 1.02x ideal": (
+            figures["emergency_return"]["ratio"],
+            figures["emergency_return"]["ratio"] <= TARGETS["emergency_ratio"],
+        ),
+        "invtable run CPU < 2 % of a core": (
+            figures["run"]["loop_cpu_percent_estimate"],
+            figures["run"]["loop_cpu_percent_estimate"] < TARGETS["run_cpu_percent"],
+        ),
+        "invtable run RSS < 60 MB": (
+            figures["run"]["peak_rss_mb"],
+            figures["run"]["peak_rss_mb"] < TARGETS["run_rss_mb"],
+        ),
+        "invtable run ready < 1.5 s": (
+            figures["run"]["ready_s"],
+            figures["run"]["ready_s"] < TARGETS["run_ready_s"],
+        ),
     }
     return figures
 
@@ -457,6 +583,7 @@ def measure(quick: bool = False, long: bool = False) -> dict[str, Any]:
 def print_table(f: dict[str, Any], stream: Any = None) -> None:
     from rich.console import Console
     from rich.table import Table
+
     console = Console(file=stream or sys.stdout)
     console.print(f"[bold]invtable bench[/bold] on {f['machine']}")
     t = Table(title="figures and their floors")
@@ -465,34 +592,67 @@ def print_table(f: dict[str, Any], stream: Any = None) -> None:
     for load in ("idle", "loaded"):
         j = f["jitter"][load]
         c, b = j["control_us"], j["bare_us"]
-        t.add_row(f"100 Hz control loop lateness, other core {load} (us)",
-                  f"p50 {c['p50']}  p99 {c['p99']}  max {c['max']}  missed {c['missed']}",
-                  f"bare loop: p50 {b['p50']}  p99 {b['p99']}  max {b['max']}")
+        t.add_row(
+            f"100 Hz control loop lateness, other core {load} (us)",
+            f"p50 {c['p50']}  p99 {c['p99']}  max {c['max']}  missed {c['missed']}",
+            f"bare loop: p50 {b['p50']}  p99 {b['p99']}  max {b['max']}",
+        )
     for name, r in f["loop_timing_methods"].items():
-        t.add_row(f"bare loop waiting by {name} (us)", f"p99 {r['p99']}  max {r['max']}", f"CPU {r['cpu_percent']} %")
+        t.add_row(
+            f"bare loop waiting by {name} (us)",
+            f"p99 {r['p99']}  max {r['max']}",
+            f"CPU {r['cpu_percent']} %",
+        )
     e = f["estop_gpio_mock"]
-    t.add_row("e-stop edge -> PWM 0, gpio-mock (us)", f"p50 {e['estop_to_pwm0_us']['p50']}  p99 {e['estop_to_pwm0_us']['p99']}",
-              f"gpiozero mock callback: p50 {e['gpiozero_callback_floor_us']['p50']}  p99 {e['gpiozero_callback_floor_us']['p99']}")
+    t.add_row(
+        "e-stop edge -> PWM 0, gpio-mock (us)",
+        f"p50 {e['estop_to_pwm0_us']['p50']}  p99 {e['estop_to_pwm0_us']['p99']}",
+        f"gpiozero mock callback: p50 {e['gpiozero_callback_floor_us']['p50']}  p99 {e['gpiozero_callback_floor_us']['p99']}",
+    )
     s = f["estop_sim_us"]
-    t.add_row("e-stop edge -> command 0, sim, real time (us)", f"p50 {s['p50']}  p99 {s['p99']}", "the next 10 ms tick")
+    t.add_row(
+        "e-stop edge -> command 0, sim, real time (us)",
+        f"p50 {s['p50']}  p99 {s['p99']}",
+        "the next 10 ms tick",
+    )
     sr = f["serial"]
-    t.add_row("serial SET_OUTPUTS -> ACK over a pty (us)", f"p50 {sr['round_trip_us']['p50']}  p99 {sr['round_trip_us']['p99']}",
-              f"codec: {sr['codec_frames_per_s']} frames/s")
+    t.add_row(
+        "serial SET_OUTPUTS -> ACK over a pty (us)",
+        f"p50 {sr['round_trip_us']['p50']}  p99 {sr['round_trip_us']['p99']}",
+        f"codec: {sr['codec_frames_per_s']} frames/s",
+    )
     sim = f["simulator"]
-    t.add_row("600 s session with trace, simulated", f"{sim['wall_seconds_best']} s: {sim['realtime_factor']}x real time",
-              f"controller + HAL {sim['tick_cost_us_without_physics']} us per tick")
+    t.add_row(
+        "600 s session with trace, simulated",
+        f"{sim['wall_seconds_best']} s: {sim['realtime_factor']}x real time",
+        f"controller + HAL {sim['tick_cost_us_without_physics']} us per tick",
+    )
     st = f["simulator_timed"]
-    t.add_row("the same under [timing] (jitter 3 ms, lag 3, stalls)", f"{st['wall_seconds']} s: "
-              f"{st['realtime_factor']}x real time", f"{st['late_ticks']} late ticks, faults: {len(st['faults'])}")
+    t.add_row(
+        "the same under [timing] (jitter 3 ms, lag 3, stalls)",
+        f"{st['wall_seconds']} s: {st['realtime_factor']}x real time",
+        f"{st['late_ticks']} late ticks, faults: {len(st['faults'])}",
+    )
     sc = f["service_cadence"]
-    t.add_row(f"service loop, real clock, {sc['seconds']:g} s", f"{sc['pings']} watchdog pings "
-              f"(max gap {sc['max_ping_gap_ms']} ms)", f"expected {sc['pings_expected']}; {sc['late_ticks']} late "
-              f"ticks, max {sc['max_late_ms']} ms late")
+    t.add_row(
+        f"service loop, real clock, {sc['seconds']:g} s",
+        f"{sc['pings']} watchdog pings (max gap {sc['max_ping_gap_ms']} ms)",
+        f"expected {sc['pings_expected']}; {sc['late_ticks']} late "
+        f"ticks, max {sc['max_late_ms']} ms late",
+    )
     er = f["emergency_return"]
-    t.add_row("emergency return from 60 deg", f"{er['seconds']} s: {er['ratio']}x", f"ideal trapezoid {er['ideal_seconds']} s")
+    t.add_row(
+        "emergency return from 60 deg",
+        f"{er['seconds']} s: {er['ratio']}x",
+        f"ideal trapezoid {er['ideal_seconds']} s",
+    )
     r = f["run"]
-    t.add_row("invtable run (sim, headless)", f"ready {r['ready_s']} s, loop CPU {r['loop_cpu_percent_estimate']} %, "
-              f"RSS {r['peak_rss_mb']} MB", f"whole process CPU {r['cpu_percent_of_a_core']} %")
+    t.add_row(
+        "invtable run (sim, headless)",
+        f"ready {r['ready_s']} s, loop CPU {r['loop_cpu_percent_estimate']} %, "
+        f"RSS {r['peak_rss_mb']} MB",
+        f"whole process CPU {r['cpu_percent_of_a_core']} %",
+    )
     console.print(t)
     tg = Table(title="targets")
     tg.add_column("target")
@@ -505,13 +665,27 @@ def print_table(f: dict[str, Any], stream: Any = None) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     import argparse
-    p = argparse.ArgumentParser(prog="invtable bench", description="measure the performance figures")
+
+    p = argparse.ArgumentParser(
+        prog="invtable bench", description="measure the performance figures"
+    )
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
-    p.add_argument("--quick", action="store_true", help="short runs (a smoke test, not figures to publish)")
-    p.add_argument("--long", action="store_true", help="10 minutes of loop timing (the 'no missed tick' target)")
+    p.add_argument(
+        "--quick", action="store_true", help="short runs (a smoke test, not figures to publish)"
+    )
+    p.add_argument(
+        "--long",
+        action="store_true",
+        help="10 minutes of loop timing (the 'no missed tick' target)",
+    )
     args = p.parse_args(argv)
-    print("invtable bench: measuring (about " + ("20 s" if args.quick else "12 min" if args.long else "2 min") + ") ...",
-          file=sys.stderr, flush=True)
+    print(
+        "invtable bench: measuring (about "
+        + ("20 s" if args.quick else "12 min" if args.long else "2 min")
+        + ") ...",
+        file=sys.stderr,
+        flush=True,
+    )
     figures = measure(quick=args.quick, long=args.long)
     if args.json:
         print(json.dumps(figures, indent=2))

@@ -3,6 +3,7 @@
 ``docs/state-machine.md`` embeds this output; a test fails when the two differ, so the
 diagram can never drift from the code. transitions' mermaid engine needs no graphviz.
 """
+
 from __future__ import annotations
 
 from transitions.extensions import GraphMachine
@@ -25,14 +26,24 @@ class _Model:
 
 
 def mermaid() -> str:
-    machine = GraphMachine(model=_Model(), states=[s for s, _ in STATES], transitions=TRANSITIONS,
-                           initial="boot", auto_transitions=False, queued=True,
-                           graph_engine="mermaid", title="Inversion table controller",
-                           show_conditions=True)
+    machine = GraphMachine(
+        model=_Model(),
+        states=[s for s, _ in STATES],
+        transitions=TRANSITIONS,
+        initial="boot",
+        auto_transitions=False,
+        queued=True,
+        graph_engine="mermaid",
+        title="Inversion table controller",
+        show_conditions=True,
+    )
     text = machine.get_graph().draw(None)
     # Drop styling (it marks the "current" state, meaningless in a document).
-    lines = [ln.rstrip() for ln in text.splitlines()
-             if not ln.strip().startswith(("classDef ", "Class ", "class "))]
+    lines = [
+        ln.rstrip()
+        for ln in text.splitlines()
+        if not ln.strip().startswith(("classDef ", "Class ", "class "))
+    ]
     return "\n".join(ln for ln in lines if ln.strip() or False) + "\n"
 
 

@@ -13,6 +13,7 @@ store is a ``StoreError`` naming the file and the reason, never a traceback.
 An append-only JSON-lines audit log beside the database records every transition, fault
 and profile change (with the fields changed, before and after).
 """
+
 from __future__ import annotations
 
 import json
@@ -44,30 +45,60 @@ SCREENING = {
 }
 # `invtable user screen`: one plain-language question per contraindication, with why it matters.
 QUESTIONS: dict[str, tuple[str, str]] = {
-    "high_blood_pressure": ("Do you have high blood pressure (over 140/90), treated or not?",
-                            "Head-down raises the pressure in the head and eyes."),
-    "heart_disease": ("Do you have any heart or circulatory disease?",
-                      "Inversion changes how hard the heart works and where the blood pools."),
-    "eye_condition": ("Do you have glaucoma or any other eye condition?",
-                      "Pressure inside the eye rises when the head is below the heart."),
-    "retinal_detachment": ("Have you ever had a detached retina?",
-                           "Raised eye pressure can make a detachment worse."),
-    "osteoporosis": ("Have you been told you have osteoporosis (weak or brittle bones)?",
-                     "The ankles and hips carry your whole weight while inverted."),
-    "recent_fracture_or_surgery": ("Have you had a broken bone or an operation in the last six months?",
-                                   "Healing bones and wounds should not carry that load yet."),
-    "implants": ("Do you have a surgical implant (pins, screws, an artificial joint, a pacemaker)?",
-                 "Implants may not be rated for the pull of inversion."),
+    "high_blood_pressure": (
+        "Do you have high blood pressure (over 140/90), treated or not?",
+        "Head-down raises the pressure in the head and eyes.",
+    ),
+    "heart_disease": (
+        "Do you have any heart or circulatory disease?",
+        "Inversion changes how hard the heart works and where the blood pools.",
+    ),
+    "eye_condition": (
+        "Do you have glaucoma or any other eye condition?",
+        "Pressure inside the eye rises when the head is below the heart.",
+    ),
+    "retinal_detachment": (
+        "Have you ever had a detached retina?",
+        "Raised eye pressure can make a detachment worse.",
+    ),
+    "osteoporosis": (
+        "Have you been told you have osteoporosis (weak or brittle bones)?",
+        "The ankles and hips carry your whole weight while inverted.",
+    ),
+    "recent_fracture_or_surgery": (
+        "Have you had a broken bone or an operation in the last six months?",
+        "Healing bones and wounds should not carry that load yet.",
+    ),
+    "implants": (
+        "Do you have a surgical implant (pins, screws, an artificial joint, a pacemaker)?",
+        "Implants may not be rated for the pull of inversion.",
+    ),
     "hernia": ("Do you have a hernia?", "Head-down raises the pressure in the abdomen."),
     "pregnancy": ("Are you, or could you be, pregnant?", "Inversion is not safe for a pregnancy."),
-    "anticoagulants": ("Do you take blood thinners (anticoagulants such as warfarin)?",
-                       "Raised pressure in the head makes bleeding more likely."),
-    "middle_ear_infection": ("Do you have a middle-ear infection now?",
-                             "It upsets balance, and head-down makes it worse."),
+    "anticoagulants": (
+        "Do you take blood thinners (anticoagulants such as warfarin)?",
+        "Raised pressure in the head makes bleeding more likely.",
+    ),
+    "middle_ear_infection": (
+        "Do you have a middle-ear infection now?",
+        "It upsets balance, and head-down makes it worse.",
+    ),
 }
 STAGES = ("beginner", "established")
-OUTCOMES = ("completed", "user_stop", "time_limit", "emergency", "estop", "fault", "power_loss", "interrupted")
-SOURCES = ("real", "sim")  # where a session ran; "unknown" for rows from before sources were recorded
+OUTCOMES = (
+    "completed",
+    "user_stop",
+    "time_limit",
+    "emergency",
+    "estop",
+    "fault",
+    "power_loss",
+    "interrupted",
+)
+SOURCES = (
+    "real",
+    "sim",
+)  # where a session ran; "unknown" for rows from before sources were recorded
 HEIGHT_CM = (147.0, 198.0)
 WEIGHT_KG = (40.0, 136.0)
 DB_NAME = "invtable.db"
@@ -88,9 +119,15 @@ CREATE TABLE IF NOT EXISTS sessions (
     user_id TEXT, source TEXT NOT NULL DEFAULT 'real', progress_at REAL);
 """
 # Columns added since the first release: (table, column, declaration) for existing databases.
-MIGRATIONS = (("users", "uid", "TEXT"), ("users", "cleared_answers", "TEXT"), ("users", "screened_at", "REAL"),
-              ("users", "screening_answers", "TEXT"), ("sessions", "user_id", "TEXT"),
-              ("sessions", "source", "TEXT NOT NULL DEFAULT 'unknown'"), ("sessions", "progress_at", "REAL"))
+MIGRATIONS = (
+    ("users", "uid", "TEXT"),
+    ("users", "cleared_answers", "TEXT"),
+    ("users", "screened_at", "REAL"),
+    ("users", "screening_answers", "TEXT"),
+    ("sessions", "user_id", "TEXT"),
+    ("sessions", "source", "TEXT NOT NULL DEFAULT 'unknown'"),
+    ("sessions", "progress_at", "REAL"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +145,9 @@ class User:
     uid: str = ""
     cleared_answers: tuple[str, ...] = ()  # the "yes" answers the clearance covers
     screened_at: float | None = None
-    screening_answers: dict[str, Any] = field(default_factory=dict)  # key -> {"yes": bool, "at": wall time}
+    screening_answers: dict[str, Any] = field(
+        default_factory=dict
+    )  # key -> {"yes": bool, "at": wall time}
 
     @property
     def uncleared(self) -> tuple[str, ...]:
@@ -122,13 +161,23 @@ class User:
         return bool(self.uncleared)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "id": self.uid, "height_cm": self.height_cm, "weight_kg": self.weight_kg,
-                "stage": self.stage, "max_angle_deg": self.max_angle_deg, "max_session_s": self.max_session_s,
-                "screening_yes": list(self.screening_yes), "screened_at": self.screened_at,
-                "screening_answers": self.screening_answers,
-                "cleared_by": self.cleared_by, "cleared_at": self.cleared_at,
-                "cleared_answers": list(self.cleared_answers), "locked_out": self.locked_out,
-                "created_at": self.created_at}
+        return {
+            "name": self.name,
+            "id": self.uid,
+            "height_cm": self.height_cm,
+            "weight_kg": self.weight_kg,
+            "stage": self.stage,
+            "max_angle_deg": self.max_angle_deg,
+            "max_session_s": self.max_session_s,
+            "screening_yes": list(self.screening_yes),
+            "screened_at": self.screened_at,
+            "screening_answers": self.screening_answers,
+            "cleared_by": self.cleared_by,
+            "cleared_at": self.cleared_at,
+            "cleared_answers": list(self.cleared_answers),
+            "locked_out": self.locked_out,
+            "created_at": self.created_at,
+        }
 
 
 NAME_MAX = 64
@@ -145,7 +194,11 @@ def name_problem(name: str) -> str | None:
         return "must not start or end with a space"
     bad = sorted({c for c in name if not c.isprintable()})
     if bad:
-        return "must be printable characters only (found " + ", ".join(f"U+{ord(c):04X}" for c in bad) + ")"
+        return (
+            "must be printable characters only (found "
+            + ", ".join(f"U+{ord(c):04X}" for c in bad)
+            + ")"
+        )
     return None
 
 
@@ -218,7 +271,9 @@ class Store:
         except sqlite3.OperationalError:
             if os.access(self.dir, os.W_OK):
                 raise
-        db = sqlite3.connect(f"{uri}?mode=ro&immutable=1", uri=True, timeout=5.0, isolation_level=None)
+        db = sqlite3.connect(
+            f"{uri}?mode=ro&immutable=1", uri=True, timeout=5.0, isolation_level=None
+        )
         db.execute("SELECT count(*) FROM sqlite_master").fetchone()
         return db
 
@@ -234,7 +289,9 @@ class Store:
 
     @staticmethod
     def _missing_columns(db: sqlite3.Connection) -> list[tuple[str, str, str]]:
-        have = {t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in ("users", "sessions")}
+        have = {
+            t: {r[1] for r in db.execute(f"PRAGMA table_info({t})")} for t in ("users", "sessions")
+        }
         return [m for m in MIGRATIONS if have[m[0]] and m[1] not in have[m[0]]]
 
     @classmethod
@@ -247,7 +304,10 @@ class Store:
         a person gets an id, old sessions the id of the profile that now has their name,
         an old clearance covers the answers it was given over, old sessions' source is unknown."""
         missing = self._missing_columns(db)
-        if not missing and db.execute("SELECT 1 FROM users WHERE uid IS NULL LIMIT 1").fetchone() is None:
+        if (
+            not missing
+            and db.execute("SELECT 1 FROM users WHERE uid IS NULL LIMIT 1").fetchone() is None
+        ):
             return
         with db:
             for table, column, decl in missing:
@@ -257,10 +317,14 @@ class Store:
                     if "duplicate column" not in str(exc):
                         raise
             db.execute("UPDATE users SET uid = lower(hex(randomblob(16))) WHERE uid IS NULL")
-            db.execute("UPDATE users SET cleared_answers = screening_yes WHERE cleared_by IS NOT NULL "
-                       "AND cleared_answers IS NULL")
-            db.execute("UPDATE sessions SET user_id = (SELECT uid FROM users WHERE users.name = sessions.user) "
-                       "WHERE user_id IS NULL")
+            db.execute(
+                "UPDATE users SET cleared_answers = screening_yes WHERE cleared_by IS NOT NULL "
+                "AND cleared_answers IS NULL"
+            )
+            db.execute(
+                "UPDATE sessions SET user_id = (SELECT uid FROM users WHERE users.name = sessions.user) "
+                "WHERE user_id IS NULL"
+            )
 
     def close(self) -> None:
         try:
@@ -280,11 +344,16 @@ class Store:
         last heard of, and charged their last recorded motor time plus one progress interval.
         Only the holder of the table lock may call this (a reader would mark a live session)."""
         with self._guard():
-            ids = [r["id"] for r in self.db.execute("SELECT id FROM sessions WHERE outcome IS NULL")]
+            ids = [
+                r["id"] for r in self.db.execute("SELECT id FROM sessions WHERE outcome IS NULL")
+            ]
         if ids:
-            self._write("UPDATE sessions SET outcome='interrupted', "
-                        "ended_at=COALESCE(ended_at, progress_at, started_at), "
-                        "motor_on_s=COALESCE(motor_on_s, 0) + ? WHERE outcome IS NULL", (PROGRESS_EVERY_S,))
+            self._write(
+                "UPDATE sessions SET outcome='interrupted', "
+                "ended_at=COALESCE(ended_at, progress_at, started_at), "
+                "motor_on_s=COALESCE(motor_on_s, 0) + ? WHERE outcome IS NULL",
+                (PROGRESS_EVERY_S,),
+            )
             for i in ids:
                 self.audit({"event": "session_interrupted", "session": i})
         self.interrupted = ids
@@ -292,7 +361,9 @@ class Store:
 
     # ---------------------------------------------------------------- audit
     def audit(self, record: dict[str, Any]) -> None:
-        line = json.dumps({"wall_time": round(wall_time(), 3), **record}, separators=(",", ":")) + "\n"
+        line = (
+            json.dumps({"wall_time": round(wall_time(), 3), **record}, separators=(",", ":")) + "\n"
+        )
         with self._guard(self.audit_path):
             append_line(self.audit_path, line)
 
@@ -300,18 +371,36 @@ class Store:
     def add_user(self, user: User) -> User:
         """Store a new person under a fresh id (a name once used by someone else starts afresh)."""
         from dataclasses import replace
+
         user = replace(user, uid=user.uid or uuid.uuid4().hex)
-        self._write("INSERT INTO users (name, height_cm, weight_kg, stage, max_angle_deg, max_session_s, "
-                    "screening_yes, cleared_by, cleared_at, created_at, uid, cleared_answers, screened_at, "
-                    "screening_answers) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self._row(user, with_name=True))
-        self.audit({"event": "user_added", "user": user.name, "id": user.uid, "profile": user.as_dict()})
+        self._write(
+            "INSERT INTO users (name, height_cm, weight_kg, stage, max_angle_deg, max_session_s, "
+            "screening_yes, cleared_by, cleared_at, created_at, uid, cleared_answers, screened_at, "
+            "screening_answers) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            self._row(user, with_name=True),
+        )
+        self.audit(
+            {"event": "user_added", "user": user.name, "id": user.uid, "profile": user.as_dict()}
+        )
         return user
 
     @staticmethod
     def _row(user: User, *, with_name: bool) -> tuple:
-        values = (user.height_cm, user.weight_kg, user.stage, user.max_angle_deg, user.max_session_s,
-                  ",".join(user.screening_yes), user.cleared_by, user.cleared_at, user.created_at, user.uid,
-                  ",".join(user.cleared_answers), user.screened_at, json.dumps(user.screening_answers))
+        values = (
+            user.height_cm,
+            user.weight_kg,
+            user.stage,
+            user.max_angle_deg,
+            user.max_session_s,
+            ",".join(user.screening_yes),
+            user.cleared_by,
+            user.cleared_at,
+            user.created_at,
+            user.uid,
+            ",".join(user.cleared_answers),
+            user.screened_at,
+            json.dumps(user.screening_answers),
+        )
         return ((user.name,) + values) if with_name else values
 
     def get_user(self, name: str) -> User | None:
@@ -319,10 +408,22 @@ class Store:
             r = self.db.execute("SELECT * FROM users WHERE name=?", (name,)).fetchone()
         if r is None:
             return None
-        return User(r["name"], r["height_cm"], r["weight_kg"], r["stage"], r["max_angle_deg"], r["max_session_s"],
-                    tuple(x for x in r["screening_yes"].split(",") if x), r["cleared_by"], r["cleared_at"],
-                    r["created_at"], r["uid"] or "", tuple(x for x in (r["cleared_answers"] or "").split(",") if x),
-                    r["screened_at"], json.loads(r["screening_answers"] or "{}"))
+        return User(
+            r["name"],
+            r["height_cm"],
+            r["weight_kg"],
+            r["stage"],
+            r["max_angle_deg"],
+            r["max_session_s"],
+            tuple(x for x in r["screening_yes"].split(",") if x),
+            r["cleared_by"],
+            r["cleared_at"],
+            r["created_at"],
+            r["uid"] or "",
+            tuple(x for x in (r["cleared_answers"] or "").split(",") if x),
+            r["screened_at"],
+            json.loads(r["screening_answers"] or "{}"),
+        )
 
     def users(self) -> list[User]:
         with self._guard():
@@ -331,9 +432,12 @@ class Store:
 
     def update_user(self, before: User, after: User, why: str = "user_edited") -> None:
         """Save a profile change; the audit names every field changed, before and after."""
-        self._write("UPDATE users SET height_cm=?, weight_kg=?, stage=?, max_angle_deg=?, max_session_s=?, "
-                    "screening_yes=?, cleared_by=?, cleared_at=?, created_at=?, uid=?, cleared_answers=?, "
-                    "screened_at=?, screening_answers=? WHERE uid=?", self._row(after, with_name=False) + (before.uid,))
+        self._write(
+            "UPDATE users SET height_cm=?, weight_kg=?, stage=?, max_angle_deg=?, max_session_s=?, "
+            "screening_yes=?, cleared_by=?, cleared_at=?, created_at=?, uid=?, cleared_answers=?, "
+            "screened_at=?, screening_answers=? WHERE uid=?",
+            self._row(after, with_name=False) + (before.uid,),
+        )
         old, new = before.as_dict(), after.as_dict()
         changes = {k: {"before": old[k], "after": new[k]} for k in new if old.get(k) != new[k]}
         self.audit({"event": why, "user": after.name, "id": after.uid, "changes": changes})
@@ -343,28 +447,76 @@ class Store:
         self.audit({"event": "user_removed", "user": user.name, "id": user.uid})
 
     # ---------------------------------------------------------------- sessions
-    def begin_session(self, user: User, program: str, clipped: list[str], source: str = "real") -> int:
+    def begin_session(
+        self, user: User, program: str, clipped: list[str], source: str = "real"
+    ) -> int:
         now = wall_time()
-        cur = self._write("INSERT INTO sessions (user, user_id, program, started_at, progress_at, clipped, state, "
-                          "events, source, motor_on_s) VALUES (?,?,?,?,?,?,?,?,?,0)",
-                          (user.name, user.uid, program, now, now, json.dumps(clipped), "boot", "[]", source))
+        cur = self._write(
+            "INSERT INTO sessions (user, user_id, program, started_at, progress_at, clipped, state, "
+            "events, source, motor_on_s) VALUES (?,?,?,?,?,?,?,?,?,0)",
+            (user.name, user.uid, program, now, now, json.dumps(clipped), "boot", "[]", source),
+        )
         sid = int(cur.lastrowid)
-        self.audit({"event": "session_started", "session": sid, "user": user.name, "id": user.uid,
-                    "program": program, "source": source, "clipped": clipped})
+        self.audit(
+            {
+                "event": "session_started",
+                "session": sid,
+                "user": user.name,
+                "id": user.uid,
+                "program": program,
+                "source": source,
+                "clipped": clipped,
+            }
+        )
         return sid
 
-    def progress(self, sid: int, state: str, peak_deg: float, past_horizontal_s: float, events: list[dict],
-                 motor_on_s: float = 0.0) -> None:
-        self._write("UPDATE sessions SET state=?, peak_deg=?, past_horizontal_s=?, events=?, motor_on_s=?, "
-                    "progress_at=? WHERE id=?",
-                    (state, peak_deg, past_horizontal_s, json.dumps(events), motor_on_s, wall_time(), sid))
+    def progress(
+        self,
+        sid: int,
+        state: str,
+        peak_deg: float,
+        past_horizontal_s: float,
+        events: list[dict],
+        motor_on_s: float = 0.0,
+    ) -> None:
+        self._write(
+            "UPDATE sessions SET state=?, peak_deg=?, past_horizontal_s=?, events=?, motor_on_s=?, "
+            "progress_at=? WHERE id=?",
+            (state, peak_deg, past_horizontal_s, json.dumps(events), motor_on_s, wall_time(), sid),
+        )
 
-    def end_session(self, sid: int, outcome: str, peak_deg: float, past_horizontal_s: float, hold_s: float,
-                    motor_on_s: float, events: list[dict]) -> None:
-        self._write("UPDATE sessions SET ended_at=?, outcome=?, peak_deg=?, past_horizontal_s=?, hold_s=?, "
-                    "motor_on_s=?, events=? WHERE id=?",
-                    (wall_time(), outcome, peak_deg, past_horizontal_s, hold_s, motor_on_s, json.dumps(events), sid))
-        self.audit({"event": "session_ended", "session": sid, "outcome": outcome, "peak_deg": round(peak_deg, 2)})
+    def end_session(
+        self,
+        sid: int,
+        outcome: str,
+        peak_deg: float,
+        past_horizontal_s: float,
+        hold_s: float,
+        motor_on_s: float,
+        events: list[dict],
+    ) -> None:
+        self._write(
+            "UPDATE sessions SET ended_at=?, outcome=?, peak_deg=?, past_horizontal_s=?, hold_s=?, "
+            "motor_on_s=?, events=? WHERE id=?",
+            (
+                wall_time(),
+                outcome,
+                peak_deg,
+                past_horizontal_s,
+                hold_s,
+                motor_on_s,
+                json.dumps(events),
+                sid,
+            ),
+        )
+        self.audit(
+            {
+                "event": "session_ended",
+                "session": sid,
+                "outcome": outcome,
+                "peak_deg": round(peak_deg, 2),
+            }
+        )
 
     def sessions(self, user: str | None = None) -> list[dict[str, Any]]:
         q = "SELECT * FROM sessions" + (" WHERE user=?" if user else "") + " ORDER BY id"
@@ -386,23 +538,30 @@ class Store:
         sessions (and old ones of unknown source) are not progress on the real table."""
         src = self._sources(count_sim, unknown=False)
         with self._guard():
-            r = self.db.execute(f"SELECT MAX(peak_deg) AS p, MAX(hold_s) AS h FROM sessions WHERE user_id=? AND "
-                                f"outcome='completed' AND source IN ({','.join('?' * len(src))})",
-                                (user.uid, *src)).fetchone()
+            r = self.db.execute(
+                f"SELECT MAX(peak_deg) AS p, MAX(hold_s) AS h FROM sessions WHERE user_id=? AND "
+                f"outcome='completed' AND source IN ({','.join('?' * len(src))})",
+                (user.uid, *src),
+            ).fetchone()
         return r["p"], r["h"]
 
     def first_session_at(self, user: User, *, count_sim: bool = False) -> float | None:
         src = self._sources(count_sim, unknown=False)
         with self._guard():
-            return self.db.execute(f"SELECT MIN(started_at) AS t FROM sessions WHERE user_id=? AND "
-                                   f"source IN ({','.join('?' * len(src))})", (user.uid, *src)).fetchone()["t"]
+            return self.db.execute(
+                f"SELECT MIN(started_at) AS t FROM sessions WHERE user_id=? AND "
+                f"source IN ({','.join('?' * len(src))})",
+                (user.uid, *src),
+            ).fetchone()["t"]
 
     def motor_on_since(self, t: float, *, count_sim: bool = False) -> float:
         """Motor-on seconds of the table's sessions since ``t`` (old sessions of unknown
         source count: the budget errs on the actuator's side)."""
         src = self._sources(count_sim, unknown=True)
         with self._guard():
-            r = self.db.execute(f"SELECT SUM(motor_on_s) AS s FROM sessions WHERE COALESCE(ended_at, started_at) >= ? "
-                                f"AND source IN ({','.join('?' * len(src))})", (t, *src)).fetchone()
+            r = self.db.execute(
+                f"SELECT SUM(motor_on_s) AS s FROM sessions WHERE COALESCE(ended_at, started_at) >= ? "
+                f"AND source IN ({','.join('?' * len(src))})",
+                (t, *src),
+            ).fetchone()
         return float(r["s"] or 0.0)
-

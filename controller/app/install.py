@@ -6,6 +6,7 @@ With ``--root DIR`` it writes under DIR and changes nothing else (for packaging 
 tests); on the real root it also creates the ``invtable`` system user in the ``gpio`` and
 ``spi`` groups and enables the unit.
 """
+
 from __future__ import annotations
 
 import os
@@ -34,7 +35,7 @@ NotifyAccess=main
 ExecStart={executable} run --config /{CONFIG_PATH}
 User={USER}
 Group={USER}
-SupplementaryGroups={' '.join(GROUPS)}
+SupplementaryGroups={" ".join(GROUPS)}
 # The loop tells systemd it is alive; silence for this long means hung: kill and restart
 # (the hardware dead-man has stopped the motor within 100 ms already).
 WatchdogSec={WATCHDOG_S}s
@@ -57,8 +58,11 @@ WantedBy=multi-user.target
 def install(root: Path, executable: str, out=sys.stdout) -> int:  # noqa: ANN001
     real = root.resolve() == Path("/")
     if real and os.geteuid() != 0:
-        print("invtable: error: install-service: needs root (run it with sudo), or use --root DIR "
-              "to write the files elsewhere", file=sys.stderr)
+        print(
+            "invtable: error: install-service: needs root (run it with sudo), or use --root DIR "
+            "to write the files elsewhere",
+            file=sys.stderr,
+        )
         return 2
     unit = root / UNIT_PATH
     unit.parent.mkdir(parents=True, exist_ok=True)
@@ -69,11 +73,27 @@ def install(root: Path, executable: str, out=sys.stdout) -> int:  # noqa: ANN001
         print(f"kept {config} (already there; never replaced)", file=out)
     else:
         config.parent.mkdir(parents=True, exist_ok=True)
-        config.write_text(resources.files("controller.app").joinpath("default_config.toml").read_text())
-        print(f"wrote {config} (edit it, then: invtable config check {'/' + str(CONFIG_PATH)})", file=out)
-    steps = [["useradd", "--system", "--no-create-home", "--shell", "/usr/sbin/nologin",
-              "--groups", ",".join(GROUPS), USER],
-             ["systemctl", "daemon-reload"], ["systemctl", "enable", "invtable.service"]]
+        config.write_text(
+            resources.files("controller.app").joinpath("default_config.toml").read_text()
+        )
+        print(
+            f"wrote {config} (edit it, then: invtable config check {'/' + str(CONFIG_PATH)})",
+            file=out,
+        )
+    steps = [
+        [
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            "--groups",
+            ",".join(GROUPS),
+            USER,
+        ],
+        ["systemctl", "daemon-reload"],
+        ["systemctl", "enable", "invtable.service"],
+    ]
     if not real:
         print("not the real root: skipped " + "; ".join(" ".join(s) for s in steps), file=out)
         return 0
@@ -85,8 +105,10 @@ def install(root: Path, executable: str, out=sys.stdout) -> int:  # noqa: ANN001
         if subprocess.run(step).returncode != 0:
             print(f"invtable: error: install-service: `{' '.join(step)}` failed", file=sys.stderr)
             return 1
-    print("installed. Start it with: sudo systemctl start invtable; follow it with: journalctl -fu invtable",
-          file=out)
+    print(
+        "installed. Start it with: sudo systemctl start invtable; follow it with: journalctl -fu invtable",
+        file=out,
+    )
     return 0
 
 

@@ -6,6 +6,7 @@ a released brake lets gravity move it) and the supply relay (closing it makes th
 live). Those are checked by the service's own brake test and by the bring-up steps in
 docs/hardware.md, with the table empty and the mechanical stops in place.
 """
+
 from __future__ import annotations
 
 import sys
@@ -13,18 +14,25 @@ from typing import Any, TextIO
 
 from controller.core.clock import RealTimeClock
 
-PULSABLE = {"buzzer": "the buzzer", "heartbeat": "the dead-man input (the charge pump's LED shows it)",
-            "motor_pwm": "the driver's PWM at 20 % (the relay is open: the motor cannot turn)",
-            "motor_dir": "the driver's direction line"}
-REFUSED = {"brake_release": "releasing the brake lets gravity move the table: not a bring-up pulse",
-           "motor_relay": "closing the supply relay makes the drive live: not a bring-up pulse"}
+PULSABLE = {
+    "buzzer": "the buzzer",
+    "heartbeat": "the dead-man input (the charge pump's LED shows it)",
+    "motor_pwm": "the driver's PWM at 20 % (the relay is open: the motor cannot turn)",
+    "motor_dir": "the driver's direction line",
+}
+REFUSED = {
+    "brake_release": "releasing the brake lets gravity move the table: not a bring-up pulse",
+    "motor_relay": "closing the supply relay makes the drive live: not a bring-up pulse",
+}
 
 
 def describe(hw: Any) -> dict[str, Any]:
     inp = hw.read()
     return {
         "primary_deg": None if inp.angle_primary_deg is None else round(inp.angle_primary_deg, 2),
-        "secondary_deg": None if inp.angle_secondary_deg is None else round(inp.angle_secondary_deg, 2),
+        "secondary_deg": None
+        if inp.angle_secondary_deg is None
+        else round(inp.angle_secondary_deg, 2),
         "current_a": round(inp.motor_current_a, 2),
         "estop": "PRESSED/OPEN" if inp.estop_pressed else "closed",
         "estop_channels": "DISAGREE" if inp.estop_discrepancy else "agree",
@@ -39,8 +47,12 @@ def describe(hw: Any) -> dict[str, Any]:
 def run_io(hw: Any, *, duration: float, pulse: str | None, out: TextIO = sys.stdout) -> int:
     """Sample at 10 Hz for ``duration`` s (0 = until Ctrl-C), pulsing ``pulse`` at 1 Hz."""
     hw.safe_stop()  # relay open, motor off, brake on: and it stays that way
-    device = {"buzzer": hw.buzzer, "heartbeat": hw.heartbeat, "motor_pwm": hw.pwm,
-              "motor_dir": hw.direction}.get(pulse or "")
+    device = {
+        "buzzer": hw.buzzer,
+        "heartbeat": hw.heartbeat,
+        "motor_pwm": hw.pwm,
+        "motor_dir": hw.direction,
+    }.get(pulse or "")
     interactive = out.isatty()
     clock = RealTimeClock()
     k = 0

@@ -5,6 +5,7 @@ A program is a list of steps ``[target_deg, hold_s]`` (a target may be ``"max"``
 profile's own limit) and a finish: every session ends with a gentle return that rests at
 ``rest_deg`` (near horizontal) for ``rest_s`` before upright ("come up slowly").
 """
+
 from __future__ import annotations
 
 import math
@@ -20,7 +21,7 @@ from controller.core.errors import InputError, Problem
 class Program:
     name: str
     description: str
-    steps: tuple[tuple[float | str, float], ...]   # (target_deg or "max", hold_s)
+    steps: tuple[tuple[float | str, float], ...]  # (target_deg or "max", hold_s)
     rest_deg: float
     rest_s: float
     source: str
@@ -52,7 +53,7 @@ def parse_program(data: dict, source: str) -> Program:
     steps: list[tuple[float | str, float]] = []
     raw = body.get("steps")
     if not isinstance(raw, list) or not 1 <= len(raw) <= 50:
-        bad("program.steps", "must be a list of 1 .. 50 [target_deg or \"max\", hold_s] pairs")
+        bad("program.steps", 'must be a list of 1 .. 50 [target_deg or "max", hold_s] pairs')
     else:
         for i, step in enumerate(raw):
             ok = isinstance(step, list) and len(step) == 2
@@ -60,12 +61,17 @@ def parse_program(data: dict, source: str) -> Program:
             ok = ok and (target == "max" or (_num(target) and -90.0 <= target <= 90.0))
             ok = ok and _num(hold) and 0.0 <= hold <= 600.0
             if not ok:
-                bad(f"program.steps[{i}]", f"must be [target_deg in -90 .. 90 or \"max\", hold_s in 0 .. 600], got {step!r}")
+                bad(
+                    f"program.steps[{i}]",
+                    f'must be [target_deg in -90 .. 90 or "max", hold_s in 0 .. 600], got {step!r}',
+                )
             else:
                 steps.append((target if target == "max" else float(target), float(hold)))
     rest_deg, rest_s = body.get("rest_deg", 0.0), body.get("rest_s", 20.0)
     if not _num(rest_deg) or not -90.0 <= rest_deg <= 30.0:
-        bad("program.rest_deg", f"must be a number in -90 .. 30 (near horizontal), got {rest_deg!r}")
+        bad(
+            "program.rest_deg", f"must be a number in -90 .. 30 (near horizontal), got {rest_deg!r}"
+        )
     if not _num(rest_s) or not 0.0 <= rest_s <= 300.0:
         bad("program.rest_s", f"must be a number in 0 .. 300, got {rest_s!r}")
     if problems:

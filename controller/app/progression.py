@@ -9,6 +9,7 @@
   horizontal.
 A program that asks for more is clipped, and every clip is reported.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -28,19 +29,41 @@ class Plan:
     clips: tuple[str, ...]
 
 
-def plan_session(steps: list[tuple[float, float]], *, profile_max_deg: float, profile_max_session_s: float,
-                 table_max_deg: float, table_max_session_s: float, best_peak_deg: float | None,
-                 best_hold_s: float | None, beginner: bool, days_since_first: float | None,
-                 locked_out: bool, overhead_s: float = 0.0) -> Plan:
+def plan_session(
+    steps: list[tuple[float, float]],
+    *,
+    profile_max_deg: float,
+    profile_max_session_s: float,
+    table_max_deg: float,
+    table_max_session_s: float,
+    best_peak_deg: float | None,
+    best_hold_s: float | None,
+    beginner: bool,
+    days_since_first: float | None,
+    locked_out: bool,
+    overhead_s: float = 0.0,
+) -> Plan:
     """``overhead_s``: the session's time outside its holds (travel and the final rest);
     holds are shortened so the whole session fits its time limit rather than being cut by it."""
     clips: list[str] = []
     cap, why = min(profile_max_deg, table_max_deg), "the profile's max angle"
-    progression = (best_peak_deg + ANGLE_STEP_DEG) if best_peak_deg is not None else FIRST_SESSION_DEG
+    progression = (
+        (best_peak_deg + ANGLE_STEP_DEG) if best_peak_deg is not None else FIRST_SESSION_DEG
+    )
     if progression < cap:
-        cap, why = progression, ("+10 deg over the best completed session" if best_peak_deg is not None
-                                 else "a first session stays at 20 deg")
-    if beginner and (days_since_first is None or days_since_first < BEGINNER_DAYS) and BEGINNER_CAP_DEG < cap:
+        cap, why = (
+            progression,
+            (
+                "+10 deg over the best completed session"
+                if best_peak_deg is not None
+                else "a first session stays at 20 deg"
+            ),
+        )
+    if (
+        beginner
+        and (days_since_first is None or days_since_first < BEGINNER_DAYS)
+        and BEGINNER_CAP_DEG < cap
+    ):
         cap, why = BEGINNER_CAP_DEG, "beginners stay at 30 deg for their first two weeks"
     if locked_out and cap > 0.0:
         cap, why = 0.0, "screening: not past horizontal until a physician's clearance is recorded"

@@ -5,6 +5,7 @@ datagram socket (an address starting with "@" is in the abstract namespace), and
 packages that wrap it either need libsystemd headers to build (systemd-python) or are
 unmaintained. Without NOTIFY_SOCKET (not under systemd) every call is a no-op.
 """
+
 from __future__ import annotations
 
 import os

@@ -11,6 +11,7 @@ last log line says what the output pins read.
 Logs are JSON lines on stdout (journald keeps them): every transition and every event
 (faults with their reason, refusals, notes), each with the controller's time.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,10 +19,10 @@ import signal
 import sys
 from typing import Any, Callable, Sequence, TextIO
 
+from controller.app.sdnotify import Notifier
 from controller.core.clock import Clock, RealTimeClock
 from controller.core.config import Config
 from controller.core.machine import Controller, EventRecord, TransitionRecord
-from controller.app.sdnotify import Notifier
 
 PERIOD_S = 0.01
 
@@ -52,10 +53,18 @@ def refuse_unrecorded(ctrl: Controller | None, recorder: Any) -> None:
         ctrl.refuse_sessions("history", reason)
 
 
-def run_service(config: Config, *, duration: float | None = None, pin_factory: Any = None,
-                log: JsonLog | None = None, make_hardware: Callable[[], Any] | None = None,
-                program: Sequence[tuple[float, float]] = (), recorder: Any = None,
-                clock: Clock | None = None, notifier: Notifier | None = None) -> int:
+def run_service(
+    config: Config,
+    *,
+    duration: float | None = None,
+    pin_factory: Any = None,
+    log: JsonLog | None = None,
+    make_hardware: Callable[[], Any] | None = None,
+    program: Sequence[tuple[float, float]] = (),
+    recorder: Any = None,
+    clock: Clock | None = None,
+    notifier: Notifier | None = None,
+) -> int:
     """Run until SIGTERM/SIGINT (or ``duration`` seconds). Exit 0 on a clean stop, 1 when
     the hardware itself failed (systemd restarts the service). ``clock`` and ``notifier``
     are injected by tests (a clock that stalls on cue, a fake notify socket): the loop's
@@ -79,9 +88,15 @@ def run_service(config: Config, *, duration: float | None = None, pin_factory: A
     try:
         hw = make_hardware()
         clock = clock or RealTimeClock()
-        ctrl = Controller(config, clock.now(), on_transition=log.transition, on_event=log.note, program=program)
-        log("start", backend=config.hardware.backend, period_s=PERIOD_S,
-            watchdog_s=notifier.watchdog_interval_s)
+        ctrl = Controller(
+            config, clock.now(), on_transition=log.transition, on_event=log.note, program=program
+        )
+        log(
+            "start",
+            backend=config.hardware.backend,
+            period_s=PERIOD_S,
+            watchdog_s=notifier.watchdog_interval_s,
+        )
         k = 0
         next_ping = 0.0
         missed = 0
@@ -108,9 +123,15 @@ def run_service(config: Config, *, duration: float | None = None, pin_factory: A
                 notifier.notify("WATCHDOG=1")
                 next_ping = now + notifier.watchdog_interval_s
             k += 1
-        log("stopping", reason=stop["signal"] or "duration", ticks=k, late_ticks=missed,
-            max_late_ms=round(max_late * 1000.0, 1), state=ctrl.state,
-            input_edges_dropped=getattr(hw, "events_dropped", 0))
+        log(
+            "stopping",
+            reason=stop["signal"] or "duration",
+            ticks=k,
+            late_ticks=missed,
+            max_late_ms=round(max_late * 1000.0, 1),
+            state=ctrl.state,
+            input_edges_dropped=getattr(hw, "events_dropped", 0),
+        )
     except Exception as exc:  # noqa: BLE001 - the hardware failed: stop safely, let systemd restart us
         log("error", message=f"{type(exc).__name__}: {exc}")
         code = 1
@@ -129,6 +150,11 @@ def run_service(config: Config, *, duration: float | None = None, pin_factory: A
             pins = getattr(hw, "pin_outputs", None)
             hw.close()
             if pins is not None:
-                log("stopped", motor_cmd=pins.motor_cmd, brake=pins.brake, motor_power=pins.motor_power)
+                log(
+                    "stopped",
+                    motor_cmd=pins.motor_cmd,
+                    brake=pins.brake,
+                    motor_power=pins.motor_power,
+                )
         notifier.close()
     return code

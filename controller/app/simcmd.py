@@ -5,31 +5,50 @@ ankle lock and e-stop, and a live view shows the table. Without a terminal (a se
 a test) it runs headless. SIGTERM and SIGINT end it cleanly: the motor is commanded off
 and the brake on before the process exits.
 """
+
 from __future__ import annotations
 
 import signal
 import sys
 from pathlib import Path
 
+from controller.app.service import refuse_unrecorded
 from controller.core.clock import Clock, RealTimeClock
 from controller.core.config import Config
-from controller.app.service import refuse_unrecorded
 from sim.runner import RunResult, Simulation, write_trace
 from sim.scenario import Scenario
 
 
-def run_bench(config: Config, *, duration: float | None = None, trace: Path | None = None,
-              start_angle_deg: float | None = None, program: tuple[tuple[float, float], ...] = (),
-              recorder: object = None, mass_kg: float = 80.0, height_cm: float = 178.0,
-              clock: Clock | None = None, pendant: object = None, result: RunResult | None = None) -> int:
+def run_bench(
+    config: Config,
+    *,
+    duration: float | None = None,
+    trace: Path | None = None,
+    start_angle_deg: float | None = None,
+    program: tuple[tuple[float, float], ...] = (),
+    recorder: object = None,
+    mass_kg: float = 80.0,
+    height_cm: float = 178.0,
+    clock: Clock | None = None,
+    pendant: object = None,
+    result: RunResult | None = None,
+) -> int:
     """Run the bench until quit, SIGTERM/SIGINT or ``duration``. ``clock``, ``pendant`` (an
     object with ``poll(now) -> [Event]`` and ``quit``) and ``result`` are injected by tests: a
     scripted person pressing the pendant in simulated time, with the run's transitions and
     events (refusals with their reasons) read back from ``result`` (it is given the bench's
     scenario: the program and the person come from the arguments, never from the caller's result)."""
-    scenario = Scenario(name="bench", duration_s=duration or float("inf"), seed=0, mass_kg=mass_kg,
-                        height_cm=height_cm, config=config, events=(), start_angle_deg=start_angle_deg,
-                        program=program)
+    scenario = Scenario(
+        name="bench",
+        duration_s=duration or float("inf"),
+        seed=0,
+        mass_kg=mass_kg,
+        height_cm=height_cm,
+        config=config,
+        events=(),
+        start_angle_deg=start_angle_deg,
+        program=program,
+    )
     if result is not None:
         result.scenario = scenario
     sim = Simulation(scenario, result=result)
@@ -49,11 +68,18 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
         elif interactive:
             from controller.app.view import LiveView
             from sim.keyboard import KEYS_HELP, KeyboardPendant
-            with KeyboardPendant() as pendant, LiveView("invtable run - simulated table (bench)", keys=KEYS_HELP) as view:
+
+            with (
+                KeyboardPendant() as pendant,
+                LiveView("invtable run - simulated table (bench)", keys=KEYS_HELP) as view,
+            ):
                 _loop(sim, clock, duration, stop, pendant, view, recorder)
         else:
-            print("invtable run: simulator backend, headless (no terminal): "
-                  f"{'until SIGTERM' if duration is None else f'for {duration:g} s'}", flush=True)
+            print(
+                "invtable run: simulator backend, headless (no terminal): "
+                f"{'until SIGTERM' if duration is None else f'for {duration:g} s'}",
+                flush=True,
+            )
             _loop(sim, clock, duration, stop, None, None, recorder)
     finally:
         for s, handler in old.items():
@@ -62,7 +88,9 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
         if recorder is not None:
             recorder.close()  # type: ignore[attr-defined]
         result = sim.finish()
-    print(f"invtable run: stopped at t={sim.now:.2f} s in state {sim.last_state}; motor off, brake on")
+    print(
+        f"invtable run: stopped at t={sim.now:.2f} s in state {sim.last_state}; motor off, brake on"
+    )
     if trace:
         write_trace(result, trace)
         print(f"  trace: {trace}")
@@ -71,8 +99,15 @@ def run_bench(config: Config, *, duration: float | None = None, trace: Path | No
     return 0 if not result.violations else 1
 
 
-def _loop(sim: Simulation, clock: Clock, duration: float | None, stop: dict,
-          pendant: object, view: object, recorder: object = None) -> None:
+def _loop(
+    sim: Simulation,
+    clock: Clock,
+    duration: float | None,
+    stop: dict,
+    pendant: object,
+    view: object,
+    recorder: object = None,
+) -> None:
     ready = view is not None  # the live view shows it; headless, say it once
     while not stop["flag"] and (duration is None or sim.now <= duration + 1e-9):
         clock.wait_until(sim.now)

@@ -5,6 +5,7 @@ second controller is refused with the holder's pid. The kernel drops the lock wh
 holder dies (even by kill -9), so a crash never leaves the table locked. Only the holder
 may mark sessions left open by a crash as interrupted.
 """
+
 from __future__ import annotations
 
 import fcntl
@@ -33,8 +34,16 @@ class TableLock:
         except OSError:
             holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "unknown"
             os.close(fd)
-            raise InputError([Problem(str(self.path), "", f"the table is in use by another controller (pid "
-                                      f"{holder}): one table, one controller; stop it first")]) from None
+            raise InputError(
+                [
+                    Problem(
+                        str(self.path),
+                        "",
+                        f"the table is in use by another controller (pid "
+                        f"{holder}): one table, one controller; stop it first",
+                    )
+                ]
+            ) from None
         try:
             os.ftruncate(fd, 0)
             os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

@@ -4,6 +4,7 @@ Used by ``invtable demo`` and by ``invtable run`` with the keyboard pendant. Whe
 output is not a terminal (CI, logs) it falls back to one plain progress line every few
 seconds so long runs still show they are alive.
 """
+
 from __future__ import annotations
 
 import sys
@@ -18,8 +19,12 @@ from rich.text import Text
 
 from sim.runner import Progress
 
-STATE_STYLE = {"estop": "bold white on red", "fault": "bold white on red",
-               "emergency_return": "bold black on dark_orange", "idle": "bold green"}
+STATE_STYLE = {
+    "estop": "bold white on red",
+    "fault": "bold white on red",
+    "emergency_return": "bold black on dark_orange",
+    "idle": "bold green",
+}
 
 
 def render(p: Progress, title: str, keys: str = "") -> Panel:
@@ -33,11 +38,24 @@ def render(p: Progress, title: str, keys: str = "") -> Panel:
     bar = "".join("|" if i == width // 2 else ("#" if i == pos else "-") for i in range(width + 1))
     table.add_row("angle", f"{p.angle_deg:7.1f} deg  [{bar}]  setpoint {p.setpoint_deg:6.1f}")
     table.add_row("session", f"{p.session_s:6.1f} s of {p.max_session_s:g} s limit")
-    table.add_row("", ProgressBar(total=p.max_session_s, completed=min(p.session_s, p.max_session_s), width=42))
-    table.add_row("brake", Text("ON" if p.brake else "off") + (Text("   ALARM", style="bold red") if p.alarm else Text("")))
-    table.add_row("inputs", Text.assemble(
-        ("ankle lock ", ""), ("LOCKED" if p.ankle_locked else "OPEN", "green" if p.ankle_locked else "bold yellow"),
-        ("   e-stop ", ""), ("PRESSED" if p.estop_in else "released", "bold red" if p.estop_in else "green")))
+    table.add_row(
+        "",
+        ProgressBar(total=p.max_session_s, completed=min(p.session_s, p.max_session_s), width=42),
+    )
+    table.add_row(
+        "brake",
+        Text("ON" if p.brake else "off")
+        + (Text("   ALARM", style="bold red") if p.alarm else Text("")),
+    )
+    table.add_row(
+        "inputs",
+        Text.assemble(
+            ("ankle lock ", ""),
+            ("LOCKED" if p.ankle_locked else "OPEN", "green" if p.ankle_locked else "bold yellow"),
+            ("   e-stop ", ""),
+            ("PRESSED" if p.estop_in else "released", "bold red" if p.estop_in else "green"),
+        ),
+    )
     if 0.0 < p.duration_s < float("inf"):
         table.add_row("sim time", f"{p.t_s:6.1f} / {p.duration_s:g} s")
         table.add_row("", ProgressBar(total=p.duration_s, completed=p.t_s, width=42))
@@ -52,8 +70,9 @@ def render(p: Progress, title: str, keys: str = "") -> Panel:
 class LiveView:
     """Context manager: ``update(progress)`` redraws (or prints a line when not a TTY)."""
 
-    def __init__(self, title: str, stream: TextIO | None = None, keys: str = "",
-                 plain_every_s: float = 10.0) -> None:
+    def __init__(
+        self, title: str, stream: TextIO | None = None, keys: str = "", plain_every_s: float = 10.0
+    ) -> None:
         self.stream = stream or sys.stdout
         self.console = Console(file=self.stream)
         self.title = title
@@ -74,8 +93,12 @@ class LiveView:
             self._live.update(render(p, self.title, self.keys))
         elif p.t_s >= self._next_plain:
             self._next_plain = p.t_s + self.plain_every_s
-            print(f"  t={p.t_s:6.1f} s  {p.state:<17} angle {p.angle_deg:6.1f} deg  "
-                  f"session {p.session_s:5.1f} s", file=self.stream, flush=True)
+            print(
+                f"  t={p.t_s:6.1f} s  {p.state:<17} angle {p.angle_deg:6.1f} deg  "
+                f"session {p.session_s:5.1f} s",
+                file=self.stream,
+                flush=True,
+            )
 
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:

@@ -5,6 +5,7 @@ The controller itself never reads the time; the runner passes ``now`` into every
 ``RealTimeClock`` paces the same loop against ``time.monotonic`` with absolute
 deadlines, so a late tick does not push every later tick back (no drift).
 """
+
 from __future__ import annotations
 
 import time

@@ -6,6 +6,7 @@ rejected: a typo such as ``max_angel_deg`` must never silently fall back to a de
 Bounds that depend on other keys (``max_angle_deg`` >= ``upright_deg`` + 10, ...) are
 checked against the merged values, and the message names the file that set the value.
 """
+
 from __future__ import annotations
 
 import math
@@ -49,7 +50,9 @@ class Session:
     max_duration_s: float = 300.0
     rest_deg: float = 0.0
     rest_s: float = 20.0
-    cooldown_s: float = 120.0   # upright rest after a forced return before the table tilts down again
+    cooldown_s: float = (
+        120.0  # upright rest after a forced return before the table tilts down again
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,13 +102,26 @@ NUMERIC_BOUNDS: dict[str, Bound] = {
     "hardware.motor_stall_torque_nm": lambda v: (100.0, 20000.0),
 }
 # The keys the motor capability check reads (it runs once all of them are within their bounds).
-CAPABILITY_KEYS = ("limits.upright_deg", "limits.max_angle_deg", "motion.max_speed_dps", "motion.max_accel_dps2",
-                   "motion.emergency_speed_dps", "motion.emergency_accel_dps2", "hardware.motor_stall_torque_nm",
-                   "hardware.motor_no_load_speed_dps")
+CAPABILITY_KEYS = (
+    "limits.upright_deg",
+    "limits.max_angle_deg",
+    "motion.max_speed_dps",
+    "motion.max_accel_dps2",
+    "motion.emergency_speed_dps",
+    "motion.emergency_accel_dps2",
+    "hardware.motor_stall_torque_nm",
+    "hardware.motor_no_load_speed_dps",
+)
 # Order matters: a bound may only use keys validated before it.
 KEY_ORDER = list(NUMERIC_BOUNDS)
-SECTIONS: dict[str, type] = {"limits": Limits, "motion": Motion, "session": Session, "hardware": Hardware,
-                             "hardware.gpio": Gpio, "hardware.serial": Serial}
+SECTIONS: dict[str, type] = {
+    "limits": Limits,
+    "motion": Motion,
+    "session": Session,
+    "hardware": Hardware,
+    "hardware.gpio": Gpio,
+    "hardware.serial": Serial,
+}
 SUBTABLES = {"hardware": ("gpio", "serial")}  # tables nested in a table
 
 
@@ -134,7 +150,9 @@ def config_values(cfg: Config) -> dict[str, Any]:
     return out
 
 
-def flatten(data: Mapping[str, Any], source: str, prefix: str = "") -> tuple[dict[str, Any], list[Problem]]:
+def flatten(
+    data: Mapping[str, Any], source: str, prefix: str = ""
+) -> tuple[dict[str, Any], list[Problem]]:
     """Turn ``{"session": {"target_deg": 30}}`` into ``{"session.target_deg": 30}``.
 
     Unknown tables and keys become problems named with ``prefix`` (for a scenario's
@@ -148,7 +166,9 @@ def flatten(data: Mapping[str, Any], source: str, prefix: str = "") -> tuple[dic
     while tables:
         table, body = tables.pop(0)
         if table not in SECTIONS:
-            problems.append(Problem(source, f"{prefix}{table}", f"unknown table (known: {', '.join(top)})"))
+            problems.append(
+                Problem(source, f"{prefix}{table}", f"unknown table (known: {', '.join(top)})")
+            )
             continue
         if not isinstance(body, Mapping):
             problems.append(Problem(source, f"{prefix}{table}", "must be a table"))
@@ -160,7 +180,11 @@ def flatten(data: Mapping[str, Any], source: str, prefix: str = "") -> tuple[dic
                 continue
             if dotted not in known:
                 names = ", ".join(k.split(".", 1)[1] for k in known if k.startswith(table + "."))
-                problems.append(Problem(source, f"{prefix}{dotted}", f"unknown key (known in [{table}]: {names})"))
+                problems.append(
+                    Problem(
+                        source, f"{prefix}{dotted}", f"unknown key (known in [{table}]: {names})"
+                    )
+                )
                 continue
             flat[dotted] = value
     return flat, problems
@@ -207,13 +231,17 @@ def build_config(layers: list[tuple[str, str, Mapping[str, Any]]]) -> Config:
         if not low <= values[key] <= high:
             report(key, f"{values[key]:g} is outside the allowed range {low:g} .. {high:g}")
             out_of_bounds.add(key)
-    if not out_of_bounds & set(CAPABILITY_KEYS) and not any(p.key.endswith(CAPABILITY_KEYS) for p in problems):
+    if not out_of_bounds & set(CAPABILITY_KEYS) and not any(
+        p.key.endswith(CAPABILITY_KEYS) for p in problems
+    ):
         # Within every bound, but can the motor do it for the heaviest user? (issue 11, repro 4)
         for key, reason in capability_problems(*(values[k] for k in CAPABILITY_KEYS)):
             report(key, reason)
     backend = values["hardware.backend"]
     if backend not in BACKENDS:
-        report("hardware.backend", f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})")
+        report(
+            "hardware.backend", f"unknown backend {backend!r} (available: {', '.join(BACKENDS)})"
+        )
     check_gpio(values, report)
     check_serial(values, report)
     if problems:
@@ -231,8 +259,8 @@ def build_config(layers: list[tuple[str, str, Mapping[str, Any]]]) -> Config:
 # Input limits for every TOML file we read (configs, scenarios, programs): generous for any
 # real file, small enough that a hostile one is refused before it costs memory or a crash.
 MAX_FILE_BYTES = 4 * 1024 * 1024
-MAX_DEPTH = 32                    # tables/arrays nested deeper than this are refused
-MAX_INT = 2 ** 53                 # larger integers cannot be exact floats (and 400 digits overflow)
+MAX_DEPTH = 32  # tables/arrays nested deeper than this are refused
+MAX_INT = 2**53  # larger integers cannot be exact floats (and 400 digits overflow)
 BOM = b"\xef\xbb\xbf"
 
 
@@ -244,11 +272,14 @@ def read_toml(path: Path) -> dict[str, Any]:
     try:
         import os
         import stat
+
         mode = os.stat(path).st_mode
         if stat.S_ISDIR(mode):
             raise IsADirectoryError(name)
         if not stat.S_ISREG(mode):
-            raise InputError([Problem(name, "", "is not a regular file (a device, pipe or socket)")])
+            raise InputError(
+                [Problem(name, "", "is not a regular file (a device, pipe or socket)")]
+            )
         with open(path, "rb") as fh:
             raw = fh.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
@@ -260,21 +291,37 @@ def read_toml(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise InputError([Problem(name, "", f"cannot be read ({exc.strerror or exc})")]) from None
     if len(raw) > MAX_FILE_BYTES:
-        raise InputError([Problem(name, "", f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; "
-                                            "not a config, scenario or program file")])
+        raise InputError(
+            [
+                Problem(
+                    name,
+                    "",
+                    f"is larger than {MAX_FILE_BYTES // (1024 * 1024)} MB; "
+                    "not a config, scenario or program file",
+                )
+            ]
+        )
     if raw.startswith(BOM):
-        raw = raw[len(BOM):]
+        raw = raw[len(BOM) :]
     try:
         text = raw.decode("utf-8")
         data = tomllib.loads(text)
     except UnicodeDecodeError as exc:
-        raise InputError([Problem(name, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]) from None
+        raise InputError(
+            [Problem(name, "", f"not UTF-8 text ({exc.reason} at byte {exc.start})")]
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise InputError([Problem(name, "", f"invalid TOML: {exc}")]) from None
     except RecursionError:
-        raise InputError([Problem(name, "", f"nested too deeply (more than {MAX_DEPTH} levels)")]) from None
+        raise InputError(
+            [Problem(name, "", f"nested too deeply (more than {MAX_DEPTH} levels)")]
+        ) from None
     except ValueError as exc:  # an integer of more than 4300 digits
-        reason = "an integer of thousands of digits" if "integer string conversion" in str(exc) else str(exc)
+        reason = (
+            "an integer of thousands of digits"
+            if "integer string conversion" in str(exc)
+            else str(exc)
+        )
         raise InputError([Problem(name, "", f"invalid TOML: {reason}")]) from None
     problems = _shape_problems(data, name)
     if problems:
@@ -291,20 +338,34 @@ def _shape_problems(data: dict[str, Any], source: str) -> list[Problem]:
         if isinstance(value, (dict, list)):
             if depth > MAX_DEPTH:
                 where = key if len(key) <= 80 else key[:77] + "..."
-                problems.append(Problem(source, where, f"nested too deeply (more than {MAX_DEPTH} levels)"))
+                problems.append(
+                    Problem(source, where, f"nested too deeply (more than {MAX_DEPTH} levels)")
+                )
                 continue
-            items = value.items() if isinstance(value, dict) else ((f"[{i}]", v) for i, v in enumerate(value))
+            items = (
+                value.items()
+                if isinstance(value, dict)
+                else ((f"[{i}]", v) for i, v in enumerate(value))
+            )
             for k, v in items:
-                child = (f"{key}.{k}" if key else str(k)) if isinstance(value, dict) else f"{key}{k}"
+                child = (
+                    (f"{key}.{k}" if key else str(k)) if isinstance(value, dict) else f"{key}{k}"
+                )
                 stack.append((child, v, depth + 1))
         elif isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_INT:
             digits = len(str(abs(value))) if value.bit_length() < 10000 else "thousands of"
-            problems.append(Problem(source, key, f"integer too large ({digits} digits; at most {MAX_INT})"))
+            problems.append(
+                Problem(source, key, f"integer too large ({digits} digits; at most {MAX_INT})")
+            )
     return problems
 
 
-def load_config(path: Path | None, overrides: Mapping[str, Any] | None = None,
-                overrides_source: str = "", overrides_prefix: str = "config.") -> Config:
+def load_config(
+    path: Path | None,
+    overrides: Mapping[str, Any] | None = None,
+    overrides_source: str = "",
+    overrides_prefix: str = "config.",
+) -> Config:
     """Defaults, then the config file (if any), then overrides (a scenario's ``[config]``)."""
     layers: list[tuple[str, str, Mapping[str, Any]]] = []
     if path is not None:

@@ -1,6 +1,7 @@
 """The actuator's duty-cycle budget: motor-on seconds in a sliding window of controller
 time. New sessions and jogs away from upright are refused while it is used up (with the
 wait); a return to upright never is."""
+
 from __future__ import annotations
 
 from collections import deque
@@ -10,7 +11,9 @@ class DutyBudget:
     def __init__(self, on_s: float, window_s: float) -> None:
         self.on_s = on_s
         self.window_s = window_s
-        self._buckets: deque[list[float]] = deque()  # [second, motor-on seconds in it], oldest first
+        self._buckets: deque[list[float]] = (
+            deque()
+        )  # [second, motor-on seconds in it], oldest first
         self._total = 0.0
 
     def seed(self, now: float, used_s: float) -> None:

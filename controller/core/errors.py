@@ -3,6 +3,7 @@
 The CLI turns an InputError into exit code 2 and one line per problem on stderr,
 never a traceback (DESIGN section 5).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True, slots=True)
 class Problem:
     source: str  # file name, or "defaults" / "command line"
-    key: str     # dotted key such as "session.target_deg" or "events[2].input"; "" for the whole file
+    key: str  # dotted key such as "session.target_deg" or "events[2].input"; "" for the whole file
     reason: str
 
     def __str__(self) -> str:

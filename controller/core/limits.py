@@ -2,6 +2,7 @@
 
 The controller calls these every tick; tests call them with edge values.
 """
+
 from __future__ import annotations
 
 import math

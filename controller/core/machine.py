@@ -16,6 +16,7 @@ Design rules (DESIGN sections 3-4):
   or RETURN (``supervised_return``, controller/core/recovery.py); ``idle`` is entered only at a
   verified upright; motion toward upright is never refused by a limit check.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -25,43 +26,56 @@ from transitions import Machine
 
 from controller.core.config import Config
 from controller.core.duty import DutyBudget
-from controller.core.limits import (clamp, clamp_target, has_left_upright, is_upright, sensors_agree)
-from controller.core.monitor import LIVE_CURRENT_A, SENSOR_AGREE_DEG, SEVERITY, Detection, SafetyMonitor, Snapshot
+from controller.core.limits import clamp, clamp_target, has_left_upright, is_upright, sensors_agree
+from controller.core.monitor import (
+    LIVE_CURRENT_A,
+    SENSOR_AGREE_DEG,
+    SEVERITY,
+    Detection,
+    SafetyMonitor,
+    Snapshot,
+)
 from controller.core.motor_loop import DRIVE_GAP_S, PositionLoop
 from controller.core.profile import TrapezoidProfile
-from controller.core.recovery import (SUPERVISED_ACCEL_DPS2, SUPERVISED_DUTY_MAX, SUPERVISED_SPEED_DPS, BackEmfOdometer,
-                                 SupervisedWatch, single_out)
+from controller.core.recovery import (
+    SUPERVISED_ACCEL_DPS2,
+    SUPERVISED_DUTY_MAX,
+    SUPERVISED_SPEED_DPS,
+    BackEmfOdometer,
+    SupervisedWatch,
+    single_out,
+)
 from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
 
-SELFTEST_S = 0.3            # boot self-test sampling time (motor off, brake on)
+SELFTEST_S = 0.3  # boot self-test sampling time (motor off, brake on)
 # The brake test, run at upright only (at boot, and before every session): the motor pushes
 # toward inversion against the engaged brake. At upright gravity always pulls toward upright
 # (the user lies above the pivot axis) and the brake is seen holding that at rest; pushing
 # toward upright would only add to gravity, and a failed brake would then let the table run.
-BRAKE_TEST_DUTY = 0.35      # 245 N m at the sim's gearmotor: a net 55-210 N m over the user range
+BRAKE_TEST_DUTY = 0.35  # 245 N m at the sim's gearmotor: a net 55-210 N m over the user range
 BRAKE_TEST_S = 0.3
-BRAKE_TEST_MOVE_DEG = 0.2   # the table must not move more than this (it stops pushing at once)
+BRAKE_TEST_MOVE_DEG = 0.2  # the table must not move more than this (it stops pushing at once)
 SENSOR_AGREE_BOOT_DEG = 2.0  # the two angle sensors must agree this closely at boot
-SETTLE_DEG = 0.3             # "arrived": within this of the goal ...
-SETTLE_TIMEOUT_S = 1.0       # ... or this long after the profile finished
-LIMP_SPEED_DPS = 2.0         # limp home: slow, on the one sensor still trusted
+SETTLE_DEG = 0.3  # "arrived": within this of the goal ...
+SETTLE_TIMEOUT_S = 1.0  # ... or this long after the profile finished
+LIMP_SPEED_DPS = 2.0  # limp home: slow, on the one sensor still trusted
 LIMP_ACCEL_DPS2 = 2.0
 LIMP_PLAN_FRACTION = 0.75
-LIMP_TIMEOUT_MARGIN_S = 10.0 # limp home gives up (hold + alarm) this long after its ideal time
+LIMP_TIMEOUT_MARGIN_S = 10.0  # limp home gives up (hold + alarm) this long after its ideal time
 LIMP_PAST_UPRIGHT_DEG = 5.0  # with no sensor trusted for position, aim this far past upright
-                             # until the upright switch closes
+# until the upright switch closes
 UPRIGHT_SWITCH_WINDOW_DEG = 1.5  # the upright switch closes this far before upright (hardware)
-SWITCH_PLAUSIBLE_DEG = 3.0   # a reading within this of the switch point makes its closing plausible
+SWITCH_PLAUSIBLE_DEG = 3.0  # a reading within this of the switch point makes its closing plausible
 # Profiles are planned this far below the state's speed limit: the true speed deviates from
 # the plan by sensor noise and motor dynamics (measured about 0.2 deg/s worst case in the
 # simulator across 40-136 kg users), and the limit applies to the true speed.
 SPEED_MARGIN_DPS = 0.25
 # Emergency return under load: when the drive runs near full duty while the table still comes
 # up, the return is re-planned slower (never held while it makes progress toward upright).
-SLOW_DOWN_DUTY = 0.95        # |duty| at or above this ...
-SLOW_DOWN_S = 0.2            # ... for this long: re-plan at SLOW_DOWN_FACTOR of the speed
+SLOW_DOWN_DUTY = 0.95  # |duty| at or above this ...
+SLOW_DOWN_S = 0.2  # ... for this long: re-plan at SLOW_DOWN_FACTOR of the speed
 SLOW_DOWN_FACTOR = 0.7
-SLOW_DOWN_MIN_DPS = 1.0      # never planned slower than this (below it the monitor judges progress)
+SLOW_DOWN_MIN_DPS = 1.0  # never planned slower than this (below it the monitor judges progress)
 
 # (name, description) -- the description feeds the generated state diagram.
 STATES: list[tuple[str, str]] = [
@@ -76,11 +90,17 @@ STATES: list[tuple[str, str]] = [
     ("returning", "normal profile to upright"),
     ("emergency_return", "latched, emergency profile to upright"),
     ("limp_home", "fault: slowly upright on the one sensor still trusted"),
-    ("supervised_return", "held fault, UP or RETURN held: slowly toward upright (hold-to-run), watched; "
-                          "released or not following = brake, back to the fault"),
+    (
+        "supervised_return",
+        "held fault, UP or RETURN held: slowly toward upright (hold-to-run), watched; "
+        "released or not following = brake, back to the fault",
+    ),
     ("estop", "latched: motor off, brake on"),
-    ("fault", "latched fault, alarm: upright on the emergency profile if motion is trusted, "
-              "else motor off, supply relay open, brake on"),
+    (
+        "fault",
+        "latched fault, alarm: upright on the emergency profile if motion is trusted, "
+        "else motor off, supply relay open, brake on",
+    ),
 ]
 STATE_NAMES = [s for s, _ in STATES]
 SESSION_STATES = ("ramp", "hold", "rest")
@@ -100,11 +120,17 @@ TRANSITIONS: list[dict] = [
     dict(trigger="selftest_passed", source="boot", dest="idle", conditions="at_upright"),
     dict(trigger="selftest_passed", source="boot", dest="returning"),  # power came back off upright
     # E-stop overrides everything; a fault keeps the motor off already.
-    dict(trigger="estop", source=[s for s in STATE_NAMES if s not in ("boot", "estop", "fault")], dest="estop"),
+    dict(
+        trigger="estop",
+        source=[s for s in STATE_NAMES if s not in ("boot", "estop", "fault")],
+        dest="estop",
+    ),
     dict(trigger="estop", source="fault", dest="estop", conditions="fault_returning"),
     # Supervised recovery: a held fault is a pause, never a dead end (controller/core/recovery.py).
     # RETURN or UP held drives slowly toward upright; release stops it again.
-    dict(trigger="press_return", source="fault", dest="supervised_return", conditions="may_supervise"),
+    dict(
+        trigger="press_return", source="fault", dest="supervised_return", conditions="may_supervise"
+    ),
     dict(trigger="press_up", source="fault", dest="supervised_return", conditions="may_supervise"),
     dict(trigger="supervised_release", source="supervised_return", dest="fault"),
     dict(trigger="arrived", source="supervised_return", dest="idle", conditions="verified_upright"),
@@ -114,7 +140,9 @@ TRANSITIONS: list[dict] = [
     dict(trigger="press_start", source="paused", dest="ramp", conditions="paused_in_ramp"),
     dict(trigger="press_start", source="paused", dest="hold", conditions="paused_in_hold"),
     dict(trigger="press_start", source="paused", dest="rest", conditions="paused_in_rest"),
-    dict(trigger="press_start", source="paused", dest="returning", conditions="paused_in_returning"),
+    dict(
+        trigger="press_start", source="paused", dest="returning", conditions="paused_in_returning"
+    ),
     dict(trigger="press_stop", source=list(SESSION_STATES), dest="paused"),
     dict(trigger="press_stop", source="returning", dest="paused", unless="return_is_forced"),
     dict(trigger="press_stop", source="jogging", dest="holding"),
@@ -123,31 +151,66 @@ TRANSITIONS: list[dict] = [
     dict(trigger="phase_done", source="hold", dest="rest"),
     dict(trigger="phase_done", source="rest", dest="returning"),
     # Hold-to-run jog.
-    dict(trigger="press_down", source=["idle", "holding"], dest="jogging", conditions="may_jog_down",
-         before="_jog_down"),
+    dict(
+        trigger="press_down",
+        source=["idle", "holding"],
+        dest="jogging",
+        conditions="may_jog_down",
+        before="_jog_down",
+    ),
     dict(trigger="press_up", source="holding", dest="jogging", before="_jog_up"),
-    dict(trigger="press_up", source="estop", dest="jogging", conditions="estop_released", before="_jog_up"),
+    dict(
+        trigger="press_up",
+        source="estop",
+        dest="jogging",
+        conditions="estop_released",
+        before="_jog_up",
+    ),
     dict(trigger="press_up", source=["ramp", "hold", "rest", "paused"], dest="returning"),
     dict(trigger="jog_end", source="jogging", dest="holding"),
     # `idle` is entered at a verified upright only; should the table leave it there (a brake
     # that slips), UP and RETURN still bring it back.
-    dict(trigger="press_up", source="idle", dest="jogging", conditions="off_upright", before="_jog_up"),
+    dict(
+        trigger="press_up",
+        source="idle",
+        dest="jogging",
+        conditions="off_upright",
+        before="_jog_up",
+    ),
     dict(trigger="arrived", source="holding", dest="idle", conditions="verified_upright"),
     # Returns.
     dict(trigger="time_limit", source=list(TIME_LIMITED), dest="returning"),
     dict(trigger="press_return", source=list(LOCK_GUARDED), dest="emergency_return"),
-    dict(trigger="press_return", source="estop", dest="emergency_return", conditions="estop_released"),
+    dict(
+        trigger="press_return", source="estop", dest="emergency_return", conditions="estop_released"
+    ),
     dict(trigger="press_return", source="idle", dest="emergency_return", conditions="off_upright"),
     dict(trigger="lock_lost", source=list(LOCK_GUARDED), dest="emergency_return"),
-    dict(trigger="arrived", source=["returning", "emergency_return"], dest="idle", conditions="verified_upright"),
+    dict(
+        trigger="arrived",
+        source=["returning", "emergency_return"],
+        dest="idle",
+        conditions="verified_upright",
+    ),
     # Safety monitor recoveries (a latched fault chooses the safest means left).
     # A fault whose recovery is the emergency return stays visible as `fault` while it returns.
-    dict(trigger="fault_return", source=["boot", "idle", "emergency_return"] + list(LOCK_GUARDED), dest="fault"),
-    dict(trigger="arrived", source="fault", dest="idle", conditions=["fault_returning", "verified_upright"]),
+    dict(
+        trigger="fault_return",
+        source=["boot", "idle", "emergency_return"] + list(LOCK_GUARDED),
+        dest="fault",
+    ),
+    dict(
+        trigger="arrived",
+        source="fault",
+        dest="idle",
+        conditions=["fault_returning", "verified_upright"],
+    ),
     dict(trigger="fault_limp", source=["emergency_return"] + list(LOCK_GUARDED), dest="limp_home"),
     dict(trigger="fault_limp", source="fault", dest="limp_home", conditions="fault_returning"),
     dict(trigger="arrived", source="limp_home", dest="idle", conditions="verified_upright"),
-    dict(trigger="limp_done", source="limp_home", dest="idle"),  # ended by the (trusted) upright switch
+    dict(
+        trigger="limp_done", source="limp_home", dest="idle"
+    ),  # ended by the (trusted) upright switch
 ]
 
 
@@ -170,10 +233,14 @@ class Controller:
 
     state: str  # set by transitions
 
-    def __init__(self, config: Config, now: float,
-                 on_transition: Callable[[TransitionRecord], None] | None = None,
-                 on_event: Callable[[EventRecord], None] | None = None,
-                 program: Sequence[tuple[float, float]] = ()) -> None:
+    def __init__(
+        self,
+        config: Config,
+        now: float,
+        on_transition: Callable[[TransitionRecord], None] | None = None,
+        on_event: Callable[[EventRecord], None] | None = None,
+        program: Sequence[tuple[float, float]] = (),
+    ) -> None:
         self.cfg = config
         # The session's steps, (target_deg, hold_s) each; by default the config's one step.
         # Targets are clamped to the envelope when they are driven to (limits.clamp_target).
@@ -188,20 +255,20 @@ class Controller:
         self.events: list[EventRecord] = []
         self.profile = TrapezoidProfile()
         self.loop = PositionLoop()
-        self.tracking = False          # True: brake released and the position loop drives
-        self.load_known = False        # the loop has estimated the load at least once
+        self.tracking = False  # True: brake released and the position loop drives
+        self.load_known = False  # the loop has estimated the load at least once
         self.profile_done_t: float | None = None
-        self.speed_limit = 0.0         # the active profile's limits (for the trace and checks)
+        self.speed_limit = 0.0  # the active profile's limits (for the trace and checks)
         self.accel_limit = 0.0
-        self.angle = 0.0               # fused measured angle
+        self.angle = 0.0  # fused measured angle
         self.inputs: Inputs | None = None
         self.prev_buttons: frozenset[str] = frozenset()
         self.selftest_ok = False
         self.selftest_problem: str | None = None
         self.monitor = SafetyMonitor(config)
-        self.recovery = "report"       # the most conservative recovery among latched faults
+        self.recovery = "report"  # the most conservative recovery among latched faults
         self.braked_angle: float | None = None
-        self.brake_ok = True           # False after brake creep: the motor holds instead
+        self.brake_ok = True  # False after brake creep: the motor holds instead
         self.limp_deadline = 0.0
         self.brake_test_until: float | None = None  # a brake test is running until then
         self.brake_test_ref = 0.0
@@ -209,22 +276,26 @@ class Controller:
         self.limp_began_on_switch = False
         self.slow_down_t: float | None = None  # the drive has been near full duty since then
         self.sr_watch: SupervisedWatch | None = None  # the supervised recovery's watch
-        self.sr_emf: BackEmfOdometer | None = None     # ... and its back-EMF odometer (no trusted angle)
-        self.sr_speed = 0.0            # the supervised recovery's speed request (back-EMF mode)
+        self.sr_emf: BackEmfOdometer | None = (
+            None  # ... and its back-EMF odometer (no trusted angle)
+        )
+        self.sr_speed = 0.0  # the supervised recovery's speed request (back-EMF mode)
         self.sr_switch_travel: float | None = None  # odometer travel when the upright switch closed
         self.sr_refused: str | None = None  # why the supervised recovery must not run again
-        self.trusted_load = 0.0        # the loop's load where a motion last ended with nothing latched
-        self.hold_raw: tuple[float | None, float | None] | None = None  # readings when a fault began holding
+        self.trusted_load = 0.0  # the loop's load where a motion last ended with nothing latched
+        self.hold_raw: tuple[float | None, float | None] | None = (
+            None  # readings when a fault began holding
+        )
         self.upright_by_evidence = False  # upright verified by the switch and the back-EMF
         self.boot_off_upright = False  # booted off upright: only the way back until upright
-        self.cooldown_until = 0.0      # a forced return ended: the table rests upright until then
+        self.cooldown_until = 0.0  # a forced return ended: the table rests upright until then
         # Reasons the application refuses new sessions, by source (e.g. "history": the store a
         # session must be recorded in has failed). Set through refuse_sessions; read only by START.
         self.sessions_refused: dict[str, str] = {}
         self.limp_switch_at: tuple[float | None, float | None] | None = None  # sensors when the
-                                       # upright switch closed during a limp home
+        # upright switch closed during a limp home
         self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
-        self.return_forced = False     # time limit or boot recovery: STOP cannot pause the return
+        self.return_forced = False  # time limit or boot recovery: STOP cannot pause the return
         self.jog_dir = 0
         self.jog_started_t = 0.0
         self.paused_from = ""
@@ -233,12 +304,17 @@ class Controller:
         self.rest_timing = False
         self.heartbeat = False
         self.motor_cmd = 0.0
-        self.motor_power = False       # the supply relay as last commanded
+        self.motor_power = False  # the supply relay as last commanded
         self.dt = 0.0
-        self.fire_source = "boot"   # the state a trigger was fired from (read by on_enter_paused)
+        self.fire_source = "boot"  # the state a trigger was fired from (read by on_enter_paused)
         self.machine = Machine(
-            model=self, states=STATE_NAMES, transitions=TRANSITIONS, initial="boot",
-            auto_transitions=False, queued=True, ignore_invalid_triggers=True,
+            model=self,
+            states=STATE_NAMES,
+            transitions=TRANSITIONS,
+            initial="boot",
+            auto_transitions=False,
+            queued=True,
+            ignore_invalid_triggers=True,
         )
         # Which triggers each state accepts: a button that means nothing in a state is not
         # fired at all (transitions would log a warning for every such press).
@@ -297,11 +373,23 @@ class Controller:
         if not self.fault_holding:
             # Also in e-stop: a sensor that goes bad meanwhile is latched now (with the alarm;
             # nothing moves), and its recovery bounds whatever motion leaves the e-stop.
-            det = self.monitor.check(Snapshot(now, self.state, self.tracking, self.profile.pos, self.speed_limit,
-                                              self.motor_cmd, self.angle, None if self.tracking else self.braked_angle,
-                                              self.motor_power, self.profile.goal if self.tracking else None,
-                                              self.loop.denied_s if self.tracking else 0.0),
-                                     inp, dt)
+            det = self.monitor.check(
+                Snapshot(
+                    now,
+                    self.state,
+                    self.tracking,
+                    self.profile.pos,
+                    self.speed_limit,
+                    self.motor_cmd,
+                    self.angle,
+                    None if self.tracking else self.braked_angle,
+                    self.motor_power,
+                    self.profile.goal if self.tracking else None,
+                    self.loop.denied_s if self.tracking else 0.0,
+                ),
+                inp,
+                dt,
+            )
             if det is not None:
                 self._on_detection(det)
         if not inp.ankle_locked and self.state in LOCK_GUARDED:
@@ -315,11 +403,17 @@ class Controller:
                     self._fire("press_return")
             else:
                 for button in ("stop", "up", "down", "start"):  # safest first
-                    if button in pressed and not (button in ("down", "start") and "up" in inp.buttons):
+                    if button in pressed and not (
+                        button in ("down", "start") and "up" in inp.buttons
+                    ):
                         self._fire("press_" + button)
         # A latched fault's recovery bounds every motion, whichever path started it (e.g.
         # RETURN out of an e-stop after a sensor was found bad becomes the limp home).
-        if self.recovery == "hold" and not self.fault_holding and self.state not in ("supervised_return", "idle"):
+        if (
+            self.recovery == "hold"
+            and not self.fault_holding
+            and self.state not in ("supervised_return", "idle")
+        ):
             # (`idle` is a verified upright: there a held fault only refuses sessions.)
             self._hold_on_fault()
         elif self.recovery == "limp_home" and self.state in LIMP_ENFORCED:
@@ -329,10 +423,15 @@ class Controller:
         # After the buttons, so no press can start a motion that outlives the limit (e.g.
         # holding UP out of an e-stop after the limit expired becomes the forced return).
         self._track_session_clock()
-        if (self.left_upright_t is not None and self.state in TIME_LIMITED
-                and self.session_elapsed_s >= self.cfg.session.max_duration_s):
+        if (
+            self.left_upright_t is not None
+            and self.state in TIME_LIMITED
+            and self.session_elapsed_s >= self.cfg.session.max_duration_s
+        ):
             self.return_forced = True
-            self._note(f"session time limit {self.cfg.session.max_duration_s:g} s reached: returning")
+            self._note(
+                f"session time limit {self.cfg.session.max_duration_s:g} s reached: returning"
+            )
             self._fire("time_limit")
         if self.tracking and dt > DRIVE_GAP_S:
             # (issue 12) Late past the dead-man: the drive was cut and the brake held the
@@ -386,16 +485,29 @@ class Controller:
             # the monitor, running from the next tick, narrows the recovery (a sensor that
             # gives no reading or disagrees leads to the limp home). Only an angle nobody can
             # believe leaves nothing to return on.
-            unbelievable = ((a is None and b is None) or "mechanical range" in self.selftest_problem
-                            or "link_lost" in self.selftest_problem)
+            unbelievable = (
+                (a is None and b is None)
+                or "mechanical range" in self.selftest_problem
+                or "link_lost" in self.selftest_problem
+            )
             self._fire("selftest_failed")  # to the e-stop if it is pressed: nothing moves there
-            self._on_detection(Detection("selftest_failed", self.selftest_problem,
-                                         "hold" if unbelievable else "emergency_return"))
+            self._on_detection(
+                Detection(
+                    "selftest_failed",
+                    self.selftest_problem,
+                    "hold" if unbelievable else "emergency_return",
+                )
+            )
             return
         # The brake test pushes the motor: only with the ankle lock confirmed (issue 11, repro 9:
         # a person standing on an unlocked table with a failed brake would be tipped). Without
         # the lock it is deferred to the pre-session test, which runs before every session.
-        if not inp.estop_pressed and self.at_upright() and not inp.drive_inhibited and inp.ankle_locked:
+        if (
+            not inp.estop_pressed
+            and self.at_upright()
+            and not inp.drive_inhibited
+            and inp.ankle_locked
+        ):
             if self.brake_test_until is None:
                 self._start_brake_test()
             if self._brake_test_running():
@@ -403,9 +515,15 @@ class Controller:
         elif self.at_upright() and not inp.ankle_locked and self.brake_test_until is None:
             self._note("boot brake test deferred to the pre-session test: ankle lock not confirmed")
         self.selftest_ok = True
-        self._note("self-test passed" + ("" if self.brake_ok else " except the brake: sessions refused")
-                   + ("; the motion board is shut down: brake test skipped, sessions refused"
-                      if inp.drive_inhibited else ""))
+        self._note(
+            "self-test passed"
+            + ("" if self.brake_ok else " except the brake: sessions refused")
+            + (
+                "; the motion board is shut down: brake test skipped, sessions refused"
+                if inp.drive_inhibited
+                else ""
+            )
+        )
         if not self.at_upright():
             # Unknown time spent inverted (power loss or crash): assume the limit is used up,
             # with the e-stop pressed too (issue 11, repro 6: a power cycle in the e-stop
@@ -414,8 +532,14 @@ class Controller:
             self.return_forced = True
             self.boot_off_upright = True
             self.left_upright_t = self.now - self.cfg.session.max_duration_s
-            self._note("table not upright at boot: " + ("returning the user upright" if not inp.estop_pressed
-                       else "the way back (RETURN or hold UP) once the e-stop is released"))
+            self._note(
+                "table not upright at boot: "
+                + (
+                    "returning the user upright"
+                    if not inp.estop_pressed
+                    else "the way back (RETURN or hold UP) once the e-stop is released"
+                )
+            )
         self._fire("selftest_passed")
 
     def _brake_failed(self) -> None:
@@ -434,7 +558,9 @@ class Controller:
         if self.brake_test_until is None:
             return False
         if self.inputs is not None and not self.inputs.ankle_locked:
-            self.brake_test_until = None  # no push without the lock; the pre-session test repeats it
+            self.brake_test_until = (
+                None  # no push without the lock; the pre-session test repeats it
+            )
             self._note("brake test stopped: the ankle lock opened")
             return False
         self.brake_test_moved = max(self.brake_test_moved, abs(self.angle - self.brake_test_ref))
@@ -443,8 +569,14 @@ class Controller:
             return True
         self.brake_test_until = None
         if self.brake_test_moved > BRAKE_TEST_MOVE_DEG:
-            self._on_detection(Detection("brake_test_failed", f"the table moved {self.brake_test_moved:.2f} deg "
-                                         f"against a {BRAKE_TEST_DUTY:g} duty push on the brake", "emergency_return"))
+            self._on_detection(
+                Detection(
+                    "brake_test_failed",
+                    f"the table moved {self.brake_test_moved:.2f} deg "
+                    f"against a {BRAKE_TEST_DUTY:g} duty push on the brake",
+                    "emergency_return",
+                )
+            )
         else:
             self._note(f"brake test passed (moved {self.brake_test_moved:.2f} deg)")
         return False
@@ -483,7 +615,9 @@ class Controller:
                 self._brake()  # hold on the motor from now on
 
     def _track_session_clock(self) -> None:
-        if self.left_upright_t is None and has_left_upright(self.angle, self.cfg.limits.upright_deg):
+        if self.left_upright_t is None and has_left_upright(
+            self.angle, self.cfg.limits.upright_deg
+        ):
             self.left_upright_t = self.now
 
     def _progress(self, dt: float, inp: Inputs) -> None:
@@ -502,7 +636,9 @@ class Controller:
             if button not in inp.buttons:
                 self._fire("jog_end")
             elif self.now - self.jog_started_t >= self.cfg.motion.jog_max_s:
-                self._note(f"jog stopped after the {self.cfg.motion.jog_max_s:g} s cap; release and press again")
+                self._note(
+                    f"jog stopped after the {self.cfg.motion.jog_max_s:g} s cap; release and press again"
+                )
                 self._fire("jog_end")
             elif self._settled():
                 self._fire("jog_end")  # reached the end of travel
@@ -534,7 +670,9 @@ class Controller:
                 self._fire("phase_done")
         elif state == "limp_home":
             if self.now > self.limp_deadline:
-                self._on_detection(Detection("limp_timeout", "limp home did not reach upright in time", "hold"))
+                self._on_detection(
+                    Detection("limp_timeout", "limp home did not reach upright in time", "hold")
+                )
             elif self.monitor.position_untrusted:
                 # No sensor is trusted for position: the upright switch marks a known point
                 # (it closes UPRIGHT_SWITCH_WINDOW_DEG before upright); the last stretch is
@@ -543,12 +681,25 @@ class Controller:
                     # Neither the angle nor the switch can say where upright is: driving on
                     # would end wherever a lying switch or a drifting mean says (issue 11,
                     # repro 2 ended `idle` at 28.9 deg). Hold; the supervised recovery remains.
-                    self._on_detection(Detection("no_upright_reference", "no trusted angle sensor and no "
-                                                 "trusted upright switch: automatic motion stops", "hold"))
-                elif self.limp_began_on_switch or (inp.upright_switch and self.limp_switch_at is None):
+                    self._on_detection(
+                        Detection(
+                            "no_upright_reference",
+                            "no trusted angle sensor and no "
+                            "trusted upright switch: automatic motion stops",
+                            "hold",
+                        )
+                    )
+                elif self.limp_began_on_switch or (
+                    inp.upright_switch and self.limp_switch_at is None
+                ):
                     if not self._switch_plausible(inp):
-                        self._on_detection(Detection("upright_switch_stuck", "upright switch closed where "
-                                                     "neither angle sensor is near upright", "hold"))
+                        self._on_detection(
+                            Detection(
+                                "upright_switch_stuck",
+                                "upright switch closed where neither angle sensor is near upright",
+                                "hold",
+                            )
+                        )
                     elif self.limp_began_on_switch:
                         self._brake()  # the switch, the one trusted reference, says upright already
                         self._fire("limp_done")
@@ -557,9 +708,13 @@ class Controller:
                 elif self.limp_switch_at is not None:
                     # Travel since the switch closed, by the sensor that moved most: a stuck
                     # sensor understates it, one drifting the other way stops early (safe side).
-                    travelled = max((start - now_) for start, now_ in
-                                    zip(self.limp_switch_at, (inp.angle_primary_deg, inp.angle_secondary_deg))
-                                    if start is not None and now_ is not None)
+                    travelled = max(
+                        (start - now_)
+                        for start, now_ in zip(
+                            self.limp_switch_at, (inp.angle_primary_deg, inp.angle_secondary_deg)
+                        )
+                        if start is not None and now_ is not None
+                    )
                     if travelled >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG:
                         self._brake()
                         self._fire("limp_done")
@@ -567,22 +722,36 @@ class Controller:
                 self._fire("arrived")
         elif state == "supervised_return":
             self._supervise(dt, inp)
-        elif state in ("returning", "emergency_return") or (state == "fault" and not self.fault_holding):
+        elif state in ("returning", "emergency_return") or (
+            state == "fault" and not self.fault_holding
+        ):
             if self.slow_down_t is not None or (self.tracking and self.profile.goal < self.angle):
                 self._adapt_to_torque(dt)
             if self._settled() or (inp.upright_switch and self.at_upright() and self.profile.done):
                 if self.at_upright():
                     if not self._fire("arrived"):
-                        self._on_detection(Detection("upright_unverified", f"at {self.angle:.1f} deg but the "
-                                                     "upright switch does not agree", "hold"))
+                        self._on_detection(
+                            Detection(
+                                "upright_unverified",
+                                f"at {self.angle:.1f} deg but the upright switch does not agree",
+                                "hold",
+                            )
+                        )
                 else:  # the profile is done but the table is not there: never call that idle
-                    self._on_detection(Detection("return_incomplete", f"stopped at {self.angle:.1f} deg, "
-                                                 "not upright", "hold"))
+                    self._on_detection(
+                        Detection(
+                            "return_incomplete",
+                            f"stopped at {self.angle:.1f} deg, not upright",
+                            "hold",
+                        )
+                    )
 
     def _supervise(self, dt: float, inp: Inputs) -> None:
         """One tick of the supervised recovery: hold-to-run, watched, ended by a verified upright."""
         if not {"up", "return"} & inp.buttons:
-            self._note("supervised recovery released: holding on the brake (hold UP or RETURN to go on)")
+            self._note(
+                "supervised recovery released: holding on the brake (hold UP or RETURN to go on)"
+            )
             self._fire("supervised_release")
             return
         emf = self.sr_emf
@@ -598,11 +767,15 @@ class Controller:
             self.sr_speed = max(-SUPERVISED_SPEED_DPS, self.sr_speed - SUPERVISED_ACCEL_DPS2 * dt)
             if inp.upright_switch and self._switch_trusted() and self.sr_switch_travel is None:
                 self.sr_switch_travel = emf.travel
-            if (self.sr_switch_travel is not None
-                    and self.sr_switch_travel - emf.travel >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG):
+            if (
+                self.sr_switch_travel is not None
+                and self.sr_switch_travel - emf.travel >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG
+            ):
                 self.upright_by_evidence = True  # the switch plus the back-EMF's last stretch
                 self.sr_emf = None
-                self._note("upright by the upright switch and the motor's back-EMF (no angle sensor trusted)")
+                self._note(
+                    "upright by the upright switch and the motor's back-EMF (no angle sensor trusted)"
+                )
                 self._brake()
                 if self._fire("arrived"):
                     return
@@ -650,42 +823,71 @@ class Controller:
     def _settled(self) -> bool:
         if not self.tracking or self.profile_done_t is None:
             return not self.tracking
-        return (abs(self.angle - self.profile.goal) <= SETTLE_DEG
-                or self.now - self.profile_done_t >= SETTLE_TIMEOUT_S)
+        return (
+            abs(self.angle - self.profile.goal) <= SETTLE_DEG
+            or self.now - self.profile_done_t >= SETTLE_TIMEOUT_S
+        )
 
     def _outputs(self) -> Outputs:
         self.heartbeat = not self.heartbeat
         state = self.state
-        if (self.brake_test_until is not None and state in ("boot", "ramp") and self.inputs is not None
-                and self.inputs.ankle_locked):
+        if (
+            self.brake_test_until is not None
+            and state in ("boot", "ramp")
+            and self.inputs is not None
+            and self.inputs.ankle_locked
+        ):
             self.motor_cmd = self.brake_test_duty
-            return Outputs(motor_cmd=self.motor_cmd, brake=True, alarm=bool(self.monitor.latched),
-                           heartbeat=self.heartbeat, motor_power=True)
+            return Outputs(
+                motor_cmd=self.motor_cmd,
+                brake=True,
+                alarm=bool(self.monitor.latched),
+                heartbeat=self.heartbeat,
+                motor_power=True,
+            )
         if state == "supervised_return" and self.sr_emf is not None:
             # No trusted angle: the duty for the requested speed by the back-EMF load estimate.
-            self.motor_cmd = clamp(self.sr_emf.duty_for(self.sr_speed), -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX)
+            self.motor_cmd = clamp(
+                self.sr_emf.duty_for(self.sr_speed), -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX
+            )
             brake = False
         elif self.tracking and not self.motionless:
-            self.motor_cmd = self.loop.update(self.profile.pos, self.profile.vel, self.angle,
-                                              self.dt, self.profile.vmax, self.profile.acc,
-                                              current_a=self._live_current())
+            self.motor_cmd = self.loop.update(
+                self.profile.pos,
+                self.profile.vel,
+                self.angle,
+                self.dt,
+                self.profile.vmax,
+                self.profile.acc,
+                current_a=self._live_current(),
+            )
             if state == "supervised_return":  # bounded: a wrong estimate cannot wind it up to full
                 self.motor_cmd = clamp(self.motor_cmd, -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX)
             brake = False
         else:
             self.motor_cmd = 0.0
             brake = True
-        alarm = (state in ("fault", "emergency_return", "limp_home", "supervised_return") or bool(self.monitor.latched)
-                 or (state == "estop" and not self.at_upright()))
+        alarm = (
+            state in ("fault", "emergency_return", "limp_home", "supervised_return")
+            or bool(self.monitor.latched)
+            or (state == "estop" and not self.at_upright())
+        )
         # The supply relay stays closed while holding: at duty 0 the H-bridge shorts the motor,
         # whose back-EMF then slows any motion the brake fails to stop (a failed brake with the
         # relay open let a heavy user fall at 84 deg/s in the simulator; closed, about 5 deg/s).
         # It opens where the drive itself is suspect (a fault that holds) and during the boot
         # self-test.
-        self.motor_power = not (state == "boot" or self.fault_holding or (state == "idle" and self.recovery == "hold"))
+        self.motor_power = not (
+            state == "boot" or self.fault_holding or (state == "idle" and self.recovery == "hold")
+        )
         self.duty.record(self.now, self.dt, self.motor_cmd != 0.0 and self.motor_power)
-        return Outputs(motor_cmd=self.motor_cmd, brake=brake, alarm=alarm, heartbeat=self.heartbeat,
-                       motor_power=self.motor_power)
+        return Outputs(
+            motor_cmd=self.motor_cmd,
+            brake=brake,
+            alarm=alarm,
+            heartbeat=self.heartbeat,
+            motor_power=self.motor_power,
+        )
 
     # ------------------------------------------------------------------ helpers
     def _live_current(self) -> float | None:
@@ -741,14 +943,19 @@ class Controller:
         self.tracking = False
         self.braked_angle = self.angle
 
-    def _move_to(self, goal: float, emergency: bool = False, limp: bool = False, supervised: bool = False) -> None:
+    def _move_to(
+        self, goal: float, emergency: bool = False, limp: bool = False, supervised: bool = False
+    ) -> None:
         m = self.cfg.motion
         if supervised:
             vmax, amax = SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2
             if self.tracking:
                 amax = max(amax, self.profile.amax)
         elif limp:
-            vmax, amax = min(LIMP_SPEED_DPS, m.max_speed_dps), min(LIMP_ACCEL_DPS2, m.max_accel_dps2)
+            vmax, amax = (
+                min(LIMP_SPEED_DPS, m.max_speed_dps),
+                min(LIMP_ACCEL_DPS2, m.max_accel_dps2),
+            )
             if self.tracking:  # never brake a motion more gently than the profile it takes over
                 amax = max(amax, self.profile.amax)
         elif emergency:
@@ -806,16 +1013,24 @@ class Controller:
         if inp.overtravel_tripped:
             problems.append("over-travel switch open")
         if self.boot_off_upright:
-            problems.append("the table was off upright at power-on: it must be upright first (RETURN or hold UP)")
+            problems.append(
+                "the table was off upright at power-on: it must be upright first (RETURN or hold UP)"
+            )
         if self.now < self.cooldown_until:
-            problems.append(f"rest upright after a forced return: wait {self.cooldown_until - self.now:.0f} s "
-                            f"(session.cooldown_s = {self.cfg.session.cooldown_s:g})")
+            problems.append(
+                f"rest upright after a forced return: wait {self.cooldown_until - self.now:.0f} s "
+                f"(session.cooldown_s = {self.cfg.session.cooldown_s:g})"
+            )
         wait = self.duty.wait_s(self.now)
         if wait > 0:
-            problems.append(f"the actuator's duty budget ({self.cfg.motion.duty_on_s:g} s on per "
-                            f"{self.cfg.motion.duty_window_s:g} s) is used up: wait {wait:.0f} s")
+            problems.append(
+                f"the actuator's duty budget ({self.cfg.motion.duty_on_s:g} s on per "
+                f"{self.cfg.motion.duty_window_s:g} s) is used up: wait {wait:.0f} s"
+            )
         if inp.drive_inhibited:
-            problems.append("the motion board has acted alone or is shut down (check the table, then clear it)")
+            problems.append(
+                "the motion board has acted alone or is shut down (check the table, then clear it)"
+            )
         if inp.estop_discrepancy or inp.ankle_discrepancy:
             problems.append("a dual-channel safety input disagrees with itself")
         if self.at_upright() and not inp.upright_switch:
@@ -842,8 +1057,11 @@ class Controller:
         inp = self.inputs
         if inp is None or not self.at_upright() or self.monitor.position_untrusted:
             return False
-        both = (not self.monitor.distrusted and inp.angle_primary_deg is not None
-                and inp.angle_secondary_deg is not None)
+        both = (
+            not self.monitor.distrusted
+            and inp.angle_primary_deg is not None
+            and inp.angle_secondary_deg is not None
+        )
         # (A switch stuck closed agrees trivially: then the trusted sensor is the evidence. The
         # limp home, which ends on the switch alone, checks the switch separately.)
         return inp.upright_switch or both
@@ -861,11 +1079,15 @@ class Controller:
         if inp.drive_inhibited:
             problems.append("the motion board has taken over or is shut down")
         if self.monitor.driver_disobeys:
-            problems.append("the motor driver ignores its command: its supply stays cut (manual release, "
-                            "docs/safety.md)")
+            problems.append(
+                "the motor driver ignores its command: its supply stays cut (manual release, "
+                "docs/safety.md)"
+            )
         if self.sr_refused:
-            problems.append(f"an earlier supervised recovery went the wrong way ({self.sr_refused}): manual "
-                            "release, docs/safety.md")
+            problems.append(
+                f"an earlier supervised recovery went the wrong way ({self.sr_refused}): manual "
+                "release, docs/safety.md"
+            )
         if self.verified_upright():
             problems.append("already upright")
         return self._refuse("supervised recovery", problems)
@@ -891,7 +1113,9 @@ class Controller:
     def may_start_session(self) -> bool:
         # The application's refusals (refuse_sessions) stop a new session, not a jog: a jog
         # needs no record, and UP (a jog toward upright) is part of the way back.
-        return self._refuse("start", self._interlock_problems() + list(self.sessions_refused.values()))
+        return self._refuse(
+            "start", self._interlock_problems() + list(self.sessions_refused.values())
+        )
 
     def may_jog_down(self) -> bool:
         problems = self._interlock_problems()
@@ -926,8 +1150,10 @@ class Controller:
         if self.return_forced:  # time limit, fault, boot recovery, supervised recovery: rest first
             self.cooldown_until = self.now + self.cfg.session.cooldown_s
             if self.cfg.session.cooldown_s > 0:
-                self._note(f"upright after a forced return: the table rests {self.cfg.session.cooldown_s:g} s "
-                           "before it tilts down again")
+                self._note(
+                    f"upright after a forced return: the table rests {self.cfg.session.cooldown_s:g} s "
+                    "before it tilts down again"
+                )
         self.boot_off_upright = False
         self.left_upright_t = None
         self.return_forced = False
@@ -1010,7 +1236,9 @@ class Controller:
         if self.fault_holding:
             self._stop_on_brake()
             if not self.verified_upright():
-                self._note("held on the brake: hold UP or RETURN to come up slowly (supervised recovery)")
+                self._note(
+                    "held on the brake: hold UP or RETURN to come up slowly (supervised recovery)"
+                )
         else:
             self.return_forced = True
             self._move_to(self.cfg.limits.upright_deg, emergency=True)
@@ -1020,8 +1248,12 @@ class Controller:
         self.sr_switch_travel = None
         hw = self.cfg.hardware
         inp = self.inputs
-        if (self.monitor.position_untrusted and not self.monitor.sensors_frozen and inp is not None
-                and self.hold_raw is not None):
+        if (
+            self.monitor.position_untrusted
+            and not self.monitor.sensors_frozen
+            and inp is not None
+            and self.hold_raw is not None
+        ):
             good = single_out(self.hold_raw, (inp.angle_primary_deg, inp.angle_secondary_deg))
             if good is not None:
                 # On the brake the good sensor stood still and the bad one kept moving (a drift):
@@ -1029,15 +1261,19 @@ class Controller:
                 bad = "secondary" if good == "primary" else "primary"
                 self.monitor.single_out_sensor(good)
                 self.monitor.latched.add("sensor_singled_out")
-                self._note(f"fault: sensor_singled_out: the {bad} angle reading moved on the brake, the "
-                           f"{good} did not: trusting the {good} (hold)")
+                self._note(
+                    f"fault: sensor_singled_out: the {bad} angle reading moved on the brake, the "
+                    f"{good} did not: trusting the {good} (hold)"
+                )
                 self._measure(inp)
         if self.monitor.position_untrusted:
             # No reading is trusted for position: drive on the back-EMF (bounded duty), end on
             # the upright switch. The load prior is the loop's last estimate.
             self.tracking = False
             self.sr_speed = 0.0
-            self.sr_emf = BackEmfOdometer(hw.motor_stall_current_a, hw.motor_no_load_speed_dps, self.trusted_load)
+            self.sr_emf = BackEmfOdometer(
+                hw.motor_stall_current_a, hw.motor_no_load_speed_dps, self.trusted_load
+            )
             self.sr_watch = SupervisedWatch(self.now, 0.0)
             self.speed_limit, self.accel_limit = SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2
         else:
@@ -1052,8 +1288,10 @@ class Controller:
             # (from none, a 136 kg user at 60 deg passed 2 deg/s at the brake release).
             self.loop.reset(self.angle, self.trusted_load)
             self.sr_watch = SupervisedWatch(self.now, self.angle)
-        self._note(f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s while UP or RETURN "
-                   "is held" + (" (on the back-EMF and the upright switch)" if self.sr_emf else ""))
+        self._note(
+            f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s while UP or RETURN "
+            "is held" + (" (on the back-EMF and the upright switch)" if self.sr_emf else "")
+        )
 
     def on_exit_supervised_return(self) -> None:
         self.sr_emf = None

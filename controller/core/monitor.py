@@ -17,6 +17,7 @@ Thresholds are chosen against the simulator's measured normal behaviour (trackin
 0.3 deg, sensor disagreement within 0.2 deg, speed within 0.05 deg/s of the limit), with
 margins of ten times or more.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -26,59 +27,61 @@ from typing import NamedTuple
 from controller.core.config import Config
 from hal.interfaces import Inputs
 
-SENSOR_AGREE_DEG = 1.0        # the two angle sensors must agree this closely (normally within 0.25):
-                              # a stuck sensor halves the fused angle's motion and fools the load
-                              # observer into speeding the table up, so it must be caught early
-FOLLOWING_ERROR_DEG = 3.0     # measured vs setpoint while driving
-CREEP_DEG = 0.25              # movement allowed while the brake holds (the fused angle's noise
-                              # peaks near 0.1)
-SPEED_MARGIN_DPS = 4.0        # measured speed over the active limit: runaway (noise peaks ~1.5)
-SPEED_WINDOW_S = 0.1         # speed = angle change over at least this much measured time (noise about
-                              # +-1.5 deg/s peak over 0.1 s); never samples x the current tick's dt: the
-                              # catch-up ticks after a late one are < 1 ms apart
-SPEED_SAMPLES_MAX = 1000      # bound on the timestamped samples kept (catch-up ticks come ~0.5 ms apart)
-RUNAWAY_CURRENT_A = 10.0      # current while braked and moving: the driver is on (a runaway draws
-                              # ~20 A; the brake test's push 7 A)
-OVERCURRENT_A = 15.0          # sustained current: jammed drive
-CURRENT_EXCESS_A = 5.0        # current above what the last command can draw: the driver ignores it
-                              # (normal ticks stay within 1.6 A of the prediction: sensor-speed noise)
-CURRENT_LAG_S = 0.2           # the current read may reflect any command this recent; the delays add
-                              # up: the serial link both ways (2 x 50 ms, DESIGN section 6), a
-                              # current path lagging 5 ticks (50 ms), a board on its own clock (10 ms),
-                              # tick jitter (20 ms) and the tick a command needs to act (10 ms) ...
-CURRENT_LAG_TICKS = 6         # ... or any of this many latest commands (a sensor path that lags by
-                              # reads: up to 5 ticks plus the one a command needs to act)
-ENVELOPE_GUARD_DEG = 0.4      # measured angle past max_angle_deg while driving: stop on the brake
-                              # (arrivals overshoot < 0.1; a first brake release sags ~0.25)
-SATURATED_DUTY = 0.99         # full duty ...
-SATURATED_S = 0.15            # ... for this long: the drive cannot follow
+SENSOR_AGREE_DEG = 1.0  # the two angle sensors must agree this closely (normally within 0.25):
+# a stuck sensor halves the fused angle's motion and fools the load
+# observer into speeding the table up, so it must be caught early
+FOLLOWING_ERROR_DEG = 3.0  # measured vs setpoint while driving
+CREEP_DEG = 0.25  # movement allowed while the brake holds (the fused angle's noise
+# peaks near 0.1)
+SPEED_MARGIN_DPS = 4.0  # measured speed over the active limit: runaway (noise peaks ~1.5)
+SPEED_WINDOW_S = 0.1  # speed = angle change over at least this much measured time (noise about
+# +-1.5 deg/s peak over 0.1 s); never samples x the current tick's dt: the
+# catch-up ticks after a late one are < 1 ms apart
+SPEED_SAMPLES_MAX = (
+    1000  # bound on the timestamped samples kept (catch-up ticks come ~0.5 ms apart)
+)
+RUNAWAY_CURRENT_A = 10.0  # current while braked and moving: the driver is on (a runaway draws
+# ~20 A; the brake test's push 7 A)
+OVERCURRENT_A = 15.0  # sustained current: jammed drive
+CURRENT_EXCESS_A = 5.0  # current above what the last command can draw: the driver ignores it
+# (normal ticks stay within 1.6 A of the prediction: sensor-speed noise)
+CURRENT_LAG_S = 0.2  # the current read may reflect any command this recent; the delays add
+# up: the serial link both ways (2 x 50 ms, DESIGN section 6), a
+# current path lagging 5 ticks (50 ms), a board on its own clock (10 ms),
+# tick jitter (20 ms) and the tick a command needs to act (10 ms) ...
+CURRENT_LAG_TICKS = 6  # ... or any of this many latest commands (a sensor path that lags by
+# reads: up to 5 ticks plus the one a command needs to act)
+ENVELOPE_GUARD_DEG = 0.4  # measured angle past max_angle_deg while driving: stop on the brake
+# (arrivals overshoot < 0.1; a first brake release sags ~0.25)
+SATURATED_DUTY = 0.99  # full duty ...
+SATURATED_S = 0.15  # ... for this long: the drive cannot follow
 OVERCURRENT_S = 0.5
-NO_LOAD_CURRENT_A = 1.0       # upper bound of the gearmotor's no-load current
-AMBIGUOUS_DEG = 0.5           # the sensors' distances from the reference differ by less: ambiguous
-RATE_WINDOW_S = 0.3           # measured time over which "this sensor stopped moving" is judged
-STILL_DEG = 0.15              # moved less than this in the window: not moving (noise ~0.1)
-MOVING_DEG = 0.4              # moved more than this: moving
-SWITCH_LIE_DEG = 5.0          # upright switch closed this far from upright: it lies
-STUCK_BUTTON_GRACE_S = 5.0    # a button held this long past the jog cap is stuck
-DISCREPANCY_S = 0.05          # two channels of one safety input may differ this long (contact bounce)
-PROGRESS_DPS = 0.2            # measured speed toward upright that counts as progress (noise ~0.15 at 0.3 s)
-CURRENT_DEFICIT_A = 4.5       # current this far BELOW what the command draws at the measured speed:
-                              # the motor turns although the sensors say it does not (frozen readings);
-                              # normal ticks stay within 1.6 A of the prediction
-FROZEN_DPS = 0.5              # the readings "stand still" below this measured speed (noise ~0.15)
-LIVE_CURRENT_A = 0.3          # below this the current sensor gives nothing (no-load draw is 0.6 A)
-FROZEN_READ_S = 0.08          # both readings bit-identical this long while driving ...
-FROZEN_MOVE_DEG = 0.2         # ... and the setpoint moved this far meanwhile (2 encoder counts,
-                              # 2 steps of the 12-bit sensor: a following table changes both)
-LOAD_DENIED_S = 0.3           # the current bounding the loop's load estimate this long: frozen readings
-CURRENT_DEFICIT_S = 0.1         # above the worst measurement lag (5 ticks) plus a transient
+NO_LOAD_CURRENT_A = 1.0  # upper bound of the gearmotor's no-load current
+AMBIGUOUS_DEG = 0.5  # the sensors' distances from the reference differ by less: ambiguous
+RATE_WINDOW_S = 0.3  # measured time over which "this sensor stopped moving" is judged
+STILL_DEG = 0.15  # moved less than this in the window: not moving (noise ~0.1)
+MOVING_DEG = 0.4  # moved more than this: moving
+SWITCH_LIE_DEG = 5.0  # upright switch closed this far from upright: it lies
+STUCK_BUTTON_GRACE_S = 5.0  # a button held this long past the jog cap is stuck
+DISCREPANCY_S = 0.05  # two channels of one safety input may differ this long (contact bounce)
+PROGRESS_DPS = 0.2  # measured speed toward upright that counts as progress (noise ~0.15 at 0.3 s)
+CURRENT_DEFICIT_A = 4.5  # current this far BELOW what the command draws at the measured speed:
+# the motor turns although the sensors say it does not (frozen readings);
+# normal ticks stay within 1.6 A of the prediction
+FROZEN_DPS = 0.5  # the readings "stand still" below this measured speed (noise ~0.15)
+LIVE_CURRENT_A = 0.3  # below this the current sensor gives nothing (no-load draw is 0.6 A)
+FROZEN_READ_S = 0.08  # both readings bit-identical this long while driving ...
+FROZEN_MOVE_DEG = 0.2  # ... and the setpoint moved this far meanwhile (2 encoder counts,
+# 2 steps of the 12-bit sensor: a following table changes both)
+LOAD_DENIED_S = 0.3  # the current bounding the loop's load estimate this long: frozen readings
+CURRENT_DEFICIT_S = 0.1  # above the worst measurement lag (5 ticks) plus a transient
 
 
 @dataclass(frozen=True, slots=True)
 class Detection:
-    code: str                 # reason code, e.g. "brake_creep"
-    reason: str               # human-readable detail
-    recovery: str             # "emergency_return" | "limp_home" | "hold" | "report"
+    code: str  # reason code, e.g. "brake_creep"
+    reason: str  # human-readable detail
+    recovery: str  # "emergency_return" | "limp_home" | "hold" | "report"
     good_sensor: str | None = None  # for limp_home: "primary" or "secondary"
 
 
@@ -90,14 +93,16 @@ class Snapshot(NamedTuple):
 
     now: float
     state: str
-    tracking: bool            # the position loop is driving (brake released)
+    tracking: bool  # the position loop is driving (brake released)
     setpoint: float
     speed_limit: float
-    motor_cmd: float          # last command sent
-    angle: float              # the controller's fused angle
+    motor_cmd: float  # last command sent
+    angle: float  # the controller's fused angle
     braked_angle: float | None  # where the brake was engaged (None while driving)
     motor_power: bool = True  # the supply relay was closed for the last command
-    goal: float | None = None  # the active profile's goal (None while braked): which way the drive heads
+    goal: float | None = (
+        None  # the active profile's goal (None while braked): which way the drive heads
+    )
     load_denied_s: float = 0.0  # how long the motor current has held the loop's load estimate back
 
 
@@ -105,10 +110,10 @@ class SafetyMonitor:
     def __init__(self, config: Config) -> None:
         self.cfg = config
         self.latched: set[str] = set()
-        self.distrusted: set[str] = set()   # "primary" / "secondary"
-        self.position_untrusted = False     # the sensors disagree and neither can be singled out
-        self.driver_disobeys = False        # the current says the driver ignores its command
-        self.sensors_frozen = False         # the back-EMF says the motor turns, the readings do not
+        self.distrusted: set[str] = set()  # "primary" / "secondary"
+        self.position_untrusted = False  # the sensors disagree and neither can be singled out
+        self.driver_disobeys = False  # the current says the driver ignores its command
+        self.sensors_frozen = False  # the back-EMF says the motor turns, the readings do not
         self._motion_start: float | None = None  # the angle where the current motion began
         self._angles: deque[tuple[float, float]] = deque(maxlen=SPEED_SAMPLES_MAX)  # (t, angle)
         self._predicted: deque[tuple[float, float]] = deque()  # (t, current the command could draw)
@@ -122,9 +127,19 @@ class SafetyMonitor:
         # (t, setpoint, current, current changed since) when both readings last changed
         self._frozen_since: tuple[float, float, float, bool] | None = None
         self._last_raw: tuple[float | None, float | None] = (None, None)
-        self._checks = (self._link, self._sensors, self._unchanged, self._drive, self._saturation, self._brake, self._current,
-                        self._back_emf, self._switches, self._buttons)
-        self._speed: float | None = None     # this tick's measured speed
+        self._checks = (
+            self._link,
+            self._sensors,
+            self._unchanged,
+            self._drive,
+            self._saturation,
+            self._brake,
+            self._current,
+            self._back_emf,
+            self._switches,
+            self._buttons,
+        )
+        self._speed: float | None = None  # this tick's measured speed
 
     def _lasted(self, key: str, active: bool, now: float, duration: float) -> bool:
         """True once ``active`` has held continuously for ``duration`` seconds."""
@@ -193,7 +208,9 @@ class SafetyMonitor:
             if det is not None and det.code not in self.latched:
                 self.latched.add(det.code)
                 if det.code == "runaway" and "driver" in det.reason:
-                    self.driver_disobeys = True  # the current says so: the driver itself is stuck on
+                    self.driver_disobeys = (
+                        True  # the current says so: the driver itself is stuck on
+                    )
                 if det.good_sensor:
                     self.distrusted.add("secondary" if det.good_sensor == "primary" else "primary")
                     self._angles.clear()  # the measured angle changes source: restart the speed window
@@ -205,7 +222,9 @@ class SafetyMonitor:
         if not inp.link_ok:
             # Nothing this side commands reaches the motor now; the motion board returns the
             # user on its own (its dead-man) and latches its shutdown.
-            return Detection("link_lost", "no telemetry from the motion board: it acts alone", "hold")
+            return Detection(
+                "link_lost", "no telemetry from the motion board: it acts alone", "hold"
+            )
         return None
 
     def _sensors(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
@@ -215,57 +234,94 @@ class SafetyMonitor:
         if "primary" in self.distrusted or "secondary" in self.distrusted:
             good = b if "primary" in self.distrusted else a
             if good is None:
-                return Detection("sensors_lost", "the remaining angle sensor gives no reading either", "hold")
+                return Detection(
+                    "sensors_lost", "the remaining angle sensor gives no reading either", "hold"
+                )
             return None
         if a is None and b is None:
             return Detection("sensors_lost", "neither angle sensor gives a reading", "hold")
         if a is None or b is None:
             good = "secondary" if a is None else "primary"
-            return Detection("sensor_dropout", f"the {'primary' if a is None else 'secondary'} angle sensor "
-                             "gives no reading", "limp_home", good)
+            return Detection(
+                "sensor_dropout",
+                f"the {'primary' if a is None else 'secondary'} angle sensor gives no reading",
+                "limp_home",
+                good,
+            )
         if abs(a - b) > SENSOR_AGREE_DEG:
             # The bad one is the one that left the reference: the setpoint while driving (the
             # table follows it), or the angle where the brake holds the table still.
-            ref = s.setpoint if s.tracking else (s.braked_angle if s.braked_angle is not None else s.angle)
+            ref = (
+                s.setpoint
+                if s.tracking
+                else (s.braked_angle if s.braked_angle is not None else s.angle)
+            )
             da, db = abs(a - ref), abs(b - ref)
             if abs(da - db) < AMBIGUOUS_DEG:
                 # A stuck sensor gives itself away by not moving while the other one does.
                 moved = self._moved()
                 if moved is not None:
-                    for bad, good, m_bad, m_good in (("primary", "secondary", *moved),
-                                                     ("secondary", "primary", *reversed(moved))):
+                    for bad, good, m_bad, m_good in (
+                        ("primary", "secondary", *moved),
+                        ("secondary", "primary", *reversed(moved)),
+                    ):
                         if m_bad < STILL_DEG and m_good > MOVING_DEG:
-                            return Detection("sensor_disagree", f"primary {a:.1f} vs secondary {b:.1f} deg; the "
-                                             f"{bad} stopped moving: trusting the {good}", "limp_home", good)
+                            return Detection(
+                                "sensor_disagree",
+                                f"primary {a:.1f} vs secondary {b:.1f} deg; the "
+                                f"{bad} stopped moving: trusting the {good}",
+                                "limp_home",
+                                good,
+                            )
                 self.position_untrusted = True
                 # While driving, the loop servoes the two sensors' mean onto the setpoint, so a
                 # slowly drifting sensor and the good one sit equally far from it: neither can
                 # be trusted for position. Their mean still measures speed well (a drift is an
                 # offset), so the limp home runs on the mean and stops at the upright switch.
-                return Detection("sensor_disagree", f"primary {a:.1f} vs secondary {b:.1f} deg; cannot tell "
-                                 "which is wrong: limp home on the upright switch", "limp_home")
+                return Detection(
+                    "sensor_disagree",
+                    f"primary {a:.1f} vs secondary {b:.1f} deg; cannot tell "
+                    "which is wrong: limp home on the upright switch",
+                    "limp_home",
+                )
             good = "primary" if da < db else "secondary"
-            return Detection("sensor_disagree", f"primary {a:.1f} vs secondary {b:.1f} deg; "
-                             f"trusting the {good}", "limp_home", good)
+            return Detection(
+                "sensor_disagree",
+                f"primary {a:.1f} vs secondary {b:.1f} deg; trusting the {good}",
+                "limp_home",
+                good,
+            )
         return None
 
     def _drive(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         v = self._speed
-        if (s.tracking and s.angle > self.cfg.limits.max_angle_deg + ENVELOPE_GUARD_DEG
-                and not self._heading_up(s)  # the way back from beyond the envelope is never refused
-                and "brake_creep" not in self.latched):  # with a bad brake the motor must keep holding
+        if (
+            s.tracking
+            and s.angle > self.cfg.limits.max_angle_deg + ENVELOPE_GUARD_DEG
+            and not self._heading_up(s)  # the way back from beyond the envelope is never refused
+            and "brake_creep" not in self.latched
+        ):  # with a bad brake the motor must keep holding
             # Normal arrivals overshoot by under 0.1 deg: past this the drive cannot stop the
             # table (too weak for this user); the brake can.
-            return Detection("envelope", f"{s.angle:.2f} deg is past max_angle_deg "
-                             f"{self.cfg.limits.max_angle_deg:g}: the drive cannot stop the table", "hold")
+            return Detection(
+                "envelope",
+                f"{s.angle:.2f} deg is past max_angle_deg "
+                f"{self.cfg.limits.max_angle_deg:g}: the drive cannot stop the table",
+                "hold",
+            )
         if s.tracking:
             if v is not None and abs(v) > s.speed_limit + SPEED_MARGIN_DPS:
-                return Detection("runaway", f"moving at {v:.1f} deg/s, limit {s.speed_limit:g}", "hold")
+                return Detection(
+                    "runaway", f"moving at {v:.1f} deg/s, limit {s.speed_limit:g}", "hold"
+                )
             if abs(s.angle - s.setpoint) > FOLLOWING_ERROR_DEG:
                 moving = v is not None and abs(v) > 0.5
                 code = "runaway" if moving and (s.angle - s.setpoint) * v > 0 else "stall"
-                return Detection(code, f"following error: measured {s.angle:.1f} deg, setpoint "
-                                 f"{s.setpoint:.1f} deg", "hold")
+                return Detection(
+                    code,
+                    f"following error: measured {s.angle:.1f} deg, setpoint {s.setpoint:.1f} deg",
+                    "hold",
+                )
         return None
 
     def _heading_up(self, s: Snapshot) -> bool:
@@ -280,14 +336,22 @@ class SafetyMonitor:
 
     def progressing_up(self, s: Snapshot) -> bool:
         """Toward upright and measurably getting there (the speed window says so)."""
-        return (s.goal is not None and s.goal < s.angle - 1.0 and self._speed is not None
-                and self._speed < -PROGRESS_DPS)
+        return (
+            s.goal is not None
+            and s.goal < s.angle - 1.0
+            and self._speed is not None
+            and self._speed < -PROGRESS_DPS
+        )
 
     def _brake(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         # Also in the e-stop latch: nothing may move there, but a brake that lets go must be
         # latched and sounded now, and bound whatever motion leaves the latch.
-        if (s.tracking or s.braked_angle is None or s.state in ("fault", "boot")
-                or self.position_untrusted):  # a drifting reading would look like creep
+        if (
+            s.tracking
+            or s.braked_angle is None
+            or s.state in ("fault", "boot")
+            or self.position_untrusted
+        ):  # a drifting reading would look like creep
             return None
         if self._braked_at != s.braked_angle or self._braked_raw is None:
             self._braked_at = s.braked_angle
@@ -301,15 +365,26 @@ class SafetyMonitor:
         if (moved_a > CREEP_DEG) != (moved_b > CREEP_DEG) and max(moved_a, moved_b) > 2 * CREEP_DEG:
             # Only one sensor says the braked table moves: the brake holds and that one lies.
             good = "secondary" if moved_a > moved_b else "primary"
-            return Detection("sensor_disagree", f"the {'primary' if good == 'secondary' else 'secondary'} "
-                             f"moved {max(moved_a, moved_b):.1f} deg while braked, the {good} did not",
-                             "limp_home", good)
+            return Detection(
+                "sensor_disagree",
+                f"the {'primary' if good == 'secondary' else 'secondary'} "
+                f"moved {max(moved_a, moved_b):.1f} deg while braked, the {good} did not",
+                "limp_home",
+                good,
+            )
         if moved_a > CREEP_DEG and moved_b > CREEP_DEG:
             if inp.motor_current_a > RUNAWAY_CURRENT_A:
-                return Detection("runaway", f"the driver is on ({inp.motor_current_a:.1f} A) while holding "
-                                 "and the table moves", "hold")
-            return Detection("brake_creep", f"moved {s.angle - s.braked_angle:+.1f} deg while braked",
-                             "emergency_return")
+                return Detection(
+                    "runaway",
+                    f"the driver is on ({inp.motor_current_a:.1f} A) while holding "
+                    "and the table moves",
+                    "hold",
+                )
+            return Detection(
+                "brake_creep",
+                f"moved {s.angle - s.braked_angle:+.1f} deg while braked",
+                "emergency_return",
+            )
         return None
 
     def _saturation(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
@@ -319,8 +394,11 @@ class SafetyMonitor:
         # failed: the controller re-plans slower (machine.py); only no progress holds.
         saturated = s.tracking and abs(s.motor_cmd) >= SATURATED_DUTY and not self.progressing_up(s)
         if self._lasted("saturated", saturated, s.now, SATURATED_S):
-            return Detection("drive_saturated", f"full duty for {SATURATED_S:g} s: the drive cannot "
-                             "follow (weak or overloaded)", "hold")
+            return Detection(
+                "drive_saturated",
+                f"full duty for {SATURATED_S:g} s: the drive cannot follow (weak or overloaded)",
+                "hold",
+            )
         return None
 
     def _current(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
@@ -332,7 +410,9 @@ class SafetyMonitor:
         # the brake test's push read a few ticks later is not taken for a runaway.
         hw = self.cfg.hardware
         v = self._speed or 0.0
-        now_predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(s.motor_cmd - v / hw.motor_no_load_speed_dps)
+        now_predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(
+            s.motor_cmd - v / hw.motor_no_load_speed_dps
+        )
         recent = self._predicted
         recent.append((s.now, now_predicted))
         horizon = s.now - CURRENT_LAG_S - 1e-6
@@ -344,14 +424,23 @@ class SafetyMonitor:
         # Judged only once every command the reading may reflect has been seen here: the
         # monitor does not run during the boot self-test, whose brake-test push (7 A) the
         # reading still shows a few ticks later when the sensor path lags.
-        seen_all = len(recent) >= CURRENT_LAG_TICKS and s.now - self._first_t >= CURRENT_LAG_S - 1e-6
+        seen_all = (
+            len(recent) >= CURRENT_LAG_TICKS and s.now - self._first_t >= CURRENT_LAG_S - 1e-6
+        )
         if seen_all and s.motor_power and inp.motor_current_a > predicted + CURRENT_EXCESS_A:
-            return Detection("runaway", f"{inp.motor_current_a:.1f} A drawn, at most {predicted:.1f} A expected for "
-                             f"duty {s.motor_cmd:+.2f} (or a command of the last {CURRENT_LAG_S * 1000:.0f} ms): "
-                             "the driver ignores its command", "hold")
+            return Detection(
+                "runaway",
+                f"{inp.motor_current_a:.1f} A drawn, at most {predicted:.1f} A expected for "
+                f"duty {s.motor_cmd:+.2f} (or a command of the last {CURRENT_LAG_S * 1000:.0f} ms): "
+                "the driver ignores its command",
+                "hold",
+            )
         if self._lasted("overcurrent", inp.motor_current_a > OVERCURRENT_A, s.now, OVERCURRENT_S):
-            return Detection("overcurrent", f"{inp.motor_current_a:.1f} A for {OVERCURRENT_S:g} s "
-                             "(jammed drive)", "hold")
+            return Detection(
+                "overcurrent",
+                f"{inp.motor_current_a:.1f} A for {OVERCURRENT_S:g} s (jammed drive)",
+                "hold",
+            )
         return None
 
     def _unchanged(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
@@ -377,14 +466,20 @@ class SafetyMonitor:
         self._frozen_since = (t0, sp0, current0, fresh)
         if fresh and s.now - t0 >= FROZEN_READ_S and abs(s.setpoint - sp0) >= FROZEN_MOVE_DEG:
             self.position_untrusted = self.sensors_frozen = True
-            return Detection("sensors_frozen", f"both angle readings unchanged for {s.now - t0:.2f} s while the "
-                             f"setpoint moved {abs(s.setpoint - sp0):.2f} deg: the readings are frozen", "hold")
+            return Detection(
+                "sensors_frozen",
+                f"both angle readings unchanged for {s.now - t0:.2f} s while the "
+                f"setpoint moved {abs(s.setpoint - sp0):.2f} deg: the readings are frozen",
+                "hold",
+            )
         return None
 
     def _back_emf(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         hw = self.cfg.hardware
         v = self._speed or 0.0
-        predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(s.motor_cmd - v / hw.motor_no_load_speed_dps)
+        predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(
+            s.motor_cmd - v / hw.motor_no_load_speed_dps
+        )
         # Far less current than the command draws at the measured speed means the motor turns
         # (its back-EMF opposes the supply) while the angle readings say it does not: the
         # readings are frozen. Both sensors frozen near a goal let the load
@@ -399,40 +494,70 @@ class SafetyMonitor:
         # same evidence seen earlier: the readings ask for ever more duty, the current says the
         # motor already turns freely.
         still = s.motor_power and s.tracking and not self.position_untrusted and abs(v) < FROZEN_DPS
-        deficit = still and LIVE_CURRENT_A < inp.motor_current_a and (
-            inp.motor_current_a < predicted - CURRENT_DEFICIT_A or s.load_denied_s >= LOAD_DENIED_S)
+        deficit = (
+            still
+            and LIVE_CURRENT_A < inp.motor_current_a
+            and (
+                inp.motor_current_a < predicted - CURRENT_DEFICIT_A
+                or s.load_denied_s >= LOAD_DENIED_S
+            )
+        )
         if self._lasted("current_deficit", deficit, s.now, CURRENT_DEFICIT_S):
             self.position_untrusted = self.sensors_frozen = True
-            return Detection("sensors_frozen", f"{inp.motor_current_a:.1f} A drawn at duty {s.motor_cmd:+.2f}, "
-                             f"{predicted:.1f} A expected at the measured {v:+.1f} deg/s: the motor turns, "
-                             "the angle readings do not follow", "hold")
+            return Detection(
+                "sensors_frozen",
+                f"{inp.motor_current_a:.1f} A drawn at duty {s.motor_cmd:+.2f}, "
+                f"{predicted:.1f} A expected at the measured {v:+.1f} deg/s: the motor turns, "
+                "the angle readings do not follow",
+                "hold",
+            )
         return None
 
     def _switches(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         up = self.cfg.limits.upright_deg
-        if (inp.upright_switch and s.angle > up + SWITCH_LIE_DEG and s.state != "limp_home"
-                and not self.position_untrusted):
+        if (
+            inp.upright_switch
+            and s.angle > up + SWITCH_LIE_DEG
+            and s.state != "limp_home"
+            and not self.position_untrusted
+        ):
             # (During a limp home, or with no sensor trusted for position, the switch closing
             # is evidence against the sensors, not against the switch.)
-            return Detection("upright_switch_stuck", f"upright switch closed at {s.angle:.1f} deg; "
-                             "returning by the angle alone", "emergency_return")
+            return Detection(
+                "upright_switch_stuck",
+                f"upright switch closed at {s.angle:.1f} deg; returning by the angle alone",
+                "emergency_return",
+            )
         if self._lasted("estop_channels", inp.estop_discrepancy, s.now, DISCREPANCY_S):
             # The safety relay has cut the motor supply (it opens on either channel): nothing
             # can move, so the fault holds; the alarm calls for help (docs/safety.md H11).
-            return Detection("estop_channel_fault", "the e-stop's two channels disagree (a cut wire or a "
-                             "failed contact): the hardwired cut holds the motor off", "hold")
+            return Detection(
+                "estop_channel_fault",
+                "the e-stop's two channels disagree (a cut wire or a "
+                "failed contact): the hardwired cut holds the motor off",
+                "hold",
+            )
         if self._lasted("ankle_channels", inp.ankle_discrepancy, s.now, DISCREPANCY_S):
-            return Detection("ankle_channel_fault", "the ankle lock's two channels disagree (a cut wire or "
-                             "a failed contact): the lock is not trusted", "emergency_return")
+            return Detection(
+                "ankle_channel_fault",
+                "the ankle lock's two channels disagree (a cut wire or "
+                "a failed contact): the lock is not trusted",
+                "emergency_return",
+            )
         if inp.overtravel_tripped:
             if s.angle < self.cfg.limits.max_angle_deg + 2.0:
-                return Detection("overtravel_switch_open", f"over-travel switch open at {s.angle:.1f} deg "
-                                 "(wire or switch fault)", "emergency_return")
+                return Detection(
+                    "overtravel_switch_open",
+                    f"over-travel switch open at {s.angle:.1f} deg (wire or switch fault)",
+                    "emergency_return",
+                )
             # Reached by a drive heading for inversion: it cannot be trusted, hold. Found there
             # (a slide after a power cut, a boot) with the drive heading up: the way back is
             # never refused by a limit check.
             recovery = "emergency_return" if (not s.tracking or self._heading_up(s)) else "hold"
-            return Detection("overtravel", f"over-travel limit reached at {s.angle:.1f} deg", recovery)
+            return Detection(
+                "overtravel", f"over-travel limit reached at {s.angle:.1f} deg", recovery
+            )
         return None
 
     def _buttons(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
@@ -447,10 +572,16 @@ class SafetyMonitor:
             if s.state == "supervised_return" and name in ("up", "return"):
                 continue  # held on purpose for as long as the slow way back takes
             since = self._held_since.setdefault(name, s.now)
-            if name in self.held_at_boot or s.now - since > self.cfg.motion.jog_max_s + STUCK_BUTTON_GRACE_S:
+            if (
+                name in self.held_at_boot
+                or s.now - since > self.cfg.motion.jog_max_s + STUCK_BUTTON_GRACE_S
+            ):
                 held = "since boot" if name in self.held_at_boot else f"{s.now - since:.0f} s"
                 # A pendant with a shorted contact cannot be trusted for STOP or RETURN either:
                 # the session ends and the user comes upright.
-                return Detection(f"button_stuck_{name}", f"{name.upper()} held {held}; it is ignored and "
-                                 "the pendant is not trusted", "emergency_return")
+                return Detection(
+                    f"button_stuck_{name}",
+                    f"{name.upper()} held {held}; it is ignored and the pendant is not trusted",
+                    "emergency_return",
+                )
         return None

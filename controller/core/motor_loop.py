@@ -52,6 +52,7 @@ Model per tick (``c = dt * no_load_speed``): ``angle += c * (duty - load)``,
 predicted`` using gains that put all three poles at ``p = exp(-bandwidth * dt)``:
 ``l1 = 1 - p^3``, ``l2 = -(1 - p)^2 (p + 2) / c``, ``l3 = -(1 - p)^3 / (c dt)``.
 """
+
 from __future__ import annotations
 
 import math
@@ -59,17 +60,18 @@ from dataclasses import dataclass
 
 from controller.core.limits import clamp, clamp_motor
 
-
 DRIVE_GAP_S = 0.1  # a tick later than this: the hardware dead-man has cut the drive (sim/table.py)
 
 
 @dataclass(frozen=True, slots=True)
 class LoopGains:
     no_load_speed_dps: float = 20.0  # nominal motor speed at duty 1 (the feed-forward constant)
-    kp: float = 3.0                  # deg/s of correction per degree of position error
+    kp: float = 3.0  # deg/s of correction per degree of position error
     observer_bandwidth: float = 5.0  # rad/s; higher follows load changes faster, passes more noise
-    release_bandwidth: float = 40.0  # rad/s while the brake has just released and the load is unknown
-    release_s: float = 0.25          # how long the release bandwidth is used
+    release_bandwidth: float = (
+        40.0  # rad/s while the brake has just released and the load is unknown
+    )
+    release_s: float = 0.25  # how long the release bandwidth is used
     # The load estimate is bounded (duty fraction): the heaviest allowed user needs at most 0.38
     # of the default gearmotor (controller/core/capability.py: 257 N m of 700 at 40.8 deg, plus the
     # acceleration), a failed brake's release transient 0.48. A frozen reading cannot wind it
@@ -77,10 +79,10 @@ class LoopGains:
     load_max: float = 0.5
     # Bound by the motor current (when the caller passes it): the motor's torque as a duty
     # fraction, the largest over ``current_window_s``, plus ``current_margin``.
-    stall_current_a: float = 20.0    # the gearmotor's figures (hardware.motor_stall_current_a)
-    no_load_current_a: float = 0.5   # a lower bound of the no-load current (a larger bound is safe)
-    current_margin: float = 0.05     # about 1 deg/s of speed error at most
-    current_window_s: float = 0.2    # covers 5 ticks of current lag and the serial link
+    stall_current_a: float = 20.0  # the gearmotor's figures (hardware.motor_stall_current_a)
+    no_load_current_a: float = 0.5  # a lower bound of the no-load current (a larger bound is safe)
+    current_margin: float = 0.05  # about 1 deg/s of speed error at most
+    current_window_s: float = 0.2  # covers 5 ticks of current lag and the serial link
     # The load at upright before anything is known (the first brake release after boot).
     # The user lies above the pivot axis, so at upright gravity always pulls toward upright;
     # this is the duty that holds the LIGHTEST allowed user there (40 kg), so the prior can
@@ -94,10 +96,27 @@ class LoopGains:
 
 
 class PositionLoop:
-    __slots__ = ("gains", "est_angle", "load", "rate", "last_duty", "_l1", "_l2", "_l3", "_dt", "_bw",
-                 "_pred_dt", "_pred_u",
-                 "_release_left", "_torque_window", "current_bound", "_side", "_floor", "denied_s",
-                 "_denied_now")
+    __slots__ = (
+        "gains",
+        "est_angle",
+        "load",
+        "rate",
+        "last_duty",
+        "_l1",
+        "_l2",
+        "_l3",
+        "_dt",
+        "_bw",
+        "_pred_dt",
+        "_pred_u",
+        "_release_left",
+        "_torque_window",
+        "current_bound",
+        "_side",
+        "_floor",
+        "denied_s",
+        "_denied_now",
+    )
 
     def __init__(self, gains: LoopGains | None = None) -> None:
         self.gains = gains or LoopGains()
@@ -110,22 +129,22 @@ class PositionLoop:
         self._l1 = self._l2 = self._l3 = 0.0
         self._release_left = 0.0
         self._pred_dt: float | None = None  # the tick length the last prediction assumed
-        self._pred_u = 0.0                  # the duty that prediction integrated (less load, accel)
-        self._torque_window: list[float] = []   # recent torque fractions from the current
+        self._pred_u = 0.0  # the duty that prediction integrated (less load, accel)
+        self._torque_window: list[float] = []  # recent torque fractions from the current
         self.current_bound: float | None = None  # the last bound the current set (for traces)
-        self._side = 0                           # the load's sign while the torque cannot have crossed zero
-        self._floor = 0.0                        # ... and the least its size can be then
-        self.denied_s = 0.0                      # how long the current bound has bound without a break
+        self._side = 0  # the load's sign while the torque cannot have crossed zero
+        self._floor = 0.0  # ... and the least its size can be then
+        self.denied_s = 0.0  # how long the current bound has bound without a break
         self._denied_now = False
 
     def _design(self, dt: float, bandwidth: float, track_rate: bool) -> None:
         p = math.exp(-bandwidth * dt)
         c = dt * self.gains.no_load_speed_dps
         if track_rate:  # three poles at p
-            self._l1 = 1.0 - p ** 3
+            self._l1 = 1.0 - p**3
             self._l2 = -((1.0 - p) ** 2) * (p + 2.0) / c
             self._l3 = -((1.0 - p) ** 3) / (c * dt)
-        else:           # two poles at p, rate held at zero
+        else:  # two poles at p, rate held at zero
             self._l1 = 1.0 - p * p
             self._l2 = -((1.0 - p) ** 2) / c
             self._l3 = 0.0
@@ -156,7 +175,7 @@ class PositionLoop:
         window.append(fraction)
         keep = max(1, int(round(g.current_window_s / dt)))
         if len(window) > keep:
-            del window[:len(window) - keep]
+            del window[: len(window) - keep]
         if releasing or len(window) < keep:
             self.current_bound = None
             self._side = 0
@@ -171,8 +190,16 @@ class PositionLoop:
         self.current_bound = min(g.load_max, max(window) + g.current_margin)
         return self.current_bound
 
-    def update(self, setpoint: float, setpoint_vel: float, measured: float, dt: float,
-               speed_limit: float, setpoint_acc: float = 0.0, current_a: float | None = None) -> float:
+    def update(
+        self,
+        setpoint: float,
+        setpoint_vel: float,
+        measured: float,
+        dt: float,
+        speed_limit: float,
+        setpoint_acc: float = 0.0,
+        current_a: float | None = None,
+    ) -> float:
         """One tick: the duty for ``setpoint``; ``current_a`` (the measured motor current, if
         the caller has it) bounds the load estimate so a frozen reading cannot wind it up."""
         g = self.gains

@@ -9,6 +9,7 @@ cannot. The acceleration bound holds by construction; the speed bound holds too,
 except that a profile entered faster than a newly lowered ``vmax`` decelerates to it
 at ``amax``.
 """
+
 from __future__ import annotations
 
 import math

@@ -1,5 +1,6 @@
 """Run the firmware's pure-module tests without pytest: on the MicroPython unix port
 (``micropython firmware/tests/run.py`` from the repository root) or on CPython."""
+
 import sys
 
 if "" not in sys.path:

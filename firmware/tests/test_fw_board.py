@@ -1,5 +1,6 @@
 """Board logic with a fake clock (plain integers as ticks_ms): no threads, no sleeps.
 Runs on CPython (pytest) and on the MicroPython unix port (run.py)."""
+
 try:
     from firmware import protocol as P
     from firmware.board import Board, Sensors
@@ -49,8 +50,11 @@ def connected(now=0, angle=UP):
 
 def drive(b, seq, duty_milli, now, flags=P.FLAG_POWER, validity=100, token=None):
     import struct
+
     tok = b.token if token is None else token
-    return replies(b.on_frame(seq, P.SET_OUTPUTS, struct.pack(">HhBH", tok, duty_milli, flags, validity), now))
+    return replies(
+        b.on_frame(seq, P.SET_OUTPUTS, struct.pack(">HhBH", tok, duty_milli, flags, validity), now)
+    )
 
 
 def clear(b, seq, now):
@@ -94,12 +98,12 @@ def test_a_frame_of_another_session_is_refused_and_not_heard():
 def test_a_replayed_hello_then_an_old_command_is_not_executed():
     b = connected(angle=0.0)
     old_token = b.token
-    assert drive(b, 2, 300, 0)[0][0] == P.ACK      # the old session's command
-    hello(b, 10, 5, nonce=0x1111)                   # a new session (the host reconnected)
+    assert drive(b, 2, 300, 0)[0][0] == P.ACK  # the old session's command
+    hello(b, 10, 5, nonce=0x1111)  # a new session (the host reconnected)
     assert drive(b, 11, 0, 6, flags=P.FLAG_BRAKE)[0][0] == P.ACK
     # An attacker (or stale bytes in a buffer) replays the old HELLO and the old command.
     hello(b, 1, 7, nonce=NONCE)
-    assert b.token != old_token                     # a replayed HELLO gets a fresh token
+    assert b.token != old_token  # a replayed HELLO gets a fresh token
     r = drive(b, 2, 300, 8, token=old_token)
     assert r[0][1][1] == P.NAK_SESSION and b.cmd_duty == 0.0 and b.cmd_flags == P.FLAG_BRAKE
 
@@ -169,7 +173,7 @@ def test_a_late_host_stops_the_motion_on_the_board_loop_and_its_next_command_res
     emergency deceleration and holds it powered, then obeys the host again; no return, no latch."""
     b = connected(angle=0.0)
     t, angle, seq = 0, 0.0, 2
-    for t in range(0, 500, 10):          # the host drives toward inversion at 4 deg/s
+    for t in range(0, 500, 10):  # the host drives toward inversion at 4 deg/s
         drive(b, seq, 200, t)
         seq += 1
         angle += 0.04
@@ -177,21 +181,21 @@ def test_a_late_host_stops_the_motion_on_the_board_loop_and_its_next_command_res
     assert abs(b.speed - 4.0) < 0.2
     last = t
     v_prev = None
-    while t < last + 290:                # the host is silent for 290 ms, just short of lost
+    while t < last + 290:  # the host is silent for 290 ms, just short of lost
         t += 10
         duty, brake, relay, _, _ = b.step(t, at(angle))
         if not b.stopping:
-            angle += 0.04                # still driven on the last command until it lapses
+            angle += 0.04  # still driven on the last command until it lapses
             continue
         if v_prev is None:
             assert t == last + 100 and abs(b.ramp.vel - 4.0) < 0.5  # lapsed: the stop begins
             v_prev = b.ramp.vel
-        angle = b.ramp.pos               # a table that follows the board's own setpoint
-        assert not brake and relay       # stopped powered, not dropped on the brake
+        angle = b.ramp.pos  # a table that follows the board's own setpoint
+        assert not brake and relay  # stopped powered, not dropped on the brake
         assert abs(b.ramp.vel - v_prev) <= 8.0 * 0.01 + 1e-6  # the emergency deceleration
         v_prev = b.ramp.vel
     assert b.state == P.ST_HOST and b.stopping and 0.0 < b.ramp.vel < 4.0 - 1.4
-    assert b.stop_goal - angle < 1.1       # it stops within v^2/2a of where the lapse found it
+    assert b.stop_goal - angle < 1.1  # it stops within v^2/2a of where the lapse found it
     drive(b, seq, 150, t + 10)
     b.step(t + 10, at(angle))
     assert b.state == P.ST_HOST and not b.stopping and b.cmd_duty == 0.15
@@ -199,7 +203,9 @@ def test_a_late_host_stops_the_motion_on_the_board_loop_and_its_next_command_res
 
 def test_host_silence_returns_alone_whatever_the_validity():
     b = connected(angle=20.0)
-    drive(b, 2, 0, 0, flags=P.FLAG_POWER | P.FLAG_BRAKE, validity=60000)  # validity is clipped to 200
+    drive(
+        b, 2, 0, 0, flags=P.FLAG_POWER | P.FLAG_BRAKE, validity=60000
+    )  # validity is clipped to 200
     b.step(150, at(20.0))
     assert b.state == P.ST_HOST and not b.stopping
     b.step(200, at(20.0))
@@ -235,9 +241,11 @@ def test_estop_zeroes_the_drive_and_brakes():
 
 def test_envelope_limits_whatever_the_host_asks():
     lim = Limits()
-    assert clip_envelope(0.5, 60.6, 60.0, lim) == 0.0        # either sensor past max: no further down
-    assert clip_envelope(-0.5, 60.6, 60.6, lim) == -0.5      # the way up is never blocked
-    assert clip_envelope(-0.5, -83.5, -79.0, lim) == -0.5    # one sensor alone cannot block the way up
+    assert clip_envelope(0.5, 60.6, 60.0, lim) == 0.0  # either sensor past max: no further down
+    assert clip_envelope(-0.5, 60.6, 60.6, lim) == -0.5  # the way up is never blocked
+    assert (
+        clip_envelope(-0.5, -83.5, -79.0, lim) == -0.5
+    )  # one sensor alone cannot block the way up
     assert clip_envelope(-0.5, -83.5, -83.2, lim) == 0.0
     assert slew(0.0, 1.0, 0.01, 20.0) == 0.2
 
@@ -318,11 +326,11 @@ def test_estop_during_the_own_return_holds_then_return_press_resumes_it():
 def test_a_button_held_through_the_estop_release_moves_nothing():
     b = returning_alone()
     b.step(310, at(30.0, estop_a_open=True, buttons=RETURN_BTN))
-    b.step(320, at(30.0, buttons=RETURN_BTN))   # released while RETURN is held
+    b.step(320, at(30.0, buttons=RETURN_BTN))  # released while RETURN is held
     b.step(330, at(30.0, buttons=RETURN_BTN))
     assert b.state == P.ST_HOLD
     b.step(340, at(30.0))
-    b.step(350, at(30.0, buttons=RETURN_BTN))   # pressed again: now it counts
+    b.step(350, at(30.0, buttons=RETURN_BTN))  # pressed again: now it counts
     assert b.state == P.ST_RETURN
 
 
@@ -341,9 +349,9 @@ def test_held_up_resumes_the_return_as_hold_to_run():
     assert b.state == P.ST_RETURN
     b.step(340, at(30.0, buttons=UP_BTN))
     assert b.state == P.ST_RETURN
-    duty, brake, _, _, _ = b.step(350, at(30.0))     # UP released: pauses on the brake
+    duty, brake, _, _, _ = b.step(350, at(30.0))  # UP released: pauses on the brake
     assert b.state == P.ST_HOLD and b.resumable and duty == 0.0 and brake
-    b.step(360, at(30.0, buttons=UP_BTN))            # held again: goes on
+    b.step(360, at(30.0, buttons=UP_BTN))  # held again: goes on
     assert b.state == P.ST_RETURN
 
 

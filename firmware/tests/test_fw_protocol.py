@@ -1,4 +1,5 @@
 """Codec tests that run on CPython (pytest) and on the MicroPython unix port (run.py)."""
+
 try:
     from firmware import protocol as P
 except ImportError:
@@ -10,9 +11,16 @@ def test_crc16_ccitt_false_check_value():
 
 
 def test_every_message_round_trips():
-    samples = {P.HELLO: (1,), P.SET_OUTPUTS: (-1000, 5, 100), P.PING: (), P.CLEAR: (), P.ACK: (7,),
-               P.NAK: (7, 3), P.HELLO_ACK: (2, 2, 0, -8000, 6000, 800, 800, 300, 200, 4711, 9),
-               P.STATUS: (65535, -32768, 32767, 4000, 0x7FF, 3, -1000, 7, 255)}
+    samples = {
+        P.HELLO: (1,),
+        P.SET_OUTPUTS: (-1000, 5, 100),
+        P.PING: (),
+        P.CLEAR: (),
+        P.ACK: (7,),
+        P.NAK: (7, 3),
+        P.HELLO_ACK: (2, 2, 0, -8000, 6000, 800, 800, 300, 200, 4711, 9),
+        P.STATUS: (65535, -32768, 32767, 4000, 0x7FF, 3, -1000, 7, 255),
+    }
     for mtype, values in samples.items():
         frame = P.pack_s(200, mtype, 0xBEEF, *values)
         d = P.Decoder()
@@ -32,8 +40,11 @@ def test_frames_split_anywhere_are_reassembled():
 
 
 def test_every_single_bit_flip_is_rejected():
-    frames = [P.pack(3, P.SET_OUTPUTS, 123, 1, 100), P.pack(250, P.STATUS, 1, 2, 3, 4, 5, 1, 6, 7, 8),
-              P.pack(0, P.PING)]
+    frames = [
+        P.pack(3, P.SET_OUTPUTS, 123, 1, 100),
+        P.pack(250, P.STATUS, 1, 2, 3, 4, 5, 1, 6, 7, 8),
+        P.pack(0, P.PING),
+    ]
     good = P.pack(11, P.ACK, 3)
     for frame in frames:
         for bit in range(len(frame) * 8):
@@ -82,7 +93,9 @@ def test_sequence_order_wraps():
 
 def test_sequence_window_refuses_far_ahead_and_replayed():
     assert P.seq_within(1, 0, 16) and P.seq_within(3, 250, 16) and P.seq_within(16, 0, 16)
-    assert not P.seq_within(17, 0, 16) and not P.seq_within(0, 0, 16) and not P.seq_within(100, 0, 16)
+    assert (
+        not P.seq_within(17, 0, 16) and not P.seq_within(0, 0, 16) and not P.seq_within(100, 0, 16)
+    )
     assert not P.seq_within(255, 0, 16)  # behind
 
 

@@ -19,6 +19,7 @@ contact or a cut wire reads high, which is the unsafe reading. The upright switc
 normally open (closed at upright), so a cut wire reads "not upright". Driver inputs need
 hardware pull-downs: gpiozero returns pins to floating inputs when it closes them.
 """
+
 from __future__ import annotations
 
 import math
@@ -29,8 +30,8 @@ from typing import Any
 from hal.gpio.config import Gpio
 from hal.interfaces import BUTTONS, Inputs, Outputs
 
-ADC_LOW, ADC_HIGH = 0.05, 0.95     # calibration points (fractions of full scale)
-ADC_RAIL = 0.02                    # readings within this of a rail: broken wire or dead sensor
+ADC_LOW, ADC_HIGH = 0.05, 0.95  # calibration points (fractions of full scale)
+ADC_RAIL = 0.02  # readings within this of a rail: broken wire or dead sensor
 
 
 def scale_angle(fraction: float, deg_at_5pct: float, deg_at_95pct: float) -> float | None:
@@ -44,8 +45,15 @@ class GpioTable:
     """``hal.interfaces.TableHardware`` on gpiozero devices."""
 
     def __init__(self, gpio: Gpio, *, pin_factory: Any = None) -> None:
-        from gpiozero import (MCP3008, MCP3208, Button, DigitalInputDevice, DigitalOutputDevice,
-                              PWMOutputDevice)
+        from gpiozero import (
+            MCP3008,
+            MCP3208,
+            Button,
+            DigitalInputDevice,
+            DigitalOutputDevice,
+            PWMOutputDevice,
+        )
+
         self.cfg = g = gpio
         # Edges seen by the callbacks, for the control thread to log (bounded: a callback
         # never blocks; past the bound edges are counted, not queued).
@@ -63,13 +71,28 @@ class GpioTable:
             return device
 
         # Outputs first, each created in its safe state (motor off, brake engaged, relay open).
-        self.pwm = add(PWMOutputDevice(g.motor_pwm, initial_value=0.0, frequency=int(g.pwm_frequency_hz),
-                                       pin_factory=f))
+        self.pwm = add(
+            PWMOutputDevice(
+                g.motor_pwm, initial_value=0.0, frequency=int(g.pwm_frequency_hz), pin_factory=f
+            )
+        )
         self.direction = add(DigitalOutputDevice(g.motor_dir, initial_value=False, pin_factory=f))
-        self.brake_release = add(DigitalOutputDevice(g.brake_release, active_high=g.brake_release_active_high,
-                                                     initial_value=False, pin_factory=f))
-        self.relay = add(DigitalOutputDevice(g.motor_relay, active_high=g.motor_relay_active_high,
-                                             initial_value=False, pin_factory=f))
+        self.brake_release = add(
+            DigitalOutputDevice(
+                g.brake_release,
+                active_high=g.brake_release_active_high,
+                initial_value=False,
+                pin_factory=f,
+            )
+        )
+        self.relay = add(
+            DigitalOutputDevice(
+                g.motor_relay,
+                active_high=g.motor_relay_active_high,
+                initial_value=False,
+                pin_factory=f,
+            )
+        )
         self.heartbeat = add(DigitalOutputDevice(g.heartbeat, initial_value=False, pin_factory=f))
         self.buzzer = add(DigitalOutputDevice(g.buzzer, initial_value=False, pin_factory=f))
 
@@ -80,13 +103,15 @@ class GpioTable:
         self.overtravel = contact(g.overtravel)
         self.ankle = (contact(g.ankle_a), contact(g.ankle_b))
         self.upright = contact(g.upright)
-        self.buttons = {name: add(Button(getattr(g, f"button_{name}"), pull_up=True, pin_factory=f))
-                        for name in BUTTONS}
+        self.buttons = {
+            name: add(Button(getattr(g, f"button_{name}"), pull_up=True, pin_factory=f))
+            for name in BUTTONS
+        }
         adc = MCP3208 if g.adc_chip == "MCP3208" else MCP3008
         self.adc_primary = add(adc(channel=g.primary_channel, pin_factory=f))
         self.adc_secondary = add(adc(channel=g.secondary_channel, pin_factory=f))
         self.adc_current = add(adc(channel=g.current_channel, pin_factory=f))
-        self._adc_full = float(2 ** self.adc_primary.bits - 1)
+        self._adc_full = float(2**self.adc_primary.bits - 1)
 
         for channel in self.estop:
             channel.when_deactivated = self._on_estop_edge
@@ -134,10 +159,16 @@ class GpioTable:
                 self._estop_latched = False  # released: the controller decides what happens next
         g = self.cfg
         return Inputs(
-            angle_primary_deg=scale_angle(self.adc_primary.raw_value / self._adc_full,
-                                          g.primary_deg_at_5pct, g.primary_deg_at_95pct),
-            angle_secondary_deg=scale_angle(self.adc_secondary.raw_value / self._adc_full,
-                                            g.secondary_deg_at_5pct, g.secondary_deg_at_95pct),
+            angle_primary_deg=scale_angle(
+                self.adc_primary.raw_value / self._adc_full,
+                g.primary_deg_at_5pct,
+                g.primary_deg_at_95pct,
+            ),
+            angle_secondary_deg=scale_angle(
+                self.adc_secondary.raw_value / self._adc_full,
+                g.secondary_deg_at_5pct,
+                g.secondary_deg_at_95pct,
+            ),
             upright_switch=self.upright.is_active,
             overtravel_tripped=not self.overtravel.is_active,
             estop_pressed=any(estop_open),
@@ -210,9 +241,13 @@ class GpioTable:
     def pin_outputs(self) -> Outputs:
         """What the output pins say now (for the io tool, logs and tests)."""
         sign = 1.0 if bool(self.direction.value) == self.cfg.dir_high_is_inversion else -1.0
-        return Outputs(motor_cmd=sign * float(self.pwm.value) or 0.0, brake=not self.brake_release.is_active,
-                       alarm=bool(self.buzzer.value), heartbeat=bool(self.heartbeat.value),
-                       motor_power=bool(self.relay.is_active))
+        return Outputs(
+            motor_cmd=sign * float(self.pwm.value) or 0.0,
+            brake=not self.brake_release.is_active,
+            alarm=bool(self.buzzer.value),
+            heartbeat=bool(self.heartbeat.value),
+            motor_power=bool(self.relay.is_active),
+        )
 
     def __enter__(self) -> "GpioTable":
         return self

@@ -29,6 +29,7 @@ control thread) consumes them. pyserial runs with ``timeout`` set (never None: t
 blocks forever) and ``serial_for_url``, so ``/dev/ttyACM0``, ``socket://`` and test URLs
 all work.
 """
+
 from __future__ import annotations
 
 import logging
@@ -46,29 +47,29 @@ from hal.interfaces import Inputs, Outputs
 _log = logging.getLogger("invtable.serial")  # refusals and resets reach the service's stderr
 
 LINK_TIMEOUT_S = 0.3
-PING_EVERY = 10            # writes (0.1 s at 100 Hz)
+PING_EVERY = 10  # writes (0.1 s at 100 Hz)
 PINGS_UNANSWERED = 3
-VALIDITY_MS = 100          # each command holds for 10 ticks at most
+VALIDITY_MS = 100  # each command holds for 10 ticks at most
 HANDSHAKE_TIMEOUT_S = 0.2
 HANDSHAKE_TRIES = 3
 REOPEN_EVERY_S = 1.0
-RX_WINDOW = 16             # board frames: at most this many ahead of the last accepted
-FOREIGN_LIMIT = 3          # board frames of another session in a row: the board lost ours
-WRITE_TIMEOUTS_LOST = 3    # consecutive write timeouts that mean the port is gone
+RX_WINDOW = 16  # board frames: at most this many ahead of the last accepted
+FOREIGN_LIMIT = 3  # board frames of another session in a row: the board lost ours
+WRITE_TIMEOUTS_LOST = 3  # consecutive write timeouts that mean the port is gone
 
 
 class Status(NamedTuple):
     """A STATUS frame's fields (``firmware/protocol.py`` FORMATS[STATUS]), by name."""
 
-    board_ms: int        # the board's clock, low 16 bits
-    primary_cdeg: int    # NO_READING: none
+    board_ms: int  # the board's clock, low 16 bits
+    primary_cdeg: int  # NO_READING: none
     secondary_cdeg: int
     current_ca: int
-    inputs: int          # IN_* bits and the buttons
-    state: int           # ST_*
-    duty_milli: int      # applied
-    outputs: int         # OUT_* bits
-    acked_seq: int       # the last host sequence number accepted
+    inputs: int  # IN_* bits and the buttons
+    state: int  # ST_*
+    duty_milli: int  # applied
+    outputs: int  # OUT_* bits
+    acked_seq: int  # the last host sequence number accepted
 
 
 class HelloAck(NamedTuple):
@@ -99,16 +100,26 @@ class BoardLimits:
     @classmethod
     def from_config(cls, cfg: Any) -> "BoardLimits":
         """From a controller ``Config`` (duck-typed: the HAL does not import the policy)."""
-        return cls(cfg.limits.upright_deg, cfg.limits.max_angle_deg, cfg.motion.emergency_speed_dps,
-                   cfg.motion.emergency_accel_dps2)
+        return cls(
+            cfg.limits.upright_deg,
+            cfg.limits.max_angle_deg,
+            cfg.motion.emergency_speed_dps,
+            cfg.motion.emergency_accel_dps2,
+        )
 
     def mismatch(self, info: HelloAck) -> str:
         """'' when the board's HELLO_ACK reports these limits, else every difference."""
-        board = {"upright_deg": info.upright_cdeg / 100.0, "max_angle_deg": info.max_angle_cdeg / 100.0,
-                 "emergency_speed_dps": info.emergency_speed_cdps / 100.0,
-                 "emergency_accel_dps2": info.emergency_accel_cdps2 / 100.0}
-        diffs = [f"{k} {v:.2f} on the board, {getattr(self, k):.2f} in the config"
-                 for k, v in board.items() if round(getattr(self, k) * 100) != round(v * 100)]
+        board = {
+            "upright_deg": info.upright_cdeg / 100.0,
+            "max_angle_deg": info.max_angle_cdeg / 100.0,
+            "emergency_speed_dps": info.emergency_speed_cdps / 100.0,
+            "emergency_accel_dps2": info.emergency_accel_cdps2 / 100.0,
+        }
+        diffs = [
+            f"{k} {v:.2f} on the board, {getattr(self, k):.2f} in the config"
+            for k, v in board.items()
+            if round(getattr(self, k) * 100) != round(v * 100)
+        ]
         return "; ".join(diffs)
 
 
@@ -117,32 +128,43 @@ def _random_nonce() -> int:
 
 
 class SerialTable:
-    def __init__(self, url: str, *, baudrate: int = 230400, clock: Callable[[], float] = time.monotonic,
-                 opener: Callable[..., Any] | None = None, status_wait_s: float = 0.0,
-                 blocking_handshake: bool = True, expected: BoardLimits | None = None,
-                 nonce_source: Callable[[], int] = _random_nonce) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        baudrate: int = 230400,
+        clock: Callable[[], float] = time.monotonic,
+        opener: Callable[..., Any] | None = None,
+        status_wait_s: float = 0.0,
+        blocking_handshake: bool = True,
+        expected: BoardLimits | None = None,
+        nonce_source: Callable[[], int] = _random_nonce,
+    ) -> None:
         import serial
+
         self._timeout_exc = serial.SerialTimeoutException
         self.url = url
         self.expected = expected
         self._nonce_source = nonce_source
-        self._nonce: int | None = None     # the session word the board must echo
-        self._token: int | None = None     # the session word the board requires from us
+        self._nonce: int | None = None  # the session word the board must echo
+        self._token: int | None = None  # the session word the board requires from us
         self._rx_seq = 0
         self._foreign = 0
-        self.refused = ""                  # why this board is not used (version, limits)
+        self.refused = ""  # why this board is not used (version, limits)
         self.boot_id: int | None = None
         self.board_resets = 0
-        self.dropped_frames = 0            # valid frames not accepted (other session, out of window)
+        self.dropped_frames = 0  # valid frames not accepted (other session, out of window)
         self.write_timeouts = 0
         self._timeouts_in_row = 0
-        self.tx_bytes = 0                  # bytes that went out (the simulator's lockstep counts them)
-        self.rx_bytes = 0                  # bytes read and queued as frames
+        self.tx_bytes = 0  # bytes that went out (the simulator's lockstep counts them)
+        self.rx_bytes = 0  # bytes read and queued as frames
         self._rx_cond = threading.Condition()
         self.baudrate = baudrate
         self.clock = clock
         self._opener = opener or serial.serial_for_url
-        self.status_wait_s = status_wait_s   # block read() this long for fresh telemetry (lockstep tests)
+        self.status_wait_s = (
+            status_wait_s  # block read() this long for fresh telemetry (lockstep tests)
+        )
         self.frames: queue.Queue[tuple[int, int, bytes]] = queue.Queue(maxsize=2000)
         self._status_event = threading.Event()
         self._stop = threading.Event()
@@ -172,7 +194,9 @@ class SerialTable:
             # write_timeout=0: a write never blocks the control loop, and says how much went
             # out. (With a timeout, pyserial raises SerialTimeoutException when the thread
             # was merely descheduled past it, after writing the whole frame.)
-            self._port = self._opener(self.url, baudrate=self.baudrate, timeout=0.02, write_timeout=0)
+            self._port = self._opener(
+                self.url, baudrate=self.baudrate, timeout=0.02, write_timeout=0
+            )
         except Exception as exc:  # noqa: BLE001 - any open failure is a lost link, retried later
             self._port = None
             self.last_error = f"{type(exc).__name__}: {exc}"
@@ -233,7 +257,9 @@ class SerialTable:
                 self.write_timeouts += 1
                 self._timeouts_in_row += 1
                 if self._timeouts_in_row >= WRITE_TIMEOUTS_LOST:
-                    self.last_error = f"{self._timeouts_in_row} serial writes in a row did not go out"
+                    self.last_error = (
+                        f"{self._timeouts_in_row} serial writes in a row did not go out"
+                    )
                     self._drop_port()
             else:
                 self._timeouts_in_row = 0
@@ -303,15 +329,19 @@ class SerialTable:
             if self._token is not None:
                 self._foreign += 1
                 if self._foreign >= FOREIGN_LIMIT:
-                    self._session_lost("the board's frames carry another session (board reset?): HELLO again")
+                    self._session_lost(
+                        "the board's frames carry another session (board reset?): HELLO again"
+                    )
             return
         if mtype == P.HELLO_ACK:
             if self._token is None and not self.refused:
                 self._accept_board(seq, values)
             return
         if mtype == P.NAK and values[1] == P.NAK_VERSION and self._token is None:
-            self.refused = (f"the board refused protocol version {P.PROTO_VERSION}: "
-                            "it runs firmware of another protocol version")
+            self.refused = (
+                f"the board refused protocol version {P.PROTO_VERSION}: "
+                "it runs firmware of another protocol version"
+            )
             self.last_error = self.refused
             _log.error("%s: %s (nothing will be commanded)", self.url, self.refused)
             return
@@ -333,7 +363,9 @@ class SerialTable:
         values = self.board_info = HelloAck(*fields)
         problems = []
         if values.proto != P.PROTO_VERSION:
-            problems.append(f"protocol version {values.proto} on the board, {P.PROTO_VERSION} on the host")
+            problems.append(
+                f"protocol version {values.proto} on the board, {P.PROTO_VERSION} on the host"
+            )
         if self.expected is not None:
             diff = self.expected.mismatch(values)
             if diff:
@@ -369,13 +401,22 @@ class SerialTable:
             except queue.Empty:
                 break
         fresh = self._last_rx_t is not None and now - self._last_rx_t <= LINK_TIMEOUT_S
-        if self._port is not None and not self.refused and now - self._hello_t >= HANDSHAKE_TIMEOUT_S:
+        if (
+            self._port is not None
+            and not self.refused
+            and now - self._hello_t >= HANDSHAKE_TIMEOUT_S
+        ):
             if self._token is None:
                 self._hello()  # unanswered: greet again (never blocking the loop)
             elif not fresh:
                 self._hello()  # a stale link: a new session also resets the sequence window
-        self.link_ok = (self._port is not None and self._token is not None and not self.refused and fresh
-                        and len(self._pending_pings) < PINGS_UNANSWERED)
+        self.link_ok = (
+            self._port is not None
+            and self._token is not None
+            and not self.refused
+            and fresh
+            and len(self._pending_pings) < PINGS_UNANSWERED
+        )
         return self._inputs()
 
     def _inputs(self) -> Inputs:
@@ -385,7 +426,9 @@ class SerialTable:
         primary, secondary, bits, state = s.primary_cdeg, s.secondary_cdeg, s.inputs, s.state
         ea, eb = bool(bits & P.IN_ESTOP_A_OPEN), bool(bits & P.IN_ESTOP_B_OPEN)
         aa, ab = bool(bits & P.IN_ANKLE_A_CLOSED), bool(bits & P.IN_ANKLE_B_CLOSED)
-        buttons = frozenset(name for i, name in enumerate(P.BUTTONS) if bits & (1 << (P.IN_BUTTON_SHIFT + i)))
+        buttons = frozenset(
+            name for i, name in enumerate(P.BUTTONS) if bits & (1 << (P.IN_BUTTON_SHIFT + i))
+        )
         return Inputs(
             angle_primary_deg=None if primary == P.NO_READING else primary / 100.0,
             angle_secondary_deg=None if secondary == P.NO_READING else secondary / 100.0,
@@ -406,8 +449,11 @@ class SerialTable:
             return  # no session with a board we accept: nothing to command
         finite = math.isfinite(outputs.motor_cmd)  # NaN never reaches the board: motor 0, brake on
         duty = max(-1000, min(1000, int(round(outputs.motor_cmd * 1000)))) if finite else 0
-        flags = ((P.FLAG_BRAKE if outputs.brake or not finite else 0) | (P.FLAG_ALARM if outputs.alarm else 0)
-                 | (P.FLAG_POWER if outputs.motor_power else 0))
+        flags = (
+            (P.FLAG_BRAKE if outputs.brake or not finite else 0)
+            | (P.FLAG_ALARM if outputs.alarm else 0)
+            | (P.FLAG_POWER if outputs.motor_power else 0)
+        )
         self._send(P.SET_OUTPUTS, duty, flags, VALIDITY_MS)
         self._writes += 1
         if self._writes % PING_EVERY == 0:
