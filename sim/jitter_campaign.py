@@ -137,7 +137,7 @@ def random_session(rng: random.Random, index: int, backend: str = "sim") -> Sess
         + 3.0
     )
     duration = round(min(session_end * 1.15 + 10.0, 600.0), 1)
-    timing = {
+    timing: dict[str, float | str] = {
         "tick_jitter_ms": round(rng.uniform(0.0, 5.0), 2),
         "current_lag_ticks": rng.randint(0, 3),
     }

@@ -86,11 +86,16 @@ class UART:
         self.world = current
         self.fd = current.uart_fd
 
+    def _pty(self) -> int:
+        if self.fd is None:
+            raise RuntimeError("the world has neither a uart_fd nor a uart_hook")
+        return self.fd
+
     def read(self, n: int = -1) -> bytes | None:
         if self.world.uart_hook is not None:
             return self.world.uart_hook.uart_read()
         try:
-            data = os.read(self.fd, 4096)
+            data = os.read(self._pty(), 4096)
         except BlockingIOError:
             return None
         if self.world.uart_cut:
@@ -103,9 +108,10 @@ class UART:
             return len(data)
         if self.world.uart_cut:
             return len(data)  # into a cut wire
+        fd = self._pty()
         view = memoryview(data)
         while view:
-            n = os.write(self.fd, view)
+            n = os.write(fd, view)
             view = view[n:]
             self.world.uart_tx_bytes += n
         return len(data)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from controller.core.config import Config, load_config, read_toml
 from controller.core.errors import InputError, Problem
@@ -86,7 +86,7 @@ class Scenario:
     timing: Timing = IDEAL  # real-time imperfections ([timing]); IDEAL = 10 ms lockstep ticks
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -110,9 +110,9 @@ def scenario_from_dict(
         problems.append(Problem(source, key, reason))
 
     known_tables = {"scenario", "user", "config", "events", "expect", "program", "timing"}
-    for table in data:
-        if table not in known_tables:
-            bad(table, f"unknown table (known: {', '.join(sorted(known_tables))})")
+    for key in data:
+        if key not in known_tables:
+            bad(key, f"unknown table (known: {', '.join(sorted(known_tables))})")
 
     def table(name: str) -> dict[str, Any]:
         body = data.get(name, {})

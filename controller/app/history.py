@@ -456,7 +456,9 @@ class Store:
             "events, source, motor_on_s) VALUES (?,?,?,?,?,?,?,?,?,0)",
             (user.name, user.uid, program, now, now, json.dumps(clipped), "boot", "[]", source),
         )
-        sid = int(cur.lastrowid)
+        if cur.lastrowid is None:  # every INSERT sets it
+            raise StoreError(self.path, "the new session got no row id")
+        sid = cur.lastrowid
         self.audit(
             {
                 "event": "session_started",

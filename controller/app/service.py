@@ -76,7 +76,7 @@ def run_service(
         def make_hardware() -> Any:
             return GpioTable(config.hardware.gpio, pin_factory=pin_factory)
 
-    stop = {"signal": None}
+    stop: dict[str, str | None] = {"signal": None}
 
     def on_signal(signum: int, _frame: object) -> None:
         stop["signal"] = signal.Signals(signum).name

@@ -343,7 +343,8 @@ class TableStateSaver:
 
     def __init__(self, data_dir: Path, inner: Any = None, err: Any = None) -> None:
         self.dir, self.inner, self.err = Path(data_dir), inner, err
-        self.state, self.t, self.angle = "", -1.0, None
+        self.state, self.t = "", -1.0
+        self.angle: float | None = None
         self.failed: str | None = None
 
     def _save(self, angle: float) -> None:
@@ -420,7 +421,7 @@ def start_session(
         "rest_s": program.rest_s,
         "hold_s": 0.0,
     }
-    data = {
+    data: dict[str, Any] = {
         "scenario": {"name": f"{user.name}: {program.name}", "duration_s": duration, "seed": seed},
         "user": {"mass_kg": user.weight_kg, "height_cm": user.height_cm},
         "config": {"session": session_cfg},

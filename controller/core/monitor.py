@@ -155,7 +155,7 @@ class SafetyMonitor:
         if len(raw) < 2 or raw[-1][0] - raw[0][0] < RATE_WINDOW_S - 1e-6:
             return None  # (a window of samples, not of sample counts: catch-up ticks are close)
         (_, a0, b0), (_, a1, b1) = raw[0], raw[-1]
-        if None in (a0, b0, a1, b1):
+        if a0 is None or b0 is None or a1 is None or b1 is None:
             return None
         return abs(a1 - a0), abs(b1 - b0)
 
@@ -232,8 +232,8 @@ class SafetyMonitor:
         if self.position_untrusted:
             return None  # already latched; only the upright switch ends the limp home
         if "primary" in self.distrusted or "secondary" in self.distrusted:
-            good = b if "primary" in self.distrusted else a
-            if good is None:
+            remaining = b if "primary" in self.distrusted else a
+            if remaining is None:
                 return Detection(
                     "sensors_lost", "the remaining angle sensor gives no reading either", "hold"
                 )
@@ -261,9 +261,10 @@ class SafetyMonitor:
                 # A stuck sensor gives itself away by not moving while the other one does.
                 moved = self._moved()
                 if moved is not None:
+                    moved_a, moved_b = moved
                     for bad, good, m_bad, m_good in (
-                        ("primary", "secondary", *moved),
-                        ("secondary", "primary", *reversed(moved)),
+                        ("primary", "secondary", moved_a, moved_b),
+                        ("secondary", "primary", moved_b, moved_a),
                     ):
                         if m_bad < STILL_DEG and m_good > MOVING_DEG:
                             return Detection(
@@ -315,8 +316,9 @@ class SafetyMonitor:
                     "runaway", f"moving at {v:.1f} deg/s, limit {s.speed_limit:g}", "hold"
                 )
             if abs(s.angle - s.setpoint) > FOLLOWING_ERROR_DEG:
-                moving = v is not None and abs(v) > 0.5
-                code = "runaway" if moving and (s.angle - s.setpoint) * v > 0 else "stall"
+                # Moving (over 0.5 deg/s) further away from the setpoint: a runaway; else a stall.
+                away = v is not None and abs(v) > 0.5 and (s.angle - s.setpoint) * v > 0
+                code = "runaway" if away else "stall"
                 return Detection(
                     code,
                     f"following error: measured {s.angle:.1f} deg, setpoint {s.setpoint:.1f} deg",
@@ -358,7 +360,7 @@ class SafetyMonitor:
             self._braked_raw = (inp.angle_primary_deg, inp.angle_secondary_deg)
         a0, b0 = self._braked_raw
         a, b = inp.angle_primary_deg, inp.angle_secondary_deg
-        if None in (a0, b0, a, b) or self.distrusted:
+        if a0 is None or b0 is None or a is None or b is None or self.distrusted:
             moved_a = moved_b = abs(s.angle - s.braked_angle)
         else:
             moved_a, moved_b = abs(a - a0), abs(b - b0)
