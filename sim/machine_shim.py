@@ -4,8 +4,9 @@ unchanged, with the simulator behind the pins and a pseudo-terminal behind the U
 Only what firmware/main.py uses: Pin (in/out, pull-up), PWM (freq, duty_u16), ADC
 (read_u16), UART (non-blocking read, write) and WDT (feed). The UART reads and writes the
 pseudo-terminal directly, or, when the world has a ``uart_hook`` (the virtual motion
-board's link model: lockstep byte counts, latency, the cut), goes through it. The ``World`` instance the
-virtual motion board sets as ``current`` decides what inputs read and records outputs.
+board's link model: lockstep byte counts, latency, the cut), goes through it. The ``World``
+instance the virtual motion board sets as ``current`` decides what inputs read and records
+outputs.
 """
 
 from __future__ import annotations

@@ -109,7 +109,8 @@ def toml_text(doc: dict) -> str:
 
 
 GOOD = {
-    "scenario": '[scenario]\nname = "x"\nduration_s = 5.0\n[[events]]\nat_s = 1.0\ndo = "tap"\ninput = "start"\n',
+    "scenario": '[scenario]\nname = "x"\nduration_s = 5.0\n'
+    '[[events]]\nat_s = 1.0\ndo = "tap"\ninput = "start"\n',
     "config": "[limits]\nmax_angle_deg = 45.0\n[motion]\nmax_speed_dps = 3.0\n",
     "program": '[program]\nname = "p"\nsteps = [[20.0, 30.0], ["max", 10.0]]\nrest_s = 10.0\n',
 }
@@ -176,7 +177,8 @@ def test_hostile_files_through_the_cli_exit_2_without_a_traceback(tmp_path: Path
         "int.toml": "[limits]\nupright_deg = " + "9" * 400,
         "nan.toml": "[limits]\nupright_deg = nan\n",
         "cal.toml": "[hardware.gpio]\nprimary_deg_at_5pct = -1e308\nprimary_deg_at_95pct = 1e308\n",
-        "fault.toml": '[scenario]\nname = "x"\nduration_s = 5.0\n[[events]]\nat_s = 1.0\ndo = "fault"\nfault = []\n',
+        "fault.toml": '[scenario]\nname = "x"\nduration_s = 5.0\n'
+        '[[events]]\nat_s = 1.0\ndo = "fault"\nfault = []\n',
     }
     for name, text in cases.items():
         path = tmp_path / name

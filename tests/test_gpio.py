@@ -240,7 +240,8 @@ def test_nothing_pi_specific_is_imported_off_a_pi() -> None:
         "from hal.gpio.config import Gpio; from hal.gpio.backend import GpioTable; "
         "from sim.gpio_world import SimPinFactory; import sys; "
         "t = GpioTable(Gpio(), pin_factory=SimPinFactory()); t.read(); t.close(); "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lgpio', 'RPi', 'pigpio', 'spidev')))"
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('lgpio', 'RPi', 'pigpio', 'spidev')))"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr

@@ -63,8 +63,9 @@ def insert_session(
     db = sqlite3.connect(data / "invtable.db")
     with db:
         db.execute(
-            "INSERT INTO sessions (user, user_id, program, started_at, ended_at, peak_deg, hold_s, outcome, "
-            "motor_on_s, source) VALUES (?, (SELECT uid FROM users WHERE name=?), 'x', ?, ?, ?, 300.0, ?, ?, ?)",
+            "INSERT INTO sessions (user, user_id, program, started_at, ended_at, peak_deg, hold_s, "
+            "outcome, motor_on_s, source) "
+            "VALUES (?, (SELECT uid FROM users WHERE name=?), 'x', ?, ?, ?, 300.0, ?, ?, ?)",
             (name, name, time.time() - age_s, time.time() - age_s, peak, outcome, motor_on, source),
         )
     db.close()
@@ -211,8 +212,8 @@ def test_the_service_refuses_start_for_the_rest_of_the_run_once_the_store_fails(
     refused = [(t, m) for t, m in notes if m.startswith("refused start")]
     assert len(refused) == 1 and refused[0][0] >= 40.0
     assert (
-        f"history store unavailable: {tmp_path / 'invtable.db'}: attempt to write a readonly database; "
-        "sessions need their record" in refused[0][1]
+        f"history store unavailable: {tmp_path / 'invtable.db'}: "
+        "attempt to write a readonly database; sessions need their record" in refused[0][1]
     )
     assert sum(m.startswith("sessions refused: history store unavailable") for _, m in notes) == 1
     assert recorder.failed and err.getvalue().count("STORE ERROR") == 1
@@ -686,8 +687,8 @@ def test_a_run_whose_store_is_broken_from_the_outset_refuses_the_pendants_start(
     assert code == 1 and "WITHOUT the history" in out.err and "Traceback" not in out.err
     refusals = [e.message for e in result.events if e.message.startswith("refused start")]
     assert refusals == [
-        f"refused start: history store unavailable: {data / 'invtable.db'}: file is not a database; "
-        "sessions need their record"
+        f"refused start: history store unavailable: {data / 'invtable.db'}: "
+        "file is not a database; sessions need their record"
     ]
     assert {r["state"] for r in read_trace(trace)} <= {"boot", "idle"}
 
@@ -835,15 +836,16 @@ def test_readers_never_change_what_they_read(tmp_path: Path) -> None:
 
 
 OLD_SCHEMA = """
-CREATE TABLE users (name TEXT PRIMARY KEY, height_cm REAL NOT NULL, weight_kg REAL NOT NULL, stage TEXT NOT NULL,
-    max_angle_deg REAL NOT NULL, max_session_s REAL NOT NULL, screening_yes TEXT NOT NULL,
-    cleared_by TEXT, cleared_at REAL, created_at REAL NOT NULL);
-CREATE TABLE sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, program TEXT NOT NULL,
-    started_at REAL NOT NULL, ended_at REAL, peak_deg REAL, past_horizontal_s REAL,
-    hold_s REAL, motor_on_s REAL, outcome TEXT, clipped TEXT, events TEXT, state TEXT);
+CREATE TABLE users (name TEXT PRIMARY KEY, height_cm REAL NOT NULL, weight_kg REAL NOT NULL,
+    stage TEXT NOT NULL, max_angle_deg REAL NOT NULL, max_session_s REAL NOT NULL,
+    screening_yes TEXT NOT NULL, cleared_by TEXT, cleared_at REAL, created_at REAL NOT NULL);
+CREATE TABLE sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL,
+    program TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL, peak_deg REAL,
+    past_horizontal_s REAL, hold_s REAL, motor_on_s REAL, outcome TEXT, clipped TEXT,
+    events TEXT, state TEXT);
 INSERT INTO users VALUES ('old', 175, 80, 'beginner', 60, 300, 'hernia', 'Dr Z', 1.0, 1.0);
-INSERT INTO sessions (user, program, started_at, ended_at, peak_deg, outcome, motor_on_s, clipped, events)
-    VALUES ('old', 'x', 2.0, 3.0, 20.0, 'completed', 30.0, '[]', '[]');
+INSERT INTO sessions (user, program, started_at, ended_at, peak_deg, outcome, motor_on_s,
+    clipped, events) VALUES ('old', 'x', 2.0, 3.0, 20.0, 'completed', 30.0, '[]', '[]');
 """
 
 

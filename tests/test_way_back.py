@@ -43,9 +43,8 @@ from tests.conftest import SCENARIOS, Run, run_cli, run_scenario_cli
 BACKENDS = ("sim", "gpio-mock", "serial")
 STRANDED = sorted((SCENARIOS / "stranded").glob("stranded_*.toml"))
 UPRIGHT = -80.0  # every stranded scenario keeps the default upright_deg
-RECOVERY_GRACE_S = (
-    2.0  # a motion under way when UP is pressed stops within this (4 deg/s at 4 deg/s^2: 1 s)
-)
+# A motion under way when UP is pressed stops within this (4 deg/s at 4 deg/s^2: 1 s).
+RECOVERY_GRACE_S = 2.0
 REGRESS_DEG = 0.5  # during the recovery the table never goes back toward inversion by more
 
 _runs: dict[tuple[str, str], Run] = {}
@@ -111,8 +110,8 @@ def assert_way_back(name: str, run: Run) -> None:
                 continue
             lowest = r["angle_deg"] if lowest is None else min(lowest, r["angle_deg"])
             assert r["angle_deg"] <= lowest + REGRESS_DEG, (
-                f"moved toward inversion during the held UP at t={r['t_s']:.2f}: {r['angle_deg']:.1f} "
-                f"after {lowest:.1f}; {describe(run)}"
+                f"moved toward inversion during the held UP at t={r['t_s']:.2f}: "
+                f"{r['angle_deg']:.1f} after {lowest:.1f}; {describe(run)}"
             )
 
 
@@ -167,7 +166,8 @@ def test_repro6_session_clock_survives_a_power_cycle(backend: str, run_of) -> No
             and left <= r["t_s"] < back - 1.0
         ):
             assert r["session_s"] >= r["t_s"] - clock_start - 2.0, (
-                f"session clock restarted: session_s {r['session_s']:.1f} at t={r['t_s']:.2f}; {describe(run)}"
+                f"session clock restarted: session_s {r['session_s']:.1f} at t={r['t_s']:.2f}; "
+                f"{describe(run)}"
             )
     at_down = rows_between(run, 49.9, 50.0)[-1]["angle_deg"]
     refused = rows_between(run, 50.0, 70.0)
@@ -224,9 +224,9 @@ def test_repro8_return_wins_over_the_other_buttons(backend: str, run_of) -> None
     first = next(t for t in run.summary["transitions"] if t["t_s"] >= 40.0)
     assert first["to"] == "emergency_return" and first["t_s"] <= 40.05, describe(run)
     later = rows_between(run, 40.2, 1e9)
-    assert all(b["angle_deg"] <= a["angle_deg"] + 0.05 for a, b in zip(later, later[1:])), describe(
-        run
-    )
+    assert all(
+        b["angle_deg"] <= a["angle_deg"] + 0.05 for a, b in zip(later, later[1:], strict=False)
+    ), describe(run)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

@@ -106,7 +106,8 @@ def install(root: Path, executable: str, out=sys.stdout) -> int:  # noqa: ANN001
             print(f"invtable: error: install-service: `{' '.join(step)}` failed", file=sys.stderr)
             return 1
     print(
-        "installed. Start it with: sudo systemctl start invtable; follow it with: journalctl -fu invtable",
+        "installed. Start it with: sudo systemctl start invtable; "
+        "follow it with: journalctl -fu invtable",
         file=out,
     )
     return 0

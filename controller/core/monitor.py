@@ -100,9 +100,8 @@ class Snapshot(NamedTuple):
     angle: float  # the controller's fused angle
     braked_angle: float | None  # where the brake was engaged (None while driving)
     motor_power: bool = True  # the supply relay was closed for the last command
-    goal: float | None = (
-        None  # the active profile's goal (None while braked): which way the drive heads
-    )
+    # The active profile's goal (None while braked): which way the drive heads.
+    goal: float | None = None
     load_denied_s: float = 0.0  # how long the motor current has held the loop's load estimate back
 
 
@@ -178,7 +177,8 @@ class SafetyMonitor:
         return (a1 - a0) / (t1 - t0)
 
     def _sample_angle(self, now: float, angle: float) -> None:
-        """Keep the samples of the speed window: drop the oldest while the next one is old enough."""
+        """Keep the samples of the speed window: drop the oldest while the next one is old
+        enough."""
         samples = self._angles
         samples.append((now, angle))
         horizon = now - SPEED_WINDOW_S + 1e-6
@@ -208,12 +208,12 @@ class SafetyMonitor:
             if det is not None and det.code not in self.latched:
                 self.latched.add(det.code)
                 if det.code == "runaway" and "driver" in det.reason:
-                    self.driver_disobeys = (
-                        True  # the current says so: the driver itself is stuck on
-                    )
+                    # The current says so: the driver itself is stuck on.
+                    self.driver_disobeys = True
                 if det.good_sensor:
                     self.distrusted.add("secondary" if det.good_sensor == "primary" else "primary")
-                    self._angles.clear()  # the measured angle changes source: restart the speed window
+                    # The measured angle changes source: restart the speed window.
+                    self._angles.clear()
                 return det
         return None
 
@@ -433,7 +433,8 @@ class SafetyMonitor:
             return Detection(
                 "runaway",
                 f"{inp.motor_current_a:.1f} A drawn, at most {predicted:.1f} A expected for "
-                f"duty {s.motor_cmd:+.2f} (or a command of the last {CURRENT_LAG_S * 1000:.0f} ms): "
+                f"duty {s.motor_cmd:+.2f} "
+                f"(or a command of the last {CURRENT_LAG_S * 1000:.0f} ms): "
                 "the driver ignores its command",
                 "hold",
             )
