@@ -119,7 +119,7 @@ class UART:
 
 
 class WDT:
-    def __init__(self, timeout: int = 5000, id: int = 0) -> None:  # noqa: A002 - MicroPython's name
+    def __init__(self, timeout: int = 5000, id: int = 0) -> None:  # `id`: MicroPython's name
         if not 1 <= timeout <= 8388:
             raise ValueError("RP2040 WDT timeout is 1 .. 8388 ms")
         self.timeout = timeout

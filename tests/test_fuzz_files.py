@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -143,7 +144,7 @@ def files(draw: st.DrawFn) -> bytes:
     return bytes(base)
 
 
-def check(parse, path: Path) -> None:  # noqa: ANN001
+def check(parse: Callable[[Path], object], path: Path) -> None:
     try:
         parse(path)
     except InputError as exc:

@@ -9,7 +9,7 @@ import pytest
 from controller.core.config import Config, build_config
 from controller.core.duty import DutyBudget
 from controller.core.machine import SELFTEST_S, STATE_NAMES, Controller
-from hal.interfaces import Inputs
+from hal.interfaces import Inputs, Outputs
 
 UP = -80.0
 
@@ -45,7 +45,7 @@ class Driver:
         while self.ctrl.state == "boot" and self.t < 2.0:
             self.out = self.tick(angle, **kw)
 
-    def tick(self, angle: float | None = None, **kw: object):  # noqa: ANN201
+    def tick(self, angle: float | None = None, **kw: object) -> Outputs:
         """One tick. Without an angle the table follows the controller's setpoint exactly."""
         self.t += 0.01
         if angle is None:

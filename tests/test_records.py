@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -23,9 +24,12 @@ from controller.app.history import Store
 from controller.app.programs import builtin_programs
 from controller.app.sessions import SessionRecorder, check_duty, plan_for
 from controller.app.tablelock import TableLock
+from controller.core.clock import Clock
 from controller.core.config import Config
 from controller.core.errors import InputError, StoreError
-from tests.conftest import ROOT, read_trace, run_cli
+from hal.interfaces import Inputs, Outputs
+from sim.runner import RunResult
+from tests.conftest import ROOT, CliResult, read_trace, run_cli
 
 
 def add(data: Path, name: str, screening: str = "no", *extra: str) -> None:
@@ -46,7 +50,7 @@ def add(data: Path, name: str, screening: str = "no", *extra: str) -> None:
     assert res.code == 0, res.stderr
 
 
-def no_traceback(res) -> None:  # noqa: ANN001
+def no_traceback(res: CliResult) -> None:
     assert "Traceback" not in res.stderr and "internal error" not in res.stderr, res.stderr
 
 
@@ -83,10 +87,10 @@ class FakeHardware:
         self.table = SimTable(angle_deg=-80.0, upright_deg=-80.0)
         self.calls = calls
 
-    def read(self):  # noqa: ANN201
+    def read(self) -> Inputs:
         return self.table.read()
 
-    def write(self, out) -> None:  # noqa: ANN001
+    def write(self, out: Outputs) -> None:
         self.table.write(out)
 
     def safe_stop(self) -> None:
@@ -132,14 +136,14 @@ class ScriptedTable:
     """The simulated table behind the service loop: the world moves to the clock's time at
     every read, and a person's presses (``at_s``, button, pressed) happen on cue."""
 
-    def __init__(self, clock, script: list[tuple[float, object]]) -> None:  # noqa: ANN001
+    def __init__(self, clock: Clock, script: list[tuple[float, object]]) -> None:
         from sim.table import SimTable
 
         self.table = SimTable(angle_deg=-80.0, upright_deg=-80.0)
         self.table.ankle_lock_closed = True
         self.clock, self.script = clock, sorted(script, key=lambda item: item[0])
 
-    def read(self):  # noqa: ANN201
+    def read(self) -> Inputs:
         now = self.clock.now()
         self.table.advance_to(now)
         while self.script and self.script[0][0] <= now + 1e-9:
@@ -151,7 +155,7 @@ class ScriptedTable:
                 (self.table.press if pressed else self.table.release)(button)
         return self.table.read()
 
-    def write(self, out) -> None:  # noqa: ANN001
+    def write(self, out: Outputs) -> None:
         self.table.write(out)
 
     def safe_stop(self) -> None:
@@ -300,8 +304,8 @@ def corrupted_store(data: Path) -> None:
     ],
 )
 def test_a_broken_store_is_named_with_the_reason_never_a_traceback(
-    tmp_path: Path, breaker, args: list[str]
-) -> None:  # noqa: ANN001
+    tmp_path: Path, breaker: Callable[[Path], None], args: list[str]
+) -> None:
     data = tmp_path / "d"
     breaker(data)
     before = (data / "invtable.db").read_bytes()
@@ -516,7 +520,7 @@ def tap(at_s: float, button: str) -> list[tuple[float, object]]:
 
 def run_in_sim_time(
     monkeypatch: pytest.MonkeyPatch, args: list[str], script: list[tuple[float, object]]
-):  # noqa: ANN201
+) -> tuple[int, RunResult]:
     """``invtable run`` through the real CLI (store, plan, recorder, table saver, exit code) with
     the bench's clock simulated and a scripted pendant: no wall-clock waits. Returns the exit
     code and the run's result (its transitions and events, refusals with their reasons)."""
@@ -524,7 +528,6 @@ def run_in_sim_time(
 
     import controller.app.simcmd as runsim
     from controller.core.clock import SimClock
-    from sim.runner import RunResult
     from sim.scenario import Scenario
 
     result = RunResult(

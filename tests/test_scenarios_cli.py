@@ -8,6 +8,7 @@ from the CSV independently, so a bug in the checker cannot hide a bug in the con
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -21,7 +22,7 @@ def rows_in(run: Run, state: str) -> list[dict]:
     return [r for r in run.trace if r["state"] == state]
 
 
-def first(run: Run, pred) -> dict:  # noqa: ANN001
+def first(run: Run, pred: Callable[[dict], bool]) -> dict:
     return next(r for r in run.trace if pred(r))
 
 

@@ -215,7 +215,7 @@ def estop_gpio_mock(n: int = 2000) -> dict:
     stamps: dict[str, float] = {}
 
     class StampPin(MockPWMPin):
-        def _change_state(self, value):  # noqa: ANN001, ANN202
+        def _change_state(self, value: float) -> bool:
             changed = super()._change_state(value)
             if changed and self._function == "output" and value == 0.0:
                 stamps.setdefault(self.info.name, time.perf_counter())
