@@ -114,7 +114,8 @@ class InvariantChecker:
                 self._violate(
                     "overshoot",
                     r.t,
-                    f"angle {r.angle:.2f} deg passed the goal {r.goal:.2f} deg by {past:.2f} deg in {r.state}",
+                    f"angle {r.angle:.2f} deg passed the goal {r.goal:.2f} deg "
+                    f"by {past:.2f} deg in {r.state}",
                 )
         elif not r.tracking:
             self._goal = None
@@ -148,7 +149,8 @@ class InvariantChecker:
                 self._violate(
                     "accel",
                     r.t,
-                    f"setpoint acceleration {acc:.2f} deg/s^2 over the {r.accel_limit:g} limit in {r.state}",
+                    f"setpoint acceleration {acc:.2f} deg/s^2 "
+                    f"over the {r.accel_limit:g} limit in {r.state}",
                 )
         # Session time limit, on the true angle.
         if self._left_t is None and r.angle > lim.upright_deg + LEAVE_TOL_DEG:
@@ -167,7 +169,8 @@ class InvariantChecker:
             self._violate(
                 "time_limit",
                 r.t,
-                f"{r.t - self._left_t:.1f} s off upright and still in {r.state} (limit {ses.max_duration_s:g} s)",
+                f"{r.t - self._left_t:.1f} s off upright and still in {r.state} "
+                f"(limit {ses.max_duration_s:g} s)",
             )
         # Ankle lock: while unlocked the person is never tilted further toward inversion
         # than the table needs to stop (its stopping distance at the moment the lock was

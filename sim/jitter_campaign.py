@@ -94,10 +94,12 @@ def matrix_table() -> list[dict[str, Any]]:
                     hung = [t for t in res.summary["transitions"] if t["to"] == "hung"]
                     cell[key + "_code"] = "hung (dead-man)" if hung else None
             rows.append(cell)
+            violations = cell["timed_violations"]
             print(
-                f"{fault:24s} {phase:8s} ideal {_ms(cell['ideal'])} {cell['ideal_code'] or '-':22s} "
+                f"{fault:24s} {phase:8s} "
+                f"ideal {_ms(cell['ideal'])} {cell['ideal_code'] or '-':22s} "
                 f"timed {_ms(cell['timed'])} {cell['timed_code'] or '-':22s} {cell['timed_final']}"
-                f"{' VIOLATIONS ' + str(cell['timed_violations']) if cell['timed_violations'] else ''}",
+                f"{' VIOLATIONS ' + str(violations) if violations else ''}",
                 flush=True,
             )
     return rows
@@ -137,7 +139,7 @@ def random_session(rng: random.Random, index: int, backend: str = "sim") -> Sess
         + 3.0
     )
     duration = round(min(session_end * 1.15 + 10.0, 600.0), 1)
-    timing = {
+    timing: dict[str, float | str] = {
         "tick_jitter_ms": round(rng.uniform(0.0, 5.0), 2),
         "current_lag_ticks": rng.randint(0, 3),
     }
@@ -297,8 +299,9 @@ def campaign(
                 },
             }
             print(
-                f"{done}/{runs} sessions: {out['not_clean']} not clean ({out['not_clean_only_with_timing']} only "
-                f"with timing), {out['false_faults']} false faults; faulted: {len(missed)} missed; "
+                f"{done}/{runs} sessions: {out['not_clean']} not clean "
+                f"({out['not_clean_only_with_timing']} only with timing), "
+                f"{out['false_faults']} false faults; faulted: {len(missed)} missed; "
                 f"{out['wall_s']:.0f} s",
                 flush=True,
             )

@@ -13,6 +13,7 @@ import os
 import select
 import sys
 from dataclasses import dataclass
+from typing import Any
 
 from sim.scenario import Event
 
@@ -35,7 +36,7 @@ class KeyboardPendant:
 
     def __init__(self, fd: int | None = None) -> None:
         self.fd = sys.stdin.fileno() if fd is None else fd
-        self._saved = None
+        self._saved: list[Any] | None = None  # the terminal's attributes (termios.tcgetattr)
         self.held = {name: _Held() for name in HOLDS.values()}
         self.tap_release: dict[str, float] = {}
         self.ankle = False

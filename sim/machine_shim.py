@@ -4,8 +4,9 @@ unchanged, with the simulator behind the pins and a pseudo-terminal behind the U
 Only what firmware/main.py uses: Pin (in/out, pull-up), PWM (freq, duty_u16), ADC
 (read_u16), UART (non-blocking read, write) and WDT (feed). The UART reads and writes the
 pseudo-terminal directly, or, when the world has a ``uart_hook`` (the virtual motion
-board's link model: lockstep byte counts, latency, the cut), goes through it. The ``World`` instance the
-virtual motion board sets as ``current`` decides what inputs read and records outputs.
+board's link model: lockstep byte counts, latency, the cut), goes through it. The ``World``
+instance the virtual motion board sets as ``current`` decides what inputs read and records
+outputs.
 """
 
 from __future__ import annotations
@@ -86,11 +87,16 @@ class UART:
         self.world = current
         self.fd = current.uart_fd
 
+    def _pty(self) -> int:
+        if self.fd is None:
+            raise RuntimeError("the world has neither a uart_fd nor a uart_hook")
+        return self.fd
+
     def read(self, n: int = -1) -> bytes | None:
         if self.world.uart_hook is not None:
             return self.world.uart_hook.uart_read()
         try:
-            data = os.read(self.fd, 4096)
+            data = os.read(self._pty(), 4096)
         except BlockingIOError:
             return None
         if self.world.uart_cut:
@@ -103,16 +109,17 @@ class UART:
             return len(data)
         if self.world.uart_cut:
             return len(data)  # into a cut wire
+        fd = self._pty()
         view = memoryview(data)
         while view:
-            n = os.write(self.fd, view)
+            n = os.write(fd, view)
             view = view[n:]
             self.world.uart_tx_bytes += n
         return len(data)
 
 
 class WDT:
-    def __init__(self, timeout: int = 5000, id: int = 0) -> None:  # noqa: A002 - MicroPython's name
+    def __init__(self, timeout: int = 5000, id: int = 0) -> None:  # `id`: MicroPython's name
         if not 1 <= timeout <= 8388:
             raise ValueError("RP2040 WDT timeout is 1 .. 8388 ms")
         self.timeout = timeout

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from controller.core.config import Config, load_config, read_toml
 from controller.core.errors import InputError, Problem
@@ -80,13 +80,12 @@ class Scenario:
     expect: Expect = field(default_factory=Expect)
     source: str = ""
     start_angle_deg: float | None = None  # None = at upright
-    program: tuple[
-        tuple[float, float], ...
-    ] = ()  # session steps (target_deg, hold_s); () = the config's
+    # Session steps (target_deg, hold_s); () = the config's.
+    program: tuple[tuple[float, float], ...] = ()
     timing: Timing = IDEAL  # real-time imperfections ([timing]); IDEAL = 10 ms lockstep ticks
 
 
-def _number(value: Any) -> bool:
+def _number(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -98,9 +97,8 @@ def parse_scenario(path: Path, config_path: Path | None = None) -> Scenario:
 def scenario_from_dict(
     data: dict[str, Any], source: str, config_path: Path | None = None
 ) -> Scenario:
-    from controller.core.machine import (
-        STATE_NAMES,
-    )  # local: keeps sim importable without the machine
+    # Local: keeps sim importable without the machine.
+    from controller.core.machine import STATE_NAMES
 
     STATE_NAMES = STATE_NAMES + ["power_off", "hung"]  # trace names for "no controller running"
 
@@ -110,9 +108,9 @@ def scenario_from_dict(
         problems.append(Problem(source, key, reason))
 
     known_tables = {"scenario", "user", "config", "events", "expect", "program", "timing"}
-    for table in data:
-        if table not in known_tables:
-            bad(table, f"unknown table (known: {', '.join(sorted(known_tables))})")
+    for key in data:
+        if key not in known_tables:
+            bad(key, f"unknown table (known: {', '.join(sorted(known_tables))})")
 
     def table(name: str) -> dict[str, Any]:
         body = data.get(name, {})
@@ -154,14 +152,16 @@ def scenario_from_dict(
     if not _number(mass) or not MASS_RANGE[0] <= mass <= MASS_RANGE[1]:
         bad(
             "user.mass_kg",
-            f"must be a number in {MASS_RANGE[0]:g} .. {MASS_RANGE[1]:g} (the table's user limits), got {mass!r}",
+            f"must be a number in {MASS_RANGE[0]:g} .. {MASS_RANGE[1]:g} "
+            f"(the table's user limits), got {mass!r}",
         )
         mass = 80.0
     height = user.get("height_cm", 178.0)
     if not _number(height) or not HEIGHT_RANGE[0] <= height <= HEIGHT_RANGE[1]:
         bad(
             "user.height_cm",
-            f"must be a number in {HEIGHT_RANGE[0]:g} .. {HEIGHT_RANGE[1]:g} (the table's user limits), got {height!r}",
+            f"must be a number in {HEIGHT_RANGE[0]:g} .. {HEIGHT_RANGE[1]:g} "
+            f"(the table's user limits), got {height!r}",
         )
         height = 178.0
 

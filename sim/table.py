@@ -200,7 +200,8 @@ class SimTable:
             self._integrate(chunk, chunk / n)
 
     def _sensed_current(self) -> float:
-        """The current the controller reads: the physics' current ``current_lag_ticks`` reads ago."""
+        """The current the controller reads: the physics' current ``current_lag_ticks`` reads
+        ago."""
         current = self.physics.current
         lag = self.current_lag_ticks
         if not lag:

@@ -17,7 +17,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SCENARIOS = ROOT / "sim" / "scenarios"
 
 # CI runs a fixed, derandomized set of examples so a green build is reproducible. To search
-# further: HYPOTHESIS_PROFILE=explore INVTABLE_EXAMPLE_SCALE=10 .venv/bin/python -m pytest tests/test_properties.py
+# further, run with HYPOTHESIS_PROFILE=explore INVTABLE_EXAMPLE_SCALE=10 in the environment:
+#   .venv/bin/python -m pytest tests/test_properties.py
 # The "explain" phase line-traces every simulated tick after a failure: far too slow here.
 PHASES = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target, Phase.shrink)
 settings.register_profile("ci", derandomize=True, deadline=None, print_blob=True, phases=PHASES)

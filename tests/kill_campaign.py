@@ -180,7 +180,8 @@ def campaign(kills: int, seed: int, data: Path, log: object = None) -> dict:
                 problems.append(f"sim_table.json: {exc}")
         if log is not None:
             print(
-                f"{figures['kills']:3d} {which:7s} {'killed' if killed else 'ended'} after {wait:.2f} s",
+                f"{figures['kills']:3d} {which:7s} {'killed' if killed else 'ended'} "
+                f"after {wait:.2f} s",
                 file=log,
                 flush=True,
             )
@@ -223,7 +224,8 @@ def campaign(kills: int, seed: int, data: Path, log: object = None) -> dict:
             figures["false_interruptions"] += 1
             problems.append(f"session {sid} marked interrupted but its process was not killed")
         if what == "killed" and r is not None and r["outcome"] != "completed":
-            # Killed mid-session: interrupted and charged (a kill after the end leaves it completed).
+            # Killed mid-session: interrupted and charged (a kill after the end leaves it
+            # completed).
             if r["outcome"] != "interrupted" or not (r["motor_on_s"] or 0) > 0:
                 figures["uncharged_kills"] += 1
                 problems.append(

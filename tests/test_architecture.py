@@ -64,7 +64,8 @@ def sources() -> list[Path]:
 
 def test_every_module_belongs_to_a_layer() -> None:
     stray = [module_name(p) for p in sources() if layer_of(module_name(p)) is None]
-    # controller/__init__.py and __main__.py (the `python -m controller` entry) are the package's door
+    # controller/__init__.py and __main__.py (the `python -m controller` entry) are the
+    # package's door
     assert set(stray) <= {"controller", "controller.__main__"}, stray
 
 

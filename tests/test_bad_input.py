@@ -6,12 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import SCENARIOS, run_cli
+from tests.conftest import SCENARIOS, CliResult, run_cli
 
 GOOD_HEAD = '[scenario]\nname = "x"\nduration_s = 5.0\n'
 
 
-def expect_input_error(res, *fragments: str) -> None:  # noqa: ANN001
+def expect_input_error(res: CliResult, *fragments: str) -> None:
     assert res.code == 2, (res.code, res.stdout, res.stderr)
     assert "Traceback" not in res.stderr
     for fragment in fragments:

@@ -99,7 +99,8 @@ def merge(a: dict, b: dict) -> dict:
         ("hardware.motor_stall_current_a", 201, 200),
         ("hardware.motor_no_load_speed_dps", 9.9, 10),
         ("hardware.motor_no_load_speed_dps", 101, 100),
-        # (the low edge, 100 N m, is within the bound but too weak for any user: see the capability tests)
+        # (the low edge, 100 N m, is within the bound but too weak for any user: see the
+        # capability tests)
         ("hardware.motor_stall_torque_nm", 20001, 20000),
     ],
 )
@@ -155,7 +156,8 @@ def test_booleans_are_not_numbers() -> None:
 
 
 def test_dependent_bound_names_the_file_that_set_the_value() -> None:
-    # The config file lowers max_angle; the scenario's target then exceeds it: the scenario is at fault.
+    # The config file lowers max_angle; the scenario's target then exceeds it: the scenario is
+    # at fault.
     found = problems(
         [
             ("cfg.toml", "", {"limits": {"max_angle_deg": 30}}),
@@ -169,7 +171,8 @@ def test_dependent_bound_names_the_file_that_set_the_value() -> None:
 
 def test_a_default_invalidated_by_another_key_points_at_the_file() -> None:
     assert problems([("c.toml", "", {"limits": {"max_angle_deg": 10}})]) == [
-        "c.toml: session.target_deg: the default 20 is outside the allowed range -80 .. 10 (set it explicitly)"
+        "c.toml: session.target_deg: the default 20 is outside the allowed range -80 .. 10 "
+        "(set it explicitly)"
     ]
 
 
@@ -345,7 +348,8 @@ def test_a_motor_too_weak_for_the_defaults_is_refused_naming_the_default() -> No
 
 
 def test_the_normal_profile_is_checked_toward_inversion_too() -> None:
-    """A short heavy user pulls toward upright (most near -40 deg): driving down needs torque too."""
+    """A short heavy user pulls toward upright (most near -40 deg): driving down needs torque
+    too."""
     from controller.core.capability import worst_shortfall
 
     short = worst_shortfall(4.0, 4.0, False, -80.0, 60.0, 250.0, 20.0)
@@ -357,8 +361,8 @@ def test_an_out_of_bound_key_is_reported_without_a_capability_guess() -> None:
     found = problems([("c.toml", "", {"motion": {"emergency_speed_dps": 40.0}})])
     assert found == [
         "c.toml: motion.emergency_speed_dps: 40 is outside the allowed range 4 .. 15",
-        "c.toml: hardware.motor_no_load_speed_dps: the default 20 is outside the allowed range 50 .. 100 "
-        "(set it explicitly)",
+        "c.toml: hardware.motor_no_load_speed_dps: the default 20 is outside the allowed range "
+        "50 .. 100 (set it explicitly)",
     ], found
 
 

@@ -11,10 +11,20 @@ import sys
 import time
 import tty
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Iterator, TypeAlias
 
 import pytest
 
 from tests.conftest import ROOT
+
+if TYPE_CHECKING:  # imported for real inside the fixture, once `machine` is the shim
+    from firmware.board import Board
+    from firmware.main import BoardIO
+    from sim.machine_shim import World
+
+# The shim_board fixture: firmware/main.py, its IO, a board, the shim's world, the host's pty end.
+ShimBoard: TypeAlias = "tuple[ModuleType, BoardIO, Board, World, int]"
 
 FIRMWARE = ROOT / "firmware"
 BIN = Path(sys.executable).parent
@@ -77,7 +87,7 @@ class FakeClock:
 
 
 @pytest.fixture
-def shim_board():  # noqa: ANN201
+def shim_board() -> Iterator[ShimBoard]:
     from sim import machine_shim
 
     sys.modules.setdefault("machine", machine_shim)
@@ -148,7 +158,9 @@ def read_statuses_until(
     return statuses
 
 
-def test_main_loop_reports_every_10_ms_and_feeds_the_watchdog_only_when_on_time(shim_board) -> None:  # noqa: ANN001
+def test_main_loop_reports_every_10_ms_and_feeds_the_watchdog_only_when_on_time(
+    shim_board: ShimBoard,
+) -> None:
     from sim import machine_shim
 
     fw, io, board, world, slave = shim_board
@@ -164,7 +176,7 @@ def test_main_loop_reports_every_10_ms_and_feeds_the_watchdog_only_when_on_time(
     assert world.wdt_feeds - fed < len(read_statuses_until(slave, world.wdt_feeds - fed + 1))
 
 
-def test_main_loop_answers_the_handshake_and_follows_commands(shim_board) -> None:  # noqa: ANN001
+def test_main_loop_answers_the_handshake_and_follows_commands(shim_board: ShimBoard) -> None:
     from firmware import protocol as P
 
     fw, io, board, world, slave = shim_board
@@ -184,7 +196,7 @@ def test_main_loop_answers_the_handshake_and_follows_commands(shim_board) -> Non
     assert world.pwm_u16[fw.PWM_PIN] > 0 and world.outputs[fw.DIR_PIN] == 1
 
 
-def test_main_glue_reverses_break_before_make(shim_board) -> None:  # noqa: ANN001
+def test_main_glue_reverses_break_before_make(shim_board: ShimBoard) -> None:
     fw, io, board, world, slave = shim_board
     log: list[tuple[str, int]] = []
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Callable
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -109,7 +110,8 @@ def toml_text(doc: dict) -> str:
 
 
 GOOD = {
-    "scenario": '[scenario]\nname = "x"\nduration_s = 5.0\n[[events]]\nat_s = 1.0\ndo = "tap"\ninput = "start"\n',
+    "scenario": '[scenario]\nname = "x"\nduration_s = 5.0\n'
+    '[[events]]\nat_s = 1.0\ndo = "tap"\ninput = "start"\n',
     "config": "[limits]\nmax_angle_deg = 45.0\n[motion]\nmax_speed_dps = 3.0\n",
     "program": '[program]\nname = "p"\nsteps = [[20.0, 30.0], ["max", 10.0]]\nrest_s = 10.0\n',
 }
@@ -142,7 +144,7 @@ def files(draw: st.DrawFn) -> bytes:
     return bytes(base)
 
 
-def check(parse, path: Path) -> None:  # noqa: ANN001
+def check(parse: Callable[[Path], object], path: Path) -> None:
     try:
         parse(path)
     except InputError as exc:
@@ -176,7 +178,8 @@ def test_hostile_files_through_the_cli_exit_2_without_a_traceback(tmp_path: Path
         "int.toml": "[limits]\nupright_deg = " + "9" * 400,
         "nan.toml": "[limits]\nupright_deg = nan\n",
         "cal.toml": "[hardware.gpio]\nprimary_deg_at_5pct = -1e308\nprimary_deg_at_95pct = 1e308\n",
-        "fault.toml": '[scenario]\nname = "x"\nduration_s = 5.0\n[[events]]\nat_s = 1.0\ndo = "fault"\nfault = []\n',
+        "fault.toml": '[scenario]\nname = "x"\nduration_s = 5.0\n'
+        '[[events]]\nat_s = 1.0\ndo = "fault"\nfault = []\n',
     }
     for name, text in cases.items():
         path = tmp_path / name

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from typing import Iterator
 
 import pytest
 from gpiozero.pins.mock import MockPWMPin
@@ -17,10 +18,11 @@ from sim.gpio_world import SimPinFactory, angle_volts
 G = Gpio()
 NC_INPUTS = ("estop_a", "estop_b", "overtravel", "ankle_a", "ankle_b")
 LOG: list[tuple[int, float]] = []  # every output change on every pin, in order
+Hw = tuple[GpioTable, SimPinFactory]  # the hw fixture: the backend and its mock pins
 
 
 class LoggingPin(MockPWMPin):
-    def _change_state(self, value):  # noqa: ANN001, ANN202
+    def _change_state(self, value: float) -> bool:
         changed = super()._change_state(value)
         if changed and self._function == "output":
             LOG.append((self.info.name, float(value)))
@@ -28,7 +30,7 @@ class LoggingPin(MockPWMPin):
 
 
 @pytest.fixture
-def hw():  # noqa: ANN201
+def hw() -> Iterator[Hw]:
     factory = SimPinFactory()
     factory.pin_class = LoggingPin
     table = GpioTable(G, pin_factory=factory)
@@ -40,7 +42,7 @@ def hw():  # noqa: ANN201
     factory.reset()  # MockFactory keeps pins at class level: never leak them into the next test
 
 
-def pin(factory: SimPinFactory, number: int):  # noqa: ANN201
+def pin(factory: SimPinFactory, number: int) -> MockPWMPin:
     return factory.pin(number)
 
 
@@ -54,7 +56,7 @@ def out(
     return Outputs(motor_cmd=cmd, brake=brake, alarm=alarm, heartbeat=hb, motor_power=power)
 
 
-def test_outputs_start_safe_and_follow_the_command(hw) -> None:  # noqa: ANN001
+def test_outputs_start_safe_and_follow_the_command(hw: Hw) -> None:
     table, factory = hw
     # Created safe: PWM 0, brake release off, relay open -- the whole history, nothing else.
     assert history(factory, G.motor_pwm) == [0.0]
@@ -69,7 +71,7 @@ def test_outputs_start_safe_and_follow_the_command(hw) -> None:  # noqa: ANN001
     assert table.pin_outputs == out(0.4, brake=False, hb=True)
 
 
-def test_reversing_is_break_before_make(hw) -> None:  # noqa: ANN001
+def test_reversing_is_break_before_make(hw: Hw) -> None:
     table, factory = hw
     table.write(out(0.5, brake=False))
     LOG.clear()
@@ -86,7 +88,7 @@ def test_reversing_is_break_before_make(hw) -> None:  # noqa: ANN001
     assert history(factory, G.motor_pwm) == [0.0, 0.5, 0.0, 0.3, 0.2]
 
 
-def test_power_off_opens_the_relay_with_the_motor_at_zero(hw) -> None:  # noqa: ANN001
+def test_power_off_opens_the_relay_with_the_motor_at_zero(hw: Hw) -> None:
     table, factory = hw
     table.write(out(0.5, brake=False))
     LOG.clear()
@@ -100,7 +102,7 @@ def test_power_off_opens_the_relay_with_the_motor_at_zero(hw) -> None:  # noqa: 
 
 
 @pytest.mark.parametrize("name", NC_INPUTS)
-def test_a_cut_wire_on_any_nc_input_reads_as_tripped(hw, name: str) -> None:  # noqa: ANN001
+def test_a_cut_wire_on_any_nc_input_reads_as_tripped(hw: Hw, name: str) -> None:
     table, factory = hw
     before = table.read()
     assert not before.estop_pressed and not before.overtravel_tripped and before.ankle_locked
@@ -128,7 +130,7 @@ def test_unconnected_safety_inputs_read_as_tripped() -> None:
         factory.reset()
 
 
-def test_an_estop_edge_zeroes_the_motor_before_the_next_tick(hw) -> None:  # noqa: ANN001
+def test_an_estop_edge_zeroes_the_motor_before_the_next_tick(hw: Hw) -> None:
     table, factory = hw
     table.write(out(0.7, brake=False))
     LOG.clear()
@@ -149,7 +151,7 @@ def test_an_estop_edge_zeroes_the_motor_before_the_next_tick(hw) -> None:  # noq
     assert history(factory, G.motor_pwm) == [0.0, 0.7, 0.0, 0.2]
 
 
-def test_buttons_are_debounced_over_two_samples(hw) -> None:  # noqa: ANN001
+def test_buttons_are_debounced_over_two_samples(hw: Hw) -> None:
     table, factory = hw
     start = pin(factory, G.button_start)
     assert table.read().buttons == frozenset()  # the first read: nothing held
@@ -208,7 +210,7 @@ def test_adc_calibration_and_rails() -> None:
     assert scale_angle(0.01, -105.0, 105.0) is None and scale_angle(0.99, -105.0, 105.0) is None
 
 
-def test_angles_and_current_come_through_the_adc(hw) -> None:  # noqa: ANN001
+def test_angles_and_current_come_through_the_adc(hw: Hw) -> None:
     table, factory = hw
     factory.adc_volts[G.primary_channel] = angle_volts(
         30.0, G.primary_deg_at_5pct, G.primary_deg_at_95pct
@@ -224,7 +226,7 @@ def test_angles_and_current_come_through_the_adc(hw) -> None:  # noqa: ANN001
     assert inp.motor_current_a == pytest.approx(10.0, abs=0.02)
 
 
-def test_close_is_idempotent_and_leaves_everything_safe(hw) -> None:  # noqa: ANN001
+def test_close_is_idempotent_and_leaves_everything_safe(hw: Hw) -> None:
     table, factory = hw
     table.write(out(0.6, brake=False, alarm=True))
     table.close()
@@ -240,7 +242,8 @@ def test_nothing_pi_specific_is_imported_off_a_pi() -> None:
         "from hal.gpio.config import Gpio; from hal.gpio.backend import GpioTable; "
         "from sim.gpio_world import SimPinFactory; import sys; "
         "t = GpioTable(Gpio(), pin_factory=SimPinFactory()); t.read(); t.close(); "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('lgpio', 'RPi', 'pigpio', 'spidev')))"
+        "print(sorted(m for m in sys.modules "
+        "if m.split('.')[0] in ('lgpio', 'RPi', 'pigpio', 'spidev')))"
     )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
@@ -259,7 +262,7 @@ def test_the_installed_default_config_uses_the_documented_pin_map() -> None:
     assert cfg.hardware.backend == "gpio" and cfg.hardware.gpio == G
 
 
-def test_callbacks_only_queue_edges_for_the_control_thread(hw) -> None:  # noqa: ANN001
+def test_callbacks_only_queue_edges_for_the_control_thread(hw: Hw) -> None:
     table, factory = hw
     pin(factory, G.button_up).drive_low()
     pin(factory, G.button_up).drive_high()

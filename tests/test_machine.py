@@ -9,7 +9,7 @@ import pytest
 from controller.core.config import Config, build_config
 from controller.core.duty import DutyBudget
 from controller.core.machine import SELFTEST_S, STATE_NAMES, Controller
-from hal.interfaces import Inputs
+from hal.interfaces import Inputs, Outputs
 
 UP = -80.0
 
@@ -45,7 +45,7 @@ class Driver:
         while self.ctrl.state == "boot" and self.t < 2.0:
             self.out = self.tick(angle, **kw)
 
-    def tick(self, angle: float | None = None, **kw: object):  # noqa: ANN201
+    def tick(self, angle: float | None = None, **kw: object) -> Outputs:
         """One tick. Without an angle the table follows the controller's setpoint exactly."""
         self.t += 0.01
         if angle is None:
@@ -380,9 +380,12 @@ def test_duty_budget_expires_with_its_window() -> None:
     assert b.wait_s(17.5) == 0.0 and b.used_s(17.5) < 5.0
 
 
-# ------------------------------------------------------------------ sessions the application refuses
+# ----------------------------------------------------------------- sessions the application refuses
 
-STORE_GONE = "history store unavailable: /data/invtable.db: database or disk is full; sessions need their record"
+STORE_GONE = (
+    "history store unavailable: /data/invtable.db: database or disk is full; "
+    "sessions need their record"
+)
 
 
 def test_a_refused_session_is_refused_at_start_with_the_reason_and_noted_once() -> None:
@@ -406,7 +409,8 @@ def test_the_refusal_hook_never_blocks_the_session_under_way_nor_the_way_back(
     way_back: str,
 ) -> None:
     """The store fails mid-session: the session goes on (a pause resumes), and RETURN, UP, the
-    time limit and the e-stop's way out all bring the person upright; only a new START is refused."""
+    time limit and the e-stop's way out all bring the person upright; only a new START is
+    refused."""
     cfg = dataclasses.replace(
         Config(),
         session=dataclasses.replace(

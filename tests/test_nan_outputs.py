@@ -6,11 +6,11 @@ from __future__ import annotations
 import math
 
 from hal.interfaces import Outputs
-from tests.test_gpio import hw, out  # noqa: F401 - the fixture
+from tests.test_gpio import Hw, hw, out  # noqa: F401 - the fixture
 from tests.test_serial import Rig, rig  # noqa: F401 - the fixture
 
 
-def test_the_gpio_writer_drives_nothing_for_a_non_finite_command(hw) -> None:  # noqa: ANN001, F811
+def test_the_gpio_writer_drives_nothing_for_a_non_finite_command(hw: Hw) -> None:  # noqa: F811
     table, _factory = hw
     for bad in (math.nan, math.inf, -math.inf):
         table.write(out(cmd=0.5, brake=False))

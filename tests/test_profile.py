@@ -1,4 +1,5 @@
-"""The motion profile: bounded speed and acceleration, no overshoot, near-ideal time (property tests)."""
+"""The motion profile: bounded speed and acceleration, no overshoot, near-ideal time
+(property tests)."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def test_rest_to_rest_is_bounded_and_never_overshoots(
     p.set_goal(goal, vmax, amax)
     path = run(p)
     direction = 1.0 if goal >= start else -1.0
-    for (x0, v0), (x1, v1) in zip(path, path[1:]):
+    for (_, v0), (x1, v1) in zip(path, path[1:], strict=False):
         assert abs(v1) <= vmax + 1e-9
         assert abs(v1 - v0) <= amax * DT * (1 + 1e-9)
         assert (x1 - goal) * direction <= 1e-9  # never past the goal
@@ -51,7 +52,7 @@ def test_replanning_from_motion_keeps_acceleration_bounded(
     p.vel = v0
     p.set_goal(goal, vmax, amax)
     path = run(p)
-    for (_, a), (_, b) in zip(path, path[1:]):
+    for (_, a), (_, b) in zip(path, path[1:], strict=False):
         assert abs(b - a) <= amax * DT * (1 + 1e-9)
         assert abs(b) <= max(vmax, abs(v0)) + 1e-9
 
@@ -65,7 +66,7 @@ def test_controlled_stop_decelerates_within_the_limit(vmax: float, amax: float, 
     stop_from = p.pos
     p.stop()
     path = run(p)
-    for (_, a), (_, b) in zip(path, path[1:]):
+    for (_, a), (_, b) in zip(path, path[1:], strict=False):
         assert abs(b - a) <= amax * DT * (1 + 1e-9)
         assert b >= 0.0  # a stop never reverses
     assert path[-1][0] >= stop_from

@@ -119,8 +119,9 @@ def test_each_builtin_program_runs_within_its_limits(program: str, tmp_path: Pat
     db = sqlite3.connect(tmp_path / "invtable.db")
     with db:
         db.execute(
-            "INSERT INTO sessions (user, user_id, program, started_at, ended_at, peak_deg, hold_s, outcome, "
-            "motor_on_s, source) VALUES ('cat', (SELECT uid FROM users WHERE name='cat'), 'x', ?, ?, 40.0, "
+            "INSERT INTO sessions (user, user_id, program, started_at, ended_at, peak_deg, hold_s, "
+            "outcome, motor_on_s, source) "
+            "VALUES ('cat', (SELECT uid FROM users WHERE name='cat'), 'x', ?, ?, 40.0, "
             "300.0, 'completed', 0.0, 'real')",
             (time.time() - 30 * 86400,) * 2,
         )
@@ -232,7 +233,8 @@ def test_the_duty_budget_refuses_a_session_with_the_wait(tmp_path: Path) -> None
     t0 = time.time()
     with db:
         db.execute(
-            "INSERT INTO sessions (user, program, started_at, ended_at, peak_deg, hold_s, outcome, motor_on_s) "
+            "INSERT INTO sessions "
+            "(user, program, started_at, ended_at, peak_deg, hold_s, outcome, motor_on_s) "
             "VALUES ('eve', 'x', ?, ?, 20.0, 60.0, 'completed', 250.0)",
             (t0 - 100,) * 2,
         )

@@ -69,8 +69,8 @@ def scenario(events: list[dict], user: tuple[float, float], session: dict, seed:
     st.integers(0, 2**16),
 )
 def test_random_inputs_never_break_an_invariant(
-    events: list[dict], user, session, seed: int
-) -> None:  # noqa: ANN001
+    events: list[dict], user: tuple[float, float], session: dict, seed: int
+) -> None:
     result = run_scenario(scenario_from_dict(scenario(events, user, session, seed), "property"))
     assert result.violations == [], (result.violations, result.summary["transitions"])
 
@@ -81,7 +81,9 @@ def test_random_inputs_never_break_an_invariant(
     users,
     st.integers(0, 2**16),
 )
-def test_random_power_cuts_never_break_an_invariant(events: list[dict], user, seed: int) -> None:  # noqa: ANN001
+def test_random_power_cuts_never_break_an_invariant(
+    events: list[dict], user: tuple[float, float], seed: int
+) -> None:
     session = {
         "target_deg": 45.0,
         "hold_s": 20.0,
@@ -96,8 +98,8 @@ def test_random_power_cuts_never_break_an_invariant(events: list[dict], user, se
 @settings(max_examples=examples(20), suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(button_event, max_size=30), users, st.integers(0, 2**16))
 def test_whatever_the_buttons_do_the_table_is_upright_after_return_and_time(
-    events, user, seed: int
-) -> None:  # noqa: ANN001
+    events: list[dict], user: tuple[float, float], seed: int
+) -> None:
     """With the lock kept and no e-stop, a RETURN always ends upright within its time."""
     session = {
         "target_deg": 60.0,

@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -23,9 +24,12 @@ from controller.app.history import Store
 from controller.app.programs import builtin_programs
 from controller.app.sessions import SessionRecorder, check_duty, plan_for
 from controller.app.tablelock import TableLock
+from controller.core.clock import Clock
 from controller.core.config import Config
 from controller.core.errors import InputError, StoreError
-from tests.conftest import ROOT, read_trace, run_cli
+from hal.interfaces import Inputs, Outputs
+from sim.runner import RunResult
+from tests.conftest import ROOT, CliResult, read_trace, run_cli
 
 
 def add(data: Path, name: str, screening: str = "no", *extra: str) -> None:
@@ -46,7 +50,7 @@ def add(data: Path, name: str, screening: str = "no", *extra: str) -> None:
     assert res.code == 0, res.stderr
 
 
-def no_traceback(res) -> None:  # noqa: ANN001
+def no_traceback(res: CliResult) -> None:
     assert "Traceback" not in res.stderr and "internal error" not in res.stderr, res.stderr
 
 
@@ -63,8 +67,9 @@ def insert_session(
     db = sqlite3.connect(data / "invtable.db")
     with db:
         db.execute(
-            "INSERT INTO sessions (user, user_id, program, started_at, ended_at, peak_deg, hold_s, outcome, "
-            "motor_on_s, source) VALUES (?, (SELECT uid FROM users WHERE name=?), 'x', ?, ?, ?, 300.0, ?, ?, ?)",
+            "INSERT INTO sessions (user, user_id, program, started_at, ended_at, peak_deg, hold_s, "
+            "outcome, motor_on_s, source) "
+            "VALUES (?, (SELECT uid FROM users WHERE name=?), 'x', ?, ?, ?, 300.0, ?, ?, ?)",
             (name, name, time.time() - age_s, time.time() - age_s, peak, outcome, motor_on, source),
         )
     db.close()
@@ -82,10 +87,10 @@ class FakeHardware:
         self.table = SimTable(angle_deg=-80.0, upright_deg=-80.0)
         self.calls = calls
 
-    def read(self):  # noqa: ANN201
+    def read(self) -> Inputs:
         return self.table.read()
 
-    def write(self, out) -> None:  # noqa: ANN001
+    def write(self, out: Outputs) -> None:
         self.table.write(out)
 
     def safe_stop(self) -> None:
@@ -131,14 +136,14 @@ class ScriptedTable:
     """The simulated table behind the service loop: the world moves to the clock's time at
     every read, and a person's presses (``at_s``, button, pressed) happen on cue."""
 
-    def __init__(self, clock, script: list[tuple[float, object]]) -> None:  # noqa: ANN001
+    def __init__(self, clock: Clock, script: list[tuple[float, object]]) -> None:
         from sim.table import SimTable
 
         self.table = SimTable(angle_deg=-80.0, upright_deg=-80.0)
         self.table.ankle_lock_closed = True
         self.clock, self.script = clock, sorted(script, key=lambda item: item[0])
 
-    def read(self):  # noqa: ANN201
+    def read(self) -> Inputs:
         now = self.clock.now()
         self.table.advance_to(now)
         while self.script and self.script[0][0] <= now + 1e-9:
@@ -150,7 +155,7 @@ class ScriptedTable:
                 (self.table.press if pressed else self.table.release)(button)
         return self.table.read()
 
-    def write(self, out) -> None:  # noqa: ANN001
+    def write(self, out: Outputs) -> None:
         self.table.write(out)
 
     def safe_stop(self) -> None:
@@ -211,8 +216,8 @@ def test_the_service_refuses_start_for_the_rest_of_the_run_once_the_store_fails(
     refused = [(t, m) for t, m in notes if m.startswith("refused start")]
     assert len(refused) == 1 and refused[0][0] >= 40.0
     assert (
-        f"history store unavailable: {tmp_path / 'invtable.db'}: attempt to write a readonly database; "
-        "sessions need their record" in refused[0][1]
+        f"history store unavailable: {tmp_path / 'invtable.db'}: "
+        "attempt to write a readonly database; sessions need their record" in refused[0][1]
     )
     assert sum(m.startswith("sessions refused: history store unavailable") for _, m in notes) == 1
     assert recorder.failed and err.getvalue().count("STORE ERROR") == 1
@@ -299,8 +304,8 @@ def corrupted_store(data: Path) -> None:
     ],
 )
 def test_a_broken_store_is_named_with_the_reason_never_a_traceback(
-    tmp_path: Path, breaker, args: list[str]
-) -> None:  # noqa: ANN001
+    tmp_path: Path, breaker: Callable[[Path], None], args: list[str]
+) -> None:
     data = tmp_path / "d"
     breaker(data)
     before = (data / "invtable.db").read_bytes()
@@ -515,7 +520,7 @@ def tap(at_s: float, button: str) -> list[tuple[float, object]]:
 
 def run_in_sim_time(
     monkeypatch: pytest.MonkeyPatch, args: list[str], script: list[tuple[float, object]]
-):  # noqa: ANN201
+) -> tuple[int, RunResult]:
     """``invtable run`` through the real CLI (store, plan, recorder, table saver, exit code) with
     the bench's clock simulated and a scripted pendant: no wall-clock waits. Returns the exit
     code and the run's result (its transitions and events, refusals with their reasons)."""
@@ -523,7 +528,6 @@ def run_in_sim_time(
 
     import controller.app.simcmd as runsim
     from controller.core.clock import SimClock
-    from sim.runner import RunResult
     from sim.scenario import Scenario
 
     result = RunResult(
@@ -686,8 +690,8 @@ def test_a_run_whose_store_is_broken_from_the_outset_refuses_the_pendants_start(
     assert code == 1 and "WITHOUT the history" in out.err and "Traceback" not in out.err
     refusals = [e.message for e in result.events if e.message.startswith("refused start")]
     assert refusals == [
-        f"refused start: history store unavailable: {data / 'invtable.db'}: file is not a database; "
-        "sessions need their record"
+        f"refused start: history store unavailable: {data / 'invtable.db'}: "
+        "file is not a database; sessions need their record"
     ]
     assert {r["state"] for r in read_trace(trace)} <= {"boot", "idle"}
 
@@ -835,15 +839,16 @@ def test_readers_never_change_what_they_read(tmp_path: Path) -> None:
 
 
 OLD_SCHEMA = """
-CREATE TABLE users (name TEXT PRIMARY KEY, height_cm REAL NOT NULL, weight_kg REAL NOT NULL, stage TEXT NOT NULL,
-    max_angle_deg REAL NOT NULL, max_session_s REAL NOT NULL, screening_yes TEXT NOT NULL,
-    cleared_by TEXT, cleared_at REAL, created_at REAL NOT NULL);
-CREATE TABLE sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, program TEXT NOT NULL,
-    started_at REAL NOT NULL, ended_at REAL, peak_deg REAL, past_horizontal_s REAL,
-    hold_s REAL, motor_on_s REAL, outcome TEXT, clipped TEXT, events TEXT, state TEXT);
+CREATE TABLE users (name TEXT PRIMARY KEY, height_cm REAL NOT NULL, weight_kg REAL NOT NULL,
+    stage TEXT NOT NULL, max_angle_deg REAL NOT NULL, max_session_s REAL NOT NULL,
+    screening_yes TEXT NOT NULL, cleared_by TEXT, cleared_at REAL, created_at REAL NOT NULL);
+CREATE TABLE sessions (id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL,
+    program TEXT NOT NULL, started_at REAL NOT NULL, ended_at REAL, peak_deg REAL,
+    past_horizontal_s REAL, hold_s REAL, motor_on_s REAL, outcome TEXT, clipped TEXT,
+    events TEXT, state TEXT);
 INSERT INTO users VALUES ('old', 175, 80, 'beginner', 60, 300, 'hernia', 'Dr Z', 1.0, 1.0);
-INSERT INTO sessions (user, program, started_at, ended_at, peak_deg, outcome, motor_on_s, clipped, events)
-    VALUES ('old', 'x', 2.0, 3.0, 20.0, 'completed', 30.0, '[]', '[]');
+INSERT INTO sessions (user, program, started_at, ended_at, peak_deg, outcome, motor_on_s,
+    clipped, events) VALUES ('old', 'x', 2.0, 3.0, 20.0, 'completed', 30.0, '[]', '[]');
 """
 
 

@@ -8,6 +8,7 @@ from the CSV independently, so a bug in the checker cannot hide a bug in the con
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -21,7 +22,7 @@ def rows_in(run: Run, state: str) -> list[dict]:
     return [r for r in run.trace if r["state"] == state]
 
 
-def first(run: Run, pred) -> dict:  # noqa: ANN001
+def first(run: Run, pred: Callable[[dict], bool]) -> dict:
     return next(r for r in run.trace if pred(r))
 
 
@@ -87,7 +88,7 @@ def test_every_example_scenario_passes_its_own_checks(scenario: Path, tmp_path: 
         "brake",
     ]
     ts = [r["t_s"] for r in run.trace]
-    assert all(abs((b - a) - 0.01) < 1e-6 for a, b in zip(ts, ts[1:]))
+    assert all(abs((b - a) - 0.01) < 1e-6 for a, b in zip(ts, ts[1:], strict=False))
 
 
 @pytest.mark.parametrize(
@@ -98,7 +99,7 @@ def test_every_example_scenario_passes_its_own_checks(scenario: Path, tmp_path: 
 def test_never_faster_than_the_state_speed_limit(scenario: Path, tmp_path: Path) -> None:
     """Normal operation (after an injected fault the bound is the emergency speed: the checker)."""
     run = run_scenario_cli(scenario, tmp_path)
-    for prev, r in zip(run.trace, run.trace[1:]):
+    for prev, r in zip(run.trace, run.trace[1:], strict=False):
         if r["state"] in ("estop", "fault", "power_off", "hung", "boot"):
             continue
         limit = max(r["speed_limit_dps"], prev["speed_limit_dps"])

@@ -3,13 +3,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
 import pytest
 import serial
 
 from controller.core.config import Config
 from controller.core.profile import trapezoid_time
 from firmware import protocol as P
-from hal.interfaces import Outputs
+from hal.interfaces import Inputs, Outputs
 from hal.serial.backend import LINK_TIMEOUT_S, PING_EVERY, PINGS_UNANSWERED, SerialTable
 from sim.runner import run_scenario
 from sim.scenario import scenario_from_dict
@@ -26,9 +29,9 @@ class Rig:
 
     def __init__(
         self,
-        opener=None,
+        opener: Callable[..., Any] | None = None,
         timing: Timing = IDEAL,
-        cfg: Config | None = None,  # noqa: ANN001
+        cfg: Config | None = None,
         board_limits: dict | None = None,
     ) -> None:
         self.t = 0.0
@@ -42,7 +45,7 @@ class Rig:
         self.mock = SerialMockHal(self.board, self.wire, lambda: self.t, opener=opener)
         self.host = self.mock.hal
 
-    def tick(self, out: Outputs = HOLDING):  # noqa: ANN201
+    def tick(self, out: Outputs = HOLDING) -> Inputs:
         self.board.before(self.t)
         inputs = self.mock.read()
         self.mock.write(out)
@@ -57,7 +60,7 @@ class Rig:
 
 
 @pytest.fixture
-def rig():  # noqa: ANN201
+def rig() -> Iterator[Rig]:
     r = Rig()
     yield r
     r.close()
@@ -84,7 +87,7 @@ def test_a_cut_link_is_seen_after_its_timeout(rig: Rig) -> None:
 def test_unanswered_pings_are_a_link_fault_even_with_telemetry(rig: Rig) -> None:
     real = rig.board.board.on_frame
 
-    def deaf_to_pings(seq, mtype, payload, now):  # noqa: ANN001, ANN202
+    def deaf_to_pings(seq: int, mtype: int, payload: bytes, now: int) -> list[bytes]:
         return [] if mtype == P.PING else real(seq, mtype, payload, now)
 
     rig.board.board.on_frame = deaf_to_pings
@@ -95,7 +98,7 @@ def test_unanswered_pings_are_a_link_fault_even_with_telemetry(rig: Rig) -> None
 def test_a_port_that_fails_to_open_is_retried_with_a_new_handshake() -> None:
     calls = {"n": 0}
 
-    def flaky(url, **kw):  # noqa: ANN001, ANN003, ANN202
+    def flaky(url: str, **kw: Any) -> serial.SerialBase:
         calls["n"] += 1
         if calls["n"] == 1:
             raise serial.SerialException("device not ready")
@@ -251,7 +254,7 @@ def test_the_host_greets_a_board_that_reset_and_goes_on() -> None:
 class SlowOnce:
     """A pyserial port whose n-th write times out once (a slow USB-serial adapter)."""
 
-    def __init__(self, port, at: int) -> None:  # noqa: ANN001
+    def __init__(self, port: serial.SerialBase, at: int) -> None:
         self.port, self.at, self.n = port, at, 0
 
     def write(self, data: bytes) -> int:
@@ -260,7 +263,7 @@ class SlowOnce:
             raise serial.SerialTimeoutException("Write timeout")
         return self.port.write(data)
 
-    def __getattr__(self, name: str):  # noqa: ANN204
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.port, name)
 
 
@@ -353,7 +356,7 @@ def test_the_boards_own_clock_offset_is_seeded() -> None:
 
 
 # ---------------------------------------------------------------- issue 11 repro 5, through the CLI
-def estop_during_own_return(path, way_back: list[dict]) -> "Path":  # noqa: ANN001
+def estop_during_own_return(path: Path, way_back: list[dict]) -> Path:
     """A 40 deg session; the link is cut at 30 s (the board returns alone); the e-stop is
     tapped during that return; then ``way_back`` on the pendant."""
     lines = [
@@ -391,8 +394,8 @@ def estop_during_own_return(path, way_back: list[dict]) -> "Path":  # noqa: ANN0
     ids=["return", "hold-up"],
 )
 def test_an_estop_tap_during_the_boards_own_return_does_not_strand_the_user(
-    tmp_path, way_back
-) -> None:  # noqa: ANN001
+    tmp_path: Path, way_back: list[dict]
+) -> None:
     from tests.conftest import run_scenario_cli
 
     run = run_scenario_cli(

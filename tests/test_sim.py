@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Callable
+
 import pytest
 
-from hal.interfaces import Outputs, TableHardware
+from hal.interfaces import Inputs, Outputs, TableHardware
 from sim.table import DEADMAN_S, SimTable
 
 UP = -80.0
@@ -165,7 +167,7 @@ def test_sensor_drift_and_noise() -> None:
         ("button_stuck", lambda i: "down" in i.buttons),
     ],
 )
-def test_switch_and_button_faults(fault: str, check) -> None:  # noqa: ANN001
+def test_switch_and_button_faults(fault: str, check: Callable[[Inputs], bool]) -> None:
     t = table(20.0)
     assert not check(t.read())
     t.inject(fault)
@@ -180,7 +182,9 @@ def test_switch_and_button_faults(fault: str, check) -> None:  # noqa: ANN001
         ("angle_sensor_dropout", lambda i: i.angle_primary_deg is None),
     ],
 )
-def test_broken_wires_read_as_the_unsafe_condition(fault: str, check) -> None:  # noqa: ANN001
+def test_broken_wires_read_as_the_unsafe_condition(
+    fault: str, check: Callable[[Inputs], bool]
+) -> None:
     t = table()
     t.ankle_lock_closed = True
     assert not check(t.read())

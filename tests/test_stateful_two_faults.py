@@ -3,8 +3,9 @@ anywhere in the mechanical range; after every run the person is upright, or a su
 recovery, tried, brings them upright (TESTING.md's one question).
 
 On the ``sim`` backend, in-process (``sim.runner.Simulation``), derandomized in CI (the
-conftest's ``ci`` profile). A deeper search:
-``HYPOTHESIS_PROFILE=explore INVTABLE_EXAMPLE_SCALE=10 .venv/bin/python -m pytest tests/test_stateful_two_faults.py``.
+conftest's ``ci`` profile). A deeper search, with ``HYPOTHESIS_PROFILE=explore
+INVTABLE_EXAMPLE_SCALE=10`` in the environment:
+``.venv/bin/python -m pytest tests/test_stateful_two_faults.py``.
 
 Each run: a user (lightest, default, heaviest), a start angle anywhere from the low stop to
 90 deg (beyond ``max_angle_deg`` included), then random steps: buttons (alone or several at

@@ -140,7 +140,8 @@ def test_a_late_host_on_serial_stops_on_the_board_loop_and_the_session_goes_on(
     late = next(r for r in run.trace if r["late_ms"] > 0.0)
     assert late["state"] == "ramp" and late["late_ms"] == pytest.approx(stall_s * 1000.0, abs=1.0)
     before = next(r for r in reversed(run.trace) if r["t_s"] < 10.0)
-    # Stopping on the emergency deceleration (8 deg/s^2) from 100 ms into the stall: slower, not braked to 0.
+    # Stopping on the emergency deceleration (8 deg/s^2) from 100 ms into the stall: slower,
+    # not braked to 0.
     slowed = before["velocity_dps"] - 8.0 * (stall_s - 0.1)
     assert late["velocity_dps"] == pytest.approx(max(slowed, 0.0), abs=0.6)
     assert run.summary["max_speed_dps"] <= 4.0 + 0.05

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -43,16 +44,16 @@ from tests.conftest import SCENARIOS, Run, run_cli, run_scenario_cli
 BACKENDS = ("sim", "gpio-mock", "serial")
 STRANDED = sorted((SCENARIOS / "stranded").glob("stranded_*.toml"))
 UPRIGHT = -80.0  # every stranded scenario keeps the default upright_deg
-RECOVERY_GRACE_S = (
-    2.0  # a motion under way when UP is pressed stops within this (4 deg/s at 4 deg/s^2: 1 s)
-)
+# A motion under way when UP is pressed stops within this (4 deg/s at 4 deg/s^2: 1 s).
+RECOVERY_GRACE_S = 2.0
 REGRESS_DEG = 0.5  # during the recovery the table never goes back toward inversion by more
 
 _runs: dict[tuple[str, str], Run] = {}
+RunOf = Callable[[str, str], Run]  # the run_of fixture: (scenario name, backend) -> its run
 
 
 @pytest.fixture(scope="module")
-def run_of(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+def run_of(tmp_path_factory: pytest.TempPathFactory) -> RunOf:
     """Each (scenario, backend) runs once per module; the specific tests reuse the run."""
 
     def get(name: str, backend: str) -> Run:
@@ -111,14 +112,14 @@ def assert_way_back(name: str, run: Run) -> None:
                 continue
             lowest = r["angle_deg"] if lowest is None else min(lowest, r["angle_deg"])
             assert r["angle_deg"] <= lowest + REGRESS_DEG, (
-                f"moved toward inversion during the held UP at t={r['t_s']:.2f}: {r['angle_deg']:.1f} "
-                f"after {lowest:.1f}; {describe(run)}"
+                f"moved toward inversion during the held UP at t={r['t_s']:.2f}: "
+                f"{r['angle_deg']:.1f} after {lowest:.1f}; {describe(run)}"
             )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("scenario", STRANDED, ids=lambda p: p.stem)
-def test_nobody_is_left_upside_down(scenario: Path, backend: str, run_of) -> None:  # noqa: ANN001
+def test_nobody_is_left_upside_down(scenario: Path, backend: str, run_of: RunOf) -> None:
     run = run_of(scenario.stem, backend)
     assert_way_back(scenario.stem, run)
 
@@ -128,7 +129,7 @@ def rows_between(run: Run, t0: float, t1: float) -> list[dict]:
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_repro1_beyond_max_angle_the_way_back_is_not_refused(backend: str, run_of) -> None:  # noqa: ANN001
+def test_repro1_beyond_max_angle_the_way_back_is_not_refused(backend: str, run_of: RunOf) -> None:
     """Beyond max_angle_deg the first RETURN, or the held UP, already moves toward upright
     (the envelope check must never refuse motion toward upright)."""
     run = run_of("stranded_1a_beyond_max_angle", backend)
@@ -139,7 +140,7 @@ def test_repro1_beyond_max_angle_the_way_back_is_not_refused(backend: str, run_o
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_repro3_frozen_sensors_do_not_wind_the_drive_up(backend: str, run_of) -> None:  # noqa: ANN001
+def test_repro3_frozen_sensors_do_not_wind_the_drive_up(backend: str, run_of: RunOf) -> None:
     """Both sensors frozen near the goal: no runaway toward inversion (it ran to the 95 deg
     stop at 21.6 deg/s): never past the envelope, never faster than the session limit."""
     run = run_of("stranded_3a_both_sensors_frozen", backend)
@@ -150,7 +151,7 @@ def test_repro3_frozen_sensors_do_not_wind_the_drive_up(backend: str, run_of) ->
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_repro6_session_clock_survives_a_power_cycle(backend: str, run_of) -> None:  # noqa: ANN001
+def test_repro6_session_clock_survives_a_power_cycle(backend: str, run_of: RunOf) -> None:
     """The session clock (trace ``session_s``) is not restarted by the reboot; DOWN and START
     after the reboot off upright are refused; the 60 s limit still returns the user."""
     run = run_of("stranded_6a_power_cycle_in_estop", backend)
@@ -167,7 +168,8 @@ def test_repro6_session_clock_survives_a_power_cycle(backend: str, run_of) -> No
             and left <= r["t_s"] < back - 1.0
         ):
             assert r["session_s"] >= r["t_s"] - clock_start - 2.0, (
-                f"session clock restarted: session_s {r['session_s']:.1f} at t={r['t_s']:.2f}; {describe(run)}"
+                f"session clock restarted: session_s {r['session_s']:.1f} at t={r['t_s']:.2f}; "
+                f"{describe(run)}"
             )
     at_down = rows_between(run, 49.9, 50.0)[-1]["angle_deg"]
     refused = rows_between(run, 50.0, 70.0)
@@ -184,7 +186,7 @@ def test_repro6_session_clock_survives_a_power_cycle(backend: str, run_of) -> No
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_repro6_cooldown_after_a_forced_return(backend: str, run_of) -> None:  # noqa: ANN001
+def test_repro6_cooldown_after_a_forced_return(backend: str, run_of: RunOf) -> None:
     """After the time limit forced a return, START and DOWN are refused for cooldown_s (30 s);
     after it, DOWN moves again (the cool-down ends)."""
     run = run_of("stranded_6b_cooldown", backend)
@@ -209,7 +211,7 @@ def test_repro6_cooldown_after_a_forced_return(backend: str, run_of) -> None:  #
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_repro7_button_held_at_boot_never_moves_the_table(backend: str, run_of) -> None:  # noqa: ANN001
+def test_repro7_button_held_at_boot_never_moves_the_table(backend: str, run_of: RunOf) -> None:
     run = run_of("stranded_7_button_held_at_boot", backend)
     assert run.code != 2, run.stderr
     assert max(r["angle_deg"] for r in run.trace) <= UPRIGHT + REGRESS_DEG, (
@@ -218,19 +220,19 @@ def test_repro7_button_held_at_boot_never_moves_the_table(backend: str, run_of) 
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_repro8_return_wins_over_the_other_buttons(backend: str, run_of) -> None:  # noqa: ANN001
+def test_repro8_return_wins_over_the_other_buttons(backend: str, run_of: RunOf) -> None:
     run = run_of("stranded_8_all_buttons", backend)
     assert run.code != 2, run.stderr
     first = next(t for t in run.summary["transitions"] if t["t_s"] >= 40.0)
     assert first["to"] == "emergency_return" and first["t_s"] <= 40.05, describe(run)
     later = rows_between(run, 40.2, 1e9)
-    assert all(b["angle_deg"] <= a["angle_deg"] + 0.05 for a, b in zip(later, later[1:])), describe(
-        run
-    )
+    assert all(
+        b["angle_deg"] <= a["angle_deg"] + 0.05 for a, b in zip(later, later[1:], strict=False)
+    ), describe(run)
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_repro9_no_motor_command_while_the_ankle_lock_is_open(backend: str, run_of) -> None:  # noqa: ANN001
+def test_repro9_no_motor_command_while_the_ankle_lock_is_open(backend: str, run_of: RunOf) -> None:
     """While ``ankle_locked`` is 0 the motor command is 0, unless it drives toward upright
     from off upright (no brake-test push before the lock is confirmed)."""
     run = run_of("stranded_9_boot_unlocked", backend)

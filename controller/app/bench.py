@@ -33,6 +33,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
+from unittest import mock
 
 from controller.core.profile import trapezoid_time
 from sim.runner import run_scenario
@@ -213,7 +214,7 @@ def estop_gpio_mock(n: int = 2000) -> dict:
     stamps: dict[str, float] = {}
 
     class StampPin(MockPWMPin):
-        def _change_state(self, value):  # noqa: ANN001, ANN202
+        def _change_state(self, value: float) -> bool:
             changed = super()._change_state(value)
             if changed and self._function == "output" and value == 0.0:
                 stamps.setdefault(self.info.name, time.perf_counter())
@@ -359,14 +360,13 @@ def realtime_factor(repeats: int) -> dict:
     best = min(times)
     from sim import table as table_mod
 
-    original = table_mod.SimTable.advance
-    table_mod.SimTable.advance = lambda self, duration: setattr(self, "t", self.t + duration)
-    try:
+    def no_physics(self: table_mod.SimTable, duration: float) -> None:
+        self.t += duration
+
+    with mock.patch.object(table_mod.SimTable, "advance", no_physics):
         start = time.perf_counter()
         r = run_scenario(scenario)
         tick_cost = (time.perf_counter() - start) / r.stats.rows
-    finally:
-        table_mod.SimTable.advance = original
     return {
         "sim_seconds": 600.0,
         "wall_seconds_best": round(best, 3),
@@ -434,7 +434,7 @@ def service_cadence(seconds: float) -> dict:
         ),
     )
     pings = [t for t, m in notifier.sent if m == "WATCHDOG=1"]
-    gaps = [b - a for a, b in zip(pings, pings[1:])]
+    gaps = [b - a for a, b in zip(pings, pings[1:], strict=False)]
     stopping = next(
         json.loads(line) for line in out.getvalue().splitlines() if '"stopping"' in line
     )
@@ -527,8 +527,8 @@ def measure(quick: bool = False, long: bool = False) -> dict[str, Any]:
     from controller.core.clock import DEFAULT_SPIN_S
 
     figures: dict[str, Any] = {
-        "machine": f"{platform.machine()} {os.cpu_count()} cores, {platform.system()} {platform.release()}, "
-        f"Python {platform.python_version()}",
+        "machine": f"{platform.machine()} {os.cpu_count()} cores, "
+        f"{platform.system()} {platform.release()}, Python {platform.python_version()}",
         "loop_timing_methods": timing_methods(1.0 if quick else 5.0),
         "jitter": jitter(seconds, DEFAULT_SPIN_S, 600.0 if long else None),
         "estop_sim_us": estop_sim(30 if quick else 300),
@@ -607,7 +607,8 @@ def print_table(f: dict[str, Any], stream: Any = None) -> None:
     t.add_row(
         "e-stop edge -> PWM 0, gpio-mock (us)",
         f"p50 {e['estop_to_pwm0_us']['p50']}  p99 {e['estop_to_pwm0_us']['p99']}",
-        f"gpiozero mock callback: p50 {e['gpiozero_callback_floor_us']['p50']}  p99 {e['gpiozero_callback_floor_us']['p99']}",
+        f"gpiozero mock callback: p50 {e['gpiozero_callback_floor_us']['p50']}  "
+        f"p99 {e['gpiozero_callback_floor_us']['p99']}",
     )
     s = f["estop_sim_us"]
     t.add_row(

@@ -322,8 +322,8 @@ class Store:
                 "AND cleared_answers IS NULL"
             )
             db.execute(
-                "UPDATE sessions SET user_id = (SELECT uid FROM users WHERE users.name = sessions.user) "
-                "WHERE user_id IS NULL"
+                "UPDATE sessions SET user_id = "
+                "(SELECT uid FROM users WHERE users.name = sessions.user) WHERE user_id IS NULL"
             )
 
     def close(self) -> None:
@@ -452,11 +452,13 @@ class Store:
     ) -> int:
         now = wall_time()
         cur = self._write(
-            "INSERT INTO sessions (user, user_id, program, started_at, progress_at, clipped, state, "
-            "events, source, motor_on_s) VALUES (?,?,?,?,?,?,?,?,?,0)",
+            "INSERT INTO sessions (user, user_id, program, started_at, progress_at, clipped, "
+            "state, events, source, motor_on_s) VALUES (?,?,?,?,?,?,?,?,?,0)",
             (user.name, user.uid, program, now, now, json.dumps(clipped), "boot", "[]", source),
         )
-        sid = int(cur.lastrowid)
+        if cur.lastrowid is None:  # every INSERT sets it
+            raise StoreError(self.path, "the new session got no row id")
+        sid = cur.lastrowid
         self.audit(
             {
                 "event": "session_started",
@@ -560,7 +562,8 @@ class Store:
         src = self._sources(count_sim, unknown=True)
         with self._guard():
             r = self.db.execute(
-                f"SELECT SUM(motor_on_s) AS s FROM sessions WHERE COALESCE(ended_at, started_at) >= ? "
+                "SELECT SUM(motor_on_s) AS s FROM sessions "
+                "WHERE COALESCE(ended_at, started_at) >= ? "
                 f"AND source IN ({','.join('?' * len(src))})",
                 (t, *src),
             ).fetchone()

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from importlib import resources
 from pathlib import Path
+from typing import TextIO
 
 USER = "invtable"
 GROUPS = ("gpio", "spi")
@@ -55,7 +56,7 @@ WantedBy=multi-user.target
 """
 
 
-def install(root: Path, executable: str, out=sys.stdout) -> int:  # noqa: ANN001
+def install(root: Path, executable: str, out: TextIO = sys.stdout) -> int:
     real = root.resolve() == Path("/")
     if real and os.geteuid() != 0:
         print(
@@ -106,7 +107,8 @@ def install(root: Path, executable: str, out=sys.stdout) -> int:  # noqa: ANN001
             print(f"invtable: error: install-service: `{' '.join(step)}` failed", file=sys.stderr)
             return 1
     print(
-        "installed. Start it with: sudo systemctl start invtable; follow it with: journalctl -fu invtable",
+        "installed. Start it with: sudo systemctl start invtable; "
+        "follow it with: journalctl -fu invtable",
         file=out,
     )
     return 0

@@ -47,6 +47,7 @@ def parse_program(data: dict, source: str) -> Program:
     name = body.get("name")
     if not isinstance(name, str) or not name.strip():
         bad("program.name", "must be a non-empty string")
+        name = ""  # not used: the problem is raised below
     description = body.get("description", "")
     if not isinstance(description, str):
         bad("program.description", "must be a string")
@@ -56,17 +57,14 @@ def parse_program(data: dict, source: str) -> Program:
         bad("program.steps", 'must be a list of 1 .. 50 [target_deg or "max", hold_s] pairs')
     else:
         for i, step in enumerate(raw):
-            ok = isinstance(step, list) and len(step) == 2
-            target, hold = (step + [None, None])[:2] if isinstance(step, list) else (None, None)
-            ok = ok and (target == "max" or (_num(target) and -90.0 <= target <= 90.0))
-            ok = ok and _num(hold) and 0.0 <= hold <= 600.0
-            if not ok:
+            parsed = _step(step)
+            if parsed is None:
                 bad(
                     f"program.steps[{i}]",
                     f'must be [target_deg in -90 .. 90 or "max", hold_s in 0 .. 600], got {step!r}',
                 )
             else:
-                steps.append((target if target == "max" else float(target), float(hold)))
+                steps.append(parsed)
     rest_deg, rest_s = body.get("rest_deg", 0.0), body.get("rest_s", 20.0)
     if not _num(rest_deg) or not -90.0 <= rest_deg <= 30.0:
         bad(
@@ -77,6 +75,18 @@ def parse_program(data: dict, source: str) -> Program:
     if problems:
         raise InputError(problems)
     return Program(name.strip(), description, tuple(steps), float(rest_deg), float(rest_s), source)
+
+
+def _step(step: object) -> tuple[float | str, float] | None:
+    """A step as ``(target_deg or "max", hold_s)``, or None when it is not a valid one."""
+    if not isinstance(step, list) or len(step) != 2:
+        return None
+    target, hold = step
+    if not (target == "max" or (_num(target) and -90.0 <= target <= 90.0)):
+        return None
+    if not (_num(hold) and 0.0 <= hold <= 600.0):
+        return None
+    return (target if target == "max" else float(target)), float(hold)
 
 
 def _num(v: object) -> bool:

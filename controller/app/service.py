@@ -76,7 +76,7 @@ def run_service(
         def make_hardware() -> Any:
             return GpioTable(config.hardware.gpio, pin_factory=pin_factory)
 
-    stop = {"signal": None}
+    stop: dict[str, str | None] = {"signal": None}
 
     def on_signal(signum: int, _frame: object) -> None:
         stop["signal"] = signal.Signals(signum).name
@@ -132,7 +132,7 @@ def run_service(
             state=ctrl.state,
             input_edges_dropped=getattr(hw, "events_dropped", 0),
         )
-    except Exception as exc:  # noqa: BLE001 - the hardware failed: stop safely, let systemd restart us
+    except Exception as exc:  # the hardware failed: stop safely, let systemd restart us
         log("error", message=f"{type(exc).__name__}: {exc}")
         code = 1
     finally:
@@ -144,7 +144,7 @@ def run_service(
         if recorder is not None:
             try:
                 recorder.close()
-            except Exception as exc:  # noqa: BLE001 - the record is lost, the table is already safe
+            except Exception as exc:  # the record is lost, the table is already safe
                 log("error", message=f"recording failed at stop: {type(exc).__name__}: {exc}")
         if hw is not None:
             pins = getattr(hw, "pin_outputs", None)

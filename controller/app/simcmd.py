@@ -38,7 +38,8 @@ def run_bench(
     object with ``poll(now) -> [Event]`` and ``quit``) and ``result`` are injected by tests: a
     scripted person pressing the pendant in simulated time, with the run's transitions and
     events (refusals with their reasons) read back from ``result`` (it is given the bench's
-    scenario: the program and the person come from the arguments, never from the caller's result)."""
+    scenario: the program and the person come from the arguments, never from the caller's
+    result)."""
     scenario = Scenario(
         name="bench",
         duration_s=duration or float("inf"),

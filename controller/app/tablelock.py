@@ -23,7 +23,8 @@ class TableLock:
         self.fd: int | None = None
 
     def acquire(self) -> "TableLock":
-        """Take the lock or raise: InputError naming the holder; StoreError if the file cannot be made."""
+        """Take the lock or raise: InputError naming the holder; StoreError if the file cannot
+        be made."""
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)

@@ -66,9 +66,11 @@ class Shortfall:
         return (
             f"{self.speed_dps:g} deg/s {self.direction} (at {self.accel_dps2:g} deg/s^2) needs "
             f"{self.needed_nm:.0f} N m for a {self.mass_kg:g} kg, {self.height_cm:g} cm user at "
-            f"{self.angle_deg:.1f} deg, but the gearmotor gives {self.available_nm:.0f} N m at that speed "
-            f"(hardware.motor_stall_torque_nm {stall_nm:g} x ({DUTY_HEADROOM:g} duty - {self.speed_dps:g} / "
-            f"hardware.motor_no_load_speed_dps {no_load_dps:g})); the most it can hold there (steady, within the headroom) is "
+            f"{self.angle_deg:.1f} deg, but the gearmotor gives {self.available_nm:.0f} N m "
+            f"at that speed (hardware.motor_stall_torque_nm {stall_nm:g} x "
+            f"({DUTY_HEADROOM:g} duty - {self.speed_dps:g} / "
+            f"hardware.motor_no_load_speed_dps {no_load_dps:g})); "
+            "the most it can hold there (steady, within the headroom) is "
             f"{self.achievable_dps:.1f} deg/s"
         )
 

@@ -100,9 +100,8 @@ class Snapshot(NamedTuple):
     angle: float  # the controller's fused angle
     braked_angle: float | None  # where the brake was engaged (None while driving)
     motor_power: bool = True  # the supply relay was closed for the last command
-    goal: float | None = (
-        None  # the active profile's goal (None while braked): which way the drive heads
-    )
+    # The active profile's goal (None while braked): which way the drive heads.
+    goal: float | None = None
     load_denied_s: float = 0.0  # how long the motor current has held the loop's load estimate back
 
 
@@ -155,7 +154,7 @@ class SafetyMonitor:
         if len(raw) < 2 or raw[-1][0] - raw[0][0] < RATE_WINDOW_S - 1e-6:
             return None  # (a window of samples, not of sample counts: catch-up ticks are close)
         (_, a0, b0), (_, a1, b1) = raw[0], raw[-1]
-        if None in (a0, b0, a1, b1):
+        if a0 is None or b0 is None or a1 is None or b1 is None:
             return None
         return abs(a1 - a0), abs(b1 - b0)
 
@@ -178,7 +177,8 @@ class SafetyMonitor:
         return (a1 - a0) / (t1 - t0)
 
     def _sample_angle(self, now: float, angle: float) -> None:
-        """Keep the samples of the speed window: drop the oldest while the next one is old enough."""
+        """Keep the samples of the speed window: drop the oldest while the next one is old
+        enough."""
         samples = self._angles
         samples.append((now, angle))
         horizon = now - SPEED_WINDOW_S + 1e-6
@@ -208,12 +208,12 @@ class SafetyMonitor:
             if det is not None and det.code not in self.latched:
                 self.latched.add(det.code)
                 if det.code == "runaway" and "driver" in det.reason:
-                    self.driver_disobeys = (
-                        True  # the current says so: the driver itself is stuck on
-                    )
+                    # The current says so: the driver itself is stuck on.
+                    self.driver_disobeys = True
                 if det.good_sensor:
                     self.distrusted.add("secondary" if det.good_sensor == "primary" else "primary")
-                    self._angles.clear()  # the measured angle changes source: restart the speed window
+                    # The measured angle changes source: restart the speed window.
+                    self._angles.clear()
                 return det
         return None
 
@@ -232,8 +232,8 @@ class SafetyMonitor:
         if self.position_untrusted:
             return None  # already latched; only the upright switch ends the limp home
         if "primary" in self.distrusted or "secondary" in self.distrusted:
-            good = b if "primary" in self.distrusted else a
-            if good is None:
+            remaining = b if "primary" in self.distrusted else a
+            if remaining is None:
                 return Detection(
                     "sensors_lost", "the remaining angle sensor gives no reading either", "hold"
                 )
@@ -261,9 +261,10 @@ class SafetyMonitor:
                 # A stuck sensor gives itself away by not moving while the other one does.
                 moved = self._moved()
                 if moved is not None:
+                    moved_a, moved_b = moved
                     for bad, good, m_bad, m_good in (
-                        ("primary", "secondary", *moved),
-                        ("secondary", "primary", *reversed(moved)),
+                        ("primary", "secondary", moved_a, moved_b),
+                        ("secondary", "primary", moved_b, moved_a),
                     ):
                         if m_bad < STILL_DEG and m_good > MOVING_DEG:
                             return Detection(
@@ -315,8 +316,9 @@ class SafetyMonitor:
                     "runaway", f"moving at {v:.1f} deg/s, limit {s.speed_limit:g}", "hold"
                 )
             if abs(s.angle - s.setpoint) > FOLLOWING_ERROR_DEG:
-                moving = v is not None and abs(v) > 0.5
-                code = "runaway" if moving and (s.angle - s.setpoint) * v > 0 else "stall"
+                # Moving (over 0.5 deg/s) further away from the setpoint: a runaway; else a stall.
+                away = v is not None and abs(v) > 0.5 and (s.angle - s.setpoint) * v > 0
+                code = "runaway" if away else "stall"
                 return Detection(
                     code,
                     f"following error: measured {s.angle:.1f} deg, setpoint {s.setpoint:.1f} deg",
@@ -358,7 +360,7 @@ class SafetyMonitor:
             self._braked_raw = (inp.angle_primary_deg, inp.angle_secondary_deg)
         a0, b0 = self._braked_raw
         a, b = inp.angle_primary_deg, inp.angle_secondary_deg
-        if None in (a0, b0, a, b) or self.distrusted:
+        if a0 is None or b0 is None or a is None or b is None or self.distrusted:
             moved_a = moved_b = abs(s.angle - s.braked_angle)
         else:
             moved_a, moved_b = abs(a - a0), abs(b - b0)
@@ -431,7 +433,8 @@ class SafetyMonitor:
             return Detection(
                 "runaway",
                 f"{inp.motor_current_a:.1f} A drawn, at most {predicted:.1f} A expected for "
-                f"duty {s.motor_cmd:+.2f} (or a command of the last {CURRENT_LAG_S * 1000:.0f} ms): "
+                f"duty {s.motor_cmd:+.2f} "
+                f"(or a command of the last {CURRENT_LAG_S * 1000:.0f} ms): "
                 "the driver ignores its command",
                 "hold",
             )

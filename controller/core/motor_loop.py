@@ -9,10 +9,10 @@ load)``, where ``load`` is the duty fraction eaten by gravity and friction. So t
 
 The load comes from a disturbance observer (a three-state estimator of angle, load and
 the load's rate of change, driven by the applied duty and the measured angle), not from
-integrating the position error. That matters for safety: an integral term winds up while the table lags (for
-example when the brake releases and gravity pulls it back) and later drives the true
-speed past the limit; the observer's estimate does not depend on the setpoint at all,
-so the true speed follows the clamped velocity request.
+integrating the position error. That matters for safety: an integral term winds up while
+the table lags (for example when the brake releases and gravity pulls it back) and later
+drives the true speed past the limit; the observer's estimate does not depend on the
+setpoint at all, so the true speed follows the clamped velocity request.
 
 The load-rate state matters: as the table moves, gravity's torque changes with the
 angle (fastest near upright for a heavy user), and a two-state observer follows such a

@@ -2,9 +2,9 @@
 
 A held fault (the drive or the sensors are not trusted enough for an automatic return) is a
 pause, never a dead end (DESIGN section 3, issue 11). Holding UP or RETURN drives the table
-toward upright slowly (hold-to-run at ``SUPERVISED_SPEED_DPS``, IEC 60204-1 style reduced speed), and this
-watch stops it again (brake, back to the held fault) the moment the motion does not follow
-the command:
+toward upright slowly (hold-to-run at ``SUPERVISED_SPEED_DPS``, IEC 60204-1 style reduced
+speed), and this watch stops it again (brake, back to the held fault) the moment the motion
+does not follow the command:
 
 - no progress toward upright within ``NO_PROGRESS_S`` (a jammed or too weak drive),
 - motion toward inversion beyond ``WRONG_WAY_DEG`` (a driver or brake that pushes the
@@ -58,13 +58,14 @@ class BackEmfOdometer:
 
     One current reading fits two speeds, ``v0 (duty -+ k)``. The odometer starts from rest
     on the brake (the branch taken from the sign of gravity's pull where the table last
-    stopped on trusted sensors) and then follows the branch nearest to its last speed (the table's inertia keeps
-    the speed continuous; on a tie the slower one). Where the two branches meet (``k`` near
-    zero: gravity's pull turns over near horizontal, or the current reading is quantized),
-    nearness says nothing: there the load (``duty - v / v0``, what gravity and friction eat)
-    is carried on its trend, so the crossing keeps its direction. (Without that the gpio
-    backend's quantized current picked the mirrored branch and the table sped up to 5 deg/s.)
-    Used when no angle sensor is trusted for position; the distance is relative."""
+    stopped on trusted sensors) and then follows the branch nearest to its last speed (the
+    table's inertia keeps the speed continuous; on a tie the slower one). Where the two
+    branches meet (``k`` near zero: gravity's pull turns over near horizontal, or the
+    current reading is quantized), nearness says nothing: there the load (``duty - v / v0``,
+    what gravity and friction eat) is carried on its trend, so the crossing keeps its
+    direction. (Without that the gpio backend's quantized current picked the mirrored branch
+    and the table sped up to 5 deg/s.) Used when no angle sensor is trusted for position; the
+    distance is relative."""
 
     def __init__(
         self, stall_current_a: float, no_load_speed_dps: float, prior_load: float = 0.0

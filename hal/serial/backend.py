@@ -197,7 +197,7 @@ class SerialTable:
             self._port = self._opener(
                 self.url, baudrate=self.baudrate, timeout=0.02, write_timeout=0
             )
-        except Exception as exc:  # noqa: BLE001 - any open failure is a lost link, retried later
+        except Exception as exc:  # any open failure is a lost link, retried later
             self._port = None
             self.last_error = f"{type(exc).__name__}: {exc}"
             return
@@ -215,7 +215,7 @@ class SerialTable:
         while not self._stop.is_set():
             try:
                 data = port.read(max(1, port.in_waiting))
-            except Exception:  # noqa: BLE001 - the port died: read() sees the link as lost
+            except Exception:  # the port died: read() sees the link as lost
                 break
             if not data:
                 continue
@@ -245,7 +245,7 @@ class SerialTable:
                 n = self._port.write(frame)
             except self._timeout_exc:
                 n = 0  # nothing went out (the driver's buffer is full)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:  # any write failure drops the port: a lost link
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self._drop_port()
                 return self._tx_seq
@@ -314,7 +314,7 @@ class SerialTable:
         if port is not None:
             try:
                 port.close()
-            except Exception:  # noqa: BLE001
+            except Exception:  # a port that died may fail to close too
                 pass
         self.board_info = None
 
