@@ -691,7 +691,7 @@ def _screening(value: str) -> tuple[tuple[str, ...], list[Problem]]:
 def _profile_problems(
     height: float | None, weight: float | None, max_angle: float | None, max_session: float | None
 ) -> list[Problem]:
-    from controller.app.history import HEIGHT_CM, WEIGHT_KG
+    from controller.core.bounds import HEIGHT_CM, WEIGHT_KG
 
     out = []
     if height is not None and not HEIGHT_CM[0] <= height <= HEIGHT_CM[1]:

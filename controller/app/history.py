@@ -99,8 +99,6 @@ SOURCES = (
     "real",
     "sim",
 )  # where a session ran; "unknown" for rows from before sources were recorded
-HEIGHT_CM = (147.0, 198.0)
-WEIGHT_KG = (40.0, 136.0)
 DB_NAME = "invtable.db"
 # The recorder commits a session's progress at least this often (controller time); a killed
 # session is charged its last recorded motor time plus this much, so it never escapes the budget.
