@@ -16,24 +16,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Sequence
 
+from controller.app.history import SCREENING_KEYS
 from controller.core.config import load_config
 from controller.core.errors import InputError, Problem, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_INTERNAL = 0, 1, 2, 3
 BACKENDS = ("sim", "gpio-mock", "serial")
-SCREENING_KEYS = (
-    "high_blood_pressure",
-    "heart_disease",
-    "eye_condition",
-    "retinal_detachment",
-    "osteoporosis",
-    "recent_fracture_or_surgery",
-    "implants",
-    "hernia",
-    "pregnancy",
-    "anticoagulants",
-    "middle_ear_infection",
-)
 
 
 def build_parser() -> argparse.ArgumentParser:

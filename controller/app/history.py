@@ -28,22 +28,9 @@ from typing import Any, Iterator
 from controller.core.clock import wall_time
 from controller.core.errors import StoreError
 
-# DESIGN section 2: the contraindications; any "yes" locks the profile out of inversion
-# past horizontal until a clearance covering that answer is recorded (who, when, which answers).
-SCREENING = {
-    "high_blood_pressure": "high blood pressure (over 140/90)",
-    "heart_disease": "heart or circulatory disease",
-    "eye_condition": "glaucoma or another eye condition",
-    "retinal_detachment": "retinal detachment",
-    "osteoporosis": "osteoporosis",
-    "recent_fracture_or_surgery": "a recent fracture or surgery",
-    "implants": "surgical implants",
-    "hernia": "a hernia",
-    "pregnancy": "pregnancy",
-    "anticoagulants": "anticoagulants (blood thinners)",
-    "middle_ear_infection": "a middle-ear infection",
-}
-# `invtable user screen`: one plain-language question per contraindication, with why it matters.
+# DESIGN section 2: the contraindications, one plain-language question each with why it
+# matters (`invtable user screen`). Any "yes" locks the profile out of inversion past
+# horizontal until a clearance covering that answer is recorded (who, when, which answers).
 QUESTIONS: dict[str, tuple[str, str]] = {
     "high_blood_pressure": (
         "Do you have high blood pressure (over 140/90), treated or not?",
@@ -84,6 +71,7 @@ QUESTIONS: dict[str, tuple[str, str]] = {
         "It upsets balance, and head-down makes it worse.",
     ),
 }
+SCREENING_KEYS = tuple(QUESTIONS)  # the screening's keys, in the questionnaire's order
 STAGES = ("beginner", "established")
 OUTCOMES = (
     "completed",
@@ -320,8 +308,8 @@ class Store:
                 "AND cleared_answers IS NULL"
             )
             db.execute(
-                "UPDATE sessions SET user_id = (SELECT uid FROM users WHERE users.name = sessions.user) "
-                "WHERE user_id IS NULL"
+                "UPDATE sessions SET user_id = "
+                "(SELECT uid FROM users WHERE users.name = sessions.user) WHERE user_id IS NULL"
             )
 
     def close(self) -> None:
@@ -450,11 +438,12 @@ class Store:
     ) -> int:
         now = wall_time()
         cur = self._write(
-            "INSERT INTO sessions (user, user_id, program, started_at, progress_at, clipped, state, "
-            "events, source, motor_on_s) VALUES (?,?,?,?,?,?,?,?,?,0)",
+            "INSERT INTO sessions (user, user_id, program, started_at, progress_at, clipped, "
+            "state, events, source, motor_on_s) VALUES (?,?,?,?,?,?,?,?,?,0)",
             (user.name, user.uid, program, now, now, json.dumps(clipped), "boot", "[]", source),
         )
-        sid = int(cur.lastrowid)
+        assert cur.lastrowid is not None  # an INSERT always sets it
+        sid = cur.lastrowid
         self.audit(
             {
                 "event": "session_started",
@@ -558,8 +547,8 @@ class Store:
         src = self._sources(count_sim, unknown=True)
         with self._guard():
             r = self.db.execute(
-                f"SELECT SUM(motor_on_s) AS s FROM sessions WHERE COALESCE(ended_at, started_at) >= ? "
-                f"AND source IN ({','.join('?' * len(src))})",
+                "SELECT SUM(motor_on_s) AS s FROM sessions WHERE "
+                f"COALESCE(ended_at, started_at) >= ? AND source IN ({','.join('?' * len(src))})",
                 (t, *src),
             ).fetchone()
         return float(r["s"] or 0.0)
