@@ -7,11 +7,11 @@ with their position (``events[3].input``) so the builder can find the line.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeGuard
+from typing import Any
 
+from controller.core.bounds import HEIGHT_CM, MAX_PROGRAM_STEPS, WEIGHT_KG, finite_number
 from controller.core.config import Config, load_config, read_toml
 from controller.core.errors import InputError, Problem
 from hal.interfaces import BUTTONS
@@ -28,9 +28,6 @@ TIMING_BOUNDS: dict[str, tuple[float, float]] = {
     "current_lag_ticks": (0, 5),
     "link_latency_ms": (0.0, 50.0),
 }
-# User limits of the table (DESIGN section 2: up to 136 kg, 147-198 cm).
-MASS_RANGE = (40.0, 136.0)
-HEIGHT_RANGE = (147.0, 198.0)
 MAX_DURATION_S = 24 * 3600.0
 
 
@@ -85,10 +82,6 @@ class Scenario:
     timing: Timing = IDEAL  # real-time imperfections ([timing]); IDEAL = 10 ms lockstep ticks
 
 
-def _number(value: Any) -> TypeGuard[float]:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def parse_scenario(path: Path, config_path: Path | None = None) -> Scenario:
     data = read_toml(path)
     return scenario_from_dict(data, str(path), config_path)
@@ -134,7 +127,7 @@ def scenario_from_dict(
     if duration is None:
         bad("scenario.duration_s", "missing (simulated seconds to run)")
         duration = 0.0
-    elif not _number(duration) or not 0.0 < duration <= MAX_DURATION_S:
+    elif not finite_number(duration) or not 0.0 < duration <= MAX_DURATION_S:
         bad("scenario.duration_s", f"must be a number in (0, {MAX_DURATION_S:g}], got {duration!r}")
         duration = 0.0
     seed = sc.get("seed", 0)
@@ -142,26 +135,28 @@ def scenario_from_dict(
         bad("scenario.seed", f"must be an integer, got {seed!r}")
         seed = 0
     start_angle = sc.get("start_angle_deg")
-    if start_angle is not None and (not _number(start_angle) or not -90.0 <= start_angle <= 90.0):
+    if start_angle is not None and (
+        not finite_number(start_angle) or not -90.0 <= start_angle <= 90.0
+    ):
         bad("scenario.start_angle_deg", f"must be a number in -90 .. 90, got {start_angle!r}")
         start_angle = None
 
     user = table("user")
     check_keys("user", user, {"mass_kg", "height_cm"})
     mass = user.get("mass_kg", 80.0)
-    if not _number(mass) or not MASS_RANGE[0] <= mass <= MASS_RANGE[1]:
+    if not finite_number(mass) or not WEIGHT_KG[0] <= mass <= WEIGHT_KG[1]:
         bad(
             "user.mass_kg",
-            f"must be a number in {MASS_RANGE[0]:g} .. {MASS_RANGE[1]:g} "
-            f"(the table's user limits), got {mass!r}",
+            f"must be a number in {WEIGHT_KG[0]:g} .. {WEIGHT_KG[1]:g} (the table's user limits), "
+            f"got {mass!r}",
         )
         mass = 80.0
     height = user.get("height_cm", 178.0)
-    if not _number(height) or not HEIGHT_RANGE[0] <= height <= HEIGHT_RANGE[1]:
+    if not finite_number(height) or not HEIGHT_CM[0] <= height <= HEIGHT_CM[1]:
         bad(
             "user.height_cm",
-            f"must be a number in {HEIGHT_RANGE[0]:g} .. {HEIGHT_RANGE[1]:g} "
-            f"(the table's user limits), got {height!r}",
+            f"must be a number in {HEIGHT_CM[0]:g} .. {HEIGHT_CM[1]:g} (the table's user limits), "
+            f"got {height!r}",
         )
         height = 178.0
 
@@ -183,7 +178,7 @@ def scenario_from_dict(
             bad(where, "must be a table")
             continue
         at = ev.get("at_s")
-        if not _number(at) or at < 0.0:
+        if not finite_number(at) or at < 0.0:
             bad(f"{where}.at_s", f"must be a number >= 0, got {at!r}")
             continue
         if duration and at > duration:
@@ -235,7 +230,7 @@ def scenario_from_dict(
         elif do == "stall":
             allowed |= {"duration_s"}
             d = ev.get("duration_s")
-            if not _number(d) or not 0.0 < d <= MAX_STALL_S:
+            if not finite_number(d) or not 0.0 < d <= MAX_STALL_S:
                 bad(
                     f"{where}.duration_s",
                     f"must be a number in (0, {MAX_STALL_S:g}] (seconds the control "
@@ -259,7 +254,7 @@ def scenario_from_dict(
             bad(where, f"unknown expectation (known: {', '.join(EXPECT_KEYS)})")
         elif kind == "bool" and not isinstance(value, bool):
             bad(where, f"must be true or false, got {value!r}")
-        elif kind == "number" and not _number(value):
+        elif kind == "number" and not finite_number(value):
             bad(where, f"must be a number, got {value!r}")
         elif kind == "state" and value not in STATE_NAMES:
             bad(where, f"unknown state {value!r} (known: {', '.join(STATE_NAMES)})")
@@ -277,14 +272,17 @@ def scenario_from_dict(
     steps: list[tuple[float, float]] = []
     if "steps" in program:
         raw = program["steps"]
-        if not isinstance(raw, list) or not raw or len(raw) > 100:
-            bad("program.steps", "must be a list of 1 .. 100 [target_deg, hold_s] pairs")
+        if not isinstance(raw, list) or not raw or len(raw) > MAX_PROGRAM_STEPS:
+            bad(
+                "program.steps",
+                f"must be a list of 1 .. {MAX_PROGRAM_STEPS} [target_deg, hold_s] pairs",
+            )
         else:
             for i, step in enumerate(raw):
                 ok = (
                     isinstance(step, list)
                     and len(step) == 2
-                    and all(_number(v) for v in step)
+                    and all(finite_number(v) for v in step)
                     and step[1] >= 0.0
                 )
                 if ok and config is not None:
@@ -343,7 +341,7 @@ def _timing(body: dict[str, Any], bad: Any) -> Timing:
                     bad(where, f"must be an integer in {lo} .. {hi} (control ticks), got {value!r}")
                 else:
                     kwargs[key] = value
-            elif not _number(value) or not lo <= value <= hi:
+            elif not finite_number(value) or not lo <= value <= hi:
                 bad(where, f"must be a number in {lo:g} .. {hi:g} (milliseconds), got {value!r}")
             else:
                 kwargs[key] = float(value)

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Iterator
 
 from tests.conftest import ROOT, SCENARIOS, read_trace, run_cli, write_scenario
 
@@ -63,6 +65,7 @@ def test_run_stops_cleanly_on_sigterm(tmp_path: Path) -> None:
         stdin=subprocess.DEVNULL,
         text=True,
     )
+    assert proc.stdout is not None
     try:
         first_line = proc.stdout.readline()  # printed once the loop is about to start
         assert "headless" in first_line
@@ -141,3 +144,58 @@ def test_run_refuses_a_serial_board_flashed_for_other_limits(
     )
     expected = table.call_args.kwargs["expected"]
     assert (expected.max_angle_deg, expected.upright_deg) == (60.0, -80.0)
+
+
+Leaf = tuple[tuple[str, ...], argparse.ArgumentParser]
+
+
+def _leaves(parser: argparse.ArgumentParser, path: tuple[str, ...] = ()) -> Iterator[Leaf]:
+    """(command path, parser) for every runnable command: `sim`, `user add`, ..."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        yield path, parser
+    for action in subs:
+        for name, child in action.choices.items():
+            yield from _leaves(child, (*path, name))
+
+
+def test_each_command_registers_its_handler_and_describes_every_option() -> None:
+    """Issue 14: a command is registered once, with its handler beside its options, and
+    `invtable CMD --help` explains every option and argument."""
+    from controller.app.cli import build_parser
+
+    parser = build_parser()
+    leaves = dict(_leaves(parser))
+    assert {" ".join(path) for path in leaves} == {
+        "demo",
+        "sim",
+        "run",
+        "io",
+        "install-service",
+        "user add",
+        "user edit",
+        "user screen",
+        "user list",
+        "user show",
+        "user remove",
+        "program list",
+        "session start",
+        "history",
+        "report",
+        "bench",
+        "config check",
+        "diagram",
+    }
+    for path, leaf in [((), parser), *leaves.items()]:
+        if path:
+            assert callable(leaf.get_default("handler")), path
+        undescribed = [a.dest for a in leaf._actions if not a.help and a.dest != "command"]
+        assert not undescribed, (path, undescribed)
+
+
+def test_version_prints_the_installed_package_version() -> None:
+    from importlib.metadata import version
+
+    res = run_cli("--version")
+    assert res.code == 0, res.stderr
+    assert res.stdout.strip() == f"invtable {version('invtable')}"

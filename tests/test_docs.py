@@ -73,6 +73,27 @@ def test_every_cli_command_is_in_the_readme() -> None:
         assert cmd in README, cmd
 
 
+def test_readme_command_list_names_every_registered_command() -> None:
+    """The README's command table follows the parser the commands register (issue 14)."""
+    import argparse
+
+    from controller.app.cli import build_parser
+
+    table = README.split("\n## Commands\n", 1)[1].split("\n## ", 1)[0]
+    rows = {
+        line.split("`")[1].split()[1]: line
+        for line in table.splitlines()
+        if line.startswith("| `invtable ")
+    }
+    top = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    assert set(rows) == set(top.choices)
+    for name, parser in top.choices.items():
+        for sub in parser._actions:
+            if isinstance(sub, argparse._SubParsersAction):
+                for subname in sub.choices:
+                    assert subname in re.findall(r"[\w-]+", rows[name].split("|")[1]), subname
+
+
 def _test_exists(node_id: str) -> bool:
     """A pytest node id names a real test: the file, the function, and for the fault matrix
     a real fault and phase (other parametrised ids are checked against collection)."""

@@ -20,6 +20,7 @@ from typing import Callable
 import pytest
 
 from controller.app import cli
+from controller.app.commands import common, records
 from controller.app.history import Store
 from controller.app.programs import builtin_programs
 from controller.app.sessions import SessionRecorder, check_duty, plan_for
@@ -421,7 +422,7 @@ def test_a_full_disk_message_names_the_file_for_a_plain_os_error(
     def full(_args: object) -> int:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(cli, "cmd_history", full)
+    monkeypatch.setattr(records, "show_history", full)
     assert cli.main(["history"]) == 2
     err = capsys.readouterr().err
     assert "error: : " not in err and "No space left on device" in err
@@ -568,7 +569,7 @@ def test_a_store_that_fails_mid_run_refuses_the_next_start_and_the_person_comes_
     data = tmp_path / "d"
     add(data, "ann")
     stores: list[Store] = []
-    real_open, real_append = cli._open_store, history.append_line
+    real_open, real_append = common.open_store, history.append_line
     broken = {"now": False}
 
     def opening(path: Path, write: bool = True) -> Store:
@@ -585,7 +586,7 @@ def test_a_store_that_fails_mid_run_refuses_the_next_start_and_the_person_comes_
         if what_fails == "database":
             stores[-1].db.execute("PRAGMA query_only=ON")  # every write now fails in SQLite itself
 
-    monkeypatch.setattr(cli, "_open_store", opening)
+    monkeypatch.setattr(common, "open_store", opening)
     if what_fails == "audit":
         monkeypatch.setattr(history, "append_line", appending)
     trace = tmp_path / "t.csv"

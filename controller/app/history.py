@@ -28,22 +28,9 @@ from typing import Any, Iterator
 from controller.core.clock import wall_time
 from controller.core.errors import StoreError
 
-# DESIGN section 2: the contraindications; any "yes" locks the profile out of inversion
-# past horizontal until a clearance covering that answer is recorded (who, when, which answers).
-SCREENING = {
-    "high_blood_pressure": "high blood pressure (over 140/90)",
-    "heart_disease": "heart or circulatory disease",
-    "eye_condition": "glaucoma or another eye condition",
-    "retinal_detachment": "retinal detachment",
-    "osteoporosis": "osteoporosis",
-    "recent_fracture_or_surgery": "a recent fracture or surgery",
-    "implants": "surgical implants",
-    "hernia": "a hernia",
-    "pregnancy": "pregnancy",
-    "anticoagulants": "anticoagulants (blood thinners)",
-    "middle_ear_infection": "a middle-ear infection",
-}
-# `invtable user screen`: one plain-language question per contraindication, with why it matters.
+# DESIGN section 2: the contraindications, one plain-language question each with why it
+# matters (`invtable user screen`). Any "yes" locks the profile out of inversion past
+# horizontal until a clearance covering that answer is recorded (who, when, which answers).
 QUESTIONS: dict[str, tuple[str, str]] = {
     "high_blood_pressure": (
         "Do you have high blood pressure (over 140/90), treated or not?",
@@ -84,6 +71,7 @@ QUESTIONS: dict[str, tuple[str, str]] = {
         "It upsets balance, and head-down makes it worse.",
     ),
 }
+SCREENING_KEYS = tuple(QUESTIONS)  # the screening's keys, in the questionnaire's order
 STAGES = ("beginner", "established")
 OUTCOMES = (
     "completed",
@@ -99,8 +87,6 @@ SOURCES = (
     "real",
     "sim",
 )  # where a session ran; "unknown" for rows from before sources were recorded
-HEIGHT_CM = (147.0, 198.0)
-WEIGHT_KG = (40.0, 136.0)
 DB_NAME = "invtable.db"
 # The recorder commits a session's progress at least this often (controller time); a killed
 # session is charged its last recorded motor time plus this much, so it never escapes the budget.
@@ -562,9 +548,8 @@ class Store:
         src = self._sources(count_sim, unknown=True)
         with self._guard():
             r = self.db.execute(
-                "SELECT SUM(motor_on_s) AS s FROM sessions "
-                "WHERE COALESCE(ended_at, started_at) >= ? "
-                f"AND source IN ({','.join('?' * len(src))})",
+                "SELECT SUM(motor_on_s) AS s FROM sessions WHERE "
+                f"COALESCE(ended_at, started_at) >= ? AND source IN ({','.join('?' * len(src))})",
                 (t, *src),
             ).fetchone()
         return float(r["s"] or 0.0)

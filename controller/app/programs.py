@@ -8,11 +8,11 @@ profile's own limit) and a finish: every session ends with a gentle return that 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from controller.core.bounds import MAX_PROGRAM_STEPS, finite_number
 from controller.core.config import read_toml
 from controller.core.errors import InputError, Problem
 
@@ -53,8 +53,11 @@ def parse_program(data: dict, source: str) -> Program:
         bad("program.description", "must be a string")
     steps: list[tuple[float | str, float]] = []
     raw = body.get("steps")
-    if not isinstance(raw, list) or not 1 <= len(raw) <= 50:
-        bad("program.steps", 'must be a list of 1 .. 50 [target_deg or "max", hold_s] pairs')
+    if not isinstance(raw, list) or not 1 <= len(raw) <= MAX_PROGRAM_STEPS:
+        bad(
+            "program.steps",
+            f'must be a list of 1 .. {MAX_PROGRAM_STEPS} [target_deg or "max", hold_s] pairs',
+        )
     else:
         for i, step in enumerate(raw):
             parsed = _step(step)
@@ -66,31 +69,30 @@ def parse_program(data: dict, source: str) -> Program:
             else:
                 steps.append(parsed)
     rest_deg, rest_s = body.get("rest_deg", 0.0), body.get("rest_s", 20.0)
-    if not _num(rest_deg) or not -90.0 <= rest_deg <= 30.0:
+    if not finite_number(rest_deg) or not -90.0 <= rest_deg <= 30.0:
         bad(
             "program.rest_deg", f"must be a number in -90 .. 30 (near horizontal), got {rest_deg!r}"
         )
-    if not _num(rest_s) or not 0.0 <= rest_s <= 300.0:
+    if not finite_number(rest_s) or not 0.0 <= rest_s <= 300.0:
         bad("program.rest_s", f"must be a number in 0 .. 300, got {rest_s!r}")
     if problems:
         raise InputError(problems)
+    assert isinstance(name, str)  # checked above
     return Program(name.strip(), description, tuple(steps), float(rest_deg), float(rest_s), source)
 
 
 def _step(step: object) -> tuple[float | str, float] | None:
-    """A step as ``(target_deg or "max", hold_s)``, or None when it is not a valid one."""
+    """One ``[target_deg or "max", hold_s]`` pair, or None when it is not one."""
     if not isinstance(step, list) or len(step) != 2:
         return None
     target, hold = step
-    if not (target == "max" or (_num(target) and -90.0 <= target <= 90.0)):
+    if not finite_number(hold) or not 0.0 <= hold <= 600.0:
         return None
-    if not (_num(hold) and 0.0 <= hold <= 600.0):
-        return None
-    return (target if target == "max" else float(target)), float(hold)
-
-
-def _num(v: object) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    if target == "max":
+        return "max", float(hold)
+    if finite_number(target) and -90.0 <= target <= 90.0:
+        return float(target), float(hold)
+    return None
 
 
 def builtin_programs() -> dict[str, Program]:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -52,13 +51,9 @@ def outcome_of(dests: list[str], triggers: list[str], completed: bool) -> str:
 def travel_s(targets: list[float], upright: float, rest_deg: float, cfg: Config) -> float:
     """Time on the move: every leg at the normal speed, each with its ramp up and down."""
     m = cfg.motion
-    # strict=False keeps today's estimate: the starts list is one shorter, so the last leg
-    # (rest -> upright) is dropped. Suspected bug, left for a behaviour change of its own.
-    legs = [
-        abs(b - a)
-        for a, b in zip([upright] + targets, targets + [rest_deg, upright], strict=False)
-        if b != a
-    ]
+    # zip stops at the shorter list, so the final rest -> upright leg is not counted (as before).
+    pairs = zip([upright] + targets, targets + [rest_deg, upright], strict=False)
+    legs = [abs(b - a) for a, b in pairs if b != a]
     return sum(d / m.max_speed_dps + m.max_speed_dps / m.max_accel_dps2 for d in legs)
 
 
@@ -82,7 +77,10 @@ def save_table_angle(data_dir: Path, angle: float) -> None:
     """Where the simulated table is: only what is true (its angle), written atomically."""
     from sim.runner import atomic_write
 
-    atomic_write(data_dir / TABLE_STATE, lambda fh: json.dump({"angle_deg": round(angle, 4)}, fh))
+    def dump(fh: Any) -> None:
+        json.dump({"angle_deg": round(angle, 4)}, fh)
+
+    atomic_write(data_dir / TABLE_STATE, dump)
 
 
 def clean_table_temp_files(data_dir: Path) -> None:
@@ -144,20 +142,24 @@ def plan_for(
     return plan
 
 
+def session_overrides(plan: Any, program: Program) -> dict[str, float]:
+    """The ``[session]`` values a planned session runs with: its time limit and its rest (the
+    program's steps carry the targets and holds)."""
+    targets = [t for t, _ in plan.steps]
+    return {
+        "max_duration_s": plan.max_duration_s,
+        "target_deg": max(targets + [program.rest_deg]),
+        "rest_deg": program.rest_deg,
+        "rest_s": program.rest_s,
+        "hold_s": 0.0,
+    }
+
+
 def session_config(cfg: Config, plan: Any, program: Program) -> Config:
-    """The config a planned session runs with: its time limit and its rest."""
+    """The config a planned session runs with on the table (``run --user --program``)."""
     from dataclasses import replace
 
-    targets = [t for t, _ in plan.steps]
-    session = replace(
-        cfg.session,
-        max_duration_s=plan.max_duration_s,
-        target_deg=max(targets + [program.rest_deg]),
-        rest_deg=program.rest_deg,
-        rest_s=program.rest_s,
-        hold_s=0.0,
-    )
-    return replace(cfg, session=session)
+    return replace(cfg, session=replace(cfg.session, **session_overrides(plan, program)))
 
 
 class SessionRecorder:
@@ -193,17 +195,17 @@ class SessionRecorder:
         self.triggers: list[str] = []
         self.dests: list[str] = []
 
-    def _safely(self, what: Any) -> None:
+    def _safely(self, what: Any, *args: Any) -> None:
         if self.failed is not None:
             return
         try:
-            what()
+            what(*args)
         except StoreError as exc:
             self.failed = str(exc)
             print(
-                f"invtable: STORE ERROR: {exc}: session {self.sid or ''} is no longer recorded "
-                "and new sessions are refused for the rest of this run; "
-                "the table carries on and returns the person",
+                f"invtable: STORE ERROR: {exc}: session {self.sid or ''} is no longer recorded and "
+                "new sessions are refused for the rest of this run; the table carries on and "
+                "returns the person",
                 file=self.err or sys.stderr,
                 flush=True,
             )
@@ -227,17 +229,15 @@ class SessionRecorder:
             self.motor_on += dt if motor_cmd != 0.0 else 0.0
         for tr in transitions[self.n_t :]:
             self._safely(
-                partial(
-                    self.store.audit,
-                    {
-                        "event": "transition",
-                        "session": self.sid,
-                        "t_s": round(tr.t_s, 3),
-                        "from": tr.source,
-                        "to": tr.dest,
-                        "trigger": tr.trigger,
-                    },
-                )
+                self.store.audit,
+                {
+                    "event": "transition",
+                    "session": self.sid,
+                    "t_s": round(tr.t_s, 3),
+                    "from": tr.source,
+                    "to": tr.dest,
+                    "trigger": tr.trigger,
+                },
             )
             if self.sid is None and tr.source == "idle" and tr.dest == "ramp":
                 self.peak, self.past, self.motor_on, self.events = angle, 0.0, 0.0, []
@@ -269,15 +269,13 @@ class SessionRecorder:
         for e in events[self.n_e :]:
             if e.message.startswith("fault:"):
                 self._safely(
-                    partial(
-                        self.store.audit,
-                        {
-                            "event": "fault",
-                            "session": self.sid,
-                            "t_s": round(e.t_s, 3),
-                            "message": e.message,
-                        },
-                    )
+                    self.store.audit,
+                    {
+                        "event": "fault",
+                        "session": self.sid,
+                        "t_s": round(e.t_s, 3),
+                        "message": e.message,
+                    },
                 )
         self.n_e = len(events)
 
@@ -364,8 +362,8 @@ class TableStateSaver:
         except OSError as exc:
             self.failed = f"{self.dir / TABLE_STATE}: {exc.strerror or exc}"
             print(
-                f"invtable: STORE ERROR: {self.failed}: "
-                "the simulated table's position is no longer saved",
+                f"invtable: STORE ERROR: {self.failed}: the simulated table's position is no "
+                "longer saved",
                 file=self.err or sys.stderr,
                 flush=True,
             )
@@ -427,17 +425,10 @@ def start_session(
         + program.rest_s
         + 30.0,
     )
-    session_cfg = {
-        "max_duration_s": plan.max_duration_s,
-        "target_deg": max(targets + [program.rest_deg]),
-        "rest_deg": program.rest_deg,
-        "rest_s": program.rest_s,
-        "hold_s": 0.0,
-    }
     data: dict[str, Any] = {
         "scenario": {"name": f"{user.name}: {program.name}", "duration_s": duration, "seed": seed},
         "user": {"mass_kg": user.weight_kg, "height_cm": user.height_cm},
-        "config": {"session": session_cfg},
+        "config": {"session": session_overrides(plan, program)},
         "program": {"steps": [list(s) for s in plan.steps]},
         "events": [
             {"at_s": 0.5, "do": "set", "input": "ankle_lock", "value": True},
