@@ -41,8 +41,10 @@ from controller.core.recovery import (
     SUPERVISED_ACCEL_DPS2,
     SUPERVISED_DUTY_MAX,
     SUPERVISED_SPEED_DPS,
+    WRONG_WAY_DEG,
     BackEmfOdometer,
     SupervisedWatch,
+    Verdict,
     single_out,
 )
 from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
@@ -58,6 +60,7 @@ BRAKE_TEST_MOVE_DEG = 0.2  # the table must not move more than this (it stops pu
 SENSOR_AGREE_BOOT_DEG = 2.0  # the two angle sensors must agree this closely at boot
 SETTLE_DEG = 0.3  # "arrived": within this of the goal ...
 SETTLE_TIMEOUT_S = 1.0  # ... or this long after the profile finished
+SETTLE_COMING_DPS = 0.2  # ... unless the table still comes toward the goal faster than this
 LIMP_SPEED_DPS = 2.0  # limp home: slow, on the one sensor still trusted
 LIMP_ACCEL_DPS2 = 2.0
 LIMP_PLAN_FRACTION = 0.75
@@ -281,6 +284,7 @@ class Controller:
         )
         self.sr_speed = 0.0  # the supervised recovery's speed request (back-EMF mode)
         self.sr_switch_travel: float | None = None  # odometer travel when the upright switch closed
+        self.sr_raw0: tuple[float | None, float | None] | None = None  # readings when it began
         self.sr_refused: str | None = None  # why the supervised recovery must not run again
         self.trusted_load = 0.0  # the loop's load where a motion last ended with nothing latched
         self.hold_raw: tuple[float | None, float | None] | None = (
@@ -781,12 +785,33 @@ class Controller:
                     return
         watch = self.sr_watch
         verdict = watch.update(self.now, pos, self.motor_cmd) if watch is not None else None
+        if verdict is None and emf is not None and self._readings_sink(inp):
+            # The odometer's model can be wrong (a weak drive stalled against gravity draws as
+            # little current as a freely turning one, and the table then sank 6 deg while UP was
+            # held); two readings that move together toward inversion are not frozen.
+            verdict = Verdict(
+                "supervised_wrong_way",
+                "both angle readings moved toward inversion while driving toward upright",
+            )
         if verdict is not None:
             if verdict.code == "supervised_wrong_way":
                 self.sr_refused = verdict.reason
             self.monitor.latched.add(verdict.code)
             self._note(f"fault: {verdict.code}: {verdict.reason} (hold)")
             self._fire("supervised_release")
+
+    def _readings_sink(self, inp: Inputs) -> bool:
+        """Both angle readings moved toward inversion by more than ``WRONG_WAY_DEG`` since the
+        supervised return began, and agree (frozen ones stay within their noise)."""
+        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
+        start = self.sr_raw0
+        if a is None or b is None or start is None or start[0] is None or start[1] is None:
+            return False
+        return (
+            abs(a - b) <= SENSOR_AGREE_DEG
+            and a - start[0] > WRONG_WAY_DEG
+            and b - start[1] > WRONG_WAY_DEG
+        )
 
     def _adapt_to_torque(self, dt: float) -> None:
         """A return whose drive runs near full duty is re-planned slower while the table still
@@ -823,10 +848,17 @@ class Controller:
     def _settled(self) -> bool:
         if not self.tracking or self.profile_done_t is None:
             return not self.tracking
-        return (
-            abs(self.angle - self.profile.goal) <= SETTLE_DEG
-            or self.now - self.profile_done_t >= SETTLE_TIMEOUT_S
+        if abs(self.angle - self.profile.goal) <= SETTLE_DEG:
+            return True
+        # The timeout ends a motion that stopped short, not one still coming: a limp home that
+        # lagged its plan was braked at 1.5 deg/s, 1 deg short of upright, and called idle.
+        v = self.monitor.measured_speed()
+        coming = (
+            v is not None
+            and abs(v) > SETTLE_COMING_DPS
+            and v * (self.profile.goal - self.angle) > 0
         )
+        return self.now - self.profile_done_t >= SETTLE_TIMEOUT_S and not coming
 
     def _outputs(self) -> Outputs:
         self.heartbeat = not self.heartbeat
@@ -1266,6 +1298,7 @@ class Controller:
                     f"{good} did not: trusting the {good} (hold)"
                 )
                 self._measure(inp)
+        self.sr_raw0 = None if inp is None else (inp.angle_primary_deg, inp.angle_secondary_deg)
         if self.monitor.position_untrusted:
             # No reading is trusted for position: drive on the back-EMF (bounded duty), end on
             # the upright switch. The load prior is the loop's last estimate.
