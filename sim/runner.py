@@ -19,7 +19,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from controller.core.clock import Clock, RealTimeClock, SimClock
 from controller.core.limits import is_upright
@@ -235,7 +235,7 @@ class Simulation:
             self.table, self.cfg, self.wire, now, timing=self.timing, seed=self.result.scenario.seed
         )
 
-    def begin_tick(self, events: list[Event], next_event: int) -> int:
+    def begin_tick(self, events: Sequence[Event], next_event: int) -> int:
         """Bring the world to the instant this tick starts and apply the scenario events due
         by then; returns the index of the next event not yet applied.
 
@@ -376,7 +376,7 @@ class Simulation:
             # hardware, but the heartbeat has stopped, so the dead-man cuts the motor.
             angle = table.physics.angle
             out = table.outputs
-            row = (
+            row: tuple[Any, ...] = (
                 now,
                 "hung",
                 angle,
@@ -692,15 +692,18 @@ def check_expectations(result: RunResult, summary: dict) -> list[str]:
         )
     if exp.max_angle_deg is not None and summary["max_angle_deg"] > exp.max_angle_deg:
         unmet.append(
-            f"expect.max_angle_deg = {exp.max_angle_deg:g}, but the angle reached {summary['max_angle_deg']:.2f} deg"
+            f"expect.max_angle_deg = {exp.max_angle_deg:g}, "
+            f"but the angle reached {summary['max_angle_deg']:.2f} deg"
         )
     if exp.min_angle_deg is not None and summary["min_angle_deg"] < exp.min_angle_deg:
         unmet.append(
-            f"expect.min_angle_deg = {exp.min_angle_deg:g}, but the angle reached {summary['min_angle_deg']:.2f} deg"
+            f"expect.min_angle_deg = {exp.min_angle_deg:g}, "
+            f"but the angle reached {summary['min_angle_deg']:.2f} deg"
         )
     if exp.max_speed_dps is not None and summary["max_speed_dps"] > exp.max_speed_dps:
         unmet.append(
-            f"expect.max_speed_dps = {exp.max_speed_dps:g}, but the speed reached {summary['max_speed_dps']:.2f} deg/s"
+            f"expect.max_speed_dps = {exp.max_speed_dps:g}, "
+            f"but the speed reached {summary['max_speed_dps']:.2f} deg/s"
         )
     if exp.final_state is not None and summary["final_state"] != exp.final_state:
         unmet.append(

@@ -256,7 +256,9 @@ class VirtualBoard:
             (fw.UPRIGHT, inp.upright_switch),
         ):
             w.levels[pin] = 0 if closed else 1
-        for name, pin in zip(("start", "stop", "up", "down", "return"), fw.BUTTON_PINS):
+        for name, pin in zip(
+            ("start", "stop", "up", "down", "return"), fw.BUTTON_PINS, strict=True
+        ):
             w.levels[pin] = 0 if name in inp.buttons else 1
         w.adc_u16[fw.ADC_PRIMARY] = _u16(inp.angle_primary_deg)
         w.adc_u16[fw.ADC_SECONDARY] = _u16(inp.angle_secondary_deg)
@@ -367,7 +369,6 @@ class SerialMockHal:
         self.wire = wire
         self.timing = timing
         self._opener = opener or serial.serial_for_url
-        self.hal: SerialTable | None = None
         wire.hosts += 1
         self._rx_base = self._tx_base = 0
         rng = random.Random(f"host-nonce/{board.seed}/{wire.hosts}")
@@ -386,9 +387,11 @@ class SerialMockHal:
         """Open the port at a known byte count: what no host read is drained first, so this
         host's count starts exactly at what the board sends from now on (pyserial flushes
         its input at open, which would otherwise race the bytes still in the pty)."""
-        read = self.hal.rx_bytes if self.hal is not None else 0
-        sent = self.hal.tx_bytes if self.hal is not None else 0
-        if self.hal is not None:  # a reopen: the closed port's reader took this much
+        # None while the first SerialTable is being built (its constructor opens the port).
+        hal: SerialTable | None = getattr(self, "hal", None)
+        read = hal.rx_bytes if hal is not None else 0
+        sent = hal.tx_bytes if hal is not None else 0
+        if hal is not None:  # a reopen: the closed port's reader took this much
             self.wire.host_read = max(self.wire.host_read, self._rx_base + read)
         self.wire.drain_host_side()
         port = self._opener(url, **kw)

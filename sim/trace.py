@@ -22,7 +22,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Callable, Iterable
+from typing import IO, Any, Callable, Iterable
 
 TRACE_COLUMNS = (
     # CONTRACT columns (DESIGN section 7), in this order:
@@ -93,7 +93,7 @@ def _row_format(empty: tuple[int, ...]) -> str:
 
 
 _FORMATS = {
-    (a, b): _row_format(tuple(i for i, e in zip(_OPTIONAL, (a, b)) if e))
+    (a, b): _row_format(tuple(i for i, e in zip(_OPTIONAL, (a, b), strict=True) if e))
     for a in (False, True)
     for b in (False, True)
 }
@@ -152,7 +152,7 @@ def _unlink(path: str) -> None:
         pass
 
 
-def atomic_write(path: Path, write: Callable[[object], None], mode: str = "w") -> None:
+def atomic_write(path: Path, write: Callable[[IO[Any]], None], mode: str = "w") -> None:
     """Write via a temporary file in the same folder, then rename: never a half-written file."""
     path = Path(path)
     fh, tmp = _open_temp(path, mode)

@@ -278,7 +278,8 @@ def test_format_row_matches_the_general_formatter_for_odd_rows() -> None:
     )
     assert (
         format_row(row)
-        == "1.0000,hung,2.0000,3.0000,,4.0000,,1,,0.0000,0.0000,0.0000,0,0,1,1,0.0000,0.0000,,0.5000\r\n"
+        == "1.0000,hung,2.0000,3.0000,,4.0000,,1,,0.0000,0.0000,0.0000,0,0,1,1,0.0000,0.0000,,"
+        "0.5000\r\n"
     )
 
 
@@ -286,7 +287,9 @@ def test_format_row_matches_the_general_formatter_for_odd_rows() -> None:
 
 _PEAK_RSS = """
 import resource, subprocess, sys
-proc = subprocess.run(sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+proc = subprocess.run(
+    sys.argv[1:], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+)
 sys.stderr.write(proc.stderr.decode())
 print(proc.returncode, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
 """
@@ -365,7 +368,7 @@ def test_ctrl_c_or_sigterm_through_the_cli_leaves_no_partial_trace(
         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
-        # Wait (by what is on disk, not by the clock) until rows are streaming to the temporary file.
+        # Wait (by what is on disk, not by the clock) until rows stream to the temporary file.
         while not any(
             f.name.startswith(".t.csv.") and f.stat().st_size > 100_000 for f in out.iterdir()
         ):

@@ -117,7 +117,8 @@ RETURN_ENFORCED = ("emergency_return",) + LOCK_GUARDED
 
 TRANSITIONS: list[dict] = [
     # Boot self-test outcome. Conditions are tried in order.
-    # A failed self-test latches a fault (see _on_detection); with the e-stop pressed it waits there.
+    # A failed self-test latches a fault (see _on_detection); with the e-stop pressed it waits
+    # there.
     dict(trigger="selftest_failed", source="boot", dest="estop", conditions="estop_input"),
     dict(trigger="selftest_passed", source="boot", dest="estop", conditions="estop_input"),
     dict(trigger="selftest_passed", source="boot", dest="idle", conditions="at_upright"),
@@ -235,6 +236,7 @@ class Controller:
     """Policy for one table. Create a fresh one at every boot (power-up or restart)."""
 
     state: str  # set by transitions
+    trigger: Callable[..., bool]  # transitions' model.trigger(name)
 
     def __init__(
         self,
@@ -606,7 +608,8 @@ class Controller:
                 # a supervised recovery it does not stop the way back (an over-travel switch
                 # tripped by a table that slid there is evidence, not a reason to stop).
                 return
-            self._hold_on_fault()  # also out of the e-stop: both hold still, the fault also cuts the supply
+            # Also out of the e-stop: both hold still, the fault also cuts the supply.
+            self._hold_on_fault()
         elif self.state == "estop":
             return  # nothing moves in e-stop; the recovery applies when it is left
         elif self.recovery == "limp_home":
@@ -641,7 +644,8 @@ class Controller:
                 self._fire("jog_end")
             elif self.now - self.jog_started_t >= self.cfg.motion.jog_max_s:
                 self._note(
-                    f"jog stopped after the {self.cfg.motion.jog_max_s:g} s cap; release and press again"
+                    f"jog stopped after the {self.cfg.motion.jog_max_s:g} s cap; "
+                    "release and press again"
                 )
                 self._fire("jog_end")
             elif self._settled():
@@ -715,7 +719,9 @@ class Controller:
                     travelled = max(
                         (start - now_)
                         for start, now_ in zip(
-                            self.limp_switch_at, (inp.angle_primary_deg, inp.angle_secondary_deg)
+                            self.limp_switch_at,
+                            (inp.angle_primary_deg, inp.angle_secondary_deg),
+                            strict=True,
                         )
                         if start is not None and now_ is not None
                     )
@@ -751,7 +757,8 @@ class Controller:
                     )
 
     def _supervise(self, dt: float, inp: Inputs) -> None:
-        """One tick of the supervised recovery: hold-to-run, watched, ended by a verified upright."""
+        """One tick of the supervised recovery: hold-to-run, watched, ended by a verified
+        upright."""
         if not {"up", "return"} & inp.buttons:
             self._note(
                 "supervised recovery released: holding on the brake (hold UP or RETURN to go on)"
@@ -778,7 +785,8 @@ class Controller:
                 self.upright_by_evidence = True  # the switch plus the back-EMF's last stretch
                 self.sr_emf = None
                 self._note(
-                    "upright by the upright switch and the motor's back-EMF (no angle sensor trusted)"
+                    "upright by the upright switch and the motor's back-EMF "
+                    "(no angle sensor trusted)"
                 )
                 self._brake()
                 if self._fire("arrived"):
@@ -1046,7 +1054,8 @@ class Controller:
             problems.append("over-travel switch open")
         if self.boot_off_upright:
             problems.append(
-                "the table was off upright at power-on: it must be upright first (RETURN or hold UP)"
+                "the table was off upright at power-on: "
+                "it must be upright first (RETURN or hold UP)"
             )
         if self.now < self.cooldown_until:
             problems.append(
@@ -1183,7 +1192,8 @@ class Controller:
             self.cooldown_until = self.now + self.cfg.session.cooldown_s
             if self.cfg.session.cooldown_s > 0:
                 self._note(
-                    f"upright after a forced return: the table rests {self.cfg.session.cooldown_s:g} s "
+                    "upright after a forced return: the table rests "
+                    f"{self.cfg.session.cooldown_s:g} s "
                     "before it tilts down again"
                 )
         self.boot_off_upright = False
@@ -1322,7 +1332,8 @@ class Controller:
             self.loop.reset(self.angle, self.trusted_load)
             self.sr_watch = SupervisedWatch(self.now, self.angle)
         self._note(
-            f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s while UP or RETURN "
+            f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s "
+            "while UP or RETURN "
             "is held" + (" (on the back-EMF and the upright switch)" if self.sr_emf else "")
         )
 
