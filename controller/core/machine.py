@@ -30,9 +30,10 @@ from controller.core.limits import clamp, clamp_target, has_left_upright, is_upr
 from controller.core.monitor import (
     LIVE_CURRENT_A,
     SENSOR_AGREE_DEG,
-    SEVERITY,
     Detection,
+    Recovery,
     SafetyMonitor,
+    Sensor,
     Snapshot,
 )
 from controller.core.motor_loop import DRIVE_GAP_S, PositionLoop
@@ -45,6 +46,7 @@ from controller.core.recovery import (
     SupervisedWatch,
     single_out,
 )
+from controller.core.states import State
 from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
 
 SELFTEST_S = 0.3  # boot self-test sampling time (motor off, brake on)
@@ -78,138 +80,184 @@ SLOW_DOWN_FACTOR = 0.7
 SLOW_DOWN_MIN_DPS = 1.0  # never planned slower than this (below it the monitor judges progress)
 
 # (name, description) -- the description feeds the generated state diagram.
-STATES: list[tuple[str, str]] = [
-    ("boot", "self-test on the brake: sensor checks, then the brake test"),
-    ("idle", "a verified upright and ready"),
-    ("jogging", "hold-to-run UP or DOWN"),
-    ("holding", "stopped off upright on the brake"),
-    ("ramp", "session: moving to target"),
-    ("hold", "session: holding at target"),
-    ("rest", "session: resting near horizontal"),
-    ("paused", "session paused on the brake"),
-    ("returning", "normal profile to upright"),
-    ("emergency_return", "latched, emergency profile to upright"),
-    ("limp_home", "fault: slowly upright on the one sensor still trusted"),
+STATES: list[tuple[State, str]] = [
+    (State.BOOT, "self-test on the brake: sensor checks, then the brake test"),
+    (State.IDLE, "a verified upright and ready"),
+    (State.JOGGING, "hold-to-run UP or DOWN"),
+    (State.HOLDING, "stopped off upright on the brake"),
+    (State.RAMP, "session: moving to target"),
+    (State.HOLD, "session: holding at target"),
+    (State.REST, "session: resting near horizontal"),
+    (State.PAUSED, "session paused on the brake"),
+    (State.RETURNING, "normal profile to upright"),
+    (State.EMERGENCY_RETURN, "latched, emergency profile to upright"),
+    (State.LIMP_HOME, "fault: slowly upright on the one sensor still trusted"),
     (
-        "supervised_return",
+        State.SUPERVISED_RETURN,
         "held fault, UP or RETURN held: slowly toward upright (hold-to-run), watched; "
         "released or not following = brake, back to the fault",
     ),
-    ("estop", "latched: motor off, brake on"),
+    (State.ESTOP, "latched: motor off, brake on"),
     (
-        "fault",
+        State.FAULT,
         "latched fault, alarm: upright on the emergency profile if motion is trusted, "
         "else motor off, supply relay open, brake on",
     ),
 ]
-STATE_NAMES = [s for s, _ in STATES]
-SESSION_STATES = ("ramp", "hold", "rest")
+STATE_NAMES = [s.value for s in State]
+SESSION_STATES = (State.RAMP, State.HOLD, State.REST)
 # States the session time limit ends (e-stop and faults override it; returns are already returning).
-TIME_LIMITED = ("jogging", "holding", "ramp", "hold", "rest", "paused")
+TIME_LIMITED = (State.JOGGING, State.HOLDING, State.RAMP, State.HOLD, State.REST, State.PAUSED)
 # States in which losing the ankle lock triggers an emergency return.
-LOCK_GUARDED = ("jogging", "holding", "ramp", "hold", "rest", "paused", "returning")
+LOCK_GUARDED = (
+    State.JOGGING,
+    State.HOLDING,
+    State.RAMP,
+    State.HOLD,
+    State.REST,
+    State.PAUSED,
+    State.RETURNING,
+)
 # Where a latched recovery takes over from whatever motion is running.
-LIMP_ENFORCED = ("emergency_return", "fault") + LOCK_GUARDED
-RETURN_ENFORCED = ("emergency_return",) + LOCK_GUARDED
+LIMP_ENFORCED = (State.EMERGENCY_RETURN, State.FAULT) + LOCK_GUARDED
+RETURN_ENFORCED = (State.EMERGENCY_RETURN,) + LOCK_GUARDED
 
 TRANSITIONS: list[dict] = [
     # Boot self-test outcome. Conditions are tried in order.
     # A failed self-test latches a fault (see _on_detection); with the e-stop pressed it waits there.
-    dict(trigger="selftest_failed", source="boot", dest="estop", conditions="estop_input"),
-    dict(trigger="selftest_passed", source="boot", dest="estop", conditions="estop_input"),
-    dict(trigger="selftest_passed", source="boot", dest="idle", conditions="at_upright"),
-    dict(trigger="selftest_passed", source="boot", dest="returning"),  # power came back off upright
+    dict(trigger="selftest_failed", source=State.BOOT, dest=State.ESTOP, conditions="estop_input"),
+    dict(trigger="selftest_passed", source=State.BOOT, dest=State.ESTOP, conditions="estop_input"),
+    dict(trigger="selftest_passed", source=State.BOOT, dest=State.IDLE, conditions="at_upright"),
+    dict(
+        trigger="selftest_passed", source=State.BOOT, dest=State.RETURNING
+    ),  # power came back off upright
     # E-stop overrides everything; a fault keeps the motor off already.
     dict(
         trigger="estop",
-        source=[s for s in STATE_NAMES if s not in ("boot", "estop", "fault")],
-        dest="estop",
+        source=[s for s in State if s not in (State.BOOT, State.ESTOP, State.FAULT)],
+        dest=State.ESTOP,
     ),
-    dict(trigger="estop", source="fault", dest="estop", conditions="fault_returning"),
+    dict(trigger="estop", source=State.FAULT, dest=State.ESTOP, conditions="fault_returning"),
     # Supervised recovery: a held fault is a pause, never a dead end (controller/core/recovery.py).
     # RETURN or UP held drives slowly toward upright; release stops it again.
     dict(
-        trigger="press_return", source="fault", dest="supervised_return", conditions="may_supervise"
+        trigger="press_return",
+        source=State.FAULT,
+        dest=State.SUPERVISED_RETURN,
+        conditions="may_supervise",
     ),
-    dict(trigger="press_up", source="fault", dest="supervised_return", conditions="may_supervise"),
-    dict(trigger="supervised_release", source="supervised_return", dest="fault"),
-    dict(trigger="arrived", source="supervised_return", dest="idle", conditions="verified_upright"),
-    dict(trigger="fault", source=[s for s in STATE_NAMES if s != "fault"], dest="fault"),
-    # Program session.
-    dict(trigger="press_start", source="idle", dest="ramp", conditions="may_start_session"),
-    dict(trigger="press_start", source="paused", dest="ramp", conditions="paused_in_ramp"),
-    dict(trigger="press_start", source="paused", dest="hold", conditions="paused_in_hold"),
-    dict(trigger="press_start", source="paused", dest="rest", conditions="paused_in_rest"),
     dict(
-        trigger="press_start", source="paused", dest="returning", conditions="paused_in_returning"
+        trigger="press_up",
+        source=State.FAULT,
+        dest=State.SUPERVISED_RETURN,
+        conditions="may_supervise",
     ),
-    dict(trigger="press_stop", source=list(SESSION_STATES), dest="paused"),
-    dict(trigger="press_stop", source="returning", dest="paused", unless="return_is_forced"),
-    dict(trigger="press_stop", source="jogging", dest="holding"),
-    dict(trigger="arrived", source="ramp", dest="hold"),
-    dict(trigger="next_step", source="hold", dest="ramp"),  # a program's next step
-    dict(trigger="phase_done", source="hold", dest="rest"),
-    dict(trigger="phase_done", source="rest", dest="returning"),
+    dict(trigger="supervised_release", source=State.SUPERVISED_RETURN, dest=State.FAULT),
+    dict(
+        trigger="arrived",
+        source=State.SUPERVISED_RETURN,
+        dest=State.IDLE,
+        conditions="verified_upright",
+    ),
+    dict(trigger="fault", source=[s for s in State if s != State.FAULT], dest=State.FAULT),
+    # Program session.
+    dict(trigger="press_start", source=State.IDLE, dest=State.RAMP, conditions="may_start_session"),
+    dict(trigger="press_start", source=State.PAUSED, dest=State.RAMP, conditions="paused_in_ramp"),
+    dict(trigger="press_start", source=State.PAUSED, dest=State.HOLD, conditions="paused_in_hold"),
+    dict(trigger="press_start", source=State.PAUSED, dest=State.REST, conditions="paused_in_rest"),
+    dict(
+        trigger="press_start",
+        source=State.PAUSED,
+        dest=State.RETURNING,
+        conditions="paused_in_returning",
+    ),
+    dict(trigger="press_stop", source=list(SESSION_STATES), dest=State.PAUSED),
+    dict(
+        trigger="press_stop", source=State.RETURNING, dest=State.PAUSED, unless="return_is_forced"
+    ),
+    dict(trigger="press_stop", source=State.JOGGING, dest=State.HOLDING),
+    dict(trigger="arrived", source=State.RAMP, dest=State.HOLD),
+    dict(trigger="next_step", source=State.HOLD, dest=State.RAMP),  # a program's next step
+    dict(trigger="phase_done", source=State.HOLD, dest=State.REST),
+    dict(trigger="phase_done", source=State.REST, dest=State.RETURNING),
     # Hold-to-run jog.
     dict(
         trigger="press_down",
-        source=["idle", "holding"],
-        dest="jogging",
+        source=[State.IDLE, State.HOLDING],
+        dest=State.JOGGING,
         conditions="may_jog_down",
         before="_jog_down",
     ),
-    dict(trigger="press_up", source="holding", dest="jogging", before="_jog_up"),
+    dict(trigger="press_up", source=State.HOLDING, dest=State.JOGGING, before="_jog_up"),
     dict(
         trigger="press_up",
-        source="estop",
-        dest="jogging",
+        source=State.ESTOP,
+        dest=State.JOGGING,
         conditions="estop_released",
         before="_jog_up",
     ),
-    dict(trigger="press_up", source=["ramp", "hold", "rest", "paused"], dest="returning"),
-    dict(trigger="jog_end", source="jogging", dest="holding"),
+    dict(
+        trigger="press_up",
+        source=[State.RAMP, State.HOLD, State.REST, State.PAUSED],
+        dest=State.RETURNING,
+    ),
+    dict(trigger="jog_end", source=State.JOGGING, dest=State.HOLDING),
     # `idle` is entered at a verified upright only; should the table leave it there (a brake
     # that slips), UP and RETURN still bring it back.
     dict(
         trigger="press_up",
-        source="idle",
-        dest="jogging",
+        source=State.IDLE,
+        dest=State.JOGGING,
         conditions="off_upright",
         before="_jog_up",
     ),
-    dict(trigger="arrived", source="holding", dest="idle", conditions="verified_upright"),
+    dict(trigger="arrived", source=State.HOLDING, dest=State.IDLE, conditions="verified_upright"),
     # Returns.
-    dict(trigger="time_limit", source=list(TIME_LIMITED), dest="returning"),
-    dict(trigger="press_return", source=list(LOCK_GUARDED), dest="emergency_return"),
+    dict(trigger="time_limit", source=list(TIME_LIMITED), dest=State.RETURNING),
+    dict(trigger="press_return", source=list(LOCK_GUARDED), dest=State.EMERGENCY_RETURN),
     dict(
-        trigger="press_return", source="estop", dest="emergency_return", conditions="estop_released"
+        trigger="press_return",
+        source=State.ESTOP,
+        dest=State.EMERGENCY_RETURN,
+        conditions="estop_released",
     ),
-    dict(trigger="press_return", source="idle", dest="emergency_return", conditions="off_upright"),
-    dict(trigger="lock_lost", source=list(LOCK_GUARDED), dest="emergency_return"),
+    dict(
+        trigger="press_return",
+        source=State.IDLE,
+        dest=State.EMERGENCY_RETURN,
+        conditions="off_upright",
+    ),
+    dict(trigger="lock_lost", source=list(LOCK_GUARDED), dest=State.EMERGENCY_RETURN),
     dict(
         trigger="arrived",
-        source=["returning", "emergency_return"],
-        dest="idle",
+        source=[State.RETURNING, State.EMERGENCY_RETURN],
+        dest=State.IDLE,
         conditions="verified_upright",
     ),
     # Safety monitor recoveries (a latched fault chooses the safest means left).
     # A fault whose recovery is the emergency return stays visible as `fault` while it returns.
     dict(
         trigger="fault_return",
-        source=["boot", "idle", "emergency_return"] + list(LOCK_GUARDED),
-        dest="fault",
+        source=[State.BOOT, State.IDLE, State.EMERGENCY_RETURN] + list(LOCK_GUARDED),
+        dest=State.FAULT,
     ),
     dict(
         trigger="arrived",
-        source="fault",
-        dest="idle",
+        source=State.FAULT,
+        dest=State.IDLE,
         conditions=["fault_returning", "verified_upright"],
     ),
-    dict(trigger="fault_limp", source=["emergency_return"] + list(LOCK_GUARDED), dest="limp_home"),
-    dict(trigger="fault_limp", source="fault", dest="limp_home", conditions="fault_returning"),
-    dict(trigger="arrived", source="limp_home", dest="idle", conditions="verified_upright"),
     dict(
-        trigger="limp_done", source="limp_home", dest="idle"
+        trigger="fault_limp",
+        source=[State.EMERGENCY_RETURN] + list(LOCK_GUARDED),
+        dest=State.LIMP_HOME,
+    ),
+    dict(
+        trigger="fault_limp", source=State.FAULT, dest=State.LIMP_HOME, conditions="fault_returning"
+    ),
+    dict(trigger="arrived", source=State.LIMP_HOME, dest=State.IDLE, conditions="verified_upright"),
+    dict(
+        trigger="limp_done", source=State.LIMP_HOME, dest=State.IDLE
     ),  # ended by the (trusted) upright switch
 ]
 
@@ -231,7 +279,7 @@ class EventRecord:
 class Controller:
     """Policy for one table. Create a fresh one at every boot (power-up or restart)."""
 
-    state: str  # set by transitions
+    state: State  # set by transitions
 
     def __init__(
         self,
@@ -266,9 +314,7 @@ class Controller:
         self.selftest_ok = False
         self.selftest_problem: str | None = None
         self.monitor = SafetyMonitor(config)
-        self.recovery = "report"  # the most conservative recovery among latched faults
         self.braked_angle: float | None = None
-        self.brake_ok = True  # False after brake creep: the motor holds instead
         self.limp_deadline = 0.0
         self.brake_test_until: float | None = None  # a brake test is running until then
         self.brake_test_ref = 0.0
@@ -298,7 +344,7 @@ class Controller:
         self.return_forced = False  # time limit or boot recovery: STOP cannot pause the return
         self.jog_dir = 0
         self.jog_started_t = 0.0
-        self.paused_from = ""
+        self.paused_from: State | None = None  # the session phase a pause resumes
         self.phase_end_t = 0.0
         self.phase_remaining: float | None = None
         self.rest_timing = False
@@ -306,19 +352,29 @@ class Controller:
         self.motor_cmd = 0.0
         self.motor_power = False  # the supply relay as last commanded
         self.dt = 0.0
-        self.fire_source = "boot"  # the state a trigger was fired from (read by on_enter_paused)
+        self.fire_source = (
+            State.BOOT
+        )  # the state a trigger was fired from (read by on_enter_paused)
         self.machine = Machine(
             model=self,
-            states=STATE_NAMES,
+            states=[self._state_callbacks(s) for s in State],
             transitions=TRANSITIONS,
-            initial="boot",
+            initial=State.BOOT,
             auto_transitions=False,
             queued=True,
             ignore_invalid_triggers=True,
         )
         # Which triggers each state accepts: a button that means nothing in a state is not
         # fired at all (transitions would log a warning for every such press).
-        self.valid_triggers = {s: frozenset(self.machine.get_triggers(s)) for s in STATE_NAMES}
+        self.valid_triggers = {s: frozenset(self.machine.get_triggers(s)) for s in State}
+
+    def _state_callbacks(self, state: State) -> dict:
+        """transitions names Enum states by member name: bind each state's callbacks by value."""
+        spec: dict = {"name": state}
+        for kind in ("on_enter", "on_exit"):
+            if hasattr(self, f"{kind}_{state.value}"):
+                spec[kind] = f"{kind}_{state.value}"
+        return spec
 
     # ------------------------------------------------------------------ public API
     def update(self, now: float, inputs: Inputs) -> Outputs:
@@ -365,10 +421,10 @@ class Controller:
         pressed = inp.buttons - self.prev_buttons if inp.buttons else inp.buttons
         self.prev_buttons = inp.buttons
 
-        if self.state == "boot":
+        if self.state == State.BOOT:
             self._selftest(inp)
             return
-        if inp.estop_pressed and self.state != "estop" and not self.fault_holding:
+        if inp.estop_pressed and self.state != State.ESTOP and not self.fault_holding:
             self._fire("estop")
         if not self.fault_holding:
             # Also in e-stop: a sensor that goes bad meanwhile is latched now (with the alarm;
@@ -410,15 +466,15 @@ class Controller:
         # A latched fault's recovery bounds every motion, whichever path started it (e.g.
         # RETURN out of an e-stop after a sensor was found bad becomes the limp home).
         if (
-            self.recovery == "hold"
+            self.monitor.recovery == Recovery.HOLD
             and not self.fault_holding
-            and self.state not in ("supervised_return", "idle")
+            and self.state not in (State.SUPERVISED_RETURN, State.IDLE)
         ):
             # (`idle` is a verified upright: there a held fault only refuses sessions.)
             self._hold_on_fault()
-        elif self.recovery == "limp_home" and self.state in LIMP_ENFORCED:
+        elif self.monitor.recovery == Recovery.LIMP_HOME and self.state in LIMP_ENFORCED:
             self._fire("fault_limp")
-        elif self.recovery == "emergency_return" and self.state in RETURN_ENFORCED:
+        elif self.monitor.recovery == Recovery.EMERGENCY_RETURN and self.state in RETURN_ENFORCED:
             self._fire("fault_return")
         # After the buttons, so no press can start a motion that outlives the limit (e.g.
         # holding UP out of an e-stop after the limit expired becomes the forced return).
@@ -452,8 +508,8 @@ class Controller:
         a, b = inp.angle_primary_deg, inp.angle_secondary_deg
         distrusted = self.monitor.distrusted
         if distrusted:
-            a = None if "primary" in distrusted else a
-            b = None if "secondary" in distrusted else b
+            a = None if Sensor.PRIMARY in distrusted else a
+            b = None if Sensor.SECONDARY in distrusted else b
         if a is not None and b is not None:
             self.angle = 0.5 * (a + b)
         else:
@@ -495,7 +551,7 @@ class Controller:
                 Detection(
                     "selftest_failed",
                     self.selftest_problem,
-                    "hold" if unbelievable else "emergency_return",
+                    Recovery.HOLD if unbelievable else Recovery.EMERGENCY_RETURN,
                 )
             )
             return
@@ -542,12 +598,6 @@ class Controller:
             )
         self._fire("selftest_passed")
 
-    def _brake_failed(self) -> None:
-        """The brake does not hold: the motor takes over holding from now on. (Seeding the
-        motor's load estimate from the creep speed was tried and measured worse: the speed of
-        a table that has only just begun to creep is too noisy to be a prior.)"""
-        self.brake_ok = False
-
     def _start_brake_test(self) -> None:
         self.brake_test_until = self.now + BRAKE_TEST_S
         self.brake_test_ref = self.angle
@@ -574,7 +624,8 @@ class Controller:
                     "brake_test_failed",
                     f"the table moved {self.brake_test_moved:.2f} deg "
                     f"against a {BRAKE_TEST_DUTY:g} duty push on the brake",
-                    "emergency_return",
+                    Recovery.EMERGENCY_RETURN,
+                    brake_slips=True,
                 )
             )
         else:
@@ -588,31 +639,34 @@ class Controller:
     def _on_detection(self, det: Detection) -> None:
         """Latch a detected fault (with the alarm) and take the safest recovery left. Every
         fault goes through here, whether the monitor or the controller found it."""
-        self.monitor.latched.add(det.code)
-        if SEVERITY[det.recovery] > SEVERITY[self.recovery]:
-            self.recovery = det.recovery
-        self._note(f"fault: {det.code}: {det.reason} ({det.recovery.replace('_', ' ')})")
-        if det.good_sensor and self.inputs is not None:
-            self._measure(self.inputs)  # this tick's angle must not include the sensor just dropped
-        if det.code in ("brake_creep", "brake_test_failed"):
-            self._brake_failed()
-        if self.recovery == "hold":
-            if self.state in ("idle", "supervised_return") and det.recovery != "hold":
+        self.monitor.latch(det)
+        self._report(det)
+        if self.monitor.recovery == Recovery.HOLD:
+            if (
+                self.state in (State.IDLE, State.SUPERVISED_RETURN)
+                and det.recovery != Recovery.HOLD
+            ):
                 # At a verified upright a lesser fault only adds to what refuses sessions; during
                 # a supervised recovery it does not stop the way back (an over-travel switch
                 # tripped by a table that slid there is evidence, not a reason to stop).
                 return
             self._hold_on_fault()  # also out of the e-stop: both hold still, the fault also cuts the supply
-        elif self.state == "estop":
+        elif self.state == State.ESTOP:
             return  # nothing moves in e-stop; the recovery applies when it is left
-        elif self.recovery == "limp_home":
-            if self.state not in ("limp_home", "idle"):  # at idle the user is already upright
+        elif self.monitor.recovery == Recovery.LIMP_HOME:
+            if self.state not in (State.LIMP_HOME, State.IDLE):  # at idle the user is upright
                 self._fire("fault_limp")
-        elif self.recovery == "emergency_return" and det.recovery != "report":
-            if self.state not in ("fault", "limp_home"):
+        elif self.monitor.recovery == Recovery.EMERGENCY_RETURN and det.recovery != Recovery.REPORT:
+            if self.state not in (State.FAULT, State.LIMP_HOME):
                 self._fire("fault_return")
             if not self.tracking and not self.brake_ok:
                 self._brake()  # hold on the motor from now on
+
+    def _report(self, det: Detection) -> None:
+        """Log a fault just latched; a sensor it dropped leaves this tick's angle at once."""
+        self._note(f"fault: {det.code}: {det.reason} ({det.recovery.replace('_', ' ')})")
+        if det.good_sensor and self.inputs is not None:
+            self._measure(self.inputs)
 
     def _track_session_clock(self) -> None:
         if self.left_upright_t is None and has_left_upright(
@@ -631,7 +685,7 @@ class Controller:
             else:
                 self.profile_done_t = None
         state = self.state
-        if state == "jogging":
+        if state == State.JOGGING:
             button = "down" if self.jog_dir > 0 else "up"
             if button not in inp.buttons:
                 self._fire("jog_end")
@@ -642,36 +696,38 @@ class Controller:
                 self._fire("jog_end")
             elif self._settled():
                 self._fire("jog_end")  # reached the end of travel
-        elif state in ("holding", "paused"):
+        elif state in (State.HOLDING, State.PAUSED):
             if self.tracking and self._settled():
                 self._brake()
-            if state == "holding" and not self.tracking and self.at_upright():
+            if state == State.HOLDING and not self.tracking and self.at_upright():
                 self._fire("arrived")
-        elif state == "ramp":
+        elif state == State.RAMP:
             if self.brake_test_until is not None:
                 # A failed test has already returned (to idle: sessions refused).
                 if not self._brake_test_running() and self.brake_ok:
                     self._move_to(self.steps[self.step_i][0])
             elif self._settled():
                 self._fire("arrived")
-        elif state == "hold":
+        elif state == State.HOLD:
             if self.now >= self.phase_end_t:
                 if self.step_i + 1 < len(self.steps):
                     self.step_i += 1
                     self._fire("next_step")
                 else:
                     self._fire("phase_done")
-        elif state == "rest":
+        elif state == State.REST:
             if not self.rest_timing and self._settled():
                 self._brake()
                 self.rest_timing = True
                 self.phase_end_t = self.now + self._take_remaining(self.cfg.session.rest_s)
             elif self.rest_timing and self.now >= self.phase_end_t:
                 self._fire("phase_done")
-        elif state == "limp_home":
+        elif state == State.LIMP_HOME:
             if self.now > self.limp_deadline:
                 self._on_detection(
-                    Detection("limp_timeout", "limp home did not reach upright in time", "hold")
+                    Detection(
+                        "limp_timeout", "limp home did not reach upright in time", Recovery.HOLD
+                    )
                 )
             elif self.monitor.position_untrusted:
                 # No sensor is trusted for position: the upright switch marks a known point
@@ -686,7 +742,7 @@ class Controller:
                             "no_upright_reference",
                             "no trusted angle sensor and no "
                             "trusted upright switch: automatic motion stops",
-                            "hold",
+                            Recovery.HOLD,
                         )
                     )
                 elif self.limp_began_on_switch or (
@@ -697,7 +753,7 @@ class Controller:
                             Detection(
                                 "upright_switch_stuck",
                                 "upright switch closed where neither angle sensor is near upright",
-                                "hold",
+                                Recovery.HOLD,
                             )
                         )
                     elif self.limp_began_on_switch:
@@ -720,10 +776,10 @@ class Controller:
                         self._fire("limp_done")
             elif self._settled() and self.at_upright():
                 self._fire("arrived")
-        elif state == "supervised_return":
+        elif state == State.SUPERVISED_RETURN:
             self._supervise(dt, inp)
-        elif state in ("returning", "emergency_return") or (
-            state == "fault" and not self.fault_holding
+        elif state in (State.RETURNING, State.EMERGENCY_RETURN) or (
+            state == State.FAULT and not self.fault_holding
         ):
             if self.slow_down_t is not None or (self.tracking and self.profile.goal < self.angle):
                 self._adapt_to_torque(dt)
@@ -734,7 +790,7 @@ class Controller:
                             Detection(
                                 "upright_unverified",
                                 f"at {self.angle:.1f} deg but the upright switch does not agree",
-                                "hold",
+                                Recovery.HOLD,
                             )
                         )
                 else:  # the profile is done but the table is not there: never call that idle
@@ -742,7 +798,7 @@ class Controller:
                         Detection(
                             "return_incomplete",
                             f"stopped at {self.angle:.1f} deg, not upright",
-                            "hold",
+                            Recovery.HOLD,
                         )
                     )
 
@@ -784,8 +840,10 @@ class Controller:
         if verdict is not None:
             if verdict.code == "supervised_wrong_way":
                 self.sr_refused = verdict.reason
-            self.monitor.latched.add(verdict.code)
-            self._note(f"fault: {verdict.code}: {verdict.reason} (hold)")
+            # The recovery is a hold already: the verdict only ends this supervised motion.
+            det = Detection(verdict.code, verdict.reason, Recovery.HOLD)
+            self.monitor.latch(det)
+            self._report(det)
             self._fire("supervised_release")
 
     def _adapt_to_torque(self, dt: float) -> None:
@@ -833,7 +891,7 @@ class Controller:
         state = self.state
         if (
             self.brake_test_until is not None
-            and state in ("boot", "ramp")
+            and state in (State.BOOT, State.RAMP)
             and self.inputs is not None
             and self.inputs.ankle_locked
         ):
@@ -845,7 +903,7 @@ class Controller:
                 heartbeat=self.heartbeat,
                 motor_power=True,
             )
-        if state == "supervised_return" and self.sr_emf is not None:
+        if state == State.SUPERVISED_RETURN and self.sr_emf is not None:
             # No trusted angle: the duty for the requested speed by the back-EMF load estimate.
             self.motor_cmd = clamp(
                 self.sr_emf.duty_for(self.sr_speed), -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX
@@ -861,16 +919,18 @@ class Controller:
                 self.profile.acc,
                 current_a=self._live_current(),
             )
-            if state == "supervised_return":  # bounded: a wrong estimate cannot wind it up to full
+            if (
+                state == State.SUPERVISED_RETURN
+            ):  # bounded: a wrong estimate cannot wind it up to full
                 self.motor_cmd = clamp(self.motor_cmd, -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX)
             brake = False
         else:
             self.motor_cmd = 0.0
             brake = True
         alarm = (
-            state in ("fault", "emergency_return", "limp_home", "supervised_return")
+            state in (State.FAULT, State.EMERGENCY_RETURN, State.LIMP_HOME, State.SUPERVISED_RETURN)
             or bool(self.monitor.latched)
-            or (state == "estop" and not self.at_upright())
+            or (state == State.ESTOP and not self.at_upright())
         )
         # The supply relay stays closed while holding: at duty 0 the H-bridge shorts the motor,
         # whose back-EMF then slows any motion the brake fails to stop (a failed brake with the
@@ -878,7 +938,9 @@ class Controller:
         # It opens where the drive itself is suspect (a fault that holds) and during the boot
         # self-test.
         self.motor_power = not (
-            state == "boot" or self.fault_holding or (state == "idle" and self.recovery == "hold")
+            state == State.BOOT
+            or self.fault_holding
+            or (state == State.IDLE and self.monitor.recovery == Recovery.HOLD)
         )
         self.duty.record(self.now, self.dt, self.motor_cmd != 0.0 and self.motor_power)
         return Outputs(
@@ -920,12 +982,14 @@ class Controller:
         self.tracking = False
         self.motor_cmd = 0.0
         try:
-            self.recovery = "hold"
+            self.monitor.hold_after_error()
             self._note(f"fault: {reason}")
-            if self.state != "fault":
+            if self.state != State.FAULT:
                 before = self.state
-                self.machine.set_state("fault")  # a trigger might raise again; force the state
-                self.transitions.append(TransitionRecord(self.now, before, "fault", "exception"))
+                self.machine.set_state(State.FAULT)  # a trigger might raise again; force it
+                self.transitions.append(
+                    TransitionRecord(self.now, before.value, State.FAULT.value, "exception")
+                )
                 if self.on_transition:
                     self.on_transition(self.transitions[-1])
         except Exception:  # noqa: BLE001 - nothing may escape the safety path
@@ -1039,14 +1103,21 @@ class Controller:
 
     # ------------------------------------------------------------------ conditions
     @property
+    def brake_ok(self) -> bool:
+        """False once the brake was seen slipping: the motor holds instead from then on. (Seeding
+        the motor's load estimate from the creep speed was tried and measured worse: the speed
+        of a table that has only just begun to creep is too noisy to be a prior.)"""
+        return not self.monitor.brake_slips
+
+    @property
     def fault_holding(self) -> bool:
         """In ``fault`` with no trusted way to move: motor off, supply cut, brake on."""
-        return self.state == "fault" and self.recovery == "hold"
+        return self.state == State.FAULT and self.monitor.recovery == Recovery.HOLD
 
     @property
     def motionless(self) -> bool:
         """States in which the controller never drives the motor."""
-        return self.state in ("estop", "boot") or self.fault_holding
+        return self.state in (State.ESTOP, State.BOOT) or self.fault_holding
 
     def verified_upright(self) -> bool:
         """Upright by evidence that agrees: a trusted angle at upright and the upright switch
@@ -1069,7 +1140,7 @@ class Controller:
     def may_supervise(self) -> bool:
         """The supervised recovery is refused only where it cannot help or would harm."""
         inp = self.inputs
-        if self.recovery != "hold" or inp is None:
+        if self.monitor.recovery != Recovery.HOLD or inp is None:
             return False  # a fault that returns by itself is already on the way up
         problems = []
         if inp.estop_pressed:
@@ -1096,7 +1167,7 @@ class Controller:
         return not self.at_upright()
 
     def fault_returning(self) -> bool:
-        return self.recovery != "hold"
+        return self.monitor.recovery != Recovery.HOLD
 
     def at_upright(self) -> bool:
         return is_upright(self.angle, self.cfg.limits.upright_deg)
@@ -1124,16 +1195,16 @@ class Controller:
         return self._refuse("jog down", problems)
 
     def paused_in_ramp(self) -> bool:
-        return self.paused_from == "ramp"
+        return self.paused_from == State.RAMP
 
     def paused_in_hold(self) -> bool:
-        return self.paused_from == "hold"
+        return self.paused_from == State.HOLD
 
     def paused_in_rest(self) -> bool:
-        return self.paused_from == "rest"
+        return self.paused_from == State.REST
 
     def paused_in_returning(self) -> bool:
-        return self.paused_from == "returning"
+        return self.paused_from == State.RETURNING
 
     def return_is_forced(self) -> bool:
         return self.return_forced
@@ -1157,7 +1228,7 @@ class Controller:
         self.boot_off_upright = False
         self.left_upright_t = None
         self.return_forced = False
-        self.paused_from = ""
+        self.paused_from = None
         self.phase_remaining = None
 
     def _start_session_clock(self) -> None:
@@ -1179,7 +1250,7 @@ class Controller:
 
     def on_enter_ramp(self) -> None:
         self._start_session_clock()
-        if self.fire_source == "idle":
+        if self.fire_source == State.IDLE:
             self.step_i = 0
             self._start_brake_test()  # before every session; the ramp starts when it passes
         else:
@@ -1197,13 +1268,13 @@ class Controller:
         self.brake_test_until = None  # a pre-session brake test interrupted by STOP or e-stop
 
     def on_exit_paused(self) -> None:
-        self.paused_from = ""
+        self.paused_from = None
 
     def on_enter_paused(self) -> None:
         # Remember what to resume; keep what is left of a timed phase.
         source = self.fire_source
         self.paused_from = source
-        if source == "hold" or (source == "rest" and self.rest_timing):
+        if source == State.HOLD or (source == State.REST and self.rest_timing):
             self.phase_remaining = max(0.0, self.phase_end_t - self.now)
         self._controlled_stop()
 
@@ -1258,14 +1329,13 @@ class Controller:
             if good is not None:
                 # On the brake the good sensor stood still and the bad one kept moving (a drift):
                 # it is singled out, and the way back runs on the good one.
-                bad = "secondary" if good == "primary" else "primary"
-                self.monitor.single_out_sensor(good)
-                self.monitor.latched.add("sensor_singled_out")
-                self._note(
-                    f"fault: sensor_singled_out: the {bad} angle reading moved on the brake, the "
-                    f"{good} did not: trusting the {good} (hold)"
+                good_sensor = Sensor(good)
+                det = self.monitor.single_out_sensor(
+                    good_sensor,
+                    f"the {good_sensor.other} angle reading moved on the brake, the "
+                    f"{good_sensor} did not: trusting the {good_sensor}",
                 )
-                self._measure(inp)
+                self._report(det)
         if self.monitor.position_untrusted:
             # No reading is trusted for position: drive on the back-EMF (bounded duty), end on
             # the upright switch. The load prior is the loop's last estimate.
@@ -1299,7 +1369,7 @@ class Controller:
 
     def _hold_on_fault(self) -> None:
         """The recovery is now "hold": motor off, its supply cut, brake on, whatever the state."""
-        if self.state == "fault":
+        if self.state == State.FAULT:
             self._stop_on_brake()  # escalated during a fault's return
         else:
             self._fire("fault")
