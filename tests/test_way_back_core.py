@@ -71,7 +71,7 @@ def test_supervised_recovery_reaches_a_verified_upright_and_ends_in_idle_with_se
         d.tick(buttons=("up",))
         if d.ctrl.state != "supervised_return":
             break
-    assert d.ctrl.state == "idle" and d.ctrl.at_upright() and d.out.brake
+    assert d.ctrl.state == "idle" and d.ctrl.at_upright and d.out.brake
     d.tap("start")
     assert d.ctrl.state == "idle" and "refused start" in notes(d)
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
-from transitions import Machine
+from transitions import EventData, Machine
 
 from controller.core.config import Config
 from controller.core.duty import DutyBudget
@@ -262,6 +262,11 @@ TRANSITIONS: list[dict] = [
 ]
 
 
+def _source(event: EventData) -> State:
+    """The state a transition leaves (transitions keeps Enum states by member name)."""
+    return State[event.transition.source]
+
+
 @dataclass(frozen=True, slots=True)
 class TransitionRecord:
     t_s: float
@@ -352,14 +357,12 @@ class Controller:
         self.motor_cmd = 0.0
         self.motor_power = False  # the supply relay as last commanded
         self.dt = 0.0
-        self.fire_source = (
-            State.BOOT
-        )  # the state a trigger was fired from (read by on_enter_paused)
         self.machine = Machine(
             model=self,
             states=[self._state_callbacks(s) for s in State],
             transitions=TRANSITIONS,
             initial=State.BOOT,
+            send_event=True,  # callbacks get transitions' EventData (the source of a transition)
             auto_transitions=False,
             queued=True,
             ignore_invalid_triggers=True,
@@ -456,13 +459,13 @@ class Controller:
                 # Buttons pressed together: RETURN wins. While it is held nothing else counts
                 # (a STOP or DOWN pressed with it must not pause or undo the way back).
                 if "return" in pressed:
-                    self._fire("press_return")
+                    self._press("return")
             else:
                 for button in ("stop", "up", "down", "start"):  # safest first
                     if button in pressed and not (
                         button in ("down", "start") and "up" in inp.buttons
                     ):
-                        self._fire("press_" + button)
+                        self._press(button)
         # A latched fault's recovery bounds every motion, whichever path started it (e.g.
         # RETURN out of an e-stop after a sensor was found bad becomes the limp home).
         if (
@@ -560,7 +563,7 @@ class Controller:
         # the lock it is deferred to the pre-session test, which runs before every session.
         if (
             not inp.estop_pressed
-            and self.at_upright()
+            and self.at_upright
             and not inp.drive_inhibited
             and inp.ankle_locked
         ):
@@ -568,7 +571,7 @@ class Controller:
                 self._start_brake_test()
             if self._brake_test_running():
                 return
-        elif self.at_upright() and not inp.ankle_locked and self.brake_test_until is None:
+        elif self.at_upright and not inp.ankle_locked and self.brake_test_until is None:
             self._note("boot brake test deferred to the pre-session test: ankle lock not confirmed")
         self.selftest_ok = True
         self._note(
@@ -580,7 +583,7 @@ class Controller:
                 else ""
             )
         )
-        if not self.at_upright():
+        if not self.at_upright:
             # Unknown time spent inverted (power loss or crash): assume the limit is used up,
             # with the e-stop pressed too (issue 11, repro 6: a power cycle in the e-stop
             # restarted the clock, 588 s off upright against 300 s). Until the table has been
@@ -699,7 +702,7 @@ class Controller:
         elif state in (State.HOLDING, State.PAUSED):
             if self.tracking and self._settled():
                 self._brake()
-            if state == State.HOLDING and not self.tracking and self.at_upright():
+            if state == State.HOLDING and not self.tracking and self.at_upright:
                 self._fire("arrived")
         elif state == State.RAMP:
             if self.brake_test_until is not None:
@@ -774,7 +777,7 @@ class Controller:
                     if travelled >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG:
                         self._brake()
                         self._fire("limp_done")
-            elif self._settled() and self.at_upright():
+            elif self._settled() and self.at_upright:
                 self._fire("arrived")
         elif state == State.SUPERVISED_RETURN:
             self._supervise(dt, inp)
@@ -783,8 +786,8 @@ class Controller:
         ):
             if self.slow_down_t is not None or (self.tracking and self.profile.goal < self.angle):
                 self._adapt_to_torque(dt)
-            if self._settled() or (inp.upright_switch and self.at_upright() and self.profile.done):
-                if self.at_upright():
+            if self._settled() or (inp.upright_switch and self.at_upright and self.profile.done):
+                if self.at_upright:
                     if not self._fire("arrived"):
                         self._on_detection(
                             Detection(
@@ -813,7 +816,7 @@ class Controller:
         emf = self.sr_emf
         if emf is None:
             pos = self.angle
-            if self._settled() and self.at_upright():
+            if self._settled() and self.at_upright:
                 self._brake()
                 if self._fire("arrived"):
                     return
@@ -930,7 +933,7 @@ class Controller:
         alarm = (
             state in (State.FAULT, State.EMERGENCY_RETURN, State.LIMP_HOME, State.SUPERVISED_RETURN)
             or bool(self.monitor.latched)
-            or (state == State.ESTOP and not self.at_upright())
+            or (state == State.ESTOP and not self.at_upright)
         )
         # The supply relay stays closed while holding: at duty 0 the H-bridge shorts the motor,
         # whose back-EMF then slows any motion the brake fails to stop (a failed brake with the
@@ -959,17 +962,26 @@ class Controller:
         return current if current is not None and current > LIVE_CURRENT_A else None
 
     def _fire(self, trigger: str) -> bool:
-        before = self.fire_source = self.state
+        """Fire a trigger and record the transition it made; False if it made none."""
+        before = self.state
         if trigger not in self.valid_triggers[before]:
             return False
         self.trigger(trigger)
         if self.state != before:
-            record = TransitionRecord(self.now, before, self.state, trigger)
+            record = TransitionRecord(self.now, before.value, self.state.value, trigger)
             self.transitions.append(record)
             if self.on_transition:
                 self.on_transition(record)
             return True
         return False
+
+    def _press(self, button: str) -> None:
+        """Fire a pendant press; a press the guards refuse is logged with their reasons."""
+        trigger = "press_" + button
+        if not self._fire(trigger):
+            refusal = self._refusal(trigger)
+            if refusal is not None:
+                self._note(refusal)
 
     def _note(self, message: str) -> None:
         record = EventRecord(self.now, message)
@@ -1035,7 +1047,7 @@ class Controller:
             if self.load_known:
                 prior = self.loop.load  # the last estimate is the best guess
             else:
-                prior = self.loop.gains.upright_load_prior if self.at_upright() else 0.0
+                prior = self.loop.gains.upright_load_prior if self.at_upright else 0.0
             self.loop.reset(self.angle, prior)
             self.load_known = True
             self.tracking = True
@@ -1051,11 +1063,6 @@ class Controller:
     def _take_remaining(self, full: float) -> float:
         remaining, self.phase_remaining = self.phase_remaining, None
         return full if remaining is None else remaining
-
-    def _refuse(self, action: str, problems: list[str]) -> bool:
-        if problems:
-            self._note(f"refused {action}: " + "; ".join(problems))
-        return not problems
 
     def _interlock_problems(self) -> list[str]:
         inp = self.inputs
@@ -1097,7 +1104,7 @@ class Controller:
             )
         if inp.estop_discrepancy or inp.ankle_discrepancy:
             problems.append("a dual-channel safety input disagrees with itself")
-        if self.at_upright() and not inp.upright_switch:
+        if self.at_upright and not inp.upright_switch:
             problems.append("upright switch open at upright")
         return problems
 
@@ -1119,6 +1126,10 @@ class Controller:
         """States in which the controller never drives the motor."""
         return self.state in (State.ESTOP, State.BOOT) or self.fault_holding
 
+    # ------------------------------------------------------------------ guards
+    # The transition table's conditions: read-only properties, so transitions' own
+    # ``may_<trigger>()`` can ask them. Why a press was refused is logged by _refusal.
+    @property
     def verified_upright(self) -> bool:
         """Upright by evidence that agrees: a trusted angle at upright and the upright switch
         closed (or both angle sensors trusted and agreeing), or the switch plus the back-EMF
@@ -1126,7 +1137,7 @@ class Controller:
         if self.upright_by_evidence:
             return True
         inp = self.inputs
-        if inp is None or not self.at_upright() or self.monitor.position_untrusted:
+        if inp is None or not self.at_upright or self.monitor.position_untrusted:
             return False
         both = (
             not self.monitor.distrusted
@@ -1137,11 +1148,100 @@ class Controller:
         # limp home, which ends on the switch alone, checks the switch separately.)
         return inp.upright_switch or both
 
+    @property
     def may_supervise(self) -> bool:
-        """The supervised recovery is refused only where it cannot help or would harm."""
+        """The supervised recovery is refused only where it cannot help or would harm; a fault
+        that returns by itself is already on the way up."""
+        return (
+            self.monitor.recovery == Recovery.HOLD
+            and self.inputs is not None
+            and not self._supervise_problems()
+        )
+
+    @property
+    def off_upright(self) -> bool:
+        return not self.at_upright
+
+    @property
+    def fault_returning(self) -> bool:
+        return self.monitor.recovery != Recovery.HOLD
+
+    @property
+    def at_upright(self) -> bool:
+        return is_upright(self.angle, self.cfg.limits.upright_deg)
+
+    @property
+    def estop_input(self) -> bool:
+        return self.inputs is not None and self.inputs.estop_pressed
+
+    @property
+    def estop_released(self) -> bool:
+        return not self.estop_input
+
+    @property
+    def may_start_session(self) -> bool:
+        return not self._start_problems()
+
+    @property
+    def may_jog_down(self) -> bool:
+        return not self._jog_down_problems()
+
+    @property
+    def paused_in_ramp(self) -> bool:
+        return self.paused_from == State.RAMP
+
+    @property
+    def paused_in_hold(self) -> bool:
+        return self.paused_from == State.HOLD
+
+    @property
+    def paused_in_rest(self) -> bool:
+        return self.paused_from == State.REST
+
+    @property
+    def paused_in_returning(self) -> bool:
+        return self.paused_from == State.RETURNING
+
+    @property
+    def return_is_forced(self) -> bool:
+        return self.return_forced
+
+    # ------------------------------------------------------------------ refusal reasons
+    def _refusal(self, trigger: str) -> str | None:
+        """Why the guards refused ``trigger`` in this state, for the log (None where no guard
+        of its transitions gives reasons)."""
+        guards = {
+            condition.func
+            for transition in self.machine.get_transitions(trigger, source=self.state)
+            for condition in transition.conditions
+        }
+        if "estop_released" in guards and self.estop_input:
+            return "e-stop still pressed: release it first"
+        for guard, action, problems in (
+            ("may_start_session", "start", self._start_problems),
+            ("may_jog_down", "jog down", self._jog_down_problems),
+            ("may_supervise", "supervised recovery", self._supervise_problems),
+        ):
+            found = problems() if guard in guards else []
+            if found:
+                return f"refused {action}: " + "; ".join(found)
+        return None
+
+    def _start_problems(self) -> list[str]:
+        # The application's refusals (refuse_sessions) stop a new session, not a jog: a jog
+        # needs no record, and UP (a jog toward upright) is part of the way back.
+        return self._interlock_problems() + list(self.sessions_refused.values())
+
+    def _jog_down_problems(self) -> list[str]:
+        problems = self._interlock_problems()
+        if self.angle >= self.cfg.limits.max_angle_deg - SETTLE_DEG:
+            problems.append("already at the maximum angle")
+        return problems
+
+    def _supervise_problems(self) -> list[str]:
         inp = self.inputs
         if self.monitor.recovery != Recovery.HOLD or inp is None:
-            return False  # a fault that returns by itself is already on the way up
+            return []
         problems = []
         if inp.estop_pressed:
             problems.append("e-stop pressed: release it first")
@@ -1159,64 +1259,18 @@ class Controller:
                 f"an earlier supervised recovery went the wrong way ({self.sr_refused}): manual "
                 "release, docs/safety.md"
             )
-        if self.verified_upright():
+        if self.verified_upright:
             problems.append("already upright")
-        return self._refuse("supervised recovery", problems)
-
-    def off_upright(self) -> bool:
-        return not self.at_upright()
-
-    def fault_returning(self) -> bool:
-        return self.monitor.recovery != Recovery.HOLD
-
-    def at_upright(self) -> bool:
-        return is_upright(self.angle, self.cfg.limits.upright_deg)
-
-    def estop_input(self) -> bool:
-        return self.inputs is not None and self.inputs.estop_pressed
-
-    def estop_released(self) -> bool:
-        if self.estop_input():
-            self._note("e-stop still pressed: release it first")
-            return False
-        return True
-
-    def may_start_session(self) -> bool:
-        # The application's refusals (refuse_sessions) stop a new session, not a jog: a jog
-        # needs no record, and UP (a jog toward upright) is part of the way back.
-        return self._refuse(
-            "start", self._interlock_problems() + list(self.sessions_refused.values())
-        )
-
-    def may_jog_down(self) -> bool:
-        problems = self._interlock_problems()
-        if self.angle >= self.cfg.limits.max_angle_deg - SETTLE_DEG:
-            problems.append("already at the maximum angle")
-        return self._refuse("jog down", problems)
-
-    def paused_in_ramp(self) -> bool:
-        return self.paused_from == State.RAMP
-
-    def paused_in_hold(self) -> bool:
-        return self.paused_from == State.HOLD
-
-    def paused_in_rest(self) -> bool:
-        return self.paused_from == State.REST
-
-    def paused_in_returning(self) -> bool:
-        return self.paused_from == State.RETURNING
-
-    def return_is_forced(self) -> bool:
-        return self.return_forced
+        return problems
 
     # ------------------------------------------------------------------ state callbacks
-    def _jog_down(self) -> None:
+    def _jog_down(self, event: EventData) -> None:
         self.jog_dir = 1
 
-    def _jog_up(self) -> None:
+    def _jog_up(self, event: EventData) -> None:
         self.jog_dir = -1
 
-    def on_enter_idle(self) -> None:
+    def on_enter_idle(self, event: EventData) -> None:
         self._brake()
         if self.return_forced:  # time limit, fault, boot recovery, supervised recovery: rest first
             self.cooldown_until = self.now + self.cfg.session.cooldown_s
@@ -1238,54 +1292,53 @@ class Controller:
         if self.left_upright_t is None:
             self.left_upright_t = self.now
 
-    def on_enter_jogging(self) -> None:
+    def on_enter_jogging(self, event: EventData) -> None:
         self.jog_started_t = self.now
         if self.jog_dir > 0:
             self._start_session_clock()
         limits = self.cfg.limits
         self._move_to(limits.max_angle_deg if self.jog_dir > 0 else limits.upright_deg)
 
-    def on_enter_holding(self) -> None:
+    def on_enter_holding(self, event: EventData) -> None:
         self._controlled_stop()
 
-    def on_enter_ramp(self) -> None:
+    def on_enter_ramp(self, event: EventData) -> None:
         self._start_session_clock()
-        if self.fire_source == State.IDLE:
+        if _source(event) == State.IDLE:
             self.step_i = 0
             self._start_brake_test()  # before every session; the ramp starts when it passes
         else:
             self._move_to(self.steps[self.step_i][0])
 
-    def on_enter_hold(self) -> None:
+    def on_enter_hold(self, event: EventData) -> None:
         self._brake()
         self.phase_end_t = self.now + self._take_remaining(self.steps[self.step_i][1])
 
-    def on_enter_rest(self) -> None:
+    def on_enter_rest(self, event: EventData) -> None:
         self.rest_timing = False
         self._move_to(self.cfg.session.rest_deg)
 
-    def on_exit_ramp(self) -> None:
+    def on_exit_ramp(self, event: EventData) -> None:
         self.brake_test_until = None  # a pre-session brake test interrupted by STOP or e-stop
 
-    def on_exit_paused(self) -> None:
+    def on_exit_paused(self, event: EventData) -> None:
         self.paused_from = None
 
-    def on_enter_paused(self) -> None:
+    def on_enter_paused(self, event: EventData) -> None:
         # Remember what to resume; keep what is left of a timed phase.
-        source = self.fire_source
-        self.paused_from = source
+        source = self.paused_from = _source(event)
         if source == State.HOLD or (source == State.REST and self.rest_timing):
             self.phase_remaining = max(0.0, self.phase_end_t - self.now)
         self._controlled_stop()
 
-    def on_enter_returning(self) -> None:
+    def on_enter_returning(self, event: EventData) -> None:
         self._move_to(self.cfg.limits.upright_deg)
 
-    def on_enter_emergency_return(self) -> None:
+    def on_enter_emergency_return(self, event: EventData) -> None:
         self.return_forced = True
         self._move_to(self.cfg.limits.upright_deg, emergency=True)
 
-    def on_enter_limp_home(self) -> None:
+    def on_enter_limp_home(self, event: EventData) -> None:
         self.return_forced = True
         self.limp_switch_at = None
         self.limp_began_on_switch = self.inputs is not None and self.inputs.upright_switch
@@ -1298,15 +1351,15 @@ class Controller:
         distance = abs(self.angle - self.cfg.limits.upright_deg)
         self.limp_deadline = self.now + distance / self.profile.vmax * 1.5 + LIMP_TIMEOUT_MARGIN_S
 
-    def on_enter_estop(self) -> None:
+    def on_enter_estop(self, event: EventData) -> None:
         self.tracking = False  # the e-stop cuts the motor in hardware anyway
         self.braked_angle = self.angle
         self._note("e-stop: motor off, brake on (latched; RETURN or hold UP after release)")
 
-    def on_enter_fault(self) -> None:
+    def on_enter_fault(self, event: EventData) -> None:
         if self.fault_holding:
             self._stop_on_brake()
-            if not self.verified_upright():
+            if not self.verified_upright:
                 self._note(
                     "held on the brake: hold UP or RETURN to come up slowly (supervised recovery)"
                 )
@@ -1314,7 +1367,7 @@ class Controller:
             self.return_forced = True
             self._move_to(self.cfg.limits.upright_deg, emergency=True)
 
-    def on_enter_supervised_return(self) -> None:
+    def on_enter_supervised_return(self, event: EventData) -> None:
         self.return_forced = True
         self.sr_switch_travel = None
         hw = self.cfg.hardware
@@ -1363,7 +1416,7 @@ class Controller:
             "is held" + (" (on the back-EMF and the upright switch)" if self.sr_emf else "")
         )
 
-    def on_exit_supervised_return(self) -> None:
+    def on_exit_supervised_return(self, event: EventData) -> None:
         self.sr_emf = None
         self.sr_watch = None
 
