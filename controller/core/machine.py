@@ -118,13 +118,10 @@ LOCK_GUARDED = (
     State.PAUSED,
     State.RETURNING,
 )
-# Where a latched recovery takes over from whatever motion is running.
-LIMP_ENFORCED = (State.EMERGENCY_RETURN, State.FAULT) + LOCK_GUARDED
-RETURN_ENFORCED = (State.EMERGENCY_RETURN,) + LOCK_GUARDED
 
 TRANSITIONS: list[dict] = [
     # Boot self-test outcome. Conditions are tried in order.
-    # A failed self-test latches a fault (see _on_detection); with the e-stop pressed it waits there.
+    # A failed self-test latches a fault (see _on_fault); with the e-stop pressed it waits there.
     dict(trigger="selftest_failed", source=State.BOOT, dest=State.ESTOP, conditions="estop_input"),
     dict(trigger="selftest_passed", source=State.BOOT, dest=State.ESTOP, conditions="estop_input"),
     dict(trigger="selftest_passed", source=State.BOOT, dest=State.IDLE, conditions="at_upright"),
@@ -262,6 +259,10 @@ TRANSITIONS: list[dict] = [
 ]
 
 
+Callback = Callable[[EventData], None]  # a state's entry or exit (transitions' callbacks)
+During = Callable[[float, Inputs], None]  # a state's handler for each tick: (dt, inputs)
+
+
 def _source(event: EventData) -> State:
     """The state a transition leaves (transitions keeps Enum states by member name)."""
     return State[event.transition.source]
@@ -317,7 +318,7 @@ class Controller:
         self.inputs: Inputs | None = None
         self.prev_buttons: frozenset[str] = frozenset()
         self.selftest_ok = False
-        self.selftest_problem: str | None = None
+        self.selftest_problem: tuple[str, bool] | None = None  # the first problem seen
         self.monitor = SafetyMonitor(config)
         self.braked_angle: float | None = None
         self.limp_deadline = 0.0
@@ -357,9 +358,39 @@ class Controller:
         self.motor_cmd = 0.0
         self.motor_power = False  # the supply relay as last commanded
         self.dt = 0.0
+        # Each state's handlers: (on entry, every tick after the rules, on exit). transitions
+        # calls the first and the last with its EventData; _progress calls the middle one.
+        handlers: dict[State, tuple[Callback | None, During | None, Callback | None]] = {
+            State.BOOT: (None, None, None),  # the self-test runs before the rules (_tick)
+            State.IDLE: (self._enter_idle, None, None),
+            State.JOGGING: (self._enter_jogging, self._during_jogging, None),
+            State.HOLDING: (self._enter_holding, self._during_holding, None),
+            State.RAMP: (self._enter_ramp, self._during_ramp, self._exit_ramp),
+            State.HOLD: (self._enter_hold, self._during_hold, None),
+            State.REST: (self._enter_rest, self._during_rest, None),
+            State.PAUSED: (self._enter_paused, self._during_paused, self._exit_paused),
+            State.RETURNING: (self._enter_returning, self._during_return, None),
+            State.EMERGENCY_RETURN: (self._enter_emergency_return, self._during_return, None),
+            State.LIMP_HOME: (self._enter_limp_home, self._during_limp_home, None),
+            State.SUPERVISED_RETURN: (
+                self._enter_supervised_return,
+                self._during_supervised_return,
+                self._exit_supervised_return,
+            ),
+            State.ESTOP: (self._enter_estop, None, None),
+            State.FAULT: (self._enter_fault, self._during_fault, None),
+        }
+        self._during = {s: during for s, (_, during, _) in handlers.items() if during}
         self.machine = Machine(
             model=self,
-            states=[self._state_callbacks(s) for s in State],
+            states=[
+                {
+                    "name": s,
+                    "on_enter": [enter] if enter else [],
+                    "on_exit": [exit_] if exit_ else [],
+                }
+                for s, (enter, _, exit_) in handlers.items()
+            ],
             transitions=TRANSITIONS,
             initial=State.BOOT,
             send_event=True,  # callbacks get transitions' EventData (the source of a transition)
@@ -370,14 +401,6 @@ class Controller:
         # Which triggers each state accepts: a button that means nothing in a state is not
         # fired at all (transitions would log a warning for every such press).
         self.valid_triggers = {s: frozenset(self.machine.get_triggers(s)) for s in State}
-
-    def _state_callbacks(self, state: State) -> dict:
-        """transitions names Enum states by member name: bind each state's callbacks by value."""
-        spec: dict = {"name": state}
-        for kind in ("on_enter", "on_exit"):
-            if hasattr(self, f"{kind}_{state.value}"):
-                spec[kind] = f"{kind}_{state.value}"
-        return spec
 
     # ------------------------------------------------------------------ public API
     def update(self, now: float, inputs: Inputs) -> Outputs:
@@ -415,6 +438,33 @@ class Controller:
 
     # ------------------------------------------------------------------ the tick
     def _tick(self, now: float, inp: Inputs) -> None:
+        """Read, then the rules in order of precedence (each sees what the earlier ones did):
+
+        0. boot: only the self-test runs, with the motor off (then the brake test);
+        1. the e-stop, over everything but a fault that already holds;
+        2. the safety monitor: a new fault is latched and its recovery applied at once;
+        3. the ankle lock: lost off upright, the emergency return;
+        4. the pendant's presses (RETURN wins; the safest first);
+        5. the latched recovery bounds whatever motion runs now, however it started;
+        6. the session time limit, after the buttons so no press outlives it;
+        7. a tick late past the dead-man re-plans the motion from rest;
+        8. the profile steps and the state's own handler runs (``_during``).
+        """
+        dt, pressed = self._read(now, inp)
+        if self.state == State.BOOT:
+            self._selftest(inp)
+            return
+        self._rule_estop(inp)
+        self._rule_monitor(inp, dt)
+        self._rule_ankle_lock(inp)
+        self._rule_buttons(inp, pressed)
+        self._apply_recovery()
+        self._rule_session_limit()
+        dt = self._rule_late_tick(dt)
+        self._progress(dt, inp)
+
+    def _read(self, now: float, inp: Inputs) -> tuple[float, frozenset[str]]:
+        """Take the tick's time and inputs; returns dt and the buttons pressed since the last."""
         dt = self.dt = now - self.now
         self.now = now
         if self.inputs is None:  # the first update: buttons held now are held from boot
@@ -423,64 +473,57 @@ class Controller:
         self._measure(inp)
         pressed = inp.buttons - self.prev_buttons if inp.buttons else inp.buttons
         self.prev_buttons = inp.buttons
+        return dt, pressed
 
-        if self.state == State.BOOT:
-            self._selftest(inp)
-            return
+    def _rule_estop(self, inp: Inputs) -> None:
         if inp.estop_pressed and self.state != State.ESTOP and not self.fault_holding:
             self._fire("estop")
-        if not self.fault_holding:
-            # Also in e-stop: a sensor that goes bad meanwhile is latched now (with the alarm;
-            # nothing moves), and its recovery bounds whatever motion leaves the e-stop.
-            det = self.monitor.check(
-                Snapshot(
-                    now,
-                    self.state,
-                    self.tracking,
-                    self.profile.pos,
-                    self.speed_limit,
-                    self.motor_cmd,
-                    self.angle,
-                    None if self.tracking else self.braked_angle,
-                    self.motor_power,
-                    self.profile.goal if self.tracking else None,
-                    self.loop.denied_s if self.tracking else 0.0,
-                ),
-                inp,
-                dt,
-            )
-            if det is not None:
-                self._on_detection(det)
+
+    def _rule_monitor(self, inp: Inputs, dt: float) -> None:
+        if self.fault_holding:
+            return
+        # Also in e-stop: a sensor that goes bad meanwhile is latched now (with the alarm;
+        # nothing moves), and its recovery bounds whatever motion leaves the e-stop.
+        det = self.monitor.check(
+            Snapshot(
+                self.now,
+                self.state,
+                self.tracking,
+                self.profile.pos,
+                self.speed_limit,
+                self.motor_cmd,
+                self.angle,
+                None if self.tracking else self.braked_angle,
+                self.motor_power,
+                self.profile.goal if self.tracking else None,
+                self.loop.denied_s if self.tracking else 0.0,
+            ),
+            inp,
+            dt,
+        )
+        if det is not None:
+            self._on_fault(det)
+
+    def _rule_ankle_lock(self, inp: Inputs) -> None:
         if not inp.ankle_locked and self.state in LOCK_GUARDED:
             self._note("ankle lock lost: emergency return")
             self._fire("lock_lost")
-        if pressed:
-            if "return" in inp.buttons:
-                # Buttons pressed together: RETURN wins. While it is held nothing else counts
-                # (a STOP or DOWN pressed with it must not pause or undo the way back).
-                if "return" in pressed:
-                    self._press("return")
-            else:
-                for button in ("stop", "up", "down", "start"):  # safest first
-                    if button in pressed and not (
-                        button in ("down", "start") and "up" in inp.buttons
-                    ):
-                        self._press(button)
-        # A latched fault's recovery bounds every motion, whichever path started it (e.g.
-        # RETURN out of an e-stop after a sensor was found bad becomes the limp home).
-        if (
-            self.monitor.recovery == Recovery.HOLD
-            and not self.fault_holding
-            and self.state not in (State.SUPERVISED_RETURN, State.IDLE)
-        ):
-            # (`idle` is a verified upright: there a held fault only refuses sessions.)
-            self._hold_on_fault()
-        elif self.monitor.recovery == Recovery.LIMP_HOME and self.state in LIMP_ENFORCED:
-            self._fire("fault_limp")
-        elif self.monitor.recovery == Recovery.EMERGENCY_RETURN and self.state in RETURN_ENFORCED:
-            self._fire("fault_return")
-        # After the buttons, so no press can start a motion that outlives the limit (e.g.
-        # holding UP out of an e-stop after the limit expired becomes the forced return).
+
+    def _rule_buttons(self, inp: Inputs, pressed: frozenset[str]) -> None:
+        if not pressed:
+            return
+        if "return" in inp.buttons:
+            # Buttons pressed together: RETURN wins. While it is held nothing else counts
+            # (a STOP or DOWN pressed with it must not pause or undo the way back).
+            if "return" in pressed:
+                self._press("return")
+            return
+        for button in ("stop", "up", "down", "start"):  # safest first
+            if button in pressed and not (button in ("down", "start") and "up" in inp.buttons):
+                self._press(button)
+
+    def _rule_session_limit(self) -> None:
+        # (e.g. holding UP out of an e-stop after the limit expired becomes the forced return)
         self._track_session_clock()
         if (
             self.left_upright_t is not None
@@ -492,18 +535,20 @@ class Controller:
                 f"session time limit {self.cfg.session.max_duration_s:g} s reached: returning"
             )
             self._fire("time_limit")
-        if self.tracking and dt > DRIVE_GAP_S:
-            # (issue 12) Late past the dead-man: the drive was cut and the brake held the
-            # table (the Pi's charge pump), or a motion board slowed it on its own loop (serial).
-            # The motion goes on from where the table stands, re-planned from rest (after the
-            # monitor has judged this tick against the plan the table was following). Not from
-            # a measured speed: over the gap it is an average of before and after the cut.
-            p = self.profile
-            goal, vmax, amax = p.goal, p.vmax, p.amax
-            p.reset(self.angle)
-            p.set_goal(goal, vmax, amax)
-            dt = 0.0  # the new plan starts now
-        self._progress(dt, inp)
+
+    def _rule_late_tick(self, dt: float) -> float:
+        """(issue 12) Late past the dead-man: the drive was cut and the brake held the table
+        (the Pi's charge pump), or a motion board slowed it on its own loop (serial). The motion
+        goes on from where the table stands, re-planned from rest (after the monitor has judged
+        this tick against the plan the table was following). Not from a measured speed: over
+        the gap it is an average of before and after the cut. Returns the dt to step with."""
+        if not (self.tracking and dt > DRIVE_GAP_S):
+            return dt
+        p = self.profile
+        goal, vmax, amax = p.goal, p.vmax, p.amax
+        p.reset(self.angle)
+        p.set_goal(goal, vmax, amax)
+        return 0.0  # the new plan starts now
 
     def _measure(self, inp: Inputs) -> None:
         # Two independent sensors: their mean halves the noise the loop sees while they agree
@@ -522,19 +567,19 @@ class Controller:
         """Boot: sample the sensors with the motor off; then go where the outcome says."""
         a, b = inp.angle_primary_deg, inp.angle_secondary_deg
         up = self.cfg.limits.upright_deg
-        problem = None
+        problem = None  # (what, and whether it leaves no angle anybody can believe)
         if not inp.link_ok:
-            problem = "no link to the motion board (link_lost)"
+            problem = ("no link to the motion board (link_lost)", True)
         elif a is None or b is None:
-            problem = "angle sensor gives no reading"
+            problem = ("angle sensor gives no reading", False)
         elif not sensors_agree(a, b, SENSOR_AGREE_BOOT_DEG):
-            problem = f"angle sensors disagree ({a:.1f} vs {b:.1f} deg)"
+            problem = (f"angle sensors disagree ({a:.1f} vs {b:.1f} deg)", False)
         elif not up - 15.0 <= a <= 100.0:
-            problem = f"angle {a:.1f} deg is outside the mechanical range"
+            problem = (f"angle {a:.1f} deg is outside the mechanical range", True)
         elif inp.upright_switch and a > up + 5.0:
-            problem = f"upright switch closed at {a:.1f} deg"
+            problem = (f"upright switch closed at {a:.1f} deg", False)
         elif not inp.upright_switch and a < up + 0.5:
-            problem = f"upright switch open at {a:.1f} deg"
+            problem = (f"upright switch open at {a:.1f} deg", False)
         if problem and self.selftest_problem is None:
             self.selftest_problem = problem
         if self.now - self.boot_t < SELFTEST_S:
@@ -544,16 +589,13 @@ class Controller:
             # the monitor, running from the next tick, narrows the recovery (a sensor that
             # gives no reading or disagrees leads to the limp home). Only an angle nobody can
             # believe leaves nothing to return on.
-            unbelievable = (
-                (a is None and b is None)
-                or "mechanical range" in self.selftest_problem
-                or "link_lost" in self.selftest_problem
-            )
+            reason, unbelievable = self.selftest_problem
+            unbelievable = unbelievable or (a is None and b is None)
             self._fire("selftest_failed")  # to the e-stop if it is pressed: nothing moves there
-            self._on_detection(
+            self._on_fault(
                 Detection(
                     "selftest_failed",
-                    self.selftest_problem,
+                    reason,
                     Recovery.HOLD if unbelievable else Recovery.EMERGENCY_RETURN,
                 )
             )
@@ -622,7 +664,7 @@ class Controller:
             return True
         self.brake_test_until = None
         if self.brake_test_moved > BRAKE_TEST_MOVE_DEG:
-            self._on_detection(
+            self._on_fault(
                 Detection(
                     "brake_test_failed",
                     f"the table moved {self.brake_test_moved:.2f} deg "
@@ -639,31 +681,42 @@ class Controller:
     def brake_test_duty(self) -> float:
         return 0.0 if self.brake_test_until is None else BRAKE_TEST_DUTY
 
-    def _on_detection(self, det: Detection) -> None:
-        """Latch a detected fault (with the alarm) and take the safest recovery left. Every
-        fault goes through here, whether the monitor or the controller found it."""
+    def _on_fault(self, det: Detection) -> None:
+        """Every fault goes through here, whether the monitor or the controller found it:
+        latched (with the alarm), logged, and its recovery applied."""
         self.monitor.latch(det)
         self._report(det)
-        if self.monitor.recovery == Recovery.HOLD:
-            if (
-                self.state in (State.IDLE, State.SUPERVISED_RETURN)
-                and det.recovery != Recovery.HOLD
+        self._apply_recovery(det)
+
+    def _apply_recovery(self, new: Detection | None = None) -> None:
+        """The one place a latched recovery acts on the state machine: when a fault is latched
+        (``new``), and every tick after the buttons, so a motion started meanwhile is bounded too
+        (RETURN out of an e-stop after a sensor was found bad becomes the limp home)."""
+        recovery, state = self.monitor.recovery, self.state
+        if recovery == Recovery.HOLD:
+            if state in (State.IDLE, State.SUPERVISED_RETURN) and (
+                new is None or new.recovery != Recovery.HOLD
             ):
-                # At a verified upright a lesser fault only adds to what refuses sessions; during
-                # a supervised recovery it does not stop the way back (an over-travel switch
-                # tripped by a table that slid there is evidence, not a reason to stop).
+                # At a verified upright a held fault only refuses sessions; a lesser fault does
+                # not stop a supervised recovery (an over-travel switch tripped by a table that
+                # slid there is evidence, not a reason to stop).
                 return
-            self._hold_on_fault()  # also out of the e-stop: both hold still, the fault also cuts the supply
-        elif self.state == State.ESTOP:
-            return  # nothing moves in e-stop; the recovery applies when it is left
-        elif self.monitor.recovery == Recovery.LIMP_HOME:
-            if self.state not in (State.LIMP_HOME, State.IDLE):  # at idle the user is upright
-                self._fire("fault_limp")
-        elif self.monitor.recovery == Recovery.EMERGENCY_RETURN and det.recovery != Recovery.REPORT:
-            if self.state not in (State.FAULT, State.LIMP_HOME):
+            if state == State.FAULT:
+                if new is not None:
+                    self._stop_on_brake()  # escalated during a fault's return
+                return
+            self._fire("fault")  # also out of the e-stop: the fault also cuts the supply
+        elif recovery == Recovery.LIMP_HOME:
+            self._fire("fault_limp")  # (at idle the user is already upright: not a source)
+        elif recovery == Recovery.EMERGENCY_RETURN:
+            if new is None:
+                if state != State.IDLE:  # a fault's return that arrived stays arrived
+                    self._fire("fault_return")
+            elif new.recovery != Recovery.REPORT and state != State.ESTOP:
+                # (nothing moves in e-stop; the recovery applies when it is left)
                 self._fire("fault_return")
-            if not self.tracking and not self.brake_ok:
-                self._brake()  # hold on the motor from now on
+                if not self.tracking and not self.brake_ok:
+                    self._brake()  # hold on the motor from now on
 
     def _report(self, det: Detection) -> None:
         """Log a fault just latched; a sensor it dropped leaves this tick's angle at once."""
@@ -677,8 +730,9 @@ class Controller:
         ):
             self.left_upright_t = self.now
 
+    # ------------------------------------------------------------------ the states' handlers
     def _progress(self, dt: float, inp: Inputs) -> None:
-        """Advance the active profile and the state's own timers."""
+        """Step the active profile, then the state's own handler (``_during``)."""
         if self.tracking:
             if dt > 0.0:
                 self.profile.step(dt)
@@ -687,125 +741,138 @@ class Controller:
                     self.profile_done_t = self.now
             else:
                 self.profile_done_t = None
-        state = self.state
-        if state == State.JOGGING:
-            button = "down" if self.jog_dir > 0 else "up"
-            if button not in inp.buttons:
-                self._fire("jog_end")
-            elif self.now - self.jog_started_t >= self.cfg.motion.jog_max_s:
-                self._note(
-                    f"jog stopped after the {self.cfg.motion.jog_max_s:g} s cap; release and press again"
-                )
-                self._fire("jog_end")
-            elif self._settled():
-                self._fire("jog_end")  # reached the end of travel
-        elif state in (State.HOLDING, State.PAUSED):
-            if self.tracking and self._settled():
-                self._brake()
-            if state == State.HOLDING and not self.tracking and self.at_upright:
-                self._fire("arrived")
-        elif state == State.RAMP:
-            if self.brake_test_until is not None:
-                # A failed test has already returned (to idle: sessions refused).
-                if not self._brake_test_running() and self.brake_ok:
-                    self._move_to(self.steps[self.step_i][0])
-            elif self._settled():
-                self._fire("arrived")
-        elif state == State.HOLD:
-            if self.now >= self.phase_end_t:
-                if self.step_i + 1 < len(self.steps):
-                    self.step_i += 1
-                    self._fire("next_step")
-                else:
-                    self._fire("phase_done")
-        elif state == State.REST:
-            if not self.rest_timing and self._settled():
-                self._brake()
-                self.rest_timing = True
-                self.phase_end_t = self.now + self._take_remaining(self.cfg.session.rest_s)
-            elif self.rest_timing and self.now >= self.phase_end_t:
-                self._fire("phase_done")
-        elif state == State.LIMP_HOME:
-            if self.now > self.limp_deadline:
-                self._on_detection(
-                    Detection(
-                        "limp_timeout", "limp home did not reach upright in time", Recovery.HOLD
-                    )
-                )
-            elif self.monitor.position_untrusted:
-                # No sensor is trusted for position: the upright switch marks a known point
-                # (it closes UPRIGHT_SWITCH_WINDOW_DEG before upright); the last stretch is
-                # measured relative to it (a drifting sensor is still right about motion).
-                if not self._switch_trusted():
-                    # Neither the angle nor the switch can say where upright is: driving on
-                    # would end wherever a lying switch or a drifting mean says (issue 11,
-                    # repro 2 ended `idle` at 28.9 deg). Hold; the supervised recovery remains.
-                    self._on_detection(
-                        Detection(
-                            "no_upright_reference",
-                            "no trusted angle sensor and no "
-                            "trusted upright switch: automatic motion stops",
-                            Recovery.HOLD,
-                        )
-                    )
-                elif self.limp_began_on_switch or (
-                    inp.upright_switch and self.limp_switch_at is None
-                ):
-                    if not self._switch_plausible(inp):
-                        self._on_detection(
-                            Detection(
-                                "upright_switch_stuck",
-                                "upright switch closed where neither angle sensor is near upright",
-                                Recovery.HOLD,
-                            )
-                        )
-                    elif self.limp_began_on_switch:
-                        self._brake()  # the switch, the one trusted reference, says upright already
-                        self._fire("limp_done")
-                    else:
-                        self.limp_switch_at = (inp.angle_primary_deg, inp.angle_secondary_deg)
-                elif self.limp_switch_at is not None:
-                    # Travel since the switch closed, by the sensor that moved most: a stuck
-                    # sensor understates it, one drifting the other way stops early (safe side).
-                    travelled = max(
-                        (start - now_)
-                        for start, now_ in zip(
-                            self.limp_switch_at, (inp.angle_primary_deg, inp.angle_secondary_deg)
-                        )
-                        if start is not None and now_ is not None
-                    )
-                    if travelled >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG:
-                        self._brake()
-                        self._fire("limp_done")
-            elif self._settled() and self.at_upright:
-                self._fire("arrived")
-        elif state == State.SUPERVISED_RETURN:
-            self._supervise(dt, inp)
-        elif state in (State.RETURNING, State.EMERGENCY_RETURN) or (
-            state == State.FAULT and not self.fault_holding
-        ):
-            if self.slow_down_t is not None or (self.tracking and self.profile.goal < self.angle):
-                self._adapt_to_torque(dt)
-            if self._settled() or (inp.upright_switch and self.at_upright and self.profile.done):
-                if self.at_upright:
-                    if not self._fire("arrived"):
-                        self._on_detection(
-                            Detection(
-                                "upright_unverified",
-                                f"at {self.angle:.1f} deg but the upright switch does not agree",
-                                Recovery.HOLD,
-                            )
-                        )
-                else:  # the profile is done but the table is not there: never call that idle
-                    self._on_detection(
-                        Detection(
-                            "return_incomplete",
-                            f"stopped at {self.angle:.1f} deg, not upright",
-                            Recovery.HOLD,
-                        )
-                    )
+        during = self._during.get(self.state)
+        if during is not None:
+            during(dt, inp)
 
-    def _supervise(self, dt: float, inp: Inputs) -> None:
+    def _during_jogging(self, dt: float, inp: Inputs) -> None:
+        button = "down" if self.jog_dir > 0 else "up"
+        if button not in inp.buttons:
+            self._fire("jog_end")
+        elif self.now - self.jog_started_t >= self.cfg.motion.jog_max_s:
+            self._note(
+                f"jog stopped after the {self.cfg.motion.jog_max_s:g} s cap; "
+                "release and press again"
+            )
+            self._fire("jog_end")
+        elif self._settled():
+            self._fire("jog_end")  # reached the end of travel
+
+    def _during_holding(self, dt: float, inp: Inputs) -> None:
+        self._brake_when_settled()
+        if not self.tracking and self.at_upright:
+            self._fire("arrived")
+
+    def _during_paused(self, dt: float, inp: Inputs) -> None:
+        self._brake_when_settled()
+
+    def _brake_when_settled(self) -> None:
+        if self.tracking and self._settled():
+            self._brake()
+
+    def _during_ramp(self, dt: float, inp: Inputs) -> None:
+        if self.brake_test_until is not None:
+            # A failed test has already returned (to idle: sessions refused).
+            if not self._brake_test_running() and self.brake_ok:
+                self._move_to(self.steps[self.step_i][0])
+        elif self._settled():
+            self._fire("arrived")
+
+    def _during_hold(self, dt: float, inp: Inputs) -> None:
+        if self.now >= self.phase_end_t:
+            if self.step_i + 1 < len(self.steps):
+                self.step_i += 1
+                self._fire("next_step")
+            else:
+                self._fire("phase_done")
+
+    def _during_rest(self, dt: float, inp: Inputs) -> None:
+        if not self.rest_timing and self._settled():
+            self._brake()
+            self.rest_timing = True
+            self.phase_end_t = self.now + self._take_remaining(self.cfg.session.rest_s)
+        elif self.rest_timing and self.now >= self.phase_end_t:
+            self._fire("phase_done")
+
+    def _during_limp_home(self, dt: float, inp: Inputs) -> None:
+        if self.now > self.limp_deadline:
+            self._on_fault(
+                Detection("limp_timeout", "limp home did not reach upright in time", Recovery.HOLD)
+            )
+        elif self.monitor.position_untrusted:
+            # No sensor is trusted for position: the upright switch marks a known point
+            # (it closes UPRIGHT_SWITCH_WINDOW_DEG before upright); the last stretch is
+            # measured relative to it (a drifting sensor is still right about motion).
+            if not self._switch_trusted():
+                # Neither the angle nor the switch can say where upright is: driving on
+                # would end wherever a lying switch or a drifting mean says (issue 11,
+                # repro 2 ended `idle` at 28.9 deg). Hold; the supervised recovery remains.
+                self._on_fault(
+                    Detection(
+                        "no_upright_reference",
+                        "no trusted angle sensor and no "
+                        "trusted upright switch: automatic motion stops",
+                        Recovery.HOLD,
+                    )
+                )
+            elif self.limp_began_on_switch or (inp.upright_switch and self.limp_switch_at is None):
+                if not self._switch_plausible(inp):
+                    self._on_fault(
+                        Detection(
+                            "upright_switch_stuck",
+                            "upright switch closed where neither angle sensor is near upright",
+                            Recovery.HOLD,
+                        )
+                    )
+                elif self.limp_began_on_switch:
+                    self._brake()  # the switch, the one trusted reference, says upright already
+                    self._fire("limp_done")
+                else:
+                    self.limp_switch_at = (inp.angle_primary_deg, inp.angle_secondary_deg)
+            elif self.limp_switch_at is not None:
+                # Travel since the switch closed, by the sensor that moved most: a stuck
+                # sensor understates it, one drifting the other way stops early (safe side).
+                travelled = max(
+                    (start - now_)
+                    for start, now_ in zip(
+                        self.limp_switch_at, (inp.angle_primary_deg, inp.angle_secondary_deg)
+                    )
+                    if start is not None and now_ is not None
+                )
+                if travelled >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG:
+                    self._brake()
+                    self._fire("limp_done")
+        elif self._settled() and self.at_upright:
+            self._fire("arrived")
+
+    def _during_return(self, dt: float, inp: Inputs) -> None:
+        """The way up on a profile: returning, emergency_return, and a fault that returns."""
+        if self.slow_down_t is not None or (self.tracking and self.profile.goal < self.angle):
+            self._adapt_to_torque(dt)
+        if self._settled() or (inp.upright_switch and self.at_upright and self.profile.done):
+            if self.at_upright:
+                if not self._fire("arrived"):
+                    self._on_fault(
+                        Detection(
+                            "upright_unverified",
+                            f"at {self.angle:.1f} deg but the upright switch does not agree",
+                            Recovery.HOLD,
+                        )
+                    )
+            else:  # the profile is done but the table is not there: never call that idle
+                self._on_fault(
+                    Detection(
+                        "return_incomplete",
+                        f"stopped at {self.angle:.1f} deg, not upright",
+                        Recovery.HOLD,
+                    )
+                )
+
+    def _during_fault(self, dt: float, inp: Inputs) -> None:
+        if not self.fault_holding:
+            self._during_return(dt, inp)
+
+    def _during_supervised_return(self, dt: float, inp: Inputs) -> None:
         """One tick of the supervised recovery: hold-to-run, watched, ended by a verified upright."""
         if not {"up", "return"} & inp.buttons:
             self._note(
@@ -1270,7 +1337,7 @@ class Controller:
     def _jog_up(self, event: EventData) -> None:
         self.jog_dir = -1
 
-    def on_enter_idle(self, event: EventData) -> None:
+    def _enter_idle(self, event: EventData) -> None:
         self._brake()
         if self.return_forced:  # time limit, fault, boot recovery, supervised recovery: rest first
             self.cooldown_until = self.now + self.cfg.session.cooldown_s
@@ -1292,17 +1359,17 @@ class Controller:
         if self.left_upright_t is None:
             self.left_upright_t = self.now
 
-    def on_enter_jogging(self, event: EventData) -> None:
+    def _enter_jogging(self, event: EventData) -> None:
         self.jog_started_t = self.now
         if self.jog_dir > 0:
             self._start_session_clock()
         limits = self.cfg.limits
         self._move_to(limits.max_angle_deg if self.jog_dir > 0 else limits.upright_deg)
 
-    def on_enter_holding(self, event: EventData) -> None:
+    def _enter_holding(self, event: EventData) -> None:
         self._controlled_stop()
 
-    def on_enter_ramp(self, event: EventData) -> None:
+    def _enter_ramp(self, event: EventData) -> None:
         self._start_session_clock()
         if _source(event) == State.IDLE:
             self.step_i = 0
@@ -1310,35 +1377,35 @@ class Controller:
         else:
             self._move_to(self.steps[self.step_i][0])
 
-    def on_enter_hold(self, event: EventData) -> None:
+    def _enter_hold(self, event: EventData) -> None:
         self._brake()
         self.phase_end_t = self.now + self._take_remaining(self.steps[self.step_i][1])
 
-    def on_enter_rest(self, event: EventData) -> None:
+    def _enter_rest(self, event: EventData) -> None:
         self.rest_timing = False
         self._move_to(self.cfg.session.rest_deg)
 
-    def on_exit_ramp(self, event: EventData) -> None:
+    def _exit_ramp(self, event: EventData) -> None:
         self.brake_test_until = None  # a pre-session brake test interrupted by STOP or e-stop
 
-    def on_exit_paused(self, event: EventData) -> None:
+    def _exit_paused(self, event: EventData) -> None:
         self.paused_from = None
 
-    def on_enter_paused(self, event: EventData) -> None:
+    def _enter_paused(self, event: EventData) -> None:
         # Remember what to resume; keep what is left of a timed phase.
         source = self.paused_from = _source(event)
         if source == State.HOLD or (source == State.REST and self.rest_timing):
             self.phase_remaining = max(0.0, self.phase_end_t - self.now)
         self._controlled_stop()
 
-    def on_enter_returning(self, event: EventData) -> None:
+    def _enter_returning(self, event: EventData) -> None:
         self._move_to(self.cfg.limits.upright_deg)
 
-    def on_enter_emergency_return(self, event: EventData) -> None:
+    def _enter_emergency_return(self, event: EventData) -> None:
         self.return_forced = True
         self._move_to(self.cfg.limits.upright_deg, emergency=True)
 
-    def on_enter_limp_home(self, event: EventData) -> None:
+    def _enter_limp_home(self, event: EventData) -> None:
         self.return_forced = True
         self.limp_switch_at = None
         self.limp_began_on_switch = self.inputs is not None and self.inputs.upright_switch
@@ -1351,12 +1418,12 @@ class Controller:
         distance = abs(self.angle - self.cfg.limits.upright_deg)
         self.limp_deadline = self.now + distance / self.profile.vmax * 1.5 + LIMP_TIMEOUT_MARGIN_S
 
-    def on_enter_estop(self, event: EventData) -> None:
+    def _enter_estop(self, event: EventData) -> None:
         self.tracking = False  # the e-stop cuts the motor in hardware anyway
         self.braked_angle = self.angle
         self._note("e-stop: motor off, brake on (latched; RETURN or hold UP after release)")
 
-    def on_enter_fault(self, event: EventData) -> None:
+    def _enter_fault(self, event: EventData) -> None:
         if self.fault_holding:
             self._stop_on_brake()
             if not self.verified_upright:
@@ -1367,7 +1434,7 @@ class Controller:
             self.return_forced = True
             self._move_to(self.cfg.limits.upright_deg, emergency=True)
 
-    def on_enter_supervised_return(self, event: EventData) -> None:
+    def _enter_supervised_return(self, event: EventData) -> None:
         self.return_forced = True
         self.sr_switch_travel = None
         hw = self.cfg.hardware
@@ -1416,7 +1483,7 @@ class Controller:
             "is held" + (" (on the back-EMF and the upright switch)" if self.sr_emf else "")
         )
 
-    def on_exit_supervised_return(self, event: EventData) -> None:
+    def _exit_supervised_return(self, event: EventData) -> None:
         self.sr_emf = None
         self.sr_watch = None
 
