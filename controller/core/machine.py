@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 from transitions import EventData, Machine
 
+from controller.core.brake_test import BrakeTest, Outcome
 from controller.core.config import Config
 from controller.core.duty import DutyBudget
 from controller.core.limits import clamp, clamp_target, has_left_upright, is_upright, sensors_agree
@@ -50,13 +51,6 @@ from controller.core.states import State
 from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
 
 SELFTEST_S = 0.3  # boot self-test sampling time (motor off, brake on)
-# The brake test, run at upright only (at boot, and before every session): the motor pushes
-# toward inversion against the engaged brake. At upright gravity always pulls toward upright
-# (the user lies above the pivot axis) and the brake is seen holding that at rest; pushing
-# toward upright would only add to gravity, and a failed brake would then let the table run.
-BRAKE_TEST_DUTY = 0.35  # 245 N m at the sim's gearmotor: a net 55-210 N m over the user range
-BRAKE_TEST_S = 0.3
-BRAKE_TEST_MOVE_DEG = 0.2  # the table must not move more than this (it stops pushing at once)
 SENSOR_AGREE_BOOT_DEG = 2.0  # the two angle sensors must agree this closely at boot
 SETTLE_DEG = 0.3  # "arrived": within this of the goal ...
 SETTLE_TIMEOUT_S = 1.0  # ... or this long after the profile finished
@@ -322,9 +316,7 @@ class Controller:
         self.monitor = SafetyMonitor(config)
         self.braked_angle: float | None = None
         self.limp_deadline = 0.0
-        self.brake_test_until: float | None = None  # a brake test is running until then
-        self.brake_test_ref = 0.0
-        self.brake_test_moved = 0.0
+        self.brake_test = BrakeTest()
         self.limp_began_on_switch = False
         self.slow_down_t: float | None = None  # the drive has been near full duty since then
         self.sr_watch: SupervisedWatch | None = None  # the supervised recovery's watch
@@ -609,11 +601,11 @@ class Controller:
             and not inp.drive_inhibited
             and inp.ankle_locked
         ):
-            if self.brake_test_until is None:
-                self._start_brake_test()
-            if self._brake_test_running():
+            if not self.brake_test.running:
+                self.brake_test.start(self.now, self.angle)
+            if self._brake_test_running(inp):
                 return
-        elif self.at_upright and not inp.ankle_locked and self.brake_test_until is None:
+        elif self.at_upright and not inp.ankle_locked and not self.brake_test.running:
             self._note("boot brake test deferred to the pre-session test: ankle lock not confirmed")
         self.selftest_ok = True
         self._note(
@@ -643,43 +635,21 @@ class Controller:
             )
         self._fire("selftest_passed")
 
-    def _start_brake_test(self) -> None:
-        self.brake_test_until = self.now + BRAKE_TEST_S
-        self.brake_test_ref = self.angle
-        self.brake_test_moved = 0.0
-
-    def _brake_test_running(self) -> bool:
+    def _brake_test_running(self, inp: Inputs) -> bool:
         """Advance the brake test; False once it is over (its verdict is then recorded)."""
-        if self.brake_test_until is None:
+        test = self.brake_test
+        if not test.running:
             return False
-        if self.inputs is not None and not self.inputs.ankle_locked:
-            self.brake_test_until = (
-                None  # no push without the lock; the pre-session test repeats it
-            )
-            self._note("brake test stopped: the ankle lock opened")
-            return False
-        self.brake_test_moved = max(self.brake_test_moved, abs(self.angle - self.brake_test_ref))
-        # Stop pushing the moment the table moves: the test must not drive a bad brake.
-        if self.now < self.brake_test_until and self.brake_test_moved <= BRAKE_TEST_MOVE_DEG:
+        outcome = test.step(self.now, self.angle, inp.ankle_locked)
+        if outcome is None:
             return True
-        self.brake_test_until = None
-        if self.brake_test_moved > BRAKE_TEST_MOVE_DEG:
-            self._on_fault(
-                Detection(
-                    "brake_test_failed",
-                    f"the table moved {self.brake_test_moved:.2f} deg "
-                    f"against a {BRAKE_TEST_DUTY:g} duty push on the brake",
-                    Recovery.EMERGENCY_RETURN,
-                    brake_slips=True,
-                )
-            )
+        if outcome == Outcome.STOPPED:
+            self._note("brake test stopped: the ankle lock opened")
+        elif outcome == Outcome.FAILED:
+            self._on_fault(test.failure())
         else:
-            self._note(f"brake test passed (moved {self.brake_test_moved:.2f} deg)")
+            self._note(f"brake test passed (moved {test.moved:.2f} deg)")
         return False
-
-    @property
-    def brake_test_duty(self) -> float:
-        return 0.0 if self.brake_test_until is None else BRAKE_TEST_DUTY
 
     def _on_fault(self, det: Detection) -> None:
         """Every fault goes through here, whether the monitor or the controller found it:
@@ -771,9 +741,9 @@ class Controller:
             self._brake()
 
     def _during_ramp(self, dt: float, inp: Inputs) -> None:
-        if self.brake_test_until is not None:
+        if self.brake_test.running:
             # A failed test has already returned (to idle: sessions refused).
-            if not self._brake_test_running() and self.brake_ok:
+            if not self._brake_test_running(inp) and self.brake_ok:
                 self._move_to(self.steps[self.step_i][0])
         elif self._settled():
             self._fire("arrived")
@@ -960,12 +930,12 @@ class Controller:
         self.heartbeat = not self.heartbeat
         state = self.state
         if (
-            self.brake_test_until is not None
+            self.brake_test.running
             and state in (State.BOOT, State.RAMP)
             and self.inputs is not None
             and self.inputs.ankle_locked
         ):
-            self.motor_cmd = self.brake_test_duty
+            self.motor_cmd = self.brake_test.duty
             return Outputs(
                 motor_cmd=self.motor_cmd,
                 brake=True,
@@ -1373,7 +1343,7 @@ class Controller:
         self._start_session_clock()
         if _source(event) == State.IDLE:
             self.step_i = 0
-            self._start_brake_test()  # before every session; the ramp starts when it passes
+            self.brake_test.start(self.now, self.angle)  # before every session; then the ramp
         else:
             self._move_to(self.steps[self.step_i][0])
 
@@ -1386,7 +1356,7 @@ class Controller:
         self._move_to(self.cfg.session.rest_deg)
 
     def _exit_ramp(self, event: EventData) -> None:
-        self.brake_test_until = None  # a pre-session brake test interrupted by STOP or e-stop
+        self.brake_test.cancel()  # a pre-session brake test interrupted by STOP or e-stop
 
     def _exit_paused(self, event: EventData) -> None:
         self.paused_from = None
