@@ -27,7 +27,9 @@ from transitions import EventData, Machine
 from controller.core.brake_test import BrakeTest, Outcome
 from controller.core.config import Config
 from controller.core.duty import DutyBudget
-from controller.core.limits import clamp, clamp_target, has_left_upright, is_upright, sensors_agree
+from controller.core.limits import clamp, has_left_upright, is_upright, sensors_agree
+from controller.core.limp_home import UPRIGHT_SWITCH_WINDOW_DEG, LimpHome
+from controller.core.limp_home import Step as LimpStep
 from controller.core.monitor import (
     LIVE_CURRENT_A,
     SENSOR_AGREE_DEG,
@@ -37,6 +39,7 @@ from controller.core.monitor import (
     Sensor,
     Snapshot,
 )
+from controller.core.motion import SETTLE_DEG, Motion, Pace
 from controller.core.motor_loop import DRIVE_GAP_S, PositionLoop
 from controller.core.profile import TrapezoidProfile
 from controller.core.recovery import (
@@ -52,26 +55,6 @@ from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
 
 SELFTEST_S = 0.3  # boot self-test sampling time (motor off, brake on)
 SENSOR_AGREE_BOOT_DEG = 2.0  # the two angle sensors must agree this closely at boot
-SETTLE_DEG = 0.3  # "arrived": within this of the goal ...
-SETTLE_TIMEOUT_S = 1.0  # ... or this long after the profile finished
-LIMP_SPEED_DPS = 2.0  # limp home: slow, on the one sensor still trusted
-LIMP_ACCEL_DPS2 = 2.0
-LIMP_PLAN_FRACTION = 0.75
-LIMP_TIMEOUT_MARGIN_S = 10.0  # limp home gives up (hold + alarm) this long after its ideal time
-LIMP_PAST_UPRIGHT_DEG = 5.0  # with no sensor trusted for position, aim this far past upright
-# until the upright switch closes
-UPRIGHT_SWITCH_WINDOW_DEG = 1.5  # the upright switch closes this far before upright (hardware)
-SWITCH_PLAUSIBLE_DEG = 3.0  # a reading within this of the switch point makes its closing plausible
-# Profiles are planned this far below the state's speed limit: the true speed deviates from
-# the plan by sensor noise and motor dynamics (measured about 0.2 deg/s worst case in the
-# simulator across 40-136 kg users), and the limit applies to the true speed.
-SPEED_MARGIN_DPS = 0.25
-# Emergency return under load: when the drive runs near full duty while the table still comes
-# up, the return is re-planned slower (never held while it makes progress toward upright).
-SLOW_DOWN_DUTY = 0.95  # |duty| at or above this ...
-SLOW_DOWN_S = 0.2  # ... for this long: re-plan at SLOW_DOWN_FACTOR of the speed
-SLOW_DOWN_FACTOR = 0.7
-SLOW_DOWN_MIN_DPS = 1.0  # never planned slower than this (below it the monitor judges progress)
 
 # (name, description) -- the description feeds the generated state diagram.
 STATES: list[tuple[State, str]] = [
@@ -301,24 +284,15 @@ class Controller:
         self.on_event = on_event
         self.transitions: list[TransitionRecord] = []
         self.events: list[EventRecord] = []
-        self.profile = TrapezoidProfile()
-        self.loop = PositionLoop()
-        self.tracking = False  # True: brake released and the position loop drives
-        self.load_known = False  # the loop has estimated the load at least once
-        self.profile_done_t: float | None = None
-        self.speed_limit = 0.0  # the active profile's limits (for the trace and checks)
-        self.accel_limit = 0.0
+        self.motion = Motion(config)
         self.angle = 0.0  # fused measured angle
         self.inputs: Inputs | None = None
         self.prev_buttons: frozenset[str] = frozenset()
         self.selftest_ok = False
         self.selftest_problem: tuple[str, bool] | None = None  # the first problem seen
         self.monitor = SafetyMonitor(config)
-        self.braked_angle: float | None = None
-        self.limp_deadline = 0.0
         self.brake_test = BrakeTest()
-        self.limp_began_on_switch = False
-        self.slow_down_t: float | None = None  # the drive has been near full duty since then
+        self.limp = LimpHome(config.limits.upright_deg)
         self.sr_watch: SupervisedWatch | None = None  # the supervised recovery's watch
         self.sr_emf: BackEmfOdometer | None = (
             None  # ... and its back-EMF odometer (no trusted angle)
@@ -326,7 +300,6 @@ class Controller:
         self.sr_speed = 0.0  # the supervised recovery's speed request (back-EMF mode)
         self.sr_switch_travel: float | None = None  # odometer travel when the upright switch closed
         self.sr_refused: str | None = None  # why the supervised recovery must not run again
-        self.trusted_load = 0.0  # the loop's load where a motion last ended with nothing latched
         self.hold_raw: tuple[float | None, float | None] | None = (
             None  # readings when a fault began holding
         )
@@ -336,8 +309,6 @@ class Controller:
         # Reasons the application refuses new sessions, by source (e.g. "history": the store a
         # session must be recorded in has failed). Set through refuse_sessions; read only by START.
         self.sessions_refused: dict[str, str] = {}
-        self.limp_switch_at: tuple[float | None, float | None] | None = None  # sensors when the
-        # upright switch closed during a limp home
         self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
         self.return_forced = False  # time limit or boot recovery: STOP cannot pause the return
         self.jog_dir = 0
@@ -426,7 +397,28 @@ class Controller:
 
     @property
     def setpoint(self) -> float:
-        return self.profile.pos if self.tracking else self.angle
+        return self.motion.setpoint(self.angle)
+
+    # The motion's state, read by the runner's trace and checks.
+    @property
+    def tracking(self) -> bool:
+        return self.motion.tracking
+
+    @property
+    def profile(self) -> TrapezoidProfile:
+        return self.motion.profile
+
+    @property
+    def loop(self) -> PositionLoop:
+        return self.motion.loop
+
+    @property
+    def speed_limit(self) -> float:
+        return self.motion.speed_limit
+
+    @property
+    def accel_limit(self) -> float:
+        return self.motion.accel_limit
 
     # ------------------------------------------------------------------ the tick
     def _tick(self, now: float, inp: Inputs) -> None:
@@ -485,7 +477,7 @@ class Controller:
                 self.speed_limit,
                 self.motor_cmd,
                 self.angle,
-                None if self.tracking else self.braked_angle,
+                None if self.tracking else self.motion.braked_angle,
                 self.motor_power,
                 self.profile.goal if self.tracking else None,
                 self.loop.denied_s if self.tracking else 0.0,
@@ -536,10 +528,7 @@ class Controller:
         the gap it is an average of before and after the cut. Returns the dt to step with."""
         if not (self.tracking and dt > DRIVE_GAP_S):
             return dt
-        p = self.profile
-        goal, vmax, amax = p.goal, p.vmax, p.amax
-        p.reset(self.angle)
-        p.set_goal(goal, vmax, amax)
+        self.motion.replan_from_rest(self.angle)
         return 0.0  # the new plan starts now
 
     def _measure(self, inp: Inputs) -> None:
@@ -703,14 +692,7 @@ class Controller:
     # ------------------------------------------------------------------ the states' handlers
     def _progress(self, dt: float, inp: Inputs) -> None:
         """Step the active profile, then the state's own handler (``_during``)."""
-        if self.tracking:
-            if dt > 0.0:
-                self.profile.step(dt)
-            if self.profile.done:
-                if self.profile_done_t is None:
-                    self.profile_done_t = self.now
-            else:
-                self.profile_done_t = None
+        self.motion.step(dt, self.now)
         during = self._during.get(self.state)
         if during is not None:
             during(dt, inp)
@@ -765,60 +747,20 @@ class Controller:
             self._fire("phase_done")
 
     def _during_limp_home(self, dt: float, inp: Inputs) -> None:
-        if self.now > self.limp_deadline:
-            self._on_fault(
-                Detection("limp_timeout", "limp home did not reach upright in time", Recovery.HOLD)
-            )
-        elif self.monitor.position_untrusted:
-            # No sensor is trusted for position: the upright switch marks a known point
-            # (it closes UPRIGHT_SWITCH_WINDOW_DEG before upright); the last stretch is
-            # measured relative to it (a drifting sensor is still right about motion).
-            if not self._switch_trusted():
-                # Neither the angle nor the switch can say where upright is: driving on
-                # would end wherever a lying switch or a drifting mean says (issue 11,
-                # repro 2 ended `idle` at 28.9 deg). Hold; the supervised recovery remains.
-                self._on_fault(
-                    Detection(
-                        "no_upright_reference",
-                        "no trusted angle sensor and no "
-                        "trusted upright switch: automatic motion stops",
-                        Recovery.HOLD,
-                    )
-                )
-            elif self.limp_began_on_switch or (inp.upright_switch and self.limp_switch_at is None):
-                if not self._switch_plausible(inp):
-                    self._on_fault(
-                        Detection(
-                            "upright_switch_stuck",
-                            "upright switch closed where neither angle sensor is near upright",
-                            Recovery.HOLD,
-                        )
-                    )
-                elif self.limp_began_on_switch:
-                    self._brake()  # the switch, the one trusted reference, says upright already
-                    self._fire("limp_done")
-                else:
-                    self.limp_switch_at = (inp.angle_primary_deg, inp.angle_secondary_deg)
-            elif self.limp_switch_at is not None:
-                # Travel since the switch closed, by the sensor that moved most: a stuck
-                # sensor understates it, one drifting the other way stops early (safe side).
-                travelled = max(
-                    (start - now_)
-                    for start, now_ in zip(
-                        self.limp_switch_at, (inp.angle_primary_deg, inp.angle_secondary_deg)
-                    )
-                    if start is not None and now_ is not None
-                )
-                if travelled >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG:
-                    self._brake()
-                    self._fire("limp_done")
-        elif self._settled() and self.at_upright:
+        step = self.limp.step(self.now, inp, self.monitor)
+        if isinstance(step, Detection):
+            self._on_fault(step)
+        elif step == LimpStep.AT_SWITCH:
+            self._brake()
+            self._fire("limp_done")
+        elif step == LimpStep.BY_ANGLE and self._settled() and self.at_upright:
             self._fire("arrived")
 
     def _during_return(self, dt: float, inp: Inputs) -> None:
         """The way up on a profile: returning, emergency_return, and a fault that returns."""
-        if self.slow_down_t is not None or (self.tracking and self.profile.goal < self.angle):
-            self._adapt_to_torque(dt)
+        slower = self.motion.adapt_to_torque(self.now, self.angle, self.motor_cmd)
+        if slower is not None:
+            self._note(f"drive near full duty on the way up: re-planned at {slower:.1f} deg/s")
         if self._settled() or (inp.upright_switch and self.at_upright and self.profile.done):
             if self.at_upright:
                 if not self._fire("arrived"):
@@ -861,7 +803,11 @@ class Controller:
             emf.update(self.motor_cmd, inp.motor_current_a, dt)
             pos = emf.travel
             self.sr_speed = max(-SUPERVISED_SPEED_DPS, self.sr_speed - SUPERVISED_ACCEL_DPS2 * dt)
-            if inp.upright_switch and self._switch_trusted() and self.sr_switch_travel is None:
+            if (
+                inp.upright_switch
+                and self.monitor.upright_switch_trusted
+                and self.sr_switch_travel is None
+            ):
                 self.sr_switch_travel = emf.travel
             if (
                 self.sr_switch_travel is not None
@@ -886,45 +832,8 @@ class Controller:
             self._report(det)
             self._fire("supervised_release")
 
-    def _adapt_to_torque(self, dt: float) -> None:
-        """A return whose drive runs near full duty is re-planned slower while the table still
-        comes up (issue 11, repro 4: 136 kg at 60 deg with a 15 deg/s emergency speed was held
-        at 48.8 deg). The monitor holds only a saturated drive that makes no progress."""
-        if not self.tracking or abs(self.motor_cmd) < SLOW_DOWN_DUTY:
-            self.slow_down_t = None
-            return
-        if self.slow_down_t is None:
-            self.slow_down_t = self.now
-            return
-        if self.now - self.slow_down_t < SLOW_DOWN_S or self.profile.vmax <= SLOW_DOWN_MIN_DPS:
-            return
-        slower = max(SLOW_DOWN_MIN_DPS, SLOW_DOWN_FACTOR * self.profile.vmax)
-        self._note(f"drive near full duty on the way up: re-planned at {slower:.1f} deg/s")
-        self.profile.vmax = slower
-        # The setpoint waits for the table (it lagged behind a drive at its limit).
-        self.profile.pos = self.angle
-        self.slow_down_t = None
-
-    def _switch_trusted(self) -> bool:
-        return "upright_switch_stuck" not in self.monitor.latched
-
-    def _switch_plausible(self, inp: Inputs) -> bool:
-        """The upright switch closing is believed only where one of the angle readings agrees
-        (one sensor is always right when they disagree by a single fault), or where no reading
-        is left to disagree (both frozen: the switch is the last evidence)."""
-        if self.monitor.sensors_frozen:
-            return True
-        near = self.cfg.limits.upright_deg + UPRIGHT_SWITCH_WINDOW_DEG + SWITCH_PLAUSIBLE_DEG
-        readings = [r for r in (inp.angle_primary_deg, inp.angle_secondary_deg) if r is not None]
-        return not readings or min(readings) <= near
-
     def _settled(self) -> bool:
-        if not self.tracking or self.profile_done_t is None:
-            return not self.tracking
-        return (
-            abs(self.angle - self.profile.goal) <= SETTLE_DEG
-            or self.now - self.profile_done_t >= SETTLE_TIMEOUT_S
-        )
+        return self.motion.settled(self.angle, self.now)
 
     def _outputs(self) -> Outputs:
         self.heartbeat = not self.heartbeat
@@ -950,15 +859,7 @@ class Controller:
             )
             brake = False
         elif self.tracking and not self.motionless:
-            self.motor_cmd = self.loop.update(
-                self.profile.pos,
-                self.profile.vel,
-                self.angle,
-                self.dt,
-                self.profile.vmax,
-                self.profile.acc,
-                current_a=self._live_current(),
-            )
+            self.motor_cmd = self.motion.drive(self.angle, self.dt, self._live_current())
             if (
                 state == State.SUPERVISED_RETURN
             ):  # bounded: a wrong estimate cannot wind it up to full
@@ -1028,7 +929,7 @@ class Controller:
 
     def _fail_safe(self, reason: str) -> None:
         """Last resort after an exception: stop, brake, latch fault, whatever state we were in."""
-        self.tracking = False
+        self.motion.tracking = False
         self.motor_cmd = 0.0
         try:
             self.monitor.hold_after_error()
@@ -1048,54 +949,13 @@ class Controller:
         if not self.brake_ok and not self.motionless:
             # The brake does not hold: keep the motor holding position instead.
             if not self.tracking:
-                self._move_to(self.angle, emergency=True)
-            self._controlled_stop()
+                self._move_to(self.angle, Pace.EMERGENCY)
+            self.motion.stop()
             return
-        if self.tracking and not self.monitor.latched:
-            self.trusted_load = self.loop.load  # gravity's pull here, measured on trusted sensors
-        self.tracking = False
-        self.braked_angle = self.angle
+        self.motion.engage_brake(self.angle, trusted=not self.monitor.latched)
 
-    def _move_to(
-        self, goal: float, emergency: bool = False, limp: bool = False, supervised: bool = False
-    ) -> None:
-        m = self.cfg.motion
-        if supervised:
-            vmax, amax = SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2
-            if self.tracking:
-                amax = max(amax, self.profile.amax)
-        elif limp:
-            vmax, amax = (
-                min(LIMP_SPEED_DPS, m.max_speed_dps),
-                min(LIMP_ACCEL_DPS2, m.max_accel_dps2),
-            )
-            if self.tracking:  # never brake a motion more gently than the profile it takes over
-                amax = max(amax, self.profile.amax)
-        elif emergency:
-            vmax, amax = m.emergency_speed_dps, m.emergency_accel_dps2
-        else:
-            vmax, amax = m.max_speed_dps, m.max_accel_dps2
-        goal = clamp_target(goal, self.cfg.limits.upright_deg, self.cfg.limits.max_angle_deg)
-        # Limp home runs on less trustworthy measurement (one sensor, or a drifting mean):
-        # it is planned well below its limit, slow being its whole point.
-        plan_speed = LIMP_PLAN_FRACTION * vmax if limp else max(vmax - SPEED_MARGIN_DPS, 0.7 * vmax)
-        if not self.tracking:
-            self.profile.reset(self.angle)
-            if self.load_known:
-                prior = self.loop.load  # the last estimate is the best guess
-            else:
-                prior = self.loop.gains.upright_load_prior if self.at_upright else 0.0
-            self.loop.reset(self.angle, prior)
-            self.load_known = True
-            self.tracking = True
-        self.profile.set_goal(goal, plan_speed, amax)
-        self.speed_limit, self.accel_limit = vmax, amax
-        self.profile_done_t = None
-
-    def _controlled_stop(self) -> None:
-        if self.tracking:
-            self.profile.stop()
-            self.profile_done_t = None
+    def _move_to(self, goal: float, pace: Pace = Pace.NORMAL) -> None:
+        self.motion.move_to(goal, self.angle, pace)
 
     def _take_remaining(self, full: float) -> float:
         remaining, self.phase_remaining = self.phase_remaining, None
@@ -1337,7 +1197,7 @@ class Controller:
         self._move_to(limits.max_angle_deg if self.jog_dir > 0 else limits.upright_deg)
 
     def _enter_holding(self, event: EventData) -> None:
-        self._controlled_stop()
+        self.motion.stop()
 
     def _enter_ramp(self, event: EventData) -> None:
         self._start_session_clock()
@@ -1366,31 +1226,25 @@ class Controller:
         source = self.paused_from = _source(event)
         if source == State.HOLD or (source == State.REST and self.rest_timing):
             self.phase_remaining = max(0.0, self.phase_end_t - self.now)
-        self._controlled_stop()
+        self.motion.stop()
 
     def _enter_returning(self, event: EventData) -> None:
         self._move_to(self.cfg.limits.upright_deg)
 
     def _enter_emergency_return(self, event: EventData) -> None:
         self.return_forced = True
-        self._move_to(self.cfg.limits.upright_deg, emergency=True)
+        self._move_to(self.cfg.limits.upright_deg, Pace.EMERGENCY)
 
     def _enter_limp_home(self, event: EventData) -> None:
         self.return_forced = True
-        self.limp_switch_at = None
-        self.limp_began_on_switch = self.inputs is not None and self.inputs.upright_switch
-        up = self.cfg.limits.upright_deg
-        self._move_to(up, limp=True)
+        self._move_to(self.cfg.limits.upright_deg, Pace.LIMP)
         if self.monitor.position_untrusted:
-            # Neither sensor is trusted for position: aim past upright and let the upright
-            # switch end the move (the mechanical stop lies beyond).
-            self.profile.goal = up - LIMP_PAST_UPRIGHT_DEG
-        distance = abs(self.angle - self.cfg.limits.upright_deg)
-        self.limp_deadline = self.now + distance / self.profile.vmax * 1.5 + LIMP_TIMEOUT_MARGIN_S
+            self.profile.goal = self.limp.goal(position_untrusted=True)
+        upright_switch = self.inputs is not None and self.inputs.upright_switch
+        self.limp.begin(self.now, self.angle, self.profile.vmax, upright_switch)
 
     def _enter_estop(self, event: EventData) -> None:
-        self.tracking = False  # the e-stop cuts the motor in hardware anyway
-        self.braked_angle = self.angle
+        self.motion.engage_brake(self.angle, trusted=False)  # the e-stop cuts the motor anyway
         self._note("e-stop: motor off, brake on (latched; RETURN or hold UP after release)")
 
     def _enter_fault(self, event: EventData) -> None:
@@ -1402,7 +1256,7 @@ class Controller:
                 )
         else:
             self.return_forced = True
-            self._move_to(self.cfg.limits.upright_deg, emergency=True)
+            self._move_to(self.cfg.limits.upright_deg, Pace.EMERGENCY)
 
     def _enter_supervised_return(self, event: EventData) -> None:
         self.return_forced = True
@@ -1429,24 +1283,25 @@ class Controller:
         if self.monitor.position_untrusted:
             # No reading is trusted for position: drive on the back-EMF (bounded duty), end on
             # the upright switch. The load prior is the loop's last estimate.
-            self.tracking = False
+            self.motion.drive_open_loop(SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2)
             self.sr_speed = 0.0
             self.sr_emf = BackEmfOdometer(
-                hw.motor_stall_current_a, hw.motor_no_load_speed_dps, self.trusted_load
+                hw.motor_stall_current_a, hw.motor_no_load_speed_dps, self.motion.trusted_load
             )
             self.sr_watch = SupervisedWatch(self.now, 0.0)
-            self.speed_limit, self.accel_limit = SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2
         else:
             self.sr_emf = None
             # The loop's last load estimate is not a prior here: it may have wound up against the
             # fault that held (a jam drove it to its bound and the release then ran the table
             # at 9.7 deg/s toward inversion).
-            self.tracking = False
-            self.load_known = False
-            self._move_to(self.cfg.limits.upright_deg, supervised=True)
             # The best prior is gravity's pull where the table last stopped on trusted sensors
             # (from none, a 136 kg user at 60 deg passed 2 deg/s at the brake release).
-            self.loop.reset(self.angle, self.trusted_load)
+            self.motion.restart(
+                self.cfg.limits.upright_deg,
+                self.angle,
+                Pace.SUPERVISED,
+                self.motion.trusted_load,
+            )
             self.sr_watch = SupervisedWatch(self.now, self.angle)
         self._note(
             f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s while UP or RETURN "
@@ -1457,16 +1312,8 @@ class Controller:
         self.sr_emf = None
         self.sr_watch = None
 
-    def _hold_on_fault(self) -> None:
-        """The recovery is now "hold": motor off, its supply cut, brake on, whatever the state."""
-        if self.state == State.FAULT:
-            self._stop_on_brake()  # escalated during a fault's return
-        else:
-            self._fire("fault")
-
     def _stop_on_brake(self) -> None:
         inp = self.inputs
         self.hold_raw = None if inp is None else (inp.angle_primary_deg, inp.angle_secondary_deg)
-        self.tracking = False
+        self.motion.engage_brake(self.angle, trusted=False)
         self.motor_cmd = 0.0
-        self.braked_angle = self.angle

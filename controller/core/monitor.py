@@ -200,6 +200,10 @@ class SafetyMonitor:
             self.distrusted.add(det.good_sensor.other)
             self._angles.clear()  # the measured angle changes source: restart the speed window
 
+    @property
+    def upright_switch_trusted(self) -> bool:
+        return "upright_switch_stuck" not in self.latched
+
     def hold_after_error(self) -> None:
         """An internal error: nothing is trusted to move (no fault code to latch)."""
         self.recovery = Recovery.HOLD
