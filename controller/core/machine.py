@@ -28,7 +28,7 @@ from controller.core.brake_test import BrakeTest, Outcome
 from controller.core.config import Config
 from controller.core.duty import DutyBudget
 from controller.core.limits import clamp, has_left_upright, is_upright, sensors_agree
-from controller.core.limp_home import UPRIGHT_SWITCH_WINDOW_DEG, LimpHome
+from controller.core.limp_home import LimpHome
 from controller.core.limp_home import Step as LimpStep
 from controller.core.monitor import (
     LIVE_CURRENT_A,
@@ -46,11 +46,10 @@ from controller.core.recovery import (
     SUPERVISED_ACCEL_DPS2,
     SUPERVISED_DUTY_MAX,
     SUPERVISED_SPEED_DPS,
-    BackEmfOdometer,
-    SupervisedWatch,
     single_out,
 )
 from controller.core.states import State
+from controller.core.supervised import Supervised
 from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
 
 SELFTEST_S = 0.3  # boot self-test sampling time (motor off, brake on)
@@ -293,13 +292,8 @@ class Controller:
         self.monitor = SafetyMonitor(config)
         self.brake_test = BrakeTest()
         self.limp = LimpHome(config.limits.upright_deg)
-        self.sr_watch: SupervisedWatch | None = None  # the supervised recovery's watch
-        self.sr_emf: BackEmfOdometer | None = (
-            None  # ... and its back-EMF odometer (no trusted angle)
-        )
-        self.sr_speed = 0.0  # the supervised recovery's speed request (back-EMF mode)
-        self.sr_switch_travel: float | None = None  # odometer travel when the upright switch closed
-        self.sr_refused: str | None = None  # why the supervised recovery must not run again
+        hw = config.hardware
+        self.supervised = Supervised(hw.motor_stall_current_a, hw.motor_no_load_speed_dps)
         self.hold_raw: tuple[float | None, float | None] | None = (
             None  # readings when a fault began holding
         )
@@ -792,40 +786,29 @@ class Controller:
             )
             self._fire("supervised_release")
             return
-        emf = self.sr_emf
-        if emf is None:
+        sup = self.supervised
+        if sup.emf is None:
             pos = self.angle
             if self._settled() and self.at_upright:
                 self._brake()
                 if self._fire("arrived"):
                     return
         else:
-            emf.update(self.motor_cmd, inp.motor_current_a, dt)
-            pos = emf.travel
-            self.sr_speed = max(-SUPERVISED_SPEED_DPS, self.sr_speed - SUPERVISED_ACCEL_DPS2 * dt)
-            if (
-                inp.upright_switch
-                and self.monitor.upright_switch_trusted
-                and self.sr_switch_travel is None
-            ):
-                self.sr_switch_travel = emf.travel
-            if (
-                self.sr_switch_travel is not None
-                and self.sr_switch_travel - emf.travel >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG
-            ):
-                self.upright_by_evidence = True  # the switch plus the back-EMF's last stretch
-                self.sr_emf = None
+            switch = inp.upright_switch and self.monitor.upright_switch_trusted
+            upright = sup.emf_step(self.motor_cmd, inp.motor_current_a, dt, switch)
+            pos = sup.emf.travel
+            if upright:
+                self.upright_by_evidence = True
+                sup.emf = None  # on the brake from here
                 self._note(
-                    "upright by the upright switch and the motor's back-EMF (no angle sensor trusted)"
+                    "upright by the upright switch and the motor's back-EMF "
+                    "(no angle sensor trusted)"
                 )
                 self._brake()
                 if self._fire("arrived"):
                     return
-        watch = self.sr_watch
-        verdict = watch.update(self.now, pos, self.motor_cmd) if watch is not None else None
+        verdict = sup.judge(self.now, pos, self.motor_cmd)
         if verdict is not None:
-            if verdict.code == "supervised_wrong_way":
-                self.sr_refused = verdict.reason
             # The recovery is a hold already: the verdict only ends this supervised motion.
             det = Detection(verdict.code, verdict.reason, Recovery.HOLD)
             self.monitor.latch(det)
@@ -852,11 +835,8 @@ class Controller:
                 heartbeat=self.heartbeat,
                 motor_power=True,
             )
-        if state == State.SUPERVISED_RETURN and self.sr_emf is not None:
-            # No trusted angle: the duty for the requested speed by the back-EMF load estimate.
-            self.motor_cmd = clamp(
-                self.sr_emf.duty_for(self.sr_speed), -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX
-            )
+        if state == State.SUPERVISED_RETURN and self.supervised.emf is not None:
+            self.motor_cmd = self.supervised.emf_duty()  # no trusted angle: on the back-EMF
             brake = False
         elif self.tracking and not self.motionless:
             self.motor_cmd = self.motion.drive(self.angle, self.dt, self._live_current())
@@ -1151,10 +1131,10 @@ class Controller:
                 "the motor driver ignores its command: its supply stays cut (manual release, "
                 "docs/safety.md)"
             )
-        if self.sr_refused:
+        if self.supervised.refused:
             problems.append(
-                f"an earlier supervised recovery went the wrong way ({self.sr_refused}): manual "
-                "release, docs/safety.md"
+                f"an earlier supervised recovery went the wrong way ({self.supervised.refused}): "
+                "manual release, docs/safety.md"
             )
         if self.verified_upright:
             problems.append("already upright")
@@ -1260,8 +1240,6 @@ class Controller:
 
     def _enter_supervised_return(self, event: EventData) -> None:
         self.return_forced = True
-        self.sr_switch_travel = None
-        hw = self.cfg.hardware
         inp = self.inputs
         if (
             self.monitor.position_untrusted
@@ -1284,13 +1262,8 @@ class Controller:
             # No reading is trusted for position: drive on the back-EMF (bounded duty), end on
             # the upright switch. The load prior is the loop's last estimate.
             self.motion.drive_open_loop(SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2)
-            self.sr_speed = 0.0
-            self.sr_emf = BackEmfOdometer(
-                hw.motor_stall_current_a, hw.motor_no_load_speed_dps, self.motion.trusted_load
-            )
-            self.sr_watch = SupervisedWatch(self.now, 0.0)
+            self.supervised.begin_on_emf(self.now, self.motion.trusted_load)
         else:
-            self.sr_emf = None
             # The loop's last load estimate is not a prior here: it may have wound up against the
             # fault that held (a jam drove it to its bound and the release then ran the table
             # at 9.7 deg/s toward inversion).
@@ -1302,15 +1275,15 @@ class Controller:
                 Pace.SUPERVISED,
                 self.motion.trusted_load,
             )
-            self.sr_watch = SupervisedWatch(self.now, self.angle)
+            self.supervised.begin_on_angle(self.now, self.angle)
         self._note(
-            f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s while UP or RETURN "
-            "is held" + (" (on the back-EMF and the upright switch)" if self.sr_emf else "")
+            f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s while UP or "
+            "RETURN is held"
+            + (" (on the back-EMF and the upright switch)" if self.supervised.emf else "")
         )
 
     def _exit_supervised_return(self, event: EventData) -> None:
-        self.sr_emf = None
-        self.sr_watch = None
+        self.supervised.end()
 
     def _stop_on_brake(self) -> None:
         inp = self.inputs
