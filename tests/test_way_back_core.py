@@ -62,9 +62,7 @@ def test_a_held_fault_is_a_pause_holding_up_moves_slowly_toward_upright_and_rele
     assert d.ctrl.state == "supervised_return"
 
 
-def test_supervised_recovery_reaches_a_verified_upright_and_ends_in_idle_with_sessions_refused() -> (
-    None
-):
+def test_supervised_recovery_ends_in_idle_at_a_verified_upright_with_sessions_refused() -> None:
     d = held_on_a_stall(-70.0)
     d.tick(-70.0, buttons=("up",))
     for _ in range(3000):

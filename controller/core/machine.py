@@ -1,15 +1,21 @@
 """The table controller: one ``transitions`` state machine with this object as its model.
 
-Design rules (DESIGN sections 3-4):
+Design rules (DESIGN sections 3-4; the structure in docs/architecture.md, "The tick"):
 
 - ``update(now, inputs) -> outputs`` is the whole interface. Time is passed in, so the
   same code runs in simulated time and in real time. Only the control thread calls it.
+- ``TRANSITIONS`` is the diagram (``invtable diagram``). Its guards are read-only
+  properties; the press that fires a trigger logs why they refused it (``_refusal``).
 - ``auto_transitions=False`` (the generated ``to_<state>()`` would bypass every guard),
   ``queued=True``, no ``Timeout`` extension: deadlines are numbers checked in ``update``.
 - Every trigger goes through ``_fire`` which records the transition with its time.
-- Safety precedence each tick: e-stop, then sensor faults, then ankle lock, then the
-  buttons, then the session time limit (last among the decisions, so it overrides any
-  press), then the state's own progress.
+- ``_tick`` runs the rules in their order of precedence (e-stop, sensor faults, ankle lock,
+  buttons, the latched recovery, the session time limit), then the state's own handler from
+  one table (``_enter_``, ``_during_``, ``_exit_<state>``).
+- Every fault goes through ``_on_fault``: the monitor latches it, ``_apply_recovery`` is the
+  one place a recovery acts on the state machine.
+- Collaborators with their own tests: ``Motion`` (profile, position loop), ``BrakeTest``,
+  ``LimpHome``, ``Supervised``; the ``SafetyMonitor`` owns what is latched.
 - Any exception inside a tick stops the motor, engages the brake and latches ``fault``;
   the loop keeps running so the alarm and the heartbeat stay alive.
 - A way back from every state (issue 11): a held ``fault`` is a pause, left by holding UP
@@ -20,7 +26,7 @@ Design rules (DESIGN sections 3-4):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from transitions import EventData, Machine
 
@@ -95,15 +101,14 @@ LOCK_GUARDED = (
     State.RETURNING,
 )
 
-TRANSITIONS: list[dict] = [
+TRANSITIONS: list[dict[str, Any]] = [
     # Boot self-test outcome. Conditions are tried in order.
     # A failed self-test latches a fault (see _on_fault); with the e-stop pressed it waits there.
     dict(trigger="selftest_failed", source=State.BOOT, dest=State.ESTOP, conditions="estop_input"),
     dict(trigger="selftest_passed", source=State.BOOT, dest=State.ESTOP, conditions="estop_input"),
     dict(trigger="selftest_passed", source=State.BOOT, dest=State.IDLE, conditions="at_upright"),
-    dict(
-        trigger="selftest_passed", source=State.BOOT, dest=State.RETURNING
-    ),  # power came back off upright
+    # Power came back off upright.
+    dict(trigger="selftest_passed", source=State.BOOT, dest=State.RETURNING),
     # E-stop overrides everything; a fault keeps the motor off already.
     dict(
         trigger="estop",
@@ -229,9 +234,8 @@ TRANSITIONS: list[dict] = [
         trigger="fault_limp", source=State.FAULT, dest=State.LIMP_HOME, conditions="fault_returning"
     ),
     dict(trigger="arrived", source=State.LIMP_HOME, dest=State.IDLE, conditions="verified_upright"),
-    dict(
-        trigger="limp_done", source=State.LIMP_HOME, dest=State.IDLE
-    ),  # ended by the (trusted) upright switch
+    # Ended by the (trusted) upright switch.
+    dict(trigger="limp_done", source=State.LIMP_HOME, dest=State.IDLE),
 ]
 
 
@@ -241,6 +245,8 @@ During = Callable[[float, Inputs], None]  # a state's handler for each tick: (dt
 
 def _source(event: EventData) -> State:
     """The state a transition leaves (transitions keeps Enum states by member name)."""
+    if event.transition is None:
+        raise RuntimeError("a state callback outside a transition")
     return State[event.transition.source]
 
 
@@ -262,6 +268,7 @@ class Controller:
     """Policy for one table. Create a fresh one at every boot (power-up or restart)."""
 
     state: State  # set by transitions
+    trigger: Callable[[str], bool]  # added by transitions
 
     def __init__(
         self,
@@ -294,9 +301,8 @@ class Controller:
         self.limp = LimpHome(config.limits.upright_deg)
         hw = config.hardware
         self.supervised = Supervised(hw.motor_stall_current_a, hw.motor_no_load_speed_dps)
-        self.hold_raw: tuple[float | None, float | None] | None = (
-            None  # readings when a fault began holding
-        )
+        # The readings when a fault began holding (the supervised recovery singles out a drift).
+        self.hold_raw: tuple[float | None, float | None] | None = None
         self.upright_by_evidence = False  # upright verified by the switch and the back-EMF
         self.boot_off_upright = False  # booted off upright: only the way back until upright
         self.cooldown_until = 0.0  # a forced return ended: the table rests upright until then
@@ -365,7 +371,7 @@ class Controller:
         try:
             self._tick(now, inputs)
             return self._outputs()
-        except Exception as exc:  # noqa: BLE001 - the last line of defence must catch everything
+        except Exception as exc:  # the last line of defence must catch everything
             self._fail_safe(f"internal_error: {type(exc).__name__}: {exc}")
             self.heartbeat = not self.heartbeat
             return SAFE_OUTPUTS._replace(heartbeat=self.heartbeat)
@@ -501,7 +507,8 @@ class Controller:
                 self._press(button)
 
     def _rule_session_limit(self) -> None:
-        # (e.g. holding UP out of an e-stop after the limit expired becomes the forced return)
+        # After the buttons, so no press starts a motion that outlives the limit (holding UP
+        # out of an e-stop after the limit expired becomes the forced return).
         self._track_session_clock()
         if (
             self.left_upright_t is not None
@@ -660,13 +667,13 @@ class Controller:
                 return
             self._fire("fault")  # also out of the e-stop: the fault also cuts the supply
         elif recovery == Recovery.LIMP_HOME:
-            self._fire("fault_limp")  # (at idle the user is already upright: not a source)
+            self._fire("fault_limp")  # from the motions it takes over (not idle: upright already)
         elif recovery == Recovery.EMERGENCY_RETURN:
             if new is None:
-                if state != State.IDLE:  # a fault's return that arrived stays arrived
+                if state != State.IDLE:  # at idle a fault's return has arrived
                     self._fire("fault_return")
             elif new.recovery != Recovery.REPORT and state != State.ESTOP:
-                # (nothing moves in e-stop; the recovery applies when it is left)
+                # (In e-stop nothing moves; the recovery applies when it is left.)
                 self._fire("fault_return")
                 if not self.tracking and not self.brake_ok:
                     self._brake()  # hold on the motor from now on
@@ -779,7 +786,7 @@ class Controller:
             self._during_return(dt, inp)
 
     def _during_supervised_return(self, dt: float, inp: Inputs) -> None:
-        """One tick of the supervised recovery: hold-to-run, watched, ended by a verified upright."""
+        """Hold-to-run, watched, ended by a verified upright (or a release, or a verdict)."""
         if not {"up", "return"} & inp.buttons:
             self._note(
                 "supervised recovery released: holding on the brake (hold UP or RETURN to go on)"
@@ -818,6 +825,7 @@ class Controller:
     def _settled(self) -> bool:
         return self.motion.settled(self.angle, self.now)
 
+    # ------------------------------------------------------------------ write
     def _outputs(self) -> Outputs:
         self.heartbeat = not self.heartbeat
         state = self.state
@@ -840,9 +848,8 @@ class Controller:
             brake = False
         elif self.tracking and not self.motionless:
             self.motor_cmd = self.motion.drive(self.angle, self.dt, self._live_current())
-            if (
-                state == State.SUPERVISED_RETURN
-            ):  # bounded: a wrong estimate cannot wind it up to full
+            if state == State.SUPERVISED_RETURN:
+                # Bounded: a wrong load estimate cannot wind it up to full duty.
                 self.motor_cmd = clamp(self.motor_cmd, -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX)
             brake = False
         else:
@@ -922,7 +929,7 @@ class Controller:
                 )
                 if self.on_transition:
                     self.on_transition(self.transitions[-1])
-        except Exception:  # noqa: BLE001 - nothing may escape the safety path
+        except Exception:  # nothing may escape the safety path
             pass
 
     def _brake(self) -> None:
@@ -941,51 +948,7 @@ class Controller:
         remaining, self.phase_remaining = self.phase_remaining, None
         return full if remaining is None else remaining
 
-    def _interlock_problems(self) -> list[str]:
-        inp = self.inputs
-        problems = []
-        if inp is None:
-            return ["no inputs yet"]
-        if not inp.ankle_locked:
-            problems.append("ankle lock not confirmed")
-        if inp.estop_pressed:
-            problems.append("e-stop pressed")
-        if not self.selftest_ok:
-            problems.append("self-test not passed")
-        if self.monitor.latched:
-            problems.append("latched fault: " + ", ".join(sorted(self.monitor.latched)))
-        if inp.angle_primary_deg is None or inp.angle_secondary_deg is None:
-            problems.append("an angle sensor gives no reading")
-        elif not sensors_agree(inp.angle_primary_deg, inp.angle_secondary_deg, SENSOR_AGREE_DEG):
-            problems.append("angle sensors disagree")
-        if inp.overtravel_tripped:
-            problems.append("over-travel switch open")
-        if self.boot_off_upright:
-            problems.append(
-                "the table was off upright at power-on: it must be upright first (RETURN or hold UP)"
-            )
-        if self.now < self.cooldown_until:
-            problems.append(
-                f"rest upright after a forced return: wait {self.cooldown_until - self.now:.0f} s "
-                f"(session.cooldown_s = {self.cfg.session.cooldown_s:g})"
-            )
-        wait = self.duty.wait_s(self.now)
-        if wait > 0:
-            problems.append(
-                f"the actuator's duty budget ({self.cfg.motion.duty_on_s:g} s on per "
-                f"{self.cfg.motion.duty_window_s:g} s) is used up: wait {wait:.0f} s"
-            )
-        if inp.drive_inhibited:
-            problems.append(
-                "the motion board has acted alone or is shut down (check the table, then clear it)"
-            )
-        if inp.estop_discrepancy or inp.ankle_discrepancy:
-            problems.append("a dual-channel safety input disagrees with itself")
-        if self.at_upright and not inp.upright_switch:
-            problems.append("upright switch open at upright")
-        return problems
-
-    # ------------------------------------------------------------------ conditions
+    # ------------------------------------------------------------------ what holds now
     @property
     def brake_ok(self) -> bool:
         """False once the brake was seen slipping: the motor holds instead from then on. (Seeding
@@ -1140,7 +1103,54 @@ class Controller:
             problems.append("already upright")
         return problems
 
-    # ------------------------------------------------------------------ state callbacks
+    def _interlock_problems(self) -> list[str]:
+        inp = self.inputs
+        problems = []
+        if inp is None:
+            return ["no inputs yet"]
+        if not inp.ankle_locked:
+            problems.append("ankle lock not confirmed")
+        if inp.estop_pressed:
+            problems.append("e-stop pressed")
+        if not self.selftest_ok:
+            problems.append("self-test not passed")
+        if self.monitor.latched:
+            problems.append("latched fault: " + ", ".join(sorted(self.monitor.latched)))
+        if inp.angle_primary_deg is None or inp.angle_secondary_deg is None:
+            problems.append("an angle sensor gives no reading")
+        elif not sensors_agree(inp.angle_primary_deg, inp.angle_secondary_deg, SENSOR_AGREE_DEG):
+            problems.append("angle sensors disagree")
+        if inp.overtravel_tripped:
+            problems.append("over-travel switch open")
+        if self.boot_off_upright:
+            problems.append(
+                "the table was off upright at power-on: it must be upright first "
+                "(RETURN or hold UP)"
+            )
+        if self.now < self.cooldown_until:
+            problems.append(
+                "rest upright after a forced return: wait "
+                f"{self.cooldown_until - self.now:.0f} s "
+                f"(session.cooldown_s = {self.cfg.session.cooldown_s:g})"
+            )
+        wait = self.duty.wait_s(self.now)
+        if wait > 0:
+            problems.append(
+                f"the actuator's duty budget ({self.cfg.motion.duty_on_s:g} s on per "
+                f"{self.cfg.motion.duty_window_s:g} s) is used up: wait {wait:.0f} s"
+            )
+        if inp.drive_inhibited:
+            problems.append(
+                "the motion board has acted alone or is shut down (check the table, then clear it)"
+            )
+        if inp.estop_discrepancy or inp.ankle_discrepancy:
+            problems.append("a dual-channel safety input disagrees with itself")
+        if self.at_upright and not inp.upright_switch:
+            problems.append("upright switch open at upright")
+        return problems
+
+    # ------------------------------------------------------------------ entries and exits
+    # (transitions' callbacks, with its EventData)
     def _jog_down(self, event: EventData) -> None:
         self.jog_dir = 1
 
@@ -1153,8 +1163,8 @@ class Controller:
             self.cooldown_until = self.now + self.cfg.session.cooldown_s
             if self.cfg.session.cooldown_s > 0:
                 self._note(
-                    f"upright after a forced return: the table rests {self.cfg.session.cooldown_s:g} s "
-                    "before it tilts down again"
+                    "upright after a forced return: the table rests "
+                    f"{self.cfg.session.cooldown_s:g} s before it tilts down again"
                 )
         self.boot_off_upright = False
         self.left_upright_t = None
@@ -1260,7 +1270,7 @@ class Controller:
                 self._report(det)
         if self.monitor.position_untrusted:
             # No reading is trusted for position: drive on the back-EMF (bounded duty), end on
-            # the upright switch. The load prior is the loop's last estimate.
+            # the upright switch. The load prior is where the table last stopped on trusted sensors.
             self.motion.drive_open_loop(SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2)
             self.supervised.begin_on_emf(self.now, self.motion.trusted_load)
         else:
