@@ -69,7 +69,7 @@ def test_supervised_recovery_ends_in_idle_at_a_verified_upright_with_sessions_re
         d.tick(buttons=("up",))
         if d.ctrl.state != "supervised_return":
             break
-    assert d.ctrl.state == "idle" and d.ctrl.at_upright() and d.out.brake
+    assert d.ctrl.state == "idle" and d.ctrl.at_upright and d.out.brake
     d.tap("start")
     assert d.ctrl.state == "idle" and "refused start" in notes(d)
 

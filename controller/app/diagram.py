@@ -25,11 +25,20 @@ class _Model:
     """A bare model: drawing never evaluates conditions."""
 
 
+def _by_value(transition: dict) -> dict:
+    """transitions names Enum states by member (``IDLE``); the diagram shows the values."""
+
+    def plain(states: object) -> object:
+        return [str(s) for s in states] if isinstance(states, list) else str(states)
+
+    return {**transition, "source": plain(transition["source"]), "dest": plain(transition["dest"])}
+
+
 def mermaid() -> str:
     machine = GraphMachine(
         model=_Model(),
-        states=[s for s, _ in STATES],
-        transitions=TRANSITIONS,
+        states=[str(s) for s, _ in STATES],
+        transitions=[_by_value(t) for t in TRANSITIONS],
         initial="boot",
         auto_transitions=False,
         queued=True,

@@ -1,15 +1,21 @@
 """The table controller: one ``transitions`` state machine with this object as its model.
 
-Design rules (DESIGN sections 3-4):
+Design rules (DESIGN sections 3-4; the structure in docs/architecture.md, "The tick"):
 
 - ``update(now, inputs) -> outputs`` is the whole interface. Time is passed in, so the
   same code runs in simulated time and in real time. Only the control thread calls it.
+- ``TRANSITIONS`` is the diagram (``invtable diagram``). Its guards are read-only
+  properties; the press that fires a trigger logs why they refused it (``_refusal``).
 - ``auto_transitions=False`` (the generated ``to_<state>()`` would bypass every guard),
   ``queued=True``, no ``Timeout`` extension: deadlines are numbers checked in ``update``.
 - Every trigger goes through ``_fire`` which records the transition with its time.
-- Safety precedence each tick: e-stop, then sensor faults, then ankle lock, then the
-  buttons, then the session time limit (last among the decisions, so it overrides any
-  press), then the state's own progress.
+- ``_tick`` runs the rules in their order of precedence (e-stop, sensor faults, ankle lock,
+  buttons, the latched recovery, the session time limit), then the state's own handler from
+  one table (``_enter_``, ``_during_``, ``_exit_<state>``).
+- Every fault goes through ``_on_fault``: the monitor latches it, ``_apply_recovery`` is the
+  one place a recovery acts on the state machine.
+- Collaborators with their own tests: ``Motion`` (profile, position loop), ``BrakeTest``,
+  ``LimpHome``, ``Supervised``; the ``SafetyMonitor`` owns what is latched.
 - Any exception inside a tick stops the motor, engages the brake and latches ``fault``;
   the loop keeps running so the alarm and the heartbeat stay alive.
 - A way back from every state (issue 11): a held ``fault`` is a pause, left by holding UP
@@ -20,202 +26,228 @@ Design rules (DESIGN sections 3-4):
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
-from transitions import Machine
+from transitions import EventData, Machine
 
+from controller.core.brake_test import BrakeTest, Outcome
 from controller.core.config import Config
 from controller.core.duty import DutyBudget
-from controller.core.limits import clamp, clamp_target, has_left_upright, is_upright, sensors_agree
+from controller.core.limits import clamp, has_left_upright, is_upright, sensors_agree
+from controller.core.limp_home import LimpHome
+from controller.core.limp_home import Step as LimpStep
 from controller.core.monitor import (
     LIVE_CURRENT_A,
     SENSOR_AGREE_DEG,
-    SEVERITY,
     Detection,
+    Recovery,
     SafetyMonitor,
+    Sensor,
     Snapshot,
 )
+from controller.core.motion import SETTLE_DEG, Motion, Pace
 from controller.core.motor_loop import DRIVE_GAP_S, PositionLoop
 from controller.core.profile import TrapezoidProfile
 from controller.core.recovery import (
     SUPERVISED_ACCEL_DPS2,
     SUPERVISED_DUTY_MAX,
     SUPERVISED_SPEED_DPS,
-    WRONG_WAY_DEG,
-    BackEmfOdometer,
-    SupervisedWatch,
-    Verdict,
     single_out,
 )
+from controller.core.states import State
+from controller.core.supervised import Supervised
 from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
 
 SELFTEST_S = 0.3  # boot self-test sampling time (motor off, brake on)
-# The brake test, run at upright only (at boot, and before every session): the motor pushes
-# toward inversion against the engaged brake. At upright gravity always pulls toward upright
-# (the user lies above the pivot axis) and the brake is seen holding that at rest; pushing
-# toward upright would only add to gravity, and a failed brake would then let the table run.
-BRAKE_TEST_DUTY = 0.35  # 245 N m at the sim's gearmotor: a net 55-210 N m over the user range
-BRAKE_TEST_S = 0.3
-BRAKE_TEST_MOVE_DEG = 0.2  # the table must not move more than this (it stops pushing at once)
 SENSOR_AGREE_BOOT_DEG = 2.0  # the two angle sensors must agree this closely at boot
-SETTLE_DEG = 0.3  # "arrived": within this of the goal ...
-SETTLE_TIMEOUT_S = 1.0  # ... or this long after the profile finished
-SETTLE_COMING_DPS = 0.2  # ... unless the table still comes toward the goal faster than this
-LIMP_SPEED_DPS = 2.0  # limp home: slow, on the one sensor still trusted
-LIMP_ACCEL_DPS2 = 2.0
-LIMP_PLAN_FRACTION = 0.75
-LIMP_TIMEOUT_MARGIN_S = 10.0  # limp home gives up (hold + alarm) this long after its ideal time
-LIMP_PAST_UPRIGHT_DEG = 5.0  # with no sensor trusted for position, aim this far past upright
-# until the upright switch closes
-UPRIGHT_SWITCH_WINDOW_DEG = 1.5  # the upright switch closes this far before upright (hardware)
-SWITCH_PLAUSIBLE_DEG = 3.0  # a reading within this of the switch point makes its closing plausible
-# Profiles are planned this far below the state's speed limit: the true speed deviates from
-# the plan by sensor noise and motor dynamics (measured about 0.2 deg/s worst case in the
-# simulator across 40-136 kg users), and the limit applies to the true speed.
-SPEED_MARGIN_DPS = 0.25
-# Emergency return under load: when the drive runs near full duty while the table still comes
-# up, the return is re-planned slower (never held while it makes progress toward upright).
-SLOW_DOWN_DUTY = 0.95  # |duty| at or above this ...
-SLOW_DOWN_S = 0.2  # ... for this long: re-plan at SLOW_DOWN_FACTOR of the speed
-SLOW_DOWN_FACTOR = 0.7
-SLOW_DOWN_MIN_DPS = 1.0  # never planned slower than this (below it the monitor judges progress)
 
 # (name, description) -- the description feeds the generated state diagram.
-STATES: list[tuple[str, str]] = [
-    ("boot", "self-test on the brake: sensor checks, then the brake test"),
-    ("idle", "a verified upright and ready"),
-    ("jogging", "hold-to-run UP or DOWN"),
-    ("holding", "stopped off upright on the brake"),
-    ("ramp", "session: moving to target"),
-    ("hold", "session: holding at target"),
-    ("rest", "session: resting near horizontal"),
-    ("paused", "session paused on the brake"),
-    ("returning", "normal profile to upright"),
-    ("emergency_return", "latched, emergency profile to upright"),
-    ("limp_home", "fault: slowly upright on the one sensor still trusted"),
+STATES: list[tuple[State, str]] = [
+    (State.BOOT, "self-test on the brake: sensor checks, then the brake test"),
+    (State.IDLE, "a verified upright and ready"),
+    (State.JOGGING, "hold-to-run UP or DOWN"),
+    (State.HOLDING, "stopped off upright on the brake"),
+    (State.RAMP, "session: moving to target"),
+    (State.HOLD, "session: holding at target"),
+    (State.REST, "session: resting near horizontal"),
+    (State.PAUSED, "session paused on the brake"),
+    (State.RETURNING, "normal profile to upright"),
+    (State.EMERGENCY_RETURN, "latched, emergency profile to upright"),
+    (State.LIMP_HOME, "fault: slowly upright on the one sensor still trusted"),
     (
-        "supervised_return",
+        State.SUPERVISED_RETURN,
         "held fault, UP or RETURN held: slowly toward upright (hold-to-run), watched; "
         "released or not following = brake, back to the fault",
     ),
-    ("estop", "latched: motor off, brake on"),
+    (State.ESTOP, "latched: motor off, brake on"),
     (
-        "fault",
+        State.FAULT,
         "latched fault, alarm: upright on the emergency profile if motion is trusted, "
         "else motor off, supply relay open, brake on",
     ),
 ]
-STATE_NAMES = [s for s, _ in STATES]
-SESSION_STATES = ("ramp", "hold", "rest")
+STATE_NAMES = [s.value for s in State]
+SESSION_STATES = (State.RAMP, State.HOLD, State.REST)
 # States the session time limit ends (e-stop and faults override it; returns are already returning).
-TIME_LIMITED = ("jogging", "holding", "ramp", "hold", "rest", "paused")
+TIME_LIMITED = (State.JOGGING, State.HOLDING, State.RAMP, State.HOLD, State.REST, State.PAUSED)
 # States in which losing the ankle lock triggers an emergency return.
-LOCK_GUARDED = ("jogging", "holding", "ramp", "hold", "rest", "paused", "returning")
-# Where a latched recovery takes over from whatever motion is running.
-LIMP_ENFORCED = ("emergency_return", "fault") + LOCK_GUARDED
-RETURN_ENFORCED = ("emergency_return",) + LOCK_GUARDED
+LOCK_GUARDED = (
+    State.JOGGING,
+    State.HOLDING,
+    State.RAMP,
+    State.HOLD,
+    State.REST,
+    State.PAUSED,
+    State.RETURNING,
+)
 
-TRANSITIONS: list[dict] = [
+TRANSITIONS: list[dict[str, Any]] = [
     # Boot self-test outcome. Conditions are tried in order.
-    # A failed self-test latches a fault (see _on_detection); with the e-stop pressed it waits
-    # there.
-    dict(trigger="selftest_failed", source="boot", dest="estop", conditions="estop_input"),
-    dict(trigger="selftest_passed", source="boot", dest="estop", conditions="estop_input"),
-    dict(trigger="selftest_passed", source="boot", dest="idle", conditions="at_upright"),
-    dict(trigger="selftest_passed", source="boot", dest="returning"),  # power came back off upright
+    # A failed self-test latches a fault (see _on_fault); with the e-stop pressed it waits there.
+    dict(trigger="selftest_failed", source=State.BOOT, dest=State.ESTOP, conditions="estop_input"),
+    dict(trigger="selftest_passed", source=State.BOOT, dest=State.ESTOP, conditions="estop_input"),
+    dict(trigger="selftest_passed", source=State.BOOT, dest=State.IDLE, conditions="at_upright"),
+    # Power came back off upright.
+    dict(trigger="selftest_passed", source=State.BOOT, dest=State.RETURNING),
     # E-stop overrides everything; a fault keeps the motor off already.
     dict(
         trigger="estop",
-        source=[s for s in STATE_NAMES if s not in ("boot", "estop", "fault")],
-        dest="estop",
+        source=[s for s in State if s not in (State.BOOT, State.ESTOP, State.FAULT)],
+        dest=State.ESTOP,
     ),
-    dict(trigger="estop", source="fault", dest="estop", conditions="fault_returning"),
+    dict(trigger="estop", source=State.FAULT, dest=State.ESTOP, conditions="fault_returning"),
     # Supervised recovery: a held fault is a pause, never a dead end (controller/core/recovery.py).
     # RETURN or UP held drives slowly toward upright; release stops it again.
     dict(
-        trigger="press_return", source="fault", dest="supervised_return", conditions="may_supervise"
+        trigger="press_return",
+        source=State.FAULT,
+        dest=State.SUPERVISED_RETURN,
+        conditions="may_supervise",
     ),
-    dict(trigger="press_up", source="fault", dest="supervised_return", conditions="may_supervise"),
-    dict(trigger="supervised_release", source="supervised_return", dest="fault"),
-    dict(trigger="arrived", source="supervised_return", dest="idle", conditions="verified_upright"),
-    dict(trigger="fault", source=[s for s in STATE_NAMES if s != "fault"], dest="fault"),
-    # Program session.
-    dict(trigger="press_start", source="idle", dest="ramp", conditions="may_start_session"),
-    dict(trigger="press_start", source="paused", dest="ramp", conditions="paused_in_ramp"),
-    dict(trigger="press_start", source="paused", dest="hold", conditions="paused_in_hold"),
-    dict(trigger="press_start", source="paused", dest="rest", conditions="paused_in_rest"),
     dict(
-        trigger="press_start", source="paused", dest="returning", conditions="paused_in_returning"
+        trigger="press_up",
+        source=State.FAULT,
+        dest=State.SUPERVISED_RETURN,
+        conditions="may_supervise",
     ),
-    dict(trigger="press_stop", source=list(SESSION_STATES), dest="paused"),
-    dict(trigger="press_stop", source="returning", dest="paused", unless="return_is_forced"),
-    dict(trigger="press_stop", source="jogging", dest="holding"),
-    dict(trigger="arrived", source="ramp", dest="hold"),
-    dict(trigger="next_step", source="hold", dest="ramp"),  # a program's next step
-    dict(trigger="phase_done", source="hold", dest="rest"),
-    dict(trigger="phase_done", source="rest", dest="returning"),
+    dict(trigger="supervised_release", source=State.SUPERVISED_RETURN, dest=State.FAULT),
+    dict(
+        trigger="arrived",
+        source=State.SUPERVISED_RETURN,
+        dest=State.IDLE,
+        conditions="verified_upright",
+    ),
+    dict(trigger="fault", source=[s for s in State if s != State.FAULT], dest=State.FAULT),
+    # Program session.
+    dict(trigger="press_start", source=State.IDLE, dest=State.RAMP, conditions="may_start_session"),
+    dict(trigger="press_start", source=State.PAUSED, dest=State.RAMP, conditions="paused_in_ramp"),
+    dict(trigger="press_start", source=State.PAUSED, dest=State.HOLD, conditions="paused_in_hold"),
+    dict(trigger="press_start", source=State.PAUSED, dest=State.REST, conditions="paused_in_rest"),
+    dict(
+        trigger="press_start",
+        source=State.PAUSED,
+        dest=State.RETURNING,
+        conditions="paused_in_returning",
+    ),
+    dict(trigger="press_stop", source=list(SESSION_STATES), dest=State.PAUSED),
+    dict(
+        trigger="press_stop", source=State.RETURNING, dest=State.PAUSED, unless="return_is_forced"
+    ),
+    dict(trigger="press_stop", source=State.JOGGING, dest=State.HOLDING),
+    dict(trigger="arrived", source=State.RAMP, dest=State.HOLD),
+    dict(trigger="next_step", source=State.HOLD, dest=State.RAMP),  # a program's next step
+    dict(trigger="phase_done", source=State.HOLD, dest=State.REST),
+    dict(trigger="phase_done", source=State.REST, dest=State.RETURNING),
     # Hold-to-run jog.
     dict(
         trigger="press_down",
-        source=["idle", "holding"],
-        dest="jogging",
+        source=[State.IDLE, State.HOLDING],
+        dest=State.JOGGING,
         conditions="may_jog_down",
         before="_jog_down",
     ),
-    dict(trigger="press_up", source="holding", dest="jogging", before="_jog_up"),
+    dict(trigger="press_up", source=State.HOLDING, dest=State.JOGGING, before="_jog_up"),
     dict(
         trigger="press_up",
-        source="estop",
-        dest="jogging",
+        source=State.ESTOP,
+        dest=State.JOGGING,
         conditions="estop_released",
         before="_jog_up",
     ),
-    dict(trigger="press_up", source=["ramp", "hold", "rest", "paused"], dest="returning"),
-    dict(trigger="jog_end", source="jogging", dest="holding"),
+    dict(
+        trigger="press_up",
+        source=[State.RAMP, State.HOLD, State.REST, State.PAUSED],
+        dest=State.RETURNING,
+    ),
+    dict(trigger="jog_end", source=State.JOGGING, dest=State.HOLDING),
     # `idle` is entered at a verified upright only; should the table leave it there (a brake
     # that slips), UP and RETURN still bring it back.
     dict(
         trigger="press_up",
-        source="idle",
-        dest="jogging",
+        source=State.IDLE,
+        dest=State.JOGGING,
         conditions="off_upright",
         before="_jog_up",
     ),
-    dict(trigger="arrived", source="holding", dest="idle", conditions="verified_upright"),
+    dict(trigger="arrived", source=State.HOLDING, dest=State.IDLE, conditions="verified_upright"),
     # Returns.
-    dict(trigger="time_limit", source=list(TIME_LIMITED), dest="returning"),
-    dict(trigger="press_return", source=list(LOCK_GUARDED), dest="emergency_return"),
+    dict(trigger="time_limit", source=list(TIME_LIMITED), dest=State.RETURNING),
+    dict(trigger="press_return", source=list(LOCK_GUARDED), dest=State.EMERGENCY_RETURN),
     dict(
-        trigger="press_return", source="estop", dest="emergency_return", conditions="estop_released"
+        trigger="press_return",
+        source=State.ESTOP,
+        dest=State.EMERGENCY_RETURN,
+        conditions="estop_released",
     ),
-    dict(trigger="press_return", source="idle", dest="emergency_return", conditions="off_upright"),
-    dict(trigger="lock_lost", source=list(LOCK_GUARDED), dest="emergency_return"),
+    dict(
+        trigger="press_return",
+        source=State.IDLE,
+        dest=State.EMERGENCY_RETURN,
+        conditions="off_upright",
+    ),
+    dict(trigger="lock_lost", source=list(LOCK_GUARDED), dest=State.EMERGENCY_RETURN),
     dict(
         trigger="arrived",
-        source=["returning", "emergency_return"],
-        dest="idle",
+        source=[State.RETURNING, State.EMERGENCY_RETURN],
+        dest=State.IDLE,
         conditions="verified_upright",
     ),
     # Safety monitor recoveries (a latched fault chooses the safest means left).
     # A fault whose recovery is the emergency return stays visible as `fault` while it returns.
     dict(
         trigger="fault_return",
-        source=["boot", "idle", "emergency_return"] + list(LOCK_GUARDED),
-        dest="fault",
+        source=[State.BOOT, State.IDLE, State.EMERGENCY_RETURN] + list(LOCK_GUARDED),
+        dest=State.FAULT,
     ),
     dict(
         trigger="arrived",
-        source="fault",
-        dest="idle",
+        source=State.FAULT,
+        dest=State.IDLE,
         conditions=["fault_returning", "verified_upright"],
     ),
-    dict(trigger="fault_limp", source=["emergency_return"] + list(LOCK_GUARDED), dest="limp_home"),
-    dict(trigger="fault_limp", source="fault", dest="limp_home", conditions="fault_returning"),
-    dict(trigger="arrived", source="limp_home", dest="idle", conditions="verified_upright"),
     dict(
-        trigger="limp_done", source="limp_home", dest="idle"
-    ),  # ended by the (trusted) upright switch
+        trigger="fault_limp",
+        source=[State.EMERGENCY_RETURN] + list(LOCK_GUARDED),
+        dest=State.LIMP_HOME,
+    ),
+    dict(
+        trigger="fault_limp", source=State.FAULT, dest=State.LIMP_HOME, conditions="fault_returning"
+    ),
+    dict(trigger="arrived", source=State.LIMP_HOME, dest=State.IDLE, conditions="verified_upright"),
+    # Ended by the (trusted) upright switch.
+    dict(trigger="limp_done", source=State.LIMP_HOME, dest=State.IDLE),
 ]
+
+
+Callback = Callable[[EventData], None]  # a state's entry or exit (transitions' callbacks)
+During = Callable[[float, Inputs], None]  # a state's handler for each tick: (dt, inputs)
+
+
+def _source(event: EventData) -> State:
+    """The state a transition leaves (transitions keeps Enum states by member name)."""
+    if event.transition is None:
+        raise RuntimeError("a state callback outside a transition")
+    return State[event.transition.source]
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,8 +267,8 @@ class EventRecord:
 class Controller:
     """Policy for one table. Create a fresh one at every boot (power-up or restart)."""
 
-    state: str  # set by transitions
-    trigger: Callable[..., bool]  # transitions' model.trigger(name)
+    state: State  # set by transitions
+    trigger: Callable[[str], bool]  # added by transitions
 
     def __init__(
         self,
@@ -258,53 +290,30 @@ class Controller:
         self.on_event = on_event
         self.transitions: list[TransitionRecord] = []
         self.events: list[EventRecord] = []
-        self.profile = TrapezoidProfile()
-        self.loop = PositionLoop()
-        self.tracking = False  # True: brake released and the position loop drives
-        self.load_known = False  # the loop has estimated the load at least once
-        self.profile_done_t: float | None = None
-        self.speed_limit = 0.0  # the active profile's limits (for the trace and checks)
-        self.accel_limit = 0.0
+        self.motion = Motion(config)
         self.angle = 0.0  # fused measured angle
         self.inputs: Inputs | None = None
         self.prev_buttons: frozenset[str] = frozenset()
         self.selftest_ok = False
-        self.selftest_problem: str | None = None
+        self.selftest_problem: tuple[str, bool] | None = None  # the first problem seen
         self.monitor = SafetyMonitor(config)
-        self.recovery = "report"  # the most conservative recovery among latched faults
-        self.braked_angle: float | None = None
-        self.brake_ok = True  # False after brake creep: the motor holds instead
-        self.limp_deadline = 0.0
-        self.brake_test_until: float | None = None  # a brake test is running until then
-        self.brake_test_ref = 0.0
-        self.brake_test_moved = 0.0
-        self.limp_began_on_switch = False
-        self.slow_down_t: float | None = None  # the drive has been near full duty since then
-        self.sr_watch: SupervisedWatch | None = None  # the supervised recovery's watch
-        self.sr_emf: BackEmfOdometer | None = (
-            None  # ... and its back-EMF odometer (no trusted angle)
-        )
-        self.sr_speed = 0.0  # the supervised recovery's speed request (back-EMF mode)
-        self.sr_switch_travel: float | None = None  # odometer travel when the upright switch closed
-        self.sr_raw0: tuple[float | None, float | None] | None = None  # readings when it began
-        self.sr_refused: str | None = None  # why the supervised recovery must not run again
-        self.trusted_load = 0.0  # the loop's load where a motion last ended with nothing latched
-        self.hold_raw: tuple[float | None, float | None] | None = (
-            None  # readings when a fault began holding
-        )
+        self.brake_test = BrakeTest()
+        self.limp = LimpHome(config.limits.upright_deg)
+        hw = config.hardware
+        self.supervised = Supervised(hw.motor_stall_current_a, hw.motor_no_load_speed_dps)
+        # The readings when a fault began holding (the supervised recovery singles out a drift).
+        self.hold_raw: tuple[float | None, float | None] | None = None
         self.upright_by_evidence = False  # upright verified by the switch and the back-EMF
         self.boot_off_upright = False  # booted off upright: only the way back until upright
         self.cooldown_until = 0.0  # a forced return ended: the table rests upright until then
         # Reasons the application refuses new sessions, by source (e.g. "history": the store a
         # session must be recorded in has failed). Set through refuse_sessions; read only by START.
         self.sessions_refused: dict[str, str] = {}
-        self.limp_switch_at: tuple[float | None, float | None] | None = None  # sensors when the
-        # upright switch closed during a limp home
         self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
         self.return_forced = False  # time limit or boot recovery: STOP cannot pause the return
         self.jog_dir = 0
         self.jog_started_t = 0.0
-        self.paused_from = ""
+        self.paused_from: State | None = None  # the session phase a pause resumes
         self.phase_end_t = 0.0
         self.phase_remaining: float | None = None
         self.rest_timing = False
@@ -312,19 +321,49 @@ class Controller:
         self.motor_cmd = 0.0
         self.motor_power = False  # the supply relay as last commanded
         self.dt = 0.0
-        self.fire_source = "boot"  # the state a trigger was fired from (read by on_enter_paused)
+        # Each state's handlers: (on entry, every tick after the rules, on exit). transitions
+        # calls the first and the last with its EventData; _progress calls the middle one.
+        handlers: dict[State, tuple[Callback | None, During | None, Callback | None]] = {
+            State.BOOT: (None, None, None),  # the self-test runs before the rules (_tick)
+            State.IDLE: (self._enter_idle, None, None),
+            State.JOGGING: (self._enter_jogging, self._during_jogging, None),
+            State.HOLDING: (self._enter_holding, self._during_holding, None),
+            State.RAMP: (self._enter_ramp, self._during_ramp, self._exit_ramp),
+            State.HOLD: (self._enter_hold, self._during_hold, None),
+            State.REST: (self._enter_rest, self._during_rest, None),
+            State.PAUSED: (self._enter_paused, self._during_paused, self._exit_paused),
+            State.RETURNING: (self._enter_returning, self._during_return, None),
+            State.EMERGENCY_RETURN: (self._enter_emergency_return, self._during_return, None),
+            State.LIMP_HOME: (self._enter_limp_home, self._during_limp_home, None),
+            State.SUPERVISED_RETURN: (
+                self._enter_supervised_return,
+                self._during_supervised_return,
+                self._exit_supervised_return,
+            ),
+            State.ESTOP: (self._enter_estop, None, None),
+            State.FAULT: (self._enter_fault, self._during_fault, None),
+        }
+        self._during = {s: during for s, (_, during, _) in handlers.items() if during}
         self.machine = Machine(
             model=self,
-            states=STATE_NAMES,
+            states=[
+                {
+                    "name": s,
+                    "on_enter": [enter] if enter else [],
+                    "on_exit": [exit_] if exit_ else [],
+                }
+                for s, (enter, _, exit_) in handlers.items()
+            ],
             transitions=TRANSITIONS,
-            initial="boot",
+            initial=State.BOOT,
+            send_event=True,  # callbacks get transitions' EventData (the source of a transition)
             auto_transitions=False,
             queued=True,
             ignore_invalid_triggers=True,
         )
         # Which triggers each state accepts: a button that means nothing in a state is not
         # fired at all (transitions would log a warning for every such press).
-        self.valid_triggers = {s: frozenset(self.machine.get_triggers(s)) for s in STATE_NAMES}
+        self.valid_triggers = {s: frozenset(self.machine.get_triggers(s)) for s in State}
 
     # ------------------------------------------------------------------ public API
     def update(self, now: float, inputs: Inputs) -> Outputs:
@@ -332,7 +371,7 @@ class Controller:
         try:
             self._tick(now, inputs)
             return self._outputs()
-        except Exception as exc:  # noqa: BLE001 - the last line of defence must catch everything
+        except Exception as exc:  # the last line of defence must catch everything
             self._fail_safe(f"internal_error: {type(exc).__name__}: {exc}")
             self.heartbeat = not self.heartbeat
             return SAFE_OUTPUTS._replace(heartbeat=self.heartbeat)
@@ -358,10 +397,58 @@ class Controller:
 
     @property
     def setpoint(self) -> float:
-        return self.profile.pos if self.tracking else self.angle
+        return self.motion.setpoint(self.angle)
+
+    # The motion's state, read by the runner's trace and checks.
+    @property
+    def tracking(self) -> bool:
+        return self.motion.tracking
+
+    @property
+    def profile(self) -> TrapezoidProfile:
+        return self.motion.profile
+
+    @property
+    def loop(self) -> PositionLoop:
+        return self.motion.loop
+
+    @property
+    def speed_limit(self) -> float:
+        return self.motion.speed_limit
+
+    @property
+    def accel_limit(self) -> float:
+        return self.motion.accel_limit
 
     # ------------------------------------------------------------------ the tick
     def _tick(self, now: float, inp: Inputs) -> None:
+        """Read, then the rules in order of precedence (each sees what the earlier ones did):
+
+        0. boot: only the self-test runs, with the motor off (then the brake test);
+        1. the e-stop, over everything but a fault that already holds;
+        2. the safety monitor: a new fault is latched and its recovery applied at once;
+        3. the ankle lock: lost off upright, the emergency return;
+        4. the pendant's presses (RETURN wins; the safest first);
+        5. the latched recovery bounds whatever motion runs now, however it started;
+        6. the session time limit, after the buttons so no press outlives it;
+        7. a tick late past the dead-man re-plans the motion from rest;
+        8. the profile steps and the state's own handler runs (``_during``).
+        """
+        dt, pressed = self._read(now, inp)
+        if self.state == State.BOOT:
+            self._selftest(inp)
+            return
+        self._rule_estop(inp)
+        self._rule_monitor(inp, dt)
+        self._rule_ankle_lock(inp)
+        self._rule_buttons(inp, pressed)
+        self._apply_recovery()
+        self._rule_session_limit()
+        dt = self._rule_late_tick(dt)
+        self._progress(dt, inp)
+
+    def _read(self, now: float, inp: Inputs) -> tuple[float, frozenset[str]]:
+        """Take the tick's time and inputs; returns dt and the buttons pressed since the last."""
         dt = self.dt = now - self.now
         self.now = now
         if self.inputs is None:  # the first update: buttons held now are held from boot
@@ -370,64 +457,58 @@ class Controller:
         self._measure(inp)
         pressed = inp.buttons - self.prev_buttons if inp.buttons else inp.buttons
         self.prev_buttons = inp.buttons
+        return dt, pressed
 
-        if self.state == "boot":
-            self._selftest(inp)
-            return
-        if inp.estop_pressed and self.state != "estop" and not self.fault_holding:
+    def _rule_estop(self, inp: Inputs) -> None:
+        if inp.estop_pressed and self.state != State.ESTOP and not self.fault_holding:
             self._fire("estop")
-        if not self.fault_holding:
-            # Also in e-stop: a sensor that goes bad meanwhile is latched now (with the alarm;
-            # nothing moves), and its recovery bounds whatever motion leaves the e-stop.
-            det = self.monitor.check(
-                Snapshot(
-                    now,
-                    self.state,
-                    self.tracking,
-                    self.profile.pos,
-                    self.speed_limit,
-                    self.motor_cmd,
-                    self.angle,
-                    None if self.tracking else self.braked_angle,
-                    self.motor_power,
-                    self.profile.goal if self.tracking else None,
-                    self.loop.denied_s if self.tracking else 0.0,
-                ),
-                inp,
-                dt,
-            )
-            if det is not None:
-                self._on_detection(det)
+
+    def _rule_monitor(self, inp: Inputs, dt: float) -> None:
+        if self.fault_holding:
+            return
+        # Also in e-stop: a sensor that goes bad meanwhile is latched now (with the alarm;
+        # nothing moves), and its recovery bounds whatever motion leaves the e-stop.
+        det = self.monitor.check(
+            Snapshot(
+                self.now,
+                self.state,
+                self.tracking,
+                self.profile.pos,
+                self.speed_limit,
+                self.motor_cmd,
+                self.angle,
+                None if self.tracking else self.motion.braked_angle,
+                self.motor_power,
+                self.profile.goal if self.tracking else None,
+                self.loop.denied_s if self.tracking else 0.0,
+            ),
+            inp,
+            dt,
+        )
+        if det is not None:
+            self._on_fault(det)
+
+    def _rule_ankle_lock(self, inp: Inputs) -> None:
         if not inp.ankle_locked and self.state in LOCK_GUARDED:
             self._note("ankle lock lost: emergency return")
             self._fire("lock_lost")
-        if pressed:
-            if "return" in inp.buttons:
-                # Buttons pressed together: RETURN wins. While it is held nothing else counts
-                # (a STOP or DOWN pressed with it must not pause or undo the way back).
-                if "return" in pressed:
-                    self._fire("press_return")
-            else:
-                for button in ("stop", "up", "down", "start"):  # safest first
-                    if button in pressed and not (
-                        button in ("down", "start") and "up" in inp.buttons
-                    ):
-                        self._fire("press_" + button)
-        # A latched fault's recovery bounds every motion, whichever path started it (e.g.
-        # RETURN out of an e-stop after a sensor was found bad becomes the limp home).
-        if (
-            self.recovery == "hold"
-            and not self.fault_holding
-            and self.state not in ("supervised_return", "idle")
-        ):
-            # (`idle` is a verified upright: there a held fault only refuses sessions.)
-            self._hold_on_fault()
-        elif self.recovery == "limp_home" and self.state in LIMP_ENFORCED:
-            self._fire("fault_limp")
-        elif self.recovery == "emergency_return" and self.state in RETURN_ENFORCED:
-            self._fire("fault_return")
-        # After the buttons, so no press can start a motion that outlives the limit (e.g.
-        # holding UP out of an e-stop after the limit expired becomes the forced return).
+
+    def _rule_buttons(self, inp: Inputs, pressed: frozenset[str]) -> None:
+        if not pressed:
+            return
+        if "return" in inp.buttons:
+            # Buttons pressed together: RETURN wins. While it is held nothing else counts
+            # (a STOP or DOWN pressed with it must not pause or undo the way back).
+            if "return" in pressed:
+                self._press("return")
+            return
+        for button in ("stop", "up", "down", "start"):  # safest first
+            if button in pressed and not (button in ("down", "start") and "up" in inp.buttons):
+                self._press(button)
+
+    def _rule_session_limit(self) -> None:
+        # After the buttons, so no press starts a motion that outlives the limit (holding UP
+        # out of an e-stop after the limit expired becomes the forced return).
         self._track_session_clock()
         if (
             self.left_upright_t is not None
@@ -439,18 +520,17 @@ class Controller:
                 f"session time limit {self.cfg.session.max_duration_s:g} s reached: returning"
             )
             self._fire("time_limit")
-        if self.tracking and dt > DRIVE_GAP_S:
-            # (issue 12) Late past the dead-man: the drive was cut and the brake held the
-            # table (the Pi's charge pump), or a motion board slowed it on its own loop (serial).
-            # The motion goes on from where the table stands, re-planned from rest (after the
-            # monitor has judged this tick against the plan the table was following). Not from
-            # a measured speed: over the gap it is an average of before and after the cut.
-            p = self.profile
-            goal, vmax, amax = p.goal, p.vmax, p.amax
-            p.reset(self.angle)
-            p.set_goal(goal, vmax, amax)
-            dt = 0.0  # the new plan starts now
-        self._progress(dt, inp)
+
+    def _rule_late_tick(self, dt: float) -> float:
+        """(issue 12) Late past the dead-man: the drive was cut and the brake held the table
+        (the Pi's charge pump), or a motion board slowed it on its own loop (serial). The motion
+        goes on from where the table stands, re-planned from rest (after the monitor has judged
+        this tick against the plan the table was following). Not from a measured speed: over
+        the gap it is an average of before and after the cut. Returns the dt to step with."""
+        if not (self.tracking and dt > DRIVE_GAP_S):
+            return dt
+        self.motion.replan_from_rest(self.angle)
+        return 0.0  # the new plan starts now
 
     def _measure(self, inp: Inputs) -> None:
         # Two independent sensors: their mean halves the noise the loop sees while they agree
@@ -458,8 +538,8 @@ class Controller:
         a, b = inp.angle_primary_deg, inp.angle_secondary_deg
         distrusted = self.monitor.distrusted
         if distrusted:
-            a = None if "primary" in distrusted else a
-            b = None if "secondary" in distrusted else b
+            a = None if Sensor.PRIMARY in distrusted else a
+            b = None if Sensor.SECONDARY in distrusted else b
         if a is not None and b is not None:
             self.angle = 0.5 * (a + b)
         else:
@@ -469,19 +549,19 @@ class Controller:
         """Boot: sample the sensors with the motor off; then go where the outcome says."""
         a, b = inp.angle_primary_deg, inp.angle_secondary_deg
         up = self.cfg.limits.upright_deg
-        problem = None
+        problem = None  # (what, and whether it leaves no angle anybody can believe)
         if not inp.link_ok:
-            problem = "no link to the motion board (link_lost)"
+            problem = ("no link to the motion board (link_lost)", True)
         elif a is None or b is None:
-            problem = "angle sensor gives no reading"
+            problem = ("angle sensor gives no reading", False)
         elif not sensors_agree(a, b, SENSOR_AGREE_BOOT_DEG):
-            problem = f"angle sensors disagree ({a:.1f} vs {b:.1f} deg)"
+            problem = (f"angle sensors disagree ({a:.1f} vs {b:.1f} deg)", False)
         elif not up - 15.0 <= a <= 100.0:
-            problem = f"angle {a:.1f} deg is outside the mechanical range"
+            problem = (f"angle {a:.1f} deg is outside the mechanical range", True)
         elif inp.upright_switch and a > up + 5.0:
-            problem = f"upright switch closed at {a:.1f} deg"
+            problem = (f"upright switch closed at {a:.1f} deg", False)
         elif not inp.upright_switch and a < up + 0.5:
-            problem = f"upright switch open at {a:.1f} deg"
+            problem = (f"upright switch open at {a:.1f} deg", False)
         if problem and self.selftest_problem is None:
             self.selftest_problem = problem
         if self.now - self.boot_t < SELFTEST_S:
@@ -491,17 +571,14 @@ class Controller:
             # the monitor, running from the next tick, narrows the recovery (a sensor that
             # gives no reading or disagrees leads to the limp home). Only an angle nobody can
             # believe leaves nothing to return on.
-            unbelievable = (
-                (a is None and b is None)
-                or "mechanical range" in self.selftest_problem
-                or "link_lost" in self.selftest_problem
-            )
+            reason, unbelievable = self.selftest_problem
+            unbelievable = unbelievable or (a is None and b is None)
             self._fire("selftest_failed")  # to the e-stop if it is pressed: nothing moves there
-            self._on_detection(
+            self._on_fault(
                 Detection(
                     "selftest_failed",
-                    self.selftest_problem,
-                    "hold" if unbelievable else "emergency_return",
+                    reason,
+                    Recovery.HOLD if unbelievable else Recovery.EMERGENCY_RETURN,
                 )
             )
             return
@@ -510,15 +587,15 @@ class Controller:
         # the lock it is deferred to the pre-session test, which runs before every session.
         if (
             not inp.estop_pressed
-            and self.at_upright()
+            and self.at_upright
             and not inp.drive_inhibited
             and inp.ankle_locked
         ):
-            if self.brake_test_until is None:
-                self._start_brake_test()
-            if self._brake_test_running():
+            if not self.brake_test.running:
+                self.brake_test.start(self.now, self.angle)
+            if self._brake_test_running(inp):
                 return
-        elif self.at_upright() and not inp.ankle_locked and self.brake_test_until is None:
+        elif self.at_upright and not inp.ankle_locked and not self.brake_test.running:
             self._note("boot brake test deferred to the pre-session test: ankle lock not confirmed")
         self.selftest_ok = True
         self._note(
@@ -530,7 +607,7 @@ class Controller:
                 else ""
             )
         )
-        if not self.at_upright():
+        if not self.at_upright:
             # Unknown time spent inverted (power loss or crash): assume the limit is used up,
             # with the e-stop pressed too (issue 11, repro 6: a power cycle in the e-stop
             # restarted the clock, 588 s off upright against 300 s). Until the table has been
@@ -548,78 +625,64 @@ class Controller:
             )
         self._fire("selftest_passed")
 
-    def _brake_failed(self) -> None:
-        """The brake does not hold: the motor takes over holding from now on. (Seeding the
-        motor's load estimate from the creep speed was tried and measured worse: the speed of
-        a table that has only just begun to creep is too noisy to be a prior.)"""
-        self.brake_ok = False
-
-    def _start_brake_test(self) -> None:
-        self.brake_test_until = self.now + BRAKE_TEST_S
-        self.brake_test_ref = self.angle
-        self.brake_test_moved = 0.0
-
-    def _brake_test_running(self) -> bool:
+    def _brake_test_running(self, inp: Inputs) -> bool:
         """Advance the brake test; False once it is over (its verdict is then recorded)."""
-        if self.brake_test_until is None:
+        test = self.brake_test
+        if not test.running:
             return False
-        if self.inputs is not None and not self.inputs.ankle_locked:
-            self.brake_test_until = (
-                None  # no push without the lock; the pre-session test repeats it
-            )
-            self._note("brake test stopped: the ankle lock opened")
-            return False
-        self.brake_test_moved = max(self.brake_test_moved, abs(self.angle - self.brake_test_ref))
-        # Stop pushing the moment the table moves: the test must not drive a bad brake.
-        if self.now < self.brake_test_until and self.brake_test_moved <= BRAKE_TEST_MOVE_DEG:
+        outcome = test.step(self.now, self.angle, inp.ankle_locked)
+        if outcome is None:
             return True
-        self.brake_test_until = None
-        if self.brake_test_moved > BRAKE_TEST_MOVE_DEG:
-            self._on_detection(
-                Detection(
-                    "brake_test_failed",
-                    f"the table moved {self.brake_test_moved:.2f} deg "
-                    f"against a {BRAKE_TEST_DUTY:g} duty push on the brake",
-                    "emergency_return",
-                )
-            )
+        if outcome == Outcome.STOPPED:
+            self._note("brake test stopped: the ankle lock opened")
+        elif outcome == Outcome.FAILED:
+            self._on_fault(test.failure())
         else:
-            self._note(f"brake test passed (moved {self.brake_test_moved:.2f} deg)")
+            self._note(f"brake test passed (moved {test.moved:.2f} deg)")
         return False
 
-    @property
-    def brake_test_duty(self) -> float:
-        return 0.0 if self.brake_test_until is None else BRAKE_TEST_DUTY
+    def _on_fault(self, det: Detection) -> None:
+        """Every fault goes through here, whether the monitor or the controller found it:
+        latched (with the alarm), logged, and its recovery applied."""
+        self.monitor.latch(det)
+        self._report(det)
+        self._apply_recovery(det)
 
-    def _on_detection(self, det: Detection) -> None:
-        """Latch a detected fault (with the alarm) and take the safest recovery left. Every
-        fault goes through here, whether the monitor or the controller found it."""
-        self.monitor.latched.add(det.code)
-        if SEVERITY[det.recovery] > SEVERITY[self.recovery]:
-            self.recovery = det.recovery
+    def _apply_recovery(self, new: Detection | None = None) -> None:
+        """The one place a latched recovery acts on the state machine: when a fault is latched
+        (``new``), and every tick after the buttons, so a motion started meanwhile is bounded too
+        (RETURN out of an e-stop after a sensor was found bad becomes the limp home)."""
+        recovery, state = self.monitor.recovery, self.state
+        if recovery == Recovery.HOLD:
+            if state in (State.IDLE, State.SUPERVISED_RETURN) and (
+                new is None or new.recovery != Recovery.HOLD
+            ):
+                # At a verified upright a held fault only refuses sessions; a lesser fault does
+                # not stop a supervised recovery (an over-travel switch tripped by a table that
+                # slid there is evidence, not a reason to stop).
+                return
+            if state == State.FAULT:
+                if new is not None:
+                    self._stop_on_brake()  # escalated during a fault's return
+                return
+            self._fire("fault")  # also out of the e-stop: the fault also cuts the supply
+        elif recovery == Recovery.LIMP_HOME:
+            self._fire("fault_limp")  # from the motions it takes over (not idle: upright already)
+        elif recovery == Recovery.EMERGENCY_RETURN:
+            if new is None:
+                if state != State.IDLE:  # at idle a fault's return has arrived
+                    self._fire("fault_return")
+            elif new.recovery != Recovery.REPORT and state != State.ESTOP:
+                # (In e-stop nothing moves; the recovery applies when it is left.)
+                self._fire("fault_return")
+                if not self.tracking and not self.brake_ok:
+                    self._brake()  # hold on the motor from now on
+
+    def _report(self, det: Detection) -> None:
+        """Log a fault just latched; a sensor it dropped leaves this tick's angle at once."""
         self._note(f"fault: {det.code}: {det.reason} ({det.recovery.replace('_', ' ')})")
         if det.good_sensor and self.inputs is not None:
-            self._measure(self.inputs)  # this tick's angle must not include the sensor just dropped
-        if det.code in ("brake_creep", "brake_test_failed"):
-            self._brake_failed()
-        if self.recovery == "hold":
-            if self.state in ("idle", "supervised_return") and det.recovery != "hold":
-                # At a verified upright a lesser fault only adds to what refuses sessions; during
-                # a supervised recovery it does not stop the way back (an over-travel switch
-                # tripped by a table that slid there is evidence, not a reason to stop).
-                return
-            # Also out of the e-stop: both hold still, the fault also cuts the supply.
-            self._hold_on_fault()
-        elif self.state == "estop":
-            return  # nothing moves in e-stop; the recovery applies when it is left
-        elif self.recovery == "limp_home":
-            if self.state not in ("limp_home", "idle"):  # at idle the user is already upright
-                self._fire("fault_limp")
-        elif self.recovery == "emergency_return" and det.recovery != "report":
-            if self.state not in ("fault", "limp_home"):
-                self._fire("fault_return")
-            if not self.tracking and not self.brake_ok:
-                self._brake()  # hold on the motor from now on
+            self._measure(self.inputs)
 
     def _track_session_clock(self) -> None:
         if self.left_upright_t is None and has_left_upright(
@@ -627,163 +690,123 @@ class Controller:
         ):
             self.left_upright_t = self.now
 
+    # ------------------------------------------------------------------ the states' handlers
     def _progress(self, dt: float, inp: Inputs) -> None:
-        """Advance the active profile and the state's own timers."""
-        if self.tracking:
-            if dt > 0.0:
-                self.profile.step(dt)
-            if self.profile.done:
-                if self.profile_done_t is None:
-                    self.profile_done_t = self.now
-            else:
-                self.profile_done_t = None
-        state = self.state
-        if state == "jogging":
-            button = "down" if self.jog_dir > 0 else "up"
-            if button not in inp.buttons:
-                self._fire("jog_end")
-            elif self.now - self.jog_started_t >= self.cfg.motion.jog_max_s:
-                self._note(
-                    f"jog stopped after the {self.cfg.motion.jog_max_s:g} s cap; "
-                    "release and press again"
-                )
-                self._fire("jog_end")
-            elif self._settled():
-                self._fire("jog_end")  # reached the end of travel
-        elif state in ("holding", "paused"):
-            if self.tracking and self._settled():
-                self._brake()
-            if state == "holding" and not self.tracking and self.at_upright():
-                self._fire("arrived")
-        elif state == "ramp":
-            if self.brake_test_until is not None:
-                # A failed test has already returned (to idle: sessions refused).
-                if not self._brake_test_running() and self.brake_ok:
-                    self._move_to(self.steps[self.step_i][0])
-            elif self._settled():
-                self._fire("arrived")
-        elif state == "hold":
-            if self.now >= self.phase_end_t:
-                if self.step_i + 1 < len(self.steps):
-                    self.step_i += 1
-                    self._fire("next_step")
-                else:
-                    self._fire("phase_done")
-        elif state == "rest":
-            if not self.rest_timing and self._settled():
-                self._brake()
-                self.rest_timing = True
-                self.phase_end_t = self.now + self._take_remaining(self.cfg.session.rest_s)
-            elif self.rest_timing and self.now >= self.phase_end_t:
-                self._fire("phase_done")
-        elif state == "limp_home":
-            if self.now > self.limp_deadline:
-                self._on_detection(
-                    Detection("limp_timeout", "limp home did not reach upright in time", "hold")
-                )
-            elif self.monitor.position_untrusted:
-                # No sensor is trusted for position: the upright switch marks a known point
-                # (it closes UPRIGHT_SWITCH_WINDOW_DEG before upright); the last stretch is
-                # measured relative to it (a drifting sensor is still right about motion).
-                if not self._switch_trusted():
-                    # Neither the angle nor the switch can say where upright is: driving on
-                    # would end wherever a lying switch or a drifting mean says (issue 11,
-                    # repro 2 ended `idle` at 28.9 deg). Hold; the supervised recovery remains.
-                    self._on_detection(
-                        Detection(
-                            "no_upright_reference",
-                            "no trusted angle sensor and no "
-                            "trusted upright switch: automatic motion stops",
-                            "hold",
-                        )
-                    )
-                elif self.limp_began_on_switch or (
-                    inp.upright_switch and self.limp_switch_at is None
-                ):
-                    if not self._switch_plausible(inp):
-                        self._on_detection(
-                            Detection(
-                                "upright_switch_stuck",
-                                "upright switch closed where neither angle sensor is near upright",
-                                "hold",
-                            )
-                        )
-                    elif self.limp_began_on_switch:
-                        self._brake()  # the switch, the one trusted reference, says upright already
-                        self._fire("limp_done")
-                    else:
-                        self.limp_switch_at = (inp.angle_primary_deg, inp.angle_secondary_deg)
-                elif self.limp_switch_at is not None:
-                    # Travel since the switch closed, by the sensor that moved most: a stuck
-                    # sensor understates it, one drifting the other way stops early (safe side).
-                    travelled = max(
-                        (start - now_)
-                        for start, now_ in zip(
-                            self.limp_switch_at,
-                            (inp.angle_primary_deg, inp.angle_secondary_deg),
-                            strict=True,
-                        )
-                        if start is not None and now_ is not None
-                    )
-                    if travelled >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG:
-                        self._brake()
-                        self._fire("limp_done")
-            elif self._settled() and self.at_upright():
-                self._fire("arrived")
-        elif state == "supervised_return":
-            self._supervise(dt, inp)
-        elif state in ("returning", "emergency_return") or (
-            state == "fault" and not self.fault_holding
-        ):
-            if self.slow_down_t is not None or (self.tracking and self.profile.goal < self.angle):
-                self._adapt_to_torque(dt)
-            if self._settled() or (inp.upright_switch and self.at_upright() and self.profile.done):
-                if self.at_upright():
-                    if not self._fire("arrived"):
-                        self._on_detection(
-                            Detection(
-                                "upright_unverified",
-                                f"at {self.angle:.1f} deg but the upright switch does not agree",
-                                "hold",
-                            )
-                        )
-                else:  # the profile is done but the table is not there: never call that idle
-                    self._on_detection(
-                        Detection(
-                            "return_incomplete",
-                            f"stopped at {self.angle:.1f} deg, not upright",
-                            "hold",
-                        )
-                    )
+        """Step the active profile, then the state's own handler (``_during``)."""
+        self.motion.step(dt, self.now)
+        during = self._during.get(self.state)
+        if during is not None:
+            during(dt, inp)
 
-    def _supervise(self, dt: float, inp: Inputs) -> None:
-        """One tick of the supervised recovery: hold-to-run, watched, ended by a verified
-        upright."""
+    def _during_jogging(self, dt: float, inp: Inputs) -> None:
+        button = "down" if self.jog_dir > 0 else "up"
+        if button not in inp.buttons:
+            self._fire("jog_end")
+        elif self.now - self.jog_started_t >= self.cfg.motion.jog_max_s:
+            self._note(
+                f"jog stopped after the {self.cfg.motion.jog_max_s:g} s cap; "
+                "release and press again"
+            )
+            self._fire("jog_end")
+        elif self._settled():
+            self._fire("jog_end")  # reached the end of travel
+
+    def _during_holding(self, dt: float, inp: Inputs) -> None:
+        self._brake_when_settled()
+        if not self.tracking and self.at_upright:
+            self._fire("arrived")
+
+    def _during_paused(self, dt: float, inp: Inputs) -> None:
+        self._brake_when_settled()
+
+    def _brake_when_settled(self) -> None:
+        if self.tracking and self._settled():
+            self._brake()
+
+    def _during_ramp(self, dt: float, inp: Inputs) -> None:
+        if self.brake_test.running:
+            # A failed test has already returned (to idle: sessions refused).
+            if not self._brake_test_running(inp) and self.brake_ok:
+                self._move_to(self.steps[self.step_i][0])
+        elif self._settled():
+            self._fire("arrived")
+
+    def _during_hold(self, dt: float, inp: Inputs) -> None:
+        if self.now >= self.phase_end_t:
+            if self.step_i + 1 < len(self.steps):
+                self.step_i += 1
+                self._fire("next_step")
+            else:
+                self._fire("phase_done")
+
+    def _during_rest(self, dt: float, inp: Inputs) -> None:
+        if not self.rest_timing and self._settled():
+            self._brake()
+            self.rest_timing = True
+            self.phase_end_t = self.now + self._take_remaining(self.cfg.session.rest_s)
+        elif self.rest_timing and self.now >= self.phase_end_t:
+            self._fire("phase_done")
+
+    def _during_limp_home(self, dt: float, inp: Inputs) -> None:
+        step = self.limp.step(self.now, inp, self.monitor)
+        if isinstance(step, Detection):
+            self._on_fault(step)
+        elif step == LimpStep.AT_SWITCH:
+            self._brake()
+            self._fire("limp_done")
+        elif step == LimpStep.BY_ANGLE and self._settled() and self.at_upright:
+            self._fire("arrived")
+
+    def _during_return(self, dt: float, inp: Inputs) -> None:
+        """The way up on a profile: returning, emergency_return, and a fault that returns."""
+        slower = self.motion.adapt_to_torque(self.now, self.angle, self.motor_cmd)
+        if slower is not None:
+            self._note(f"drive near full duty on the way up: re-planned at {slower:.1f} deg/s")
+        if self._settled() or (inp.upright_switch and self.at_upright and self.profile.done):
+            if self.at_upright:
+                if not self._fire("arrived"):
+                    self._on_fault(
+                        Detection(
+                            "upright_unverified",
+                            f"at {self.angle:.1f} deg but the upright switch does not agree",
+                            Recovery.HOLD,
+                        )
+                    )
+            else:  # the profile is done but the table is not there: never call that idle
+                self._on_fault(
+                    Detection(
+                        "return_incomplete",
+                        f"stopped at {self.angle:.1f} deg, not upright",
+                        Recovery.HOLD,
+                    )
+                )
+
+    def _during_fault(self, dt: float, inp: Inputs) -> None:
+        if not self.fault_holding:
+            self._during_return(dt, inp)
+
+    def _during_supervised_return(self, dt: float, inp: Inputs) -> None:
+        """Hold-to-run, watched, ended by a verified upright (or a release, or a verdict)."""
         if not {"up", "return"} & inp.buttons:
             self._note(
                 "supervised recovery released: holding on the brake (hold UP or RETURN to go on)"
             )
             self._fire("supervised_release")
             return
-        emf = self.sr_emf
-        if emf is None:
+        sup = self.supervised
+        if sup.emf is None:
             pos = self.angle
-            if self._settled() and self.at_upright():
+            if self._settled() and self.at_upright:
                 self._brake()
                 if self._fire("arrived"):
                     return
         else:
-            emf.update(self.motor_cmd, inp.motor_current_a, dt)
-            pos = emf.travel
-            self.sr_speed = max(-SUPERVISED_SPEED_DPS, self.sr_speed - SUPERVISED_ACCEL_DPS2 * dt)
-            if inp.upright_switch and self._switch_trusted() and self.sr_switch_travel is None:
-                self.sr_switch_travel = emf.travel
-            if (
-                self.sr_switch_travel is not None
-                and self.sr_switch_travel - emf.travel >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG
-            ):
-                self.upright_by_evidence = True  # the switch plus the back-EMF's last stretch
-                self.sr_emf = None
+            switch = inp.upright_switch and self.monitor.upright_switch_trusted
+            upright = sup.emf_step(self.motor_cmd, inp.motor_current_a, dt, switch)
+            pos = sup.emf.travel
+            if upright:
+                self.upright_by_evidence = True
+                sup.emf = None  # on the brake from here
                 self._note(
                     "upright by the upright switch and the motor's back-EMF "
                     "(no angle sensor trusted)"
@@ -791,93 +814,30 @@ class Controller:
                 self._brake()
                 if self._fire("arrived"):
                     return
-        watch = self.sr_watch
-        verdict = watch.update(self.now, pos, self.motor_cmd) if watch is not None else None
-        if verdict is None and emf is not None and self._readings_sink(inp):
-            # The odometer's model can be wrong (a weak drive stalled against gravity draws as
-            # little current as a freely turning one, and the table then sank 6 deg while UP was
-            # held); two readings that move together toward inversion are not frozen.
-            verdict = Verdict(
-                "supervised_wrong_way",
-                "both angle readings moved toward inversion while driving toward upright",
-            )
+        readings = (inp.angle_primary_deg, inp.angle_secondary_deg)
+        sinking = sup.readings_sink(readings, SENSOR_AGREE_DEG)
+        verdict = sup.judge(self.now, pos, self.motor_cmd, sinking)
         if verdict is not None:
-            if verdict.code == "supervised_wrong_way":
-                self.sr_refused = verdict.reason
-            self.monitor.latched.add(verdict.code)
-            self._note(f"fault: {verdict.code}: {verdict.reason} (hold)")
+            # The recovery is a hold already: the verdict only ends this supervised motion.
+            det = Detection(verdict.code, verdict.reason, Recovery.HOLD)
+            self.monitor.latch(det)
+            self._report(det)
             self._fire("supervised_release")
 
-    def _readings_sink(self, inp: Inputs) -> bool:
-        """Both angle readings moved toward inversion by more than ``WRONG_WAY_DEG`` since the
-        supervised return began, and agree (frozen ones stay within their noise)."""
-        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
-        start = self.sr_raw0
-        if a is None or b is None or start is None or start[0] is None or start[1] is None:
-            return False
-        return (
-            abs(a - b) <= SENSOR_AGREE_DEG
-            and a - start[0] > WRONG_WAY_DEG
-            and b - start[1] > WRONG_WAY_DEG
-        )
-
-    def _adapt_to_torque(self, dt: float) -> None:
-        """A return whose drive runs near full duty is re-planned slower while the table still
-        comes up (issue 11, repro 4: 136 kg at 60 deg with a 15 deg/s emergency speed was held
-        at 48.8 deg). The monitor holds only a saturated drive that makes no progress."""
-        if not self.tracking or abs(self.motor_cmd) < SLOW_DOWN_DUTY:
-            self.slow_down_t = None
-            return
-        if self.slow_down_t is None:
-            self.slow_down_t = self.now
-            return
-        if self.now - self.slow_down_t < SLOW_DOWN_S or self.profile.vmax <= SLOW_DOWN_MIN_DPS:
-            return
-        slower = max(SLOW_DOWN_MIN_DPS, SLOW_DOWN_FACTOR * self.profile.vmax)
-        self._note(f"drive near full duty on the way up: re-planned at {slower:.1f} deg/s")
-        self.profile.vmax = slower
-        # The setpoint waits for the table (it lagged behind a drive at its limit).
-        self.profile.pos = self.angle
-        self.slow_down_t = None
-
-    def _switch_trusted(self) -> bool:
-        return "upright_switch_stuck" not in self.monitor.latched
-
-    def _switch_plausible(self, inp: Inputs) -> bool:
-        """The upright switch closing is believed only where one of the angle readings agrees
-        (one sensor is always right when they disagree by a single fault), or where no reading
-        is left to disagree (both frozen: the switch is the last evidence)."""
-        if self.monitor.sensors_frozen:
-            return True
-        near = self.cfg.limits.upright_deg + UPRIGHT_SWITCH_WINDOW_DEG + SWITCH_PLAUSIBLE_DEG
-        readings = [r for r in (inp.angle_primary_deg, inp.angle_secondary_deg) if r is not None]
-        return not readings or min(readings) <= near
-
     def _settled(self) -> bool:
-        if not self.tracking or self.profile_done_t is None:
-            return not self.tracking
-        if abs(self.angle - self.profile.goal) <= SETTLE_DEG:
-            return True
-        # The timeout ends a motion that stopped short, not one still coming: a limp home that
-        # lagged its plan was braked at 1.5 deg/s, 1 deg short of upright, and called idle.
-        v = self.monitor.measured_speed()
-        coming = (
-            v is not None
-            and abs(v) > SETTLE_COMING_DPS
-            and v * (self.profile.goal - self.angle) > 0
-        )
-        return self.now - self.profile_done_t >= SETTLE_TIMEOUT_S and not coming
+        return self.motion.settled(self.angle, self.now, self.monitor.measured_speed())
 
+    # ------------------------------------------------------------------ write
     def _outputs(self) -> Outputs:
         self.heartbeat = not self.heartbeat
         state = self.state
         if (
-            self.brake_test_until is not None
-            and state in ("boot", "ramp")
+            self.brake_test.running
+            and state in (State.BOOT, State.RAMP)
             and self.inputs is not None
             and self.inputs.ankle_locked
         ):
-            self.motor_cmd = self.brake_test_duty
+            self.motor_cmd = self.brake_test.duty
             return Outputs(
                 motor_cmd=self.motor_cmd,
                 brake=True,
@@ -885,32 +845,22 @@ class Controller:
                 heartbeat=self.heartbeat,
                 motor_power=True,
             )
-        if state == "supervised_return" and self.sr_emf is not None:
-            # No trusted angle: the duty for the requested speed by the back-EMF load estimate.
-            self.motor_cmd = clamp(
-                self.sr_emf.duty_for(self.sr_speed), -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX
-            )
+        if state == State.SUPERVISED_RETURN and self.supervised.emf is not None:
+            self.motor_cmd = self.supervised.emf_duty()  # no trusted angle: on the back-EMF
             brake = False
         elif self.tracking and not self.motionless:
-            self.motor_cmd = self.loop.update(
-                self.profile.pos,
-                self.profile.vel,
-                self.angle,
-                self.dt,
-                self.profile.vmax,
-                self.profile.acc,
-                current_a=self._live_current(),
-            )
-            if state == "supervised_return":  # bounded: a wrong estimate cannot wind it up to full
+            self.motor_cmd = self.motion.drive(self.angle, self.dt, self._live_current())
+            if state == State.SUPERVISED_RETURN:
+                # Bounded: a wrong load estimate cannot wind it up to full duty.
                 self.motor_cmd = clamp(self.motor_cmd, -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX)
             brake = False
         else:
             self.motor_cmd = 0.0
             brake = True
         alarm = (
-            state in ("fault", "emergency_return", "limp_home", "supervised_return")
+            state in (State.FAULT, State.EMERGENCY_RETURN, State.LIMP_HOME, State.SUPERVISED_RETURN)
             or bool(self.monitor.latched)
-            or (state == "estop" and not self.at_upright())
+            or (state == State.ESTOP and not self.at_upright)
         )
         # The supply relay stays closed while holding: at duty 0 the H-bridge shorts the motor,
         # whose back-EMF then slows any motion the brake fails to stop (a failed brake with the
@@ -918,7 +868,9 @@ class Controller:
         # It opens where the drive itself is suspect (a fault that holds) and during the boot
         # self-test.
         self.motor_power = not (
-            state == "boot" or self.fault_holding or (state == "idle" and self.recovery == "hold")
+            state == State.BOOT
+            or self.fault_holding
+            or (state == State.IDLE and self.monitor.recovery == Recovery.HOLD)
         )
         self.duty.record(self.now, self.dt, self.motor_cmd != 0.0 and self.motor_power)
         return Outputs(
@@ -937,17 +889,26 @@ class Controller:
         return current if current is not None and current > LIVE_CURRENT_A else None
 
     def _fire(self, trigger: str) -> bool:
-        before = self.fire_source = self.state
+        """Fire a trigger and record the transition it made; False if it made none."""
+        before = self.state
         if trigger not in self.valid_triggers[before]:
             return False
         self.trigger(trigger)
         if self.state != before:
-            record = TransitionRecord(self.now, before, self.state, trigger)
+            record = TransitionRecord(self.now, before.value, self.state.value, trigger)
             self.transitions.append(record)
             if self.on_transition:
                 self.on_transition(record)
             return True
         return False
+
+    def _press(self, button: str) -> None:
+        """Fire a pendant press; a press the guards refuse is logged with their reasons."""
+        trigger = "press_" + button
+        if not self._fire(trigger):
+            refusal = self._refusal(trigger)
+            if refusal is not None:
+                self._note(refusal)
 
     def _note(self, message: str) -> None:
         record = EventRecord(self.now, message)
@@ -957,81 +918,192 @@ class Controller:
 
     def _fail_safe(self, reason: str) -> None:
         """Last resort after an exception: stop, brake, latch fault, whatever state we were in."""
-        self.tracking = False
+        self.motion.tracking = False
         self.motor_cmd = 0.0
         try:
-            self.recovery = "hold"
+            self.monitor.hold_after_error()
             self._note(f"fault: {reason}")
-            if self.state != "fault":
+            if self.state != State.FAULT:
                 before = self.state
-                self.machine.set_state("fault")  # a trigger might raise again; force the state
-                self.transitions.append(TransitionRecord(self.now, before, "fault", "exception"))
+                self.machine.set_state(State.FAULT)  # a trigger might raise again; force it
+                self.transitions.append(
+                    TransitionRecord(self.now, before.value, State.FAULT.value, "exception")
+                )
                 if self.on_transition:
                     self.on_transition(self.transitions[-1])
-        except Exception:  # noqa: BLE001 - nothing may escape the safety path
+        except Exception:  # nothing may escape the safety path
             pass
 
     def _brake(self) -> None:
         if not self.brake_ok and not self.motionless:
             # The brake does not hold: keep the motor holding position instead.
             if not self.tracking:
-                self._move_to(self.angle, emergency=True)
-            self._controlled_stop()
+                self._move_to(self.angle, Pace.EMERGENCY)
+            self.motion.stop()
             return
-        if self.tracking and not self.monitor.latched:
-            self.trusted_load = self.loop.load  # gravity's pull here, measured on trusted sensors
-        self.tracking = False
-        self.braked_angle = self.angle
+        self.motion.engage_brake(self.angle, trusted=not self.monitor.latched)
 
-    def _move_to(
-        self, goal: float, emergency: bool = False, limp: bool = False, supervised: bool = False
-    ) -> None:
-        m = self.cfg.motion
-        if supervised:
-            vmax, amax = SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2
-            if self.tracking:
-                amax = max(amax, self.profile.amax)
-        elif limp:
-            vmax, amax = (
-                min(LIMP_SPEED_DPS, m.max_speed_dps),
-                min(LIMP_ACCEL_DPS2, m.max_accel_dps2),
-            )
-            if self.tracking:  # never brake a motion more gently than the profile it takes over
-                amax = max(amax, self.profile.amax)
-        elif emergency:
-            vmax, amax = m.emergency_speed_dps, m.emergency_accel_dps2
-        else:
-            vmax, amax = m.max_speed_dps, m.max_accel_dps2
-        goal = clamp_target(goal, self.cfg.limits.upright_deg, self.cfg.limits.max_angle_deg)
-        # Limp home runs on less trustworthy measurement (one sensor, or a drifting mean):
-        # it is planned well below its limit, slow being its whole point.
-        plan_speed = LIMP_PLAN_FRACTION * vmax if limp else max(vmax - SPEED_MARGIN_DPS, 0.7 * vmax)
-        if not self.tracking:
-            self.profile.reset(self.angle)
-            if self.load_known:
-                prior = self.loop.load  # the last estimate is the best guess
-            else:
-                prior = self.loop.gains.upright_load_prior if self.at_upright() else 0.0
-            self.loop.reset(self.angle, prior)
-            self.load_known = True
-            self.tracking = True
-        self.profile.set_goal(goal, plan_speed, amax)
-        self.speed_limit, self.accel_limit = vmax, amax
-        self.profile_done_t = None
-
-    def _controlled_stop(self) -> None:
-        if self.tracking:
-            self.profile.stop()
-            self.profile_done_t = None
+    def _move_to(self, goal: float, pace: Pace = Pace.NORMAL) -> None:
+        self.motion.move_to(goal, self.angle, pace)
 
     def _take_remaining(self, full: float) -> float:
         remaining, self.phase_remaining = self.phase_remaining, None
         return full if remaining is None else remaining
 
-    def _refuse(self, action: str, problems: list[str]) -> bool:
-        if problems:
-            self._note(f"refused {action}: " + "; ".join(problems))
-        return not problems
+    # ------------------------------------------------------------------ what holds now
+    @property
+    def brake_ok(self) -> bool:
+        """False once the brake was seen slipping: the motor holds instead from then on. (Seeding
+        the motor's load estimate from the creep speed was tried and measured worse: the speed
+        of a table that has only just begun to creep is too noisy to be a prior.)"""
+        return not self.monitor.brake_slips
+
+    @property
+    def fault_holding(self) -> bool:
+        """In ``fault`` with no trusted way to move: motor off, supply cut, brake on."""
+        return self.state == State.FAULT and self.monitor.recovery == Recovery.HOLD
+
+    @property
+    def motionless(self) -> bool:
+        """States in which the controller never drives the motor."""
+        return self.state in (State.ESTOP, State.BOOT) or self.fault_holding
+
+    # ------------------------------------------------------------------ guards
+    # The transition table's conditions: read-only properties, so transitions' own
+    # ``may_<trigger>()`` can ask them. Why a press was refused is logged by _refusal.
+    @property
+    def verified_upright(self) -> bool:
+        """Upright by evidence that agrees: a trusted angle at upright and the upright switch
+        closed (or both angle sensors trusted and agreeing), or the switch plus the back-EMF
+        when no angle is trusted. ``idle`` is entered only on this (issue 11, repro 2)."""
+        if self.upright_by_evidence:
+            return True
+        inp = self.inputs
+        if inp is None or not self.at_upright or self.monitor.position_untrusted:
+            return False
+        both = (
+            not self.monitor.distrusted
+            and inp.angle_primary_deg is not None
+            and inp.angle_secondary_deg is not None
+        )
+        # (A switch stuck closed agrees trivially: then the trusted sensor is the evidence. The
+        # limp home, which ends on the switch alone, checks the switch separately.)
+        return inp.upright_switch or both
+
+    @property
+    def may_supervise(self) -> bool:
+        """The supervised recovery is refused only where it cannot help or would harm; a fault
+        that returns by itself is already on the way up."""
+        return (
+            self.monitor.recovery == Recovery.HOLD
+            and self.inputs is not None
+            and not self._supervise_problems()
+        )
+
+    @property
+    def off_upright(self) -> bool:
+        return not self.at_upright
+
+    @property
+    def fault_returning(self) -> bool:
+        return self.monitor.recovery != Recovery.HOLD
+
+    @property
+    def at_upright(self) -> bool:
+        return is_upright(self.angle, self.cfg.limits.upright_deg)
+
+    @property
+    def estop_input(self) -> bool:
+        return self.inputs is not None and self.inputs.estop_pressed
+
+    @property
+    def estop_released(self) -> bool:
+        return not self.estop_input
+
+    @property
+    def may_start_session(self) -> bool:
+        return not self._start_problems()
+
+    @property
+    def may_jog_down(self) -> bool:
+        return not self._jog_down_problems()
+
+    @property
+    def paused_in_ramp(self) -> bool:
+        return self.paused_from == State.RAMP
+
+    @property
+    def paused_in_hold(self) -> bool:
+        return self.paused_from == State.HOLD
+
+    @property
+    def paused_in_rest(self) -> bool:
+        return self.paused_from == State.REST
+
+    @property
+    def paused_in_returning(self) -> bool:
+        return self.paused_from == State.RETURNING
+
+    @property
+    def return_is_forced(self) -> bool:
+        return self.return_forced
+
+    # ------------------------------------------------------------------ refusal reasons
+    def _refusal(self, trigger: str) -> str | None:
+        """Why the guards refused ``trigger`` in this state, for the log (None where no guard
+        of its transitions gives reasons)."""
+        guards = {
+            condition.func
+            for transition in self.machine.get_transitions(trigger, source=self.state)
+            for condition in transition.conditions
+        }
+        if "estop_released" in guards and self.estop_input:
+            return "e-stop still pressed: release it first"
+        for guard, action, problems in (
+            ("may_start_session", "start", self._start_problems),
+            ("may_jog_down", "jog down", self._jog_down_problems),
+            ("may_supervise", "supervised recovery", self._supervise_problems),
+        ):
+            found = problems() if guard in guards else []
+            if found:
+                return f"refused {action}: " + "; ".join(found)
+        return None
+
+    def _start_problems(self) -> list[str]:
+        # The application's refusals (refuse_sessions) stop a new session, not a jog: a jog
+        # needs no record, and UP (a jog toward upright) is part of the way back.
+        return self._interlock_problems() + list(self.sessions_refused.values())
+
+    def _jog_down_problems(self) -> list[str]:
+        problems = self._interlock_problems()
+        if self.angle >= self.cfg.limits.max_angle_deg - SETTLE_DEG:
+            problems.append("already at the maximum angle")
+        return problems
+
+    def _supervise_problems(self) -> list[str]:
+        inp = self.inputs
+        if self.monitor.recovery != Recovery.HOLD or inp is None:
+            return []
+        problems = []
+        if inp.estop_pressed:
+            problems.append("e-stop pressed: release it first")
+        if not inp.link_ok:
+            problems.append("no link to the motion board (it returns the user on its own)")
+        if inp.drive_inhibited:
+            problems.append("the motion board has taken over or is shut down")
+        if self.monitor.driver_disobeys:
+            problems.append(
+                "the motor driver ignores its command: its supply stays cut (manual release, "
+                "docs/safety.md)"
+            )
+        if self.supervised.refused:
+            problems.append(
+                f"an earlier supervised recovery went the wrong way ({self.supervised.refused}): "
+                "manual release, docs/safety.md"
+            )
+        if self.verified_upright:
+            problems.append("already upright")
+        return problems
 
     def _interlock_problems(self) -> list[str]:
         inp = self.inputs
@@ -1054,12 +1126,13 @@ class Controller:
             problems.append("over-travel switch open")
         if self.boot_off_upright:
             problems.append(
-                "the table was off upright at power-on: "
-                "it must be upright first (RETURN or hold UP)"
+                "the table was off upright at power-on: it must be upright first "
+                "(RETURN or hold UP)"
             )
         if self.now < self.cooldown_until:
             problems.append(
-                f"rest upright after a forced return: wait {self.cooldown_until - self.now:.0f} s "
+                "rest upright after a forced return: wait "
+                f"{self.cooldown_until - self.now:.0f} s "
                 f"(session.cooldown_s = {self.cfg.session.cooldown_s:g})"
             )
         wait = self.duty.wait_s(self.now)
@@ -1074,132 +1147,31 @@ class Controller:
             )
         if inp.estop_discrepancy or inp.ankle_discrepancy:
             problems.append("a dual-channel safety input disagrees with itself")
-        if self.at_upright() and not inp.upright_switch:
+        if self.at_upright and not inp.upright_switch:
             problems.append("upright switch open at upright")
         return problems
 
-    # ------------------------------------------------------------------ conditions
-    @property
-    def fault_holding(self) -> bool:
-        """In ``fault`` with no trusted way to move: motor off, supply cut, brake on."""
-        return self.state == "fault" and self.recovery == "hold"
-
-    @property
-    def motionless(self) -> bool:
-        """States in which the controller never drives the motor."""
-        return self.state in ("estop", "boot") or self.fault_holding
-
-    def verified_upright(self) -> bool:
-        """Upright by evidence that agrees: a trusted angle at upright and the upright switch
-        closed (or both angle sensors trusted and agreeing), or the switch plus the back-EMF
-        when no angle is trusted. ``idle`` is entered only on this (issue 11, repro 2)."""
-        if self.upright_by_evidence:
-            return True
-        inp = self.inputs
-        if inp is None or not self.at_upright() or self.monitor.position_untrusted:
-            return False
-        both = (
-            not self.monitor.distrusted
-            and inp.angle_primary_deg is not None
-            and inp.angle_secondary_deg is not None
-        )
-        # (A switch stuck closed agrees trivially: then the trusted sensor is the evidence. The
-        # limp home, which ends on the switch alone, checks the switch separately.)
-        return inp.upright_switch or both
-
-    def may_supervise(self) -> bool:
-        """The supervised recovery is refused only where it cannot help or would harm."""
-        inp = self.inputs
-        if self.recovery != "hold" or inp is None:
-            return False  # a fault that returns by itself is already on the way up
-        problems = []
-        if inp.estop_pressed:
-            problems.append("e-stop pressed: release it first")
-        if not inp.link_ok:
-            problems.append("no link to the motion board (it returns the user on its own)")
-        if inp.drive_inhibited:
-            problems.append("the motion board has taken over or is shut down")
-        if self.monitor.driver_disobeys:
-            problems.append(
-                "the motor driver ignores its command: its supply stays cut (manual release, "
-                "docs/safety.md)"
-            )
-        if self.sr_refused:
-            problems.append(
-                f"an earlier supervised recovery went the wrong way ({self.sr_refused}): manual "
-                "release, docs/safety.md"
-            )
-        if self.verified_upright():
-            problems.append("already upright")
-        return self._refuse("supervised recovery", problems)
-
-    def off_upright(self) -> bool:
-        return not self.at_upright()
-
-    def fault_returning(self) -> bool:
-        return self.recovery != "hold"
-
-    def at_upright(self) -> bool:
-        return is_upright(self.angle, self.cfg.limits.upright_deg)
-
-    def estop_input(self) -> bool:
-        return self.inputs is not None and self.inputs.estop_pressed
-
-    def estop_released(self) -> bool:
-        if self.estop_input():
-            self._note("e-stop still pressed: release it first")
-            return False
-        return True
-
-    def may_start_session(self) -> bool:
-        # The application's refusals (refuse_sessions) stop a new session, not a jog: a jog
-        # needs no record, and UP (a jog toward upright) is part of the way back.
-        return self._refuse(
-            "start", self._interlock_problems() + list(self.sessions_refused.values())
-        )
-
-    def may_jog_down(self) -> bool:
-        problems = self._interlock_problems()
-        if self.angle >= self.cfg.limits.max_angle_deg - SETTLE_DEG:
-            problems.append("already at the maximum angle")
-        return self._refuse("jog down", problems)
-
-    def paused_in_ramp(self) -> bool:
-        return self.paused_from == "ramp"
-
-    def paused_in_hold(self) -> bool:
-        return self.paused_from == "hold"
-
-    def paused_in_rest(self) -> bool:
-        return self.paused_from == "rest"
-
-    def paused_in_returning(self) -> bool:
-        return self.paused_from == "returning"
-
-    def return_is_forced(self) -> bool:
-        return self.return_forced
-
-    # ------------------------------------------------------------------ state callbacks
-    def _jog_down(self) -> None:
+    # ------------------------------------------------------------------ entries and exits
+    # (transitions' callbacks, with its EventData)
+    def _jog_down(self, event: EventData) -> None:
         self.jog_dir = 1
 
-    def _jog_up(self) -> None:
+    def _jog_up(self, event: EventData) -> None:
         self.jog_dir = -1
 
-    def on_enter_idle(self) -> None:
+    def _enter_idle(self, event: EventData) -> None:
         self._brake()
         if self.return_forced:  # time limit, fault, boot recovery, supervised recovery: rest first
             self.cooldown_until = self.now + self.cfg.session.cooldown_s
             if self.cfg.session.cooldown_s > 0:
                 self._note(
                     "upright after a forced return: the table rests "
-                    f"{self.cfg.session.cooldown_s:g} s "
-                    "before it tilts down again"
+                    f"{self.cfg.session.cooldown_s:g} s before it tilts down again"
                 )
         self.boot_off_upright = False
         self.left_upright_t = None
         self.return_forced = False
-        self.paused_from = ""
+        self.paused_from = None
         self.phase_remaining = None
 
     def _start_session_clock(self) -> None:
@@ -1209,86 +1181,77 @@ class Controller:
         if self.left_upright_t is None:
             self.left_upright_t = self.now
 
-    def on_enter_jogging(self) -> None:
+    def _enter_jogging(self, event: EventData) -> None:
         self.jog_started_t = self.now
         if self.jog_dir > 0:
             self._start_session_clock()
         limits = self.cfg.limits
         self._move_to(limits.max_angle_deg if self.jog_dir > 0 else limits.upright_deg)
 
-    def on_enter_holding(self) -> None:
-        self._controlled_stop()
+    def _enter_holding(self, event: EventData) -> None:
+        self.motion.stop()
 
-    def on_enter_ramp(self) -> None:
+    def _enter_ramp(self, event: EventData) -> None:
         self._start_session_clock()
-        if self.fire_source == "idle":
+        if _source(event) == State.IDLE:
             self.step_i = 0
-            self._start_brake_test()  # before every session; the ramp starts when it passes
+            self.brake_test.start(self.now, self.angle)  # before every session; then the ramp
         else:
             self._move_to(self.steps[self.step_i][0])
 
-    def on_enter_hold(self) -> None:
+    def _enter_hold(self, event: EventData) -> None:
         self._brake()
         self.phase_end_t = self.now + self._take_remaining(self.steps[self.step_i][1])
 
-    def on_enter_rest(self) -> None:
+    def _enter_rest(self, event: EventData) -> None:
         self.rest_timing = False
         self._move_to(self.cfg.session.rest_deg)
 
-    def on_exit_ramp(self) -> None:
-        self.brake_test_until = None  # a pre-session brake test interrupted by STOP or e-stop
+    def _exit_ramp(self, event: EventData) -> None:
+        self.brake_test.cancel()  # a pre-session brake test interrupted by STOP or e-stop
 
-    def on_exit_paused(self) -> None:
-        self.paused_from = ""
+    def _exit_paused(self, event: EventData) -> None:
+        self.paused_from = None
 
-    def on_enter_paused(self) -> None:
+    def _enter_paused(self, event: EventData) -> None:
         # Remember what to resume; keep what is left of a timed phase.
-        source = self.fire_source
-        self.paused_from = source
-        if source == "hold" or (source == "rest" and self.rest_timing):
+        source = self.paused_from = _source(event)
+        if source == State.HOLD or (source == State.REST and self.rest_timing):
             self.phase_remaining = max(0.0, self.phase_end_t - self.now)
-        self._controlled_stop()
+        self.motion.stop()
 
-    def on_enter_returning(self) -> None:
+    def _enter_returning(self, event: EventData) -> None:
         self._move_to(self.cfg.limits.upright_deg)
 
-    def on_enter_emergency_return(self) -> None:
+    def _enter_emergency_return(self, event: EventData) -> None:
         self.return_forced = True
-        self._move_to(self.cfg.limits.upright_deg, emergency=True)
+        self._move_to(self.cfg.limits.upright_deg, Pace.EMERGENCY)
 
-    def on_enter_limp_home(self) -> None:
+    def _enter_limp_home(self, event: EventData) -> None:
         self.return_forced = True
-        self.limp_switch_at = None
-        self.limp_began_on_switch = self.inputs is not None and self.inputs.upright_switch
-        up = self.cfg.limits.upright_deg
-        self._move_to(up, limp=True)
+        self._move_to(self.cfg.limits.upright_deg, Pace.LIMP)
         if self.monitor.position_untrusted:
-            # Neither sensor is trusted for position: aim past upright and let the upright
-            # switch end the move (the mechanical stop lies beyond).
-            self.profile.goal = up - LIMP_PAST_UPRIGHT_DEG
-        distance = abs(self.angle - self.cfg.limits.upright_deg)
-        self.limp_deadline = self.now + distance / self.profile.vmax * 1.5 + LIMP_TIMEOUT_MARGIN_S
+            self.profile.goal = self.limp.goal(position_untrusted=True)
+        upright_switch = self.inputs is not None and self.inputs.upright_switch
+        self.limp.begin(self.now, self.angle, self.profile.vmax, upright_switch)
 
-    def on_enter_estop(self) -> None:
-        self.tracking = False  # the e-stop cuts the motor in hardware anyway
-        self.braked_angle = self.angle
+    def _enter_estop(self, event: EventData) -> None:
+        self.motion.engage_brake(self.angle, trusted=False)  # the e-stop cuts the motor anyway
         self._note("e-stop: motor off, brake on (latched; RETURN or hold UP after release)")
 
-    def on_enter_fault(self) -> None:
+    def _enter_fault(self, event: EventData) -> None:
         if self.fault_holding:
             self._stop_on_brake()
-            if not self.verified_upright():
+            if not self.verified_upright:
                 self._note(
                     "held on the brake: hold UP or RETURN to come up slowly (supervised recovery)"
                 )
         else:
             self.return_forced = True
-            self._move_to(self.cfg.limits.upright_deg, emergency=True)
+            self._move_to(self.cfg.limits.upright_deg, Pace.EMERGENCY)
 
-    def on_enter_supervised_return(self) -> None:
+    def _enter_supervised_return(self, event: EventData) -> None:
         self.return_forced = True
-        self.sr_switch_travel = None
-        hw = self.cfg.hardware
         inp = self.inputs
         if (
             self.monitor.position_untrusted
@@ -1300,57 +1263,43 @@ class Controller:
             if good is not None:
                 # On the brake the good sensor stood still and the bad one kept moving (a drift):
                 # it is singled out, and the way back runs on the good one.
-                bad = "secondary" if good == "primary" else "primary"
-                self.monitor.single_out_sensor(good)
-                self.monitor.latched.add("sensor_singled_out")
-                self._note(
-                    f"fault: sensor_singled_out: the {bad} angle reading moved on the brake, the "
-                    f"{good} did not: trusting the {good} (hold)"
+                good_sensor = Sensor(good)
+                det = self.monitor.single_out_sensor(
+                    good_sensor,
+                    f"the {good_sensor.other} angle reading moved on the brake, the "
+                    f"{good_sensor} did not: trusting the {good_sensor}",
                 )
-                self._measure(inp)
-        self.sr_raw0 = None if inp is None else (inp.angle_primary_deg, inp.angle_secondary_deg)
+                self._report(det)
         if self.monitor.position_untrusted:
             # No reading is trusted for position: drive on the back-EMF (bounded duty), end on
-            # the upright switch. The load prior is the loop's last estimate.
-            self.tracking = False
-            self.sr_speed = 0.0
-            self.sr_emf = BackEmfOdometer(
-                hw.motor_stall_current_a, hw.motor_no_load_speed_dps, self.trusted_load
-            )
-            self.sr_watch = SupervisedWatch(self.now, 0.0)
-            self.speed_limit, self.accel_limit = SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2
+            # the upright switch. The load prior is where the table last stopped on trusted sensors.
+            self.motion.drive_open_loop(SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2)
+            readings = None if inp is None else (inp.angle_primary_deg, inp.angle_secondary_deg)
+            self.supervised.begin_on_emf(self.now, self.motion.trusted_load, readings)
         else:
-            self.sr_emf = None
             # The loop's last load estimate is not a prior here: it may have wound up against the
             # fault that held (a jam drove it to its bound and the release then ran the table
             # at 9.7 deg/s toward inversion).
-            self.tracking = False
-            self.load_known = False
-            self._move_to(self.cfg.limits.upright_deg, supervised=True)
             # The best prior is gravity's pull where the table last stopped on trusted sensors
             # (from none, a 136 kg user at 60 deg passed 2 deg/s at the brake release).
-            self.loop.reset(self.angle, self.trusted_load)
-            self.sr_watch = SupervisedWatch(self.now, self.angle)
+            self.motion.restart(
+                self.cfg.limits.upright_deg,
+                self.angle,
+                Pace.SUPERVISED,
+                self.motion.trusted_load,
+            )
+            self.supervised.begin_on_angle(self.now, self.angle)
         self._note(
-            f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s "
-            "while UP or RETURN "
-            "is held" + (" (on the back-EMF and the upright switch)" if self.sr_emf else "")
+            f"supervised recovery: toward upright at {SUPERVISED_SPEED_DPS:g} deg/s while UP or "
+            "RETURN is held"
+            + (" (on the back-EMF and the upright switch)" if self.supervised.emf else "")
         )
 
-    def on_exit_supervised_return(self) -> None:
-        self.sr_emf = None
-        self.sr_watch = None
-
-    def _hold_on_fault(self) -> None:
-        """The recovery is now "hold": motor off, its supply cut, brake on, whatever the state."""
-        if self.state == "fault":
-            self._stop_on_brake()  # escalated during a fault's return
-        else:
-            self._fire("fault")
+    def _exit_supervised_return(self, event: EventData) -> None:
+        self.supervised.end()
 
     def _stop_on_brake(self) -> None:
         inp = self.inputs
         self.hold_raw = None if inp is None else (inp.angle_primary_deg, inp.angle_secondary_deg)
-        self.tracking = False
+        self.motion.engage_brake(self.angle, trusted=False)
         self.motor_cmd = 0.0
-        self.braked_angle = self.angle

@@ -3,8 +3,9 @@
 Every tick the controller hands the monitor what it measured and what it commanded; the
 monitor answers with at most one new ``Detection``. It holds no policy about states: it
 says what is wrong, how trustworthy motion still is, and which sensor (if any) is still
-good. The controller latches the detection, sounds the alarm and takes the most
-conservative recovery among everything latched:
+good. It owns what is latched (``latch``, also for the faults the controller finds) and
+the most conservative ``Recovery`` among it; the controller sounds the alarm and routes
+the recovery to the state machine:
 
 - ``emergency_return``: sensors and drive are trusted (a brake that does not hold, a
   switch wire, an upright switch that lies, a stuck pendant button): the controller's
@@ -22,9 +23,11 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import NamedTuple
 
 from controller.core.config import Config
+from controller.core.states import State
 from hal.interfaces import Inputs
 
 SENSOR_AGREE_DEG = 1.0  # the two angle sensors must agree this closely (normally within 0.25):
@@ -77,22 +80,43 @@ LOAD_DENIED_S = 0.3  # the current bounding the loop's load estimate this long: 
 CURRENT_DEFICIT_S = 0.1  # above the worst measurement lag (5 ticks) plus a transient
 
 
+class Recovery(StrEnum):
+    """How the table comes back once a fault is latched, least conservative first."""
+
+    REPORT = "report"
+    EMERGENCY_RETURN = "emergency_return"
+    LIMP_HOME = "limp_home"
+    HOLD = "hold"
+
+    @property
+    def severity(self) -> int:
+        return list(Recovery).index(self)
+
+
+class Sensor(StrEnum):
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+    @property
+    def other(self) -> Sensor:
+        return Sensor.SECONDARY if self is Sensor.PRIMARY else Sensor.PRIMARY
+
+
 @dataclass(frozen=True, slots=True)
 class Detection:
     code: str  # reason code, e.g. "brake_creep"
     reason: str  # human-readable detail
-    recovery: str  # "emergency_return" | "limp_home" | "hold" | "report"
-    good_sensor: str | None = None  # for limp_home: "primary" or "secondary"
-
-
-SEVERITY = {"report": 0, "emergency_return": 1, "limp_home": 2, "hold": 3}
+    recovery: Recovery
+    good_sensor: Sensor | None = None  # the other one is distrusted from now on
+    driver_stuck_on: bool = False  # the current says the driver ignores its command
+    brake_slips: bool = False  # the brake does not hold: the motor holds instead from now on
 
 
 class Snapshot(NamedTuple):
     """What the controller did and believes this tick (the monitor's only view of it)."""
 
     now: float
-    state: str
+    state: State
     tracking: bool  # the position loop is driving (brake released)
     setpoint: float
     speed_limit: float
@@ -100,18 +124,22 @@ class Snapshot(NamedTuple):
     angle: float  # the controller's fused angle
     braked_angle: float | None  # where the brake was engaged (None while driving)
     motor_power: bool = True  # the supply relay was closed for the last command
-    # The active profile's goal (None while braked): which way the drive heads.
-    goal: float | None = None
+    goal: float | None = (
+        None  # the active profile's goal (None while braked): which way the drive heads
+    )
     load_denied_s: float = 0.0  # how long the motor current has held the loop's load estimate back
 
 
 class SafetyMonitor:
     def __init__(self, config: Config) -> None:
         self.cfg = config
+        # What is latched and what it implies; written only by latch() (and single_out_sensor).
         self.latched: set[str] = set()
-        self.distrusted: set[str] = set()  # "primary" / "secondary"
+        self.recovery = Recovery.REPORT  # the most conservative recovery among latched faults
+        self.distrusted: set[Sensor] = set()
         self.position_untrusted = False  # the sensors disagree and neither can be singled out
         self.driver_disobeys = False  # the current says the driver ignores its command
+        self.brake_slips = False  # the brake does not hold (creep, failed brake test)
         self.sensors_frozen = False  # the back-EMF says the motor turns, the readings do not
         self._motion_start: float | None = None  # the angle where the current motion began
         self._angles: deque[tuple[float, float]] = deque(maxlen=SPEED_SAMPLES_MAX)  # (t, angle)
@@ -158,11 +186,34 @@ class SafetyMonitor:
             return None
         return abs(a1 - a0), abs(b1 - b0)
 
-    def single_out_sensor(self, good: str) -> None:
+    def latch(self, det: Detection) -> None:
+        """Latch a fault, whoever found it (these checks or the controller), with what it says
+        about the hardware; the recovery only ever becomes more conservative."""
+        self.latched.add(det.code)
+        if det.recovery.severity > self.recovery.severity:
+            self.recovery = det.recovery
+        if det.driver_stuck_on:
+            self.driver_disobeys = True
+        if det.brake_slips:
+            self.brake_slips = True
+        if det.good_sensor:
+            self.distrusted.add(det.good_sensor.other)
+            self._angles.clear()  # the measured angle changes source: restart the speed window
+
+    @property
+    def upright_switch_trusted(self) -> bool:
+        return "upright_switch_stuck" not in self.latched
+
+    def hold_after_error(self) -> None:
+        """An internal error: nothing is trusted to move (no fault code to latch)."""
+        self.recovery = Recovery.HOLD
+
+    def single_out_sensor(self, good: Sensor, reason: str) -> Detection:
         """The controller found the bad reading by other evidence (it moved on the brake)."""
-        self.distrusted.add("secondary" if good == "primary" else "primary")
         self.position_untrusted = False
-        self._angles.clear()  # the measured angle changes source: restart the speed window
+        det = Detection("sensor_singled_out", reason, Recovery.HOLD, good_sensor=good)
+        self.latch(det)
+        return det
 
     def measured_speed(self, dt: float | None = None) -> float | None:
         """Angle change over measured time: the newest sample against the newest one at least
@@ -177,8 +228,7 @@ class SafetyMonitor:
         return (a1 - a0) / (t1 - t0)
 
     def _sample_angle(self, now: float, angle: float) -> None:
-        """Keep the samples of the speed window: drop the oldest while the next one is old
-        enough."""
+        """Keep the speed window's samples: drop the oldest while the next one is old enough."""
         samples = self._angles
         samples.append((now, angle))
         horizon = now - SPEED_WINDOW_S + 1e-6
@@ -198,7 +248,7 @@ class SafetyMonitor:
         elif self._motion_start is None:
             self._motion_start = s.angle  # where this motion (brake release) began
         self._speed = self.measured_speed(dt)
-        speed_unknown = s.state == "supervised_return" and not s.tracking
+        speed_unknown = s.state == State.SUPERVISED_RETURN and not s.tracking
         for check in self._checks:
             if speed_unknown and check == self._current:
                 # Driving on the back-EMF (no angle trusted): the current check's speed would be
@@ -206,14 +256,7 @@ class SafetyMonitor:
                 continue
             det = check(s, inp, dt)
             if det is not None and det.code not in self.latched:
-                self.latched.add(det.code)
-                if det.code == "runaway" and "driver" in det.reason:
-                    # The current says so: the driver itself is stuck on.
-                    self.driver_disobeys = True
-                if det.good_sensor:
-                    self.distrusted.add("secondary" if det.good_sensor == "primary" else "primary")
-                    # The measured angle changes source: restart the speed window.
-                    self._angles.clear()
+                self.latch(det)
                 return det
         return None
 
@@ -223,7 +266,7 @@ class SafetyMonitor:
             # Nothing this side commands reaches the motor now; the motion board returns the
             # user on its own (its dead-man) and latches its shutdown.
             return Detection(
-                "link_lost", "no telemetry from the motion board: it acts alone", "hold"
+                "link_lost", "no telemetry from the motion board: it acts alone", Recovery.HOLD
             )
         return None
 
@@ -231,22 +274,24 @@ class SafetyMonitor:
         a, b = inp.angle_primary_deg, inp.angle_secondary_deg
         if self.position_untrusted:
             return None  # already latched; only the upright switch ends the limp home
-        if "primary" in self.distrusted or "secondary" in self.distrusted:
-            remaining = b if "primary" in self.distrusted else a
+        if self.distrusted:
+            remaining = b if Sensor.PRIMARY in self.distrusted else a
             if remaining is None:
                 return Detection(
-                    "sensors_lost", "the remaining angle sensor gives no reading either", "hold"
+                    "sensors_lost",
+                    "the remaining angle sensor gives no reading either",
+                    Recovery.HOLD,
                 )
             return None
         if a is None and b is None:
-            return Detection("sensors_lost", "neither angle sensor gives a reading", "hold")
+            return Detection("sensors_lost", "neither angle sensor gives a reading", Recovery.HOLD)
         if a is None or b is None:
-            good = "secondary" if a is None else "primary"
+            lost = Sensor.PRIMARY if a is None else Sensor.SECONDARY
             return Detection(
                 "sensor_dropout",
-                f"the {'primary' if a is None else 'secondary'} angle sensor gives no reading",
-                "limp_home",
-                good,
+                f"the {lost} angle sensor gives no reading",
+                Recovery.LIMP_HOME,
+                lost.other,
             )
         if abs(a - b) > SENSOR_AGREE_DEG:
             # The bad one is the one that left the reference: the setpoint while driving (the
@@ -261,18 +306,18 @@ class SafetyMonitor:
                 # A stuck sensor gives itself away by not moving while the other one does.
                 moved = self._moved()
                 if moved is not None:
-                    moved_a, moved_b = moved
-                    for bad, good, m_bad, m_good in (
-                        ("primary", "secondary", moved_a, moved_b),
-                        ("secondary", "primary", moved_b, moved_a),
+                    m_a, m_b = moved
+                    for bad, m_bad, m_good in (
+                        (Sensor.PRIMARY, m_a, m_b),
+                        (Sensor.SECONDARY, m_b, m_a),
                     ):
                         if m_bad < STILL_DEG and m_good > MOVING_DEG:
                             return Detection(
                                 "sensor_disagree",
                                 f"primary {a:.1f} vs secondary {b:.1f} deg; the "
-                                f"{bad} stopped moving: trusting the {good}",
-                                "limp_home",
-                                good,
+                                f"{bad} stopped moving: trusting the {bad.other}",
+                                Recovery.LIMP_HOME,
+                                bad.other,
                             )
                 self.position_untrusted = True
                 # While driving, the loop servoes the two sensors' mean onto the setpoint, so a
@@ -283,13 +328,13 @@ class SafetyMonitor:
                     "sensor_disagree",
                     f"primary {a:.1f} vs secondary {b:.1f} deg; cannot tell "
                     "which is wrong: limp home on the upright switch",
-                    "limp_home",
+                    Recovery.LIMP_HOME,
                 )
-            good = "primary" if da < db else "secondary"
+            good = Sensor.PRIMARY if da < db else Sensor.SECONDARY
             return Detection(
                 "sensor_disagree",
                 f"primary {a:.1f} vs secondary {b:.1f} deg; trusting the {good}",
-                "limp_home",
+                Recovery.LIMP_HOME,
                 good,
             )
         return None
@@ -308,21 +353,21 @@ class SafetyMonitor:
                 "envelope",
                 f"{s.angle:.2f} deg is past max_angle_deg "
                 f"{self.cfg.limits.max_angle_deg:g}: the drive cannot stop the table",
-                "hold",
+                Recovery.HOLD,
             )
         if s.tracking:
             if v is not None and abs(v) > s.speed_limit + SPEED_MARGIN_DPS:
                 return Detection(
-                    "runaway", f"moving at {v:.1f} deg/s, limit {s.speed_limit:g}", "hold"
+                    "runaway", f"moving at {v:.1f} deg/s, limit {s.speed_limit:g}", Recovery.HOLD
                 )
             if abs(s.angle - s.setpoint) > FOLLOWING_ERROR_DEG:
-                # Moving (over 0.5 deg/s) further away from the setpoint: a runaway; else a stall.
+                # Moving away from the setpoint is a runaway; not moving (or toward it) a stall.
                 away = v is not None and abs(v) > 0.5 and (s.angle - s.setpoint) * v > 0
                 code = "runaway" if away else "stall"
                 return Detection(
                     code,
                     f"following error: measured {s.angle:.1f} deg, setpoint {s.setpoint:.1f} deg",
-                    "hold",
+                    Recovery.HOLD,
                 )
         return None
 
@@ -351,7 +396,7 @@ class SafetyMonitor:
         if (
             s.tracking
             or s.braked_angle is None
-            or s.state in ("fault", "boot")
+            or s.state in (State.FAULT, State.BOOT)
             or self.position_untrusted
         ):  # a drifting reading would look like creep
             return None
@@ -366,12 +411,12 @@ class SafetyMonitor:
             moved_a, moved_b = abs(a - a0), abs(b - b0)
         if (moved_a > CREEP_DEG) != (moved_b > CREEP_DEG) and max(moved_a, moved_b) > 2 * CREEP_DEG:
             # Only one sensor says the braked table moves: the brake holds and that one lies.
-            good = "secondary" if moved_a > moved_b else "primary"
+            good = Sensor.SECONDARY if moved_a > moved_b else Sensor.PRIMARY
             return Detection(
                 "sensor_disagree",
-                f"the {'primary' if good == 'secondary' else 'secondary'} "
+                f"the {good.other} "
                 f"moved {max(moved_a, moved_b):.1f} deg while braked, the {good} did not",
-                "limp_home",
+                Recovery.LIMP_HOME,
                 good,
             )
         if moved_a > CREEP_DEG and moved_b > CREEP_DEG:
@@ -380,12 +425,14 @@ class SafetyMonitor:
                     "runaway",
                     f"the driver is on ({inp.motor_current_a:.1f} A) while holding "
                     "and the table moves",
-                    "hold",
+                    Recovery.HOLD,
+                    driver_stuck_on=True,
                 )
             return Detection(
                 "brake_creep",
                 f"moved {s.angle - s.braked_angle:+.1f} deg while braked",
-                "emergency_return",
+                Recovery.EMERGENCY_RETURN,
+                brake_slips=True,
             )
         return None
 
@@ -399,7 +446,7 @@ class SafetyMonitor:
             return Detection(
                 "drive_saturated",
                 f"full duty for {SATURATED_S:g} s: the drive cannot follow (weak or overloaded)",
-                "hold",
+                Recovery.HOLD,
             )
         return None
 
@@ -433,16 +480,16 @@ class SafetyMonitor:
             return Detection(
                 "runaway",
                 f"{inp.motor_current_a:.1f} A drawn, at most {predicted:.1f} A expected for "
-                f"duty {s.motor_cmd:+.2f} "
-                f"(or a command of the last {CURRENT_LAG_S * 1000:.0f} ms): "
-                "the driver ignores its command",
-                "hold",
+                f"duty {s.motor_cmd:+.2f} (or a command of the last "
+                f"{CURRENT_LAG_S * 1000:.0f} ms): the driver ignores its command",
+                Recovery.HOLD,
+                driver_stuck_on=True,
             )
         if self._lasted("overcurrent", inp.motor_current_a > OVERCURRENT_A, s.now, OVERCURRENT_S):
             return Detection(
                 "overcurrent",
                 f"{inp.motor_current_a:.1f} A for {OVERCURRENT_S:g} s (jammed drive)",
-                "hold",
+                Recovery.HOLD,
             )
         return None
 
@@ -473,7 +520,7 @@ class SafetyMonitor:
                 "sensors_frozen",
                 f"both angle readings unchanged for {s.now - t0:.2f} s while the "
                 f"setpoint moved {abs(s.setpoint - sp0):.2f} deg: the readings are frozen",
-                "hold",
+                Recovery.HOLD,
             )
         return None
 
@@ -512,7 +559,7 @@ class SafetyMonitor:
                 f"{inp.motor_current_a:.1f} A drawn at duty {s.motor_cmd:+.2f}, "
                 f"{predicted:.1f} A expected at the measured {v:+.1f} deg/s: the motor turns, "
                 "the angle readings do not follow",
-                "hold",
+                Recovery.HOLD,
             )
         return None
 
@@ -521,7 +568,7 @@ class SafetyMonitor:
         if (
             inp.upright_switch
             and s.angle > up + SWITCH_LIE_DEG
-            and s.state != "limp_home"
+            and s.state != State.LIMP_HOME
             and not self.position_untrusted
         ):
             # (During a limp home, or with no sensor trusted for position, the switch closing
@@ -529,7 +576,7 @@ class SafetyMonitor:
             return Detection(
                 "upright_switch_stuck",
                 f"upright switch closed at {s.angle:.1f} deg; returning by the angle alone",
-                "emergency_return",
+                Recovery.EMERGENCY_RETURN,
             )
         if self._lasted("estop_channels", inp.estop_discrepancy, s.now, DISCREPANCY_S):
             # The safety relay has cut the motor supply (it opens on either channel): nothing
@@ -538,26 +585,30 @@ class SafetyMonitor:
                 "estop_channel_fault",
                 "the e-stop's two channels disagree (a cut wire or a "
                 "failed contact): the hardwired cut holds the motor off",
-                "hold",
+                Recovery.HOLD,
             )
         if self._lasted("ankle_channels", inp.ankle_discrepancy, s.now, DISCREPANCY_S):
             return Detection(
                 "ankle_channel_fault",
                 "the ankle lock's two channels disagree (a cut wire or "
                 "a failed contact): the lock is not trusted",
-                "emergency_return",
+                Recovery.EMERGENCY_RETURN,
             )
         if inp.overtravel_tripped:
             if s.angle < self.cfg.limits.max_angle_deg + 2.0:
                 return Detection(
                     "overtravel_switch_open",
                     f"over-travel switch open at {s.angle:.1f} deg (wire or switch fault)",
-                    "emergency_return",
+                    Recovery.EMERGENCY_RETURN,
                 )
             # Reached by a drive heading for inversion: it cannot be trusted, hold. Found there
             # (a slide after a power cut, a boot) with the drive heading up: the way back is
             # never refused by a limit check.
-            recovery = "emergency_return" if (not s.tracking or self._heading_up(s)) else "hold"
+            recovery = (
+                Recovery.EMERGENCY_RETURN
+                if (not s.tracking or self._heading_up(s))
+                else Recovery.HOLD
+            )
             return Detection(
                 "overtravel", f"over-travel limit reached at {s.angle:.1f} deg", recovery
             )
@@ -572,7 +623,7 @@ class SafetyMonitor:
             if name not in inp.buttons:
                 del self._held_since[name]
         for name in sorted(inp.buttons):
-            if s.state == "supervised_return" and name in ("up", "return"):
+            if s.state == State.SUPERVISED_RETURN and name in ("up", "return"):
                 continue  # held on purpose for as long as the slow way back takes
             since = self._held_since.setdefault(name, s.now)
             if (
@@ -585,6 +636,6 @@ class SafetyMonitor:
                 return Detection(
                     f"button_stuck_{name}",
                     f"{name.upper()} held {held}; it is ignored and the pendant is not trusted",
-                    "emergency_return",
+                    Recovery.EMERGENCY_RETURN,
                 )
         return None

@@ -1,0 +1,106 @@
+"""One supervised recovery: the hold-to-run way up out of a held fault (controller/core/recovery.py
+has the watch that judges it and the back-EMF odometer).
+
+With a trusted angle the controller drives it on the position loop (Pace.SUPERVISED) and this
+only watches. With no angle trusted for position it drives on the motor's back-EMF: the speed
+request ramps up to the supervised speed, the duty comes from the back-EMF's load estimate
+(bounded), and upright is the upright switch plus the stretch the back-EMF measures after it.
+A recovery that went the wrong way is not offered again.
+
+Pure logic: time and the measurements are passed in.
+"""
+
+from __future__ import annotations
+
+from controller.core.limits import clamp
+from controller.core.limp_home import UPRIGHT_SWITCH_WINDOW_DEG
+from controller.core.motion import SETTLE_DEG
+from controller.core.recovery import (
+    SUPERVISED_ACCEL_DPS2,
+    SUPERVISED_DUTY_MAX,
+    SUPERVISED_SPEED_DPS,
+    WRONG_WAY_DEG,
+    BackEmfOdometer,
+    SupervisedWatch,
+    Verdict,
+)
+
+Readings = tuple[float | None, float | None]
+
+
+class Supervised:
+    def __init__(self, stall_current_a: float, no_load_speed_dps: float) -> None:
+        self.stall_current_a = stall_current_a
+        self.no_load_speed_dps = no_load_speed_dps
+        self.watch: SupervisedWatch | None = None
+        self.emf: BackEmfOdometer | None = None  # driving on the back-EMF (no trusted angle)
+        self.speed = 0.0  # the speed request on the back-EMF
+        self.switch_travel: float | None = None  # odometer travel when the upright switch closed
+        self.refused: str | None = None  # why it must not run again
+        self.readings0: Readings | None = None  # both angle readings when the back-EMF drive began
+
+    def begin_on_angle(self, now: float, angle: float) -> None:
+        self.switch_travel = None
+        self.emf = None
+        self.watch = SupervisedWatch(now, angle)
+
+    def begin_on_emf(self, now: float, load: float, readings: Readings | None = None) -> None:
+        """``load``: gravity's pull where the table last stopped on trusted sensors;
+        ``readings``: both angle readings now (see ``readings_sink``)."""
+        self.readings0 = readings
+        self.switch_travel = None
+        self.speed = 0.0
+        self.emf = BackEmfOdometer(self.stall_current_a, self.no_load_speed_dps, load)
+        self.watch = SupervisedWatch(now, 0.0)
+
+    def end(self) -> None:
+        self.emf = None
+        self.watch = None
+
+    def emf_step(self, duty: float, current_a: float, dt: float, switch_closed: bool) -> bool:
+        """Advance the back-EMF drive by the tick; True once upright by evidence (the trusted
+        upright switch closed and the back-EMF measured the last stretch after it)."""
+        emf = self.emf
+        if emf is None:
+            raise RuntimeError("not driving on the back-EMF")
+        emf.update(duty, current_a, dt)
+        self.speed = max(-SUPERVISED_SPEED_DPS, self.speed - SUPERVISED_ACCEL_DPS2 * dt)
+        if switch_closed and self.switch_travel is None:
+            self.switch_travel = emf.travel
+        return (
+            self.switch_travel is not None
+            and self.switch_travel - emf.travel >= UPRIGHT_SWITCH_WINDOW_DEG - SETTLE_DEG
+        )
+
+    def emf_duty(self) -> float:
+        """The duty for the requested speed by the back-EMF's load estimate, bounded."""
+        if self.emf is None:
+            raise RuntimeError("not driving on the back-EMF")
+        return clamp(self.emf.duty_for(self.speed), -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX)
+
+    def readings_sink(self, readings: Readings, agree_deg: float) -> bool:
+        """On the back-EMF: both angle readings moved toward inversion by more than
+        ``WRONG_WAY_DEG`` since it began, and agree. The odometer's model can be wrong (a weak
+        drive stalled against gravity draws as little current as a freely turning one, and the
+        table sank 6 deg while UP was held); two readings that move together are not frozen."""
+        start = self.readings0
+        a, b = readings
+        if self.emf is None or start is None or a is None or b is None:
+            return False
+        a0, b0 = start
+        if a0 is None or b0 is None:
+            return False
+        return abs(a - b) <= agree_deg and a - a0 > WRONG_WAY_DEG and b - b0 > WRONG_WAY_DEG
+
+    def judge(self, now: float, pos: float, duty: float, sinking: bool = False) -> Verdict | None:
+        """The watch's verdict on this tick's motion (None: it follows the command);
+        ``sinking``: ``readings_sink`` says the table goes the wrong way whatever the odometer."""
+        verdict = self.watch.update(now, pos, duty) if self.watch is not None else None
+        if verdict is None and sinking:
+            verdict = Verdict(
+                "supervised_wrong_way",
+                "both angle readings moved toward inversion while driving toward upright",
+            )
+        if verdict is not None and verdict.code == "supervised_wrong_way":
+            self.refused = verdict.reason
+        return verdict
