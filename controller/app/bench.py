@@ -30,11 +30,11 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any, Callable
 from unittest import mock
 
+from controller.core import clock as stopwatch
 from controller.core.profile import trapezoid_time
 from sim.runner import run_scenario
 from sim.scenario import scenario_from_dict
@@ -127,7 +127,7 @@ def jitter(seconds: float, spin_s: float, control_idle_s: float | None = None) -
         key = "loaded" if loaded else "idle"
         if loaded:
             with Busy():
-                time.sleep(0.2)
+                stopwatch.sleep(0.2)
                 bare = periodic(seconds, None, spin_s)
                 ctrl = periodic(seconds, control_body(), spin_s)
         else:
@@ -149,11 +149,11 @@ def timing_methods(seconds: float) -> dict:
         ("sleep_then_spin_0.2ms", 0.0002),
         ("sleep_then_spin_1ms", 0.001),
     ):
-        cpu0 = time.process_time()
-        wall0 = time.perf_counter()
+        cpu0 = stopwatch.process_time()
+        wall0 = stopwatch.perf_counter()
         r = periodic(seconds, None, spin)
         r["cpu_percent"] = round(
-            100 * (time.process_time() - cpu0) / (time.perf_counter() - wall0), 2
+            100 * (stopwatch.process_time() - cpu0) / (stopwatch.perf_counter() - wall0), 2
         )
         out[name] = r
     return out
@@ -186,14 +186,14 @@ def estop_sim(n: int = 300) -> dict:
         for _ in range(3):
             sim.tick()
             sim.advance()
-        start = time.perf_counter()
-        time.sleep(rng.uniform(0.0, PERIOD_S))  # the edge lands somewhere in the period
-        edge = time.perf_counter()
-        while time.perf_counter() - start < PERIOD_S:
+        start = stopwatch.perf_counter()
+        stopwatch.sleep(rng.uniform(0.0, PERIOD_S))  # the edge lands somewhere in the period
+        edge = stopwatch.perf_counter()
+        while stopwatch.perf_counter() - start < PERIOD_S:
             pass  # the rest of the period
         sim.apply(Event(sim.now, "set", "estop", True))
         row = sim.tick()
-        done = time.perf_counter()
+        done = stopwatch.perf_counter()
         assert row[6] == 0.0
         samples.append(done - edge)
         sim.advance()
@@ -217,7 +217,7 @@ def estop_gpio_mock(n: int = 2000) -> dict:
         def _change_state(self, value: float) -> bool:
             changed = super()._change_state(value)
             if changed and self._function == "output" and value == 0.0:
-                stamps.setdefault(self.info.name, time.perf_counter())
+                stamps.setdefault(self.info.name, stopwatch.perf_counter())
             return changed
 
     g = Gpio()
@@ -234,7 +234,7 @@ def estop_gpio_mock(n: int = 2000) -> dict:
         table.read()
         table.write(driving)
         stamps.clear()
-        start = time.perf_counter()
+        start = stopwatch.perf_counter()
         estop_a.drive_high()
         samples.append(stamps[pwm_name] - start)
         estop_a.drive_low()
@@ -245,11 +245,11 @@ def estop_gpio_mock(n: int = 2000) -> dict:
     pin = factory.pin(17)
     pin.drive_low()
     hit: list[float] = []
-    device.when_deactivated = lambda: hit.append(time.perf_counter())
+    device.when_deactivated = lambda: hit.append(stopwatch.perf_counter())
     floor = []
     for _ in range(n):
         hit.clear()
-        start = time.perf_counter()
+        start = stopwatch.perf_counter()
         pin.drive_high()
         floor.append(hit[0] - start)
         pin.drive_low()
@@ -286,7 +286,7 @@ def serial_round_trip(n: int = 500) -> dict:
                 data = os.read(wire.master, 4096)
             except BlockingIOError:
                 continue
-            now = int(time.monotonic() * 1000) % (1 << 30)
+            now = int(stopwatch.monotonic() * 1000) % (1 << 30)
             for seq, mtype, payload in decoder.feed(data):
                 for reply in board.on_frame(seq, mtype, payload, now):
                     os.write(wire.master, reply)
@@ -301,13 +301,13 @@ def serial_round_trip(n: int = 500) -> dict:
         for _ in range(n):
             while not host.frames.empty():
                 host.frames.get_nowait()
-            start = time.perf_counter()
+            start = stopwatch.perf_counter()
             host.write(out)
             while True:
                 seq, mtype, _ = host.frames.get(timeout=1.0)
                 if mtype in (P.ACK, P.NAK):
                     break
-            samples.append(time.perf_counter() - start)
+            samples.append(stopwatch.perf_counter() - start)
     finally:
         stop.set()
         host.close()
@@ -317,9 +317,9 @@ def serial_round_trip(n: int = 500) -> dict:
     from firmware import protocol as P2
 
     frame_count = 0
-    t0 = time.perf_counter()
+    t0 = stopwatch.perf_counter()
     decoder = P2.Decoder()
-    while time.perf_counter() - t0 < 1.0:
+    while stopwatch.perf_counter() - t0 < 1.0:
         batch = b"".join(
             P2.pack(i & 0xFF, P2.STATUS, i & 0xFFFF, -8000, -7990, 50, 63, 1, -200, 3, 12)
             for i in range(100)
@@ -327,7 +327,7 @@ def serial_round_trip(n: int = 500) -> dict:
         frame_count += len(decoder.feed(batch))
     return {
         "round_trip_us": percentiles(samples),
-        "codec_frames_per_s": int(frame_count / (time.perf_counter() - t0)),
+        "codec_frames_per_s": int(frame_count / (stopwatch.perf_counter() - t0)),
     }
 
 
@@ -352,11 +352,11 @@ def realtime_factor(repeats: int) -> dict:
     times = []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            start = time.perf_counter()
+            start = stopwatch.perf_counter()
             run_scenario(
                 scenario, keep_rows=False, trace=Path(tmp) / "trace.csv"
             )  # as `invtable sim --trace`
-            times.append(time.perf_counter() - start)
+            times.append(stopwatch.perf_counter() - start)
     best = min(times)
     from sim import table as table_mod
 
@@ -364,9 +364,9 @@ def realtime_factor(repeats: int) -> dict:
         self.t += duration
 
     with mock.patch.object(table_mod.SimTable, "advance", no_physics):
-        start = time.perf_counter()
+        start = stopwatch.perf_counter()
         r = run_scenario(scenario)
-        tick_cost = (time.perf_counter() - start) / r.stats.rows
+        tick_cost = (stopwatch.perf_counter() - start) / r.stats.rows
     return {
         "sim_seconds": 600.0,
         "wall_seconds_best": round(best, 3),
@@ -385,9 +385,9 @@ def timed_realtime_factor() -> dict:
         {"at_s": 60.0 * k + 7.0, "do": "stall", "duration_s": 0.05} for k in range(9)
     ]
     scenario = scenario_from_dict(data, "bench")
-    start = time.perf_counter()
+    start = stopwatch.perf_counter()
     result = run_scenario(scenario)
-    wall = time.perf_counter() - start
+    wall = stopwatch.perf_counter() - start
     return {
         "sim_seconds": 600.0,
         "wall_seconds": round(wall, 3),
@@ -416,7 +416,7 @@ def service_cadence(seconds: float) -> dict:
             self.sent: list[tuple[float, str]] = []
 
         def notify(self, message: str) -> bool:
-            self.sent.append((time.perf_counter(), message))
+            self.sent.append((stopwatch.perf_counter(), message))
             return True
 
         def close(self) -> None:
@@ -481,7 +481,7 @@ def emergency_ratio() -> dict:
 # ---------------------------------------------------------------- invtable run
 def run_process(seconds: float) -> dict:
     """``invtable run`` headless on the simulator: start-to-ready, CPU, peak RSS."""
-    start = time.perf_counter()
+    start = stopwatch.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "controller", "run", "--duration", str(seconds)],
         stdout=subprocess.PIPE,
@@ -494,17 +494,17 @@ def run_process(seconds: float) -> dict:
     assert proc.stdout is not None
     for line in proc.stdout:
         if "ready" in line and ready is None:
-            ready = time.perf_counter() - start
+            ready = stopwatch.perf_counter() - start
             # Peak RSS from the process itself, near its end (wait4's ru_maxrss would count
             # the pages it shared with this bench process before exec).
-            time.sleep(max(0.0, seconds - 0.5))
+            stopwatch.sleep(max(0.0, seconds - 0.5))
             try:
                 with open(f"/proc/{proc.pid}/status") as fh:
                     hwm_kb = next(int(ln.split()[1]) for ln in fh if ln.startswith("VmHWM:"))
             except (OSError, StopIteration):
                 hwm_kb = None
     _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
+    wall = stopwatch.perf_counter() - start
     proc.returncode = os.waitstatus_to_exitcode(status)
     cpu = usage.ru_utime + usage.ru_stime
     run_wall = wall - (ready or 0.0)
