@@ -104,7 +104,7 @@ def test_an_interrupted_run_leaves_the_target_untouched_and_no_temporary_file(
     scenario = parse_scenario(SCENARIOS / "first_session.toml")
     seen = []
 
-    def stop_midway(p) -> None:  # noqa: ANN001
+    def stop_midway(p: object) -> None:
         seen.append(p.t_s)
         assert any(
             f.name.startswith(".trace.csv.") for f in tmp_path.iterdir()
