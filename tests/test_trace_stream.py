@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from sim.runner import RunResult, run_scenario, write_trace
+from sim.runner import Progress, RunResult, run_scenario, write_trace
 from sim.scenario import parse_scenario
 from sim.trace import PLOT_BUCKETS, TAIL_ROWS, PlotSeries, TraceRow, TraceWriter, format_row
 from tests.conftest import ROOT, SCENARIOS, run_cli, write_scenario
@@ -104,7 +104,7 @@ def test_an_interrupted_run_leaves_the_target_untouched_and_no_temporary_file(
     scenario = parse_scenario(SCENARIOS / "first_session.toml")
     seen = []
 
-    def stop_midway(p: object) -> None:
+    def stop_midway(p: Progress) -> None:
         seen.append(p.t_s)
         assert any(
             f.name.startswith(".trace.csv.") for f in tmp_path.iterdir()
