@@ -46,6 +46,10 @@ class Inputs(NamedTuple):
     # the board has taken over or latched a shutdown and will not follow commands.
     link_ok: bool = True
     drive_inhibited: bool = False
+    # False when nothing new was sampled since the last read: the values repeat the last
+    # ones heard (a serial link's gap shorter than its timeout, or a tick between two of
+    # the board's reports). Readings that did not change then say nothing about motion.
+    fresh: bool = True
 
 
 class Outputs(NamedTuple):

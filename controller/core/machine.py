@@ -839,7 +839,13 @@ class Controller:
             self.motor_cmd = self.supervised.emf_duty()  # no trusted angle: on the back-EMF
             brake = False
         elif self.tracking and not self.motionless:
-            self.motor_cmd = self.motion.drive(self.angle, self.dt, self._live_current())
+            self.motor_cmd = self.motion.drive(
+                self.angle,
+                self.dt,
+                self._live_current(),
+                now=self.now,
+                trusted=not self.monitor.latched,
+            )
             if state == State.SUPERVISED_RETURN:
                 # Bounded: a wrong load estimate cannot wind it up to full duty.
                 self.motor_cmd = clamp(self.motor_cmd, -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX)
@@ -1252,10 +1258,11 @@ class Controller:
                 self._report(det)
         if self.monitor.position_untrusted:
             # No reading is trusted for position: drive on the back-EMF (bounded duty), end on
-            # the upright switch. The load prior is where the table last stopped on trusted sensors.
+            # the upright switch. The load prior is gravity's pull last measured on trusted
+            # sensors (Motion.emf_prior).
             self.motion.drive_open_loop(SUPERVISED_SPEED_DPS, SUPERVISED_ACCEL_DPS2)
             readings = None if inp is None else (inp.angle_primary_deg, inp.angle_secondary_deg)
-            self.supervised.begin_on_emf(self.now, self.motion.trusted_load, readings)
+            self.supervised.begin_on_emf(self.now, self.motion.emf_prior(), readings)
         else:
             # The loop's last load estimate is not a prior here: it may have wound up against the
             # fault that held (a jam drove it to its bound and the release then ran the table

@@ -167,6 +167,9 @@ class SafetyMonitor:
             self._buttons,
         )
         self._speed: float | None = None  # this tick's measured speed
+        # The checks that judge the readings and the current against the drive: only on a
+        # fresh snapshot (``check``).
+        self._against_drive = (self._unchanged, self._current, self._back_emf)
 
     def _lasted(self, key: str, active: bool, now: float, duration: float) -> bool:
         """True once ``active`` has held continuously for ``duration`` seconds."""
@@ -236,13 +239,20 @@ class SafetyMonitor:
             samples.popleft()
 
     def check(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
-        """The first new problem found this tick (most severe checks first), or None."""
-        self._sample_angle(s.now, s.angle)
-        raw = self._raw
-        raw.append((s.now, inp.angle_primary_deg, inp.angle_secondary_deg))
-        horizon = s.now - RATE_WINDOW_S + 1e-6
-        while len(raw) > 2 and raw[1][0] <= horizon:
-            raw.popleft()
+        """The first new problem found this tick (most severe checks first), or None.
+
+        A snapshot that repeats the last one heard (``inp.fresh`` false: a serial link's gap)
+        is not sampled and not judged against the drive: its readings and current are old,
+        and stamped with this tick's time they read as a table standing still under a
+        turning motor (a 0.25 s link blip mid-ramp latched sensors_frozen and the back-EMF
+        drive that followed overshot upright)."""
+        if inp.fresh:
+            self._sample_angle(s.now, s.angle)
+            raw = self._raw
+            raw.append((s.now, inp.angle_primary_deg, inp.angle_secondary_deg))
+            horizon = s.now - RATE_WINDOW_S + 1e-6
+            while len(raw) > 2 and raw[1][0] <= horizon:
+                raw.popleft()
         if not s.tracking:
             self._motion_start = None
         elif self._motion_start is None:
@@ -253,6 +263,8 @@ class SafetyMonitor:
             if speed_unknown and check == self._current:
                 # Driving on the back-EMF (no angle trusted): the current check's speed would be
                 # the frozen reading's zero; the supervised watch judges the motion instead.
+                continue
+            if not inp.fresh and check in self._against_drive:
                 continue
             det = check(s, inp, dt)
             if det is not None and det.code not in self.latched:

@@ -10,8 +10,11 @@ passed in.
 
 from __future__ import annotations
 
+import math
+from collections import deque
 from enum import StrEnum
 
+from controller.core.capability import TableModel
 from controller.core.config import Config
 from controller.core.limits import clamp_target, is_upright
 from controller.core.motor_loop import PositionLoop
@@ -34,6 +37,10 @@ SLOW_DOWN_DUTY = 0.95  # |duty| at or above this ...
 SLOW_DOWN_S = 0.2  # ... for this long: re-plan at SLOW_DOWN_FACTOR of the speed
 SLOW_DOWN_FACTOR = 0.7
 SLOW_DOWN_MIN_DPS = 1.0  # never planned slower than this (below it the monitor judges progress)
+# Gravity's pull measured while moving on trusted sensors, this long before they were last
+# trusted: a frozen reading is caught within about 0.5 s (monitor), and the loop's load
+# estimate meanwhile winds up against it, so the newest samples are not evidence.
+MOVING_PRIOR_AGE_S = 1.0
 
 
 class Pace(StrEnum):
@@ -56,6 +63,14 @@ class Motion:
         self.braked_angle: float | None = None  # where the brake was last engaged
         self.slow_down_t: float | None = None  # the drive has been near full duty since then
         self.trusted_load = 0.0  # the loop's load where a motion last ended with nothing latched
+        # (time, gravity's pull) while the loop drives on trusted sensors: the loop's load less
+        # the friction the model gives for the planned speed (a moving table's load is not
+        # gravity's alone; friction is about 0.02 of duty, gravity up to 0.38).
+        self._moving_loads: deque[tuple[float, float]] = deque()
+        model = TableModel()
+        torque = config.hardware.motor_stall_torque_nm
+        self._coulomb = model.coulomb / torque
+        self._viscous = model.viscous * math.pi / 180.0 / torque  # per deg/s
 
     def setpoint(self, angle: float) -> float:
         return self.profile.pos if self.tracking else angle
@@ -119,6 +134,7 @@ class Motion:
         gravity's pull here, measured on trusted sensors (the prior of a later release)."""
         if self.tracking and trusted:
             self.trusted_load = self.loop.load
+            self._moving_loads.clear()  # stopped since: the stop is the newer evidence
         self.tracking = False
         self.braked_angle = angle
 
@@ -182,7 +198,37 @@ class Motion:
         self.slow_down_t = None
         return slower
 
-    def drive(self, angle: float, dt: float, current_a: float | None) -> float:
-        """The loop's duty for this tick, following the profile."""
+    def drive(
+        self,
+        angle: float,
+        dt: float,
+        current_a: float | None,
+        *,
+        now: float | None = None,
+        trusted: bool = False,
+    ) -> float:
+        """The loop's duty for this tick, following the profile; ``trusted``: nothing is
+        latched, so the loop's load is remembered as gravity's pull (``emf_prior``)."""
         p = self.profile
-        return self.loop.update(p.pos, p.vel, angle, dt, p.vmax, p.acc, current_a=current_a)
+        duty = self.loop.update(p.pos, p.vel, angle, dt, p.vmax, p.acc, current_a=current_a)
+        if trusted and now is not None:
+            friction = math.copysign(self._coulomb + self._viscous * abs(p.vel), p.vel)
+            loads = self._moving_loads
+            loads.append((now, self.loop.load - (friction if p.vel else 0.0)))
+            while loads and loads[0][0] < now - 2.0 * MOVING_PRIOR_AGE_S:
+                loads.popleft()
+        return duty
+
+    def emf_prior(self) -> float:
+        """Gravity's pull for a drive on the back-EMF (no angle trusted): where the table last
+        stopped on trusted sensors, or, if it was moving on them since, what the loop measured
+        ``MOVING_PRIOR_AGE_S`` before they were last trusted. (Without the moving one, sensors
+        that froze mid-ramp left a prior of 0 from upright: the odometer took the slow branch
+        while gravity pulled the table up at 6-14 deg/s and past upright.)"""
+        loads = self._moving_loads
+        if loads:
+            cutoff = loads[-1][0] - MOVING_PRIOR_AGE_S
+            older = [load for t, load in loads if t <= cutoff + 1e-9]
+            if older:
+                return older[-1]
+        return self.trusted_load

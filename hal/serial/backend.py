@@ -181,6 +181,7 @@ class SerialTable:
         self.link_ok = False
         self._hello_t = -1e9
         self._status_seq = 0
+        self._read_status: Status | None = None  # the STATUS the previous read() returned
         self.last_error = ""
         self._connect(blocking_handshake)
 
@@ -423,6 +424,8 @@ class SerialTable:
         s = self.status
         if s is None:  # nothing heard yet: everything reads unsafe
             return Inputs(None, None, False, True, True, False, frozenset(), 0.0, link_ok=False)
+        # A new STATUS is a new object (even with equal values): identity tells fresh.
+        fresh, self._read_status = s is not self._read_status, s
         primary, secondary, bits, state = s.primary_cdeg, s.secondary_cdeg, s.inputs, s.state
         ea, eb = bool(bits & P.IN_ESTOP_A_OPEN), bool(bits & P.IN_ESTOP_B_OPEN)
         aa, ab = bool(bits & P.IN_ANKLE_A_CLOSED), bool(bits & P.IN_ANKLE_B_CLOSED)
@@ -442,6 +445,7 @@ class SerialTable:
             ankle_discrepancy=aa != ab,
             link_ok=self.link_ok,
             drive_inhibited=state in (P.ST_RETURN, P.ST_SHUTDOWN, P.ST_HOLD),
+            fresh=fresh,
         )
 
     def write(self, outputs: Outputs) -> None:
