@@ -168,7 +168,7 @@ def show_history(args: argparse.Namespace) -> int:
     )
     for r in rows:
         when = _dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M")
-        peak = "-" if r["peak_deg"] is None else f"{r['peak_deg']:.1f}"
+        peak = "-" if r["peak_deg"] is None else f"{round(r['peak_deg'], 1) + 0.0:.1f}"
         print(
             f"#{r['id']} {when} {r['user']} [{r.get('source') or 'unknown'}]: {r['program']}, "
             f"peak {peak} deg, {(r['past_horizontal_s'] or 0):.0f} s past horizontal, "

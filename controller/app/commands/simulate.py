@@ -69,7 +69,23 @@ def register(sub: Subparsers) -> None:
         metavar="OUT.png",
         help="plot the angle, setpoint and speed over time (needs the plot extra)",
     )
-    sim.add_argument("--realtime", action="store_true", help="pace the simulation to real time")
+    sim.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace the simulation to real time (a live view shows its progress on stderr)",
+    )
+    quiet = sim.add_mutually_exclusive_group()
+    quiet.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print nothing on stdout: the exit code says it (violations still go to stderr)",
+    )
+    quiet.add_argument(
+        "--json",
+        action="store_true",
+        help="print only the summary JSON (DESIGN section 8, with its events) on stdout",
+    )
     sim.set_defaults(handler=run_sim)
 
 
@@ -101,7 +117,10 @@ def run_sim(args: argparse.Namespace) -> int:
             )
     else:
         result = run_scenario(scenario, backend=args.backend, **streaming)
-    return finish_run(result, trace=args.trace, summary=args.summary, plot=args.plot)
+    output = "json" if args.json else "quiet" if args.quiet else "text"
+    return finish_run(
+        result, trace=args.trace, summary=args.summary, plot=args.plot, output=output
+    )
 
 
 def run_demo(args: argparse.Namespace) -> int:
