@@ -184,6 +184,12 @@ class SerialTable:
         self.last_error = ""
         self._connect(blocking_handshake)
 
+    @property
+    def port_open(self) -> bool:
+        """Whether the serial port itself opened (a missing device, no permission: False,
+        with the reason in ``last_error``)."""
+        return self._port is not None
+
     # ------------------------------------------------------------------ link
     def _connect(self, blocking: bool) -> None:
         self._last_open_try = self.clock()

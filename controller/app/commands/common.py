@@ -222,6 +222,15 @@ def gpio_problem(config_path: Path | None) -> Problem | None:
 
     from gpiozero import BadPinFactory, Device
 
+    if (
+        os.environ.get("GPIOZERO_PIN_FACTORY", "").lower() == "mock"
+        and "GPIOZERO_MOCK_PIN_CLASS" not in os.environ
+        and Device.pin_factory is None
+    ):
+        # gpiozero's plain mock pins cannot do PWM (the motor drive): use its PWM-capable ones.
+        from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+        Device.pin_factory = MockFactory(pin_class=MockPWMPin)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gpiozero warns once per factory it falls back from
         try:

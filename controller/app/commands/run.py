@@ -189,6 +189,17 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
         board = SerialTable(
             ser.url, baudrate=ser.baudrate, expected=BoardLimits.from_config(config)
         )
+        if not board.port_open:  # nothing to control: say which port, before any transition
+            board.close()
+            return fail_input(
+                [
+                    Problem(
+                        str(args.config or "config"),
+                        "hardware.serial.url",
+                        f"cannot open the serial port {ser.url}: {board.last_error}",
+                    )
+                ]
+            )
         if board.refused:
             board.close()
             return fail_input(

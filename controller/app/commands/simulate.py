@@ -118,9 +118,7 @@ def run_sim(args: argparse.Namespace) -> int:
     else:
         result = run_scenario(scenario, backend=args.backend, **streaming)
     output = "json" if args.json else "quiet" if args.quiet else "text"
-    return finish_run(
-        result, trace=args.trace, summary=args.summary, plot=args.plot, output=output
-    )
+    return finish_run(result, trace=args.trace, summary=args.summary, plot=args.plot, output=output)
 
 
 def run_demo(args: argparse.Namespace) -> int:
