@@ -186,9 +186,11 @@ class Simulation:
         self._sinks: list[Callable[[TraceRow], None]] = [res.rows.append, res.stats.feed]
         if trace is not None:
             self._sinks.append(trace.write)
-        if res.series is not None:
-            self._sinks.append(res.series.feed)
         self.checker = InvariantChecker(cfg)
+        if res.series is not None:
+            series, checker = res.series, self.checker
+            # The plot draws the bound each row was checked against (fed before the sinks).
+            self._sinks.append(lambda row: series.feed(row, checker.allowed_speed))
         self.controller: Controller | None = None
         self.backend = backend
         self.hal: TableHardware | None = None  # what the running process opened (per boot)

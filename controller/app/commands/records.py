@@ -70,9 +70,15 @@ def register(sub: Subparsers) -> None:
     history.set_defaults(handler=show_history)
 
     report = sub.add_parser(
-        "report", help="plot a user's progress over weeks (peak angle and minutes per session)"
+        "report",
+        help="plot a user's progress over days to months (peak angle per session, minutes per "
+        "day), or one past session (--session ID)",
     )
-    report.add_argument("--user", required=True, help="whose progress")
+    which = report.add_mutually_exclusive_group(required=True)
+    which.add_argument("--user", help="whose progress")
+    which.add_argument(
+        "--session", type=int, metavar="ID", help="plot this session (its # in invtable history)"
+    )
     report.add_argument(
         "--out", type=Path, required=True, metavar="report.png", help="the PNG to write"
     )
@@ -183,6 +189,21 @@ def show_history(args: argparse.Namespace) -> int:
 def plot_report(args: argparse.Namespace) -> int:
     problems = check_outputs({"--out": args.out}, []) + plot_problem("--out", args.out)
     store = store_of(args, write=False)
+    if args.session is not None:
+        found = [r for r in store.sessions() if r["id"] == args.session]
+        if not found:
+            problems.append(
+                Problem(
+                    "command line", "--session", f"no session #{args.session} (invtable history)"
+                )
+            )
+        if problems:
+            return fail_input(problems)
+        from sim.plot import plot_session
+
+        plot_session(found[0], args.out)
+        print(f"  report: {args.out} (session #{args.session})")
+        return EXIT_OK
     rows = _sessions_of(store, args.user)
     if store.get_user(args.user) is None and not rows:
         problems.append(no_user(args.user))
@@ -190,6 +211,12 @@ def plot_report(args: argparse.Namespace) -> int:
         return fail_input(problems)
     from sim.plot import plot_progress
 
-    plot_progress(rows, args.user, args.out)
+    user = store.get_user(args.user)
+    marks = []
+    if user is not None and user.screening_yes and user.screened_at:
+        marks.append((user.screened_at, "locked out (screening)", False))
+    if user is not None and user.cleared_by and user.cleared_at:
+        marks.append((user.cleared_at, f"cleared by {user.cleared_by}", True))
+    plot_progress(rows, args.user, args.out, marks)
     print(f"  report: {args.out}")
     return EXIT_OK
