@@ -124,16 +124,20 @@ def start_session(args: argparse.Namespace) -> int:
             f"invtable session: {user.name}, program '{args.program}' (simulated table)"
             + (" (LOCKED OUT: stays at or below horizontal)" if user.locked_out else "")
         )
-        result, outcome, _clips, failed = run_session(
-            store,
-            user,
-            programs[args.program],
-            config,
-            speed=args.speed,
-            seed=args.seed,
-            count_sim=args.count_sim,
-            trace=args.trace,
-        )
+        from controller.app.progressbar import sim_progress
+
+        with sim_progress(f"{user.name}: {args.program}", config.session.max_duration_s) as bar:
+            result, outcome, _clips, failed = run_session(
+                store,
+                user,
+                programs[args.program],
+                config,
+                speed=args.speed,
+                seed=args.seed,
+                count_sim=args.count_sim,
+                trace=args.trace,
+                progress=bar if args.speed > 0 else None,
+            )
     outcome_line = f"  outcome: {outcome or 'not started (START was refused: see the events)'}"
     code = finish_run(result, trace=args.trace, notes=(outcome_line,))  # streamed by the session
     if failed:

@@ -238,6 +238,11 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
         start_angle_deg=start_angle,
         program=program,
         recorder=recorder,
+        who="" if user is None else f"{user.name}, program '{args.program}'",
+        resume_hint=""
+        if args.data is None
+        else f"`invtable run --data {args.data}` resumes from this angle (it was saved): "
+        "RETURN or held UP brings them up.",
         **person,
     )
 
