@@ -209,7 +209,7 @@ def trace_markers(rows: Iterable[tuple]) -> tuple[list[tuple], list[Marker], flo
 
 def plot_trace(
     trace: Path, path: Path, config: Config, *, scenario: Any = None, title: str = ""
-) -> None:
+) -> list[Marker]:
     """Plot an existing trace CSV (``invtable plot``). With the ``scenario`` that made it,
     its presses and injected faults are marked and the emergency limit starts at the
     injection, as in the run's own check; without, at the first latched fault."""
@@ -226,10 +226,12 @@ def plot_trace(
         first_fault = min(injected, default=first_fault)
     series = series_with_limits(rows, config, first_fault)
     name = f"{scenario.name} ({trace.name})" if scenario is not None else trace.name
-    draw(series, markers, config, title or name, path)
+    return draw(series, markers, config, title or name, path)
 
 
-def draw(series: PlotSeries, markers: list[Marker], cfg: Config, title: str, path: Path) -> None:
+def draw(
+    series: PlotSeries, markers: list[Marker], cfg: Config, title: str, path: Path
+) -> list[Marker]:
     """The run's figure: angle and setpoint on state bands, speed against the applied limit,
     markers on both axes; written atomically to ``path``."""
     import matplotlib
@@ -301,6 +303,7 @@ def draw(series: PlotSeries, markers: list[Marker], cfg: Config, title: str, pat
     fig.tight_layout()
     atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=100), mode="wb")
     plt.close(fig)
+    return markers
 
 
 def _draw_markers(ax: Any, axv: Any, markers: list[Marker]) -> None:
@@ -326,7 +329,7 @@ def _draw_markers(ax: Any, axv: Any, markers: list[Marker]) -> None:
             )
 
 
-def plot_session(session: dict, path: Path) -> None:
+def plot_session(session: dict, path: Path) -> str:
     """A past session from the history (``invtable report --session ID``): the states it
     went through on a time line (from its recorded transitions), its peak angle, time past
     horizontal, outcome, program and clips. The history keeps no angle trace: that is what
@@ -361,12 +364,12 @@ def plot_session(session: dict, path: Path) -> None:
     when = dt.datetime.fromtimestamp(session["started_at"]).strftime("%Y-%m-%d %H:%M")
     peak = session.get("peak_deg")
     peak_s = "-" if peak is None else f"{round(peak, 1) + 0.0:.1f} deg"
-    ax.set_title(
+    title = (
         f"session #{session['id']}  {session['user']}, program '{session['program']}', {when}\n"
         f"outcome {session.get('outcome') or 'open/interrupted'}, peak {peak_s}, "
-        f"{(session.get('past_horizontal_s') or 0):.0f} s past horizontal",
-        fontsize=10,
+        f"{(session.get('past_horizontal_s') or 0):.0f} s past horizontal"
     )
+    ax.set_title(title, fontsize=10)
     clipped = list(dict.fromkeys(session.get("clipped") or []))  # each reason once
     if clipped:
         import textwrap
@@ -383,15 +386,17 @@ def plot_session(session: dict, path: Path) -> None:
     fig.tight_layout(rect=(0, 0.09, 1, 1))
     atomic_write(Path(path), lambda fh: fig.savefig(fh, format="png", dpi=100), mode="wb")
     plt.close(fig)
+    return title.replace("\n", "; ")
 
 
 def plot_progress(
     sessions: list[dict], user: str, path: Path, marks: Iterable[tuple[float, str, bool]] = ()
-) -> None:
+) -> str:
     """Progress over days to months: minutes past horizontal per day (bars one day wide),
     the peak angle of each session labelled with its program, early ends in red, and
     ``marks`` (wall time, text, True for a clearance / False for a lock-out) as dashed
-    lines. An empty history says so in words instead of drawing empty axes."""
+    lines. An empty history says so in words instead of drawing empty axes. Returns the
+    figure's title (what it shows, in one line)."""
     import datetime as dt
 
     import matplotlib
@@ -401,13 +406,16 @@ def plot_progress(
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 
-    done = [s for s in sessions if s.get("peak_deg") is not None]
+    done = sorted(
+        (s for s in sessions if s.get("peak_deg") is not None), key=lambda s: s["started_at"]
+    )
     fig, (a1, a2) = plt.subplots(2, 1, figsize=(10, 6.5), sharex=True)
     if not done:
         for a in (a1, a2):
             a.set_xticks([])
             a.set_yticks([])
-        a1.set_title(f"{user}: no sessions recorded yet")
+        title = f"{user}: no sessions recorded yet"
+        a1.set_title(title)
         a1.text(
             0.5,
             0.5,
@@ -419,7 +427,7 @@ def plot_progress(
         fig.tight_layout()
         atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100), mode="wb")
         plt.close(fig)
-        return
+        return title
     when = [dt.datetime.fromtimestamp(s["started_at"]) for s in done]
     completed = [s.get("outcome") == "completed" for s in done]
     colours = ["tab:green" if c else "tab:red" for c in completed]
@@ -440,10 +448,11 @@ def plot_progress(
     a1.axhline(0.0, color="grey", lw=0.5)
     a1.set_ylabel("peak angle (deg)")
     programs = sorted({s.get("program") or "?" for s in done})
-    a1.set_title(
-        f"{user}: {len(done)} session(s), {len({w.date() for w in when})} day(s); "
+    title = (
+        f"{user}: {len(done)} session(s) on {len({w.date() for w in when})} day(s); "
         f"programs: {', '.join(programs)}"
     )
+    a1.set_title(title)
     a1.legend(
         handles=[
             Line2D([], [], marker="o", ls="", color="tab:green", label="completed"),
@@ -452,9 +461,7 @@ def plot_progress(
         loc="lower right",
         fontsize=8,
     )
-    per_day: dict[dt.date, float] = {}
-    for w, s in zip(when, done, strict=True):
-        per_day[w.date()] = per_day.get(w.date(), 0.0) + (s.get("past_horizontal_s") or 0) / 60
+    per_day = minutes_per_day(done)
     days = sorted(per_day)
     a2.bar(
         [dt.datetime.combine(d, dt.time(0)) for d in days],
@@ -466,7 +473,7 @@ def plot_progress(
     a2.set_ylabel("minutes past horizontal\nper day")
     a2.set_xlabel("date")
     stamps = list(when)
-    for t_mark, text, cleared in marks:
+    for k, (t_mark, text, cleared) in enumerate(marks):
         x = dt.datetime.fromtimestamp(t_mark)
         stamps.append(x)
         colour = "tab:green" if cleared else "tab:red"
@@ -474,7 +481,7 @@ def plot_progress(
             a.axvline(x, color=colour, ls="--", lw=1)
         a1.annotate(
             f" {text}",
-            (x, 1.0),
+            (x, 1.0 - 0.07 * (k % 2)),  # staggered: marks days apart do not overprint
             xycoords=("data", "axes fraction"),
             color=colour,
             fontsize=8,
@@ -496,3 +503,16 @@ def plot_progress(
     fig.tight_layout()
     atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100), mode="wb")
     plt.close(fig)
+    return title
+
+
+def minutes_per_day(sessions: list[dict]) -> dict[Any, float]:
+    """Minutes past horizontal per local calendar day (the report's bars): sessions of the
+    same day add up into one bar, never drawn over each other."""
+    import datetime as dt
+
+    out: dict[Any, float] = {}
+    for s in sessions:
+        day = dt.datetime.fromtimestamp(s["started_at"]).date()
+        out[day] = out.get(day, 0.0) + (s.get("past_horizontal_s") or 0) / 60.0
+    return out

@@ -205,8 +205,8 @@ def plot_report(args: argparse.Namespace) -> int:
             return fail_input(problems)
         from sim.plot import plot_session
 
-        plot_session(found[0], args.out)
-        print(f"  report: {args.out} (session #{args.session})")
+        title = plot_session(found[0], args.out)
+        print(f"  report: {args.out}: {title}")
         return EXIT_OK
     rows = _sessions_of(store, args.user)
     if store.get_user(args.user) is None and not rows:
@@ -221,6 +221,6 @@ def plot_report(args: argparse.Namespace) -> int:
         marks.append((user.screened_at, "locked out (screening)", False))
     if user is not None and user.cleared_by and user.cleared_at:
         marks.append((user.cleared_at, f"cleared by {user.cleared_by}", True))
-    plot_progress(rows, args.user, args.out, marks)
-    print(f"  report: {args.out}")
+    title = plot_progress(rows, args.user, args.out, marks)
+    print(f"  report: {args.out}: {title}")
     return EXIT_OK

@@ -213,8 +213,12 @@ def plot_trace_file(args: argparse.Namespace) -> int:
         return fail_input(problems)
     assert config is not None
     try:
-        plot_trace(args.trace, out, config, scenario=scenario)
+        markers = plot_trace(args.trace, out, config, scenario=scenario)
     except (ValueError, UnicodeDecodeError) as exc:
         return fail_input([Problem(str(args.trace), "trace", str(exc))])
     print(f"  plot:    {out}")
+    for m in markers[:20]:
+        print(f"  marked:  t={m.t_s:8.2f} s  {m.kind:<5}  {m.label}")
+    if len(markers) > 20:
+        print(f"  ... and {len(markers) - 20} more markers")
     return 0
