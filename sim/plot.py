@@ -118,40 +118,61 @@ def plot_run(result: RunResult, path: Path) -> None:
 
 
 def series_with_limits(
-    rows: Iterable[tuple], config: Config, first_fault_t: float | None
+    rows: Iterable[TraceRow],
+    config: Config,
+    first_fault_t: float | None,
+    markers: list[Marker] | None = None,
 ) -> PlotSeries:
     """A plot series whose speed limit is the one the invariant checker applies, replayed
-    over ``rows`` (the emergency speed from ``first_fault_t`` on)."""
+    over ``rows`` in one pass (bounded memory, whatever the trace's length): the emergency
+    speed from ``first_fault_t`` on, or, when that is None, from the first latched fault
+    the rows show. ``markers``, when given, receives what a trace alone shows: latched
+    faults (the ``faults`` column), power cuts and restores (``powered``), late loops over
+    100 ms (``late_ms``); presses are not in a trace (pass the scenario for those)."""
     from sim.checks import InvariantChecker, Row
 
     checker = InvariantChecker(config)
     series = PlotSeries()
+    faults_before, powered_before, late_before = "", 1, False
     for r in rows:
-        if first_fault_t is not None and r[0] >= first_fault_t - 1e-9:
+        if r.faults != faults_before:
+            new = set(r.faults.split(";")) - set(faults_before.split(";")) - {""}
+            for code in sorted(new):
+                if markers is not None:
+                    markers.append(Marker(r.t_s, "fault", code))
+                first_fault_t = r.t_s if first_fault_t is None else first_fault_t
+            faults_before = r.faults
+        if markers is not None:
+            if r.powered != powered_before:
+                markers.append(Marker(r.t_s, "power", "power on" if r.powered else "power cut"))
+            if r.late_ms > 100.0 and not late_before:  # once per stall, not per late tick
+                markers.append(Marker(r.t_s, "stall", f"late {r.late_ms:.0f} ms"))
+        powered_before, late_before = r.powered, r.late_ms > 100.0
+        if first_fault_t is not None and r.t_s >= first_fault_t - 1e-9:
             checker.fault_injected = True
         checker.feed(
             Row(
-                r[0],
-                r[1],
-                r[2],
-                r[3],
-                r[9],
-                r[8],
-                r[8] is not None,
-                r[10],
-                r[11],
-                r[6],
-                bool(r[7]),
-                bool(r[13]),
-                bool(r[14]),
-                bool(r[15]),
+                r.t_s,
+                r.state,
+                r.angle_deg,
+                r.velocity_dps,
+                r.setpoint_vel_dps,
+                r.goal_deg,
+                r.goal_deg is not None,
+                r.speed_limit_dps,
+                r.accel_limit_dps2,
+                r.motor_cmd,
+                bool(r.brake),
+                bool(r.estop_in),
+                bool(r.ankle_locked),
+                bool(r.powered),
             )
         )
         series.feed(r, checker.allowed_speed)
     return series
 
 
-def read_trace(path: Path) -> Iterator[tuple]:
+def read_trace(path: Path) -> Iterator[TraceRow]:
     """The rows of a trace CSV (DESIGN section 7) as the runner makes them, one at a time.
     ValueError names the line that does not parse."""
     with open(path, newline="") as fh:
@@ -164,6 +185,7 @@ def read_trace(path: Path) -> Iterator[tuple]:
             raise ValueError(f"not an invtable trace: missing column(s) {', '.join(missing)}")
         idx = [header.index(c) for c in TRACE_COLUMNS]
         text = {"state", "faults"}
+        int_columns = {"brake", "alarm", "estop_in", "ankle_locked", "powered"}
         optional = {"sensor_deg", "goal_deg"}
         for line_no, raw in enumerate(reader, 2):
             if not raw:
@@ -177,34 +199,10 @@ def read_trace(path: Path) -> Iterator[tuple]:
                     elif v == "" and col in optional:
                         row.append(None)
                     else:
-                        row.append(float(v))
+                        row.append(float(v) if col not in int_columns else int(float(v)))
             except (ValueError, IndexError) as exc:
                 raise ValueError(f"line {line_no}: {exc}") from None
             yield TraceRow(*row)
-
-
-def trace_markers(rows: Iterable[tuple]) -> tuple[list[tuple], list[Marker], float | None]:
-    """Markers a trace alone shows: latched faults (the ``faults`` column), power cuts and
-    restores (``powered``), late loops over 100 ms (``late_ms``). Presses are not in a trace:
-    pass the scenario for those. Returns the rows (read once), the markers and the time of
-    the first latched fault."""
-    kept, out = [], []
-    faults_before, powered_before, first_fault = "", 1.0, None
-    fi, pi, li = (TRACE_COLUMNS.index(c) for c in ("faults", "powered", "late_ms"))
-    for r in rows:
-        kept.append(r)
-        if r[fi] != faults_before:
-            new = set(r[fi].split(";")) - set(faults_before.split(";")) - {""}
-            for code in sorted(new):
-                out.append(Marker(r[0], "fault", code))
-                first_fault = r[0] if first_fault is None else first_fault
-            faults_before = r[fi]
-        if r[pi] != powered_before:
-            out.append(Marker(r[0], "power", "power on" if r[pi] else "power cut"))
-            powered_before = r[pi]
-        if r[li] > 100.0:
-            out.append(Marker(r[0], "stall", f"late {r[li]:.0f} ms"))
-    return kept, out, first_fault
 
 
 def plot_trace(
@@ -213,18 +211,18 @@ def plot_trace(
     """Plot an existing trace CSV (``invtable plot``). With the ``scenario`` that made it,
     its presses and injected faults are marked and the emergency limit starts at the
     injection, as in the run's own check; without, at the first latched fault."""
-    rows, markers, first_fault = trace_markers(read_trace(trace))
-    if not rows:
+    markers: list[Marker] = []
+    first_fault = None
+    if scenario is not None:
+        injected = [ev.at_s for ev in scenario.events if ev.do == "fault"]
+        first_fault = min(injected, default=None)
+    series = series_with_limits(read_trace(trace), config, first_fault, markers)
+    if series.last_t is None:
         raise ValueError("the trace has a header but no rows")
     if scenario is not None:
-        fake = RunResult(scenario)
-        markers = sorted(
-            markers + [m for m in markers_of_run(fake) if m.kind != "fault" or "inject" in m.label],
-            key=lambda m: m.t_s,
-        )
-        injected = [ev.at_s for ev in scenario.events if ev.do == "fault"]
-        first_fault = min(injected, default=first_fault)
-    series = series_with_limits(rows, config, first_fault)
+        from_scenario = markers_of_run(RunResult(scenario))
+        markers += [m for m in from_scenario if m.kind != "fault" or "inject" in m.label]
+    markers.sort(key=lambda m: m.t_s)
     name = f"{scenario.name} ({trace.name})" if scenario is not None else trace.name
     return draw(series, markers, config, title or name, path)
 

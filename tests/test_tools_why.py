@@ -60,7 +60,7 @@ def test_a_pass_with_a_latched_fault_does_not_read_like_a_clean_one() -> None:
     clean = run_cli("sim", SCENARIOS / "first_session.toml")
     faulty = run_cli("sim", SCENARIOS / "fault_sensor_stuck.toml")
     assert clean.code == faulty.code == 0
-    assert "clean: no fault latched, nothing refused" in clean.stdout
+    assert "clean: no fault latched, nothing refused, no e-stop, ended upright" in clean.stdout
     assert "fault latched:" not in clean.stdout
     assert "fault latched: sensor_disagree at t=20.24 s" in faulty.stdout
     assert "clean:" not in faulty.stdout

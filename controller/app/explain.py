@@ -51,12 +51,24 @@ def headline(summary: dict[str, Any]) -> list[str]:
             f"  {len(refusals)} refusal(s), first at t={refusals[0]['t_s']:.2f} s: "
             f"{refusals[0]['message']}"
         )
+    estops = [e for e in events if tag(e["message"]) == "E-STOP"]
+    if estops:
+        out.append(
+            f"  e-stop latched at t={estops[0]['t_s']:.2f} s"
+            + (f" ({len(estops)} times)" if len(estops) > 1 else "")
+        )
     for e in events:
         if tag(e["message"]) == "N/A":
             out.append(f"  not applicable: {e['message']}")
     violations = summary.get("violations") or []
     if violations:
         out.append(f"  first violation: {violations[0]}")
-    if not faults and not refusals and summary.get("passed"):
-        out.append("  clean: no fault latched, nothing refused")
+    if "ended_upright" in summary and not summary["ended_upright"]:
+        out.append(
+            f"  NOT UPRIGHT at the end: {summary['final_angle_deg']:.1f} deg in "
+            f"{summary['final_state']}"
+        )
+    if not faults and not refusals and not estops and summary.get("ended_upright", True):
+        if summary.get("passed"):
+            out.append("  clean: no fault latched, nothing refused, no e-stop, ended upright")
     return out
