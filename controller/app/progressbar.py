@@ -41,6 +41,8 @@ def sim_progress(
         console=console,
         transient=True,
         refresh_per_second=4,
+        redirect_stdout=_same_terminal(),
+        redirect_stderr=False,
     )
     task = bar.add_task(description, total=total_s, what="")
     started = False
@@ -77,6 +79,17 @@ def working(description: str, stream: TextIO | None = None) -> Iterator[None]:
         console=console,
         transient=True,
         refresh_per_second=1,
+        redirect_stdout=_same_terminal(),
+        redirect_stderr=False,
     ) as bar:
         bar.add_task(description, total=None)
         yield
+
+
+def _same_terminal() -> bool:
+    """Print lines above the bar only when stdout is the terminal too: a redirected stdout
+    (``invtable bench --json > figures.json``) must get its text, never the bar's stream."""
+    try:
+        return sys.stdout.isatty()
+    except (AttributeError, ValueError):
+        return False
