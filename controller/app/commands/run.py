@@ -196,7 +196,7 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
                     Problem(
                         str(args.config or "config"),
                         "hardware.serial.url",
-                        f"cannot open the serial port {ser.url}: {board.last_error}",
+                        f"cannot open the serial port {ser.url}: {board.open_error}",
                     )
                 ]
             )
