@@ -73,6 +73,7 @@ class InvariantChecker:
     _lock_ceiling: float | None = None
     _state_since: float = 0.0
     _off_since: float | None = None
+    allowed_speed: float = 0.0  # the speed bound the last row was checked against (for plots)
 
     def _violate(self, kind: str, t: float, message: str) -> None:
         first = self.violations.get(kind)
@@ -127,7 +128,7 @@ class InvariantChecker:
             self._allowed = max(r.speed_limit, self._allowed - r.accel_limit * dt)
         else:
             self._allowed = max(0.0, self._allowed - self.config.motion.max_accel_dps2 * dt)
-        allowed = max(
+        allowed = self.allowed_speed = max(
             self._allowed, self.config.motion.emergency_speed_dps if self.fault_injected else 0.0
         )
         # (Not driving, the brake stops the table, except after an injected fault: then

@@ -41,7 +41,13 @@ class KeyboardPendant:
         self.tap_release: dict[str, float] = {}
         self.ankle = False
         self.estop = False
-        self.quit = False
+        self.quit = False  # quit now (the loop stops at once)
+        # Quitting off upright asks first: ``q`` sets ``quit_asked``; the loop then sets
+        # ``asking`` and reads ``answer`` ("y": bring the person upright, then quit; "n":
+        # carry on); a second ``q`` while asking quits at once, leaving the person there.
+        self.quit_asked = False
+        self.asking = False
+        self.answer: str | None = None
 
     def __enter__(self) -> "KeyboardPendant":
         import termios
@@ -86,7 +92,12 @@ class KeyboardPendant:
                 self.estop = not self.estop
                 events.append(Event(now, "set", "estop", self.estop))
             elif key == "q":
-                self.quit = True
+                if self.asking:
+                    self.quit = True
+                else:
+                    self.quit_asked = True
+            elif key in ("y", "n") and self.asking:
+                self.answer = key
         for button, held in self.held.items():
             if 0.0 <= held.until < now:
                 held.until = -1.0

@@ -147,6 +147,10 @@ class Progress:
     last_event: str = ""
     ankle_locked: bool = False
     estop_in: bool = False
+    last_event_t: float | None = None  # when ``last_event`` happened (its age is shown)
+    state_since_t: float = 0.0  # when the current state began
+    step: str = ""  # the program step under way, in words ("step 2/3: 30 deg, hold 25 s")
+    interlocks: tuple[str, ...] = ()  # why START would be refused now (empty: ready)
 
 
 class Simulation:
@@ -186,9 +190,11 @@ class Simulation:
         self._sinks: list[Callable[[TraceRow], None]] = [res.rows.append, res.stats.feed]
         if trace is not None:
             self._sinks.append(trace.write)
-        if res.series is not None:
-            self._sinks.append(res.series.feed)
         self.checker = InvariantChecker(cfg)
+        if res.series is not None:
+            series, checker = res.series, self.checker
+            # The plot draws the bound each row was checked against (fed before the sinks).
+            self._sinks.append(lambda row: series.feed(row, checker.allowed_speed))
         self.controller: Controller | None = None
         self.backend = backend
         self.hal: TableHardware | None = None  # what the running process opened (per boot)
@@ -529,6 +535,23 @@ class Simulation:
         self.k += 1
 
     def progress(self, row: TraceRow, duration_s: float) -> Progress:
+        res, ctrl = self.result, self.controller
+        step, target = "", self.cfg.session.target_deg
+        interlocks: tuple[str, ...] = ("controller not running",)
+        if ctrl is not None:
+            interlocks = tuple(ctrl.start_problems())
+            session = ctrl.session
+            steps, i = session.steps, min(session.step_i, len(session.steps) - 1)
+            if row.state in ("ramp", "hold", "paused"):
+                target = steps[i][0]
+                step = f"step {i + 1}/{len(steps)}: {target:g} deg, hold {steps[i][1]:g} s"
+                if row.state == "hold":
+                    step += f" ({max(0.0, session.phase_end_t - row.t_s):.0f} s left)"
+            elif row.state == "rest":
+                target = self.cfg.session.rest_deg
+                step = f"rest at {target:g} deg"
+            elif row.state in ("returning", "emergency_return", "limp_home", "supervised_return"):
+                target = self.cfg.limits.upright_deg
         return Progress(
             row.t_s,
             duration_s,
@@ -537,12 +560,16 @@ class Simulation:
             row.setpoint_deg,
             row.session_s,
             self.cfg.session.max_duration_s,
-            self.cfg.session.target_deg,
+            target,
             bool(row.brake),
             bool(row.alarm),
-            self.result.events[-1].message if self.result.events else "",
+            res.events[-1].message if res.events else "",
             bool(row.ankle_locked),
             bool(row.estop_in),
+            res.events[-1].t_s if res.events else None,
+            res.transitions[-1].t_s if res.transitions else 0.0,
+            step,
+            interlocks,
         )
 
     def finish(self) -> RunResult:

@@ -241,7 +241,7 @@ class TraceWriter:
             self.abort()
 
 
-# A plotted point: (t_s, state, angle_deg, velocity_dps, setpoint_deg, speed_limit_dps).
+# A plotted point: (t_s, state, angle_deg, velocity_dps, setpoint_deg, speed limit applied).
 Point = tuple[float, str, float, float, float, float]
 
 
@@ -277,14 +277,15 @@ class PlotSeries:
         self.states: list[tuple[float, str]] = []  # (t_s where a state begins, state)
         self.last_t: float | None = None
 
-    def feed(self, row: TraceRow) -> None:
+    def feed(self, row: TraceRow, speed_limit: float | None = None) -> None:
+        """``speed_limit``: the bound the invariant checker applied to this row (the emergency
+        speed after a fault, a faster limit decaying); default the row's profile limit."""
         t, state = row.t_s, row.state
         if not self.states or self.states[-1][1] != state:
             self.states.append((t, state))
         self.last_t = t
-        self._open.append(
-            (t, state, row.angle_deg, row.velocity_dps, row.setpoint_deg, row.speed_limit_dps)
-        )
+        limit = row.speed_limit_dps if speed_limit is None else speed_limit
+        self._open.append((t, state, row.angle_deg, row.velocity_dps, row.setpoint_deg, limit))
         if len(self._open) >= self.stride:
             self.buckets.append(_reduce(self._open))
             self._open = []

@@ -169,6 +169,7 @@ def test_each_command_registers_its_handler_and_describes_every_option() -> None
     assert {" ".join(path) for path in leaves} == {
         "demo",
         "sim",
+        "plot",
         "run",
         "io",
         "install-service",

@@ -29,8 +29,10 @@ REFUSED = {
 def describe(hw: Any) -> dict[str, Any]:
     inp = hw.read()
     return {
-        "primary_deg": None if inp.angle_primary_deg is None else round(inp.angle_primary_deg, 2),
-        "secondary_deg": None
+        "primary_deg": "no reading"
+        if inp.angle_primary_deg is None
+        else round(inp.angle_primary_deg, 2),
+        "secondary_deg": "no reading"
         if inp.angle_secondary_deg is None
         else round(inp.angle_secondary_deg, 2),
         "current_a": round(inp.motor_current_a, 2),

@@ -70,7 +70,7 @@ def plan_session(
     out = []
     for i, (target, hold) in enumerate(steps):
         if target > cap:
-            clips.append(f"step {i + 1}: {target:g} deg clipped to {cap:g} deg ({why})")
+            clips.append(f"step {i + 1}: {_deg(target)} deg clipped to {_deg(cap)} deg ({why})")
             target = cap
         out.append((target, hold))
     total = sum(h for _, h in out)
@@ -85,3 +85,9 @@ def plan_session(
         out = [(t, h * scale) for t, h in out]
         clips.append(f"hold time {total:g} s shortened to {allowed:.0f} s ({why})")
     return Plan(tuple(out), max_duration, tuple(clips))
+
+
+def _deg(value: float) -> str:
+    """An angle for people: two decimals at most, no ``-0``: a cap of 19.9885 + 10 reads
+    29.99, not 29.9885."""
+    return f"{round(value, 2) + 0.0:g}"

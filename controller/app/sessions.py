@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from controller.app.history import PROGRESS_EVERY_S, Store, User
 from controller.app.programs import Program
@@ -407,6 +407,7 @@ def start_session(
     out: Any = sys.stdout,
     count_sim: bool = False,
     trace: Path | None = None,
+    progress: Callable[[Any], None] | None = None,
 ) -> tuple[RunResult, str | None, list[str], str | None]:
     """Run the session on the simulated table (the caller holds the table lock). Returns the
     run, its outcome, the clips, and the store failure that stopped the recording (if any).
@@ -460,6 +461,8 @@ def start_session(
     def on_tick(p: Any) -> None:
         row = result.rows[-1]
         saver.poll(result.transitions, result.events, row.t_s, row.angle_deg, row.motor_cmd)
+        if progress is not None:
+            progress(p)  # a progress bar (session start --speed): display only
 
     try:
         run_scenario(

@@ -1097,6 +1097,10 @@ class Controller:
             problems.append("already upright")
         return problems
 
+    def start_problems(self) -> list[str]:
+        """Why a START would be refused now (empty: nothing stands in its way), for displays."""
+        return self._start_problems()
+
     def _interlock_problems(self) -> list[str]:
         inp = self.inputs
         problems = []

@@ -183,7 +183,15 @@ class SerialTable:
         self._status_seq = 0
         self._read_status: Status | None = None  # the STATUS the previous read() returned
         self.last_error = ""
+        self.open_error = ""  # why the port itself could not be opened at the last try
         self._connect(blocking_handshake)
+
+    @property
+    def port_open(self) -> bool:
+        """Whether the serial port itself opened at the last try (a missing device, no
+        permission: False, the reason in ``open_error``). A port that opened with no board
+        answering on it is open: that is a lost link, handled by the controller."""
+        return not self.open_error
 
     # ------------------------------------------------------------------ link
     def _connect(self, blocking: bool) -> None:
@@ -200,8 +208,9 @@ class SerialTable:
             )
         except Exception as exc:  # any open failure is a lost link, retried later
             self._port = None
-            self.last_error = f"{type(exc).__name__}: {exc}"
+            self.last_error = self.open_error = f"{type(exc).__name__}: {exc}"
             return
+        self.open_error = ""
         self._stop.clear()
         self._reader = threading.Thread(target=self._read_loop, name="serial-reader", daemon=True)
         self._reader.start()

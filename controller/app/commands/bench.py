@@ -25,9 +25,11 @@ def register(sub: Subparsers) -> None:
 
 def run_bench(args: argparse.Namespace) -> int:
     from controller.app.bench import main as bench_main
+    from controller.app.progressbar import working
 
-    return bench_main(
-        (["--json"] if args.json else [])
-        + (["--quick"] if args.quick else [])
-        + (["--long"] if args.long else [])
-    )
+    with working("invtable bench: measuring"):
+        return bench_main(
+            (["--json"] if args.json else [])
+            + (["--quick"] if args.quick else [])
+            + (["--long"] if args.long else [])
+        )

@@ -91,26 +91,41 @@ def print_summary(result: RunResult, stream: IO[str] | None = None) -> None:
         else "  no transitions",
         file=stream,
     )
+    from controller.app.explain import event_lines, headline
+
+    for line in headline(s):  # the why: faults latched, refusals, notes, the first violation
+        print(line, file=stream)
+    lines = event_lines(s)
+    if lines:
+        print(f"  events ({len(s['events'])}):", file=stream)
+        for line in lines:
+            print(line, file=stream)
 
 
 def write_outputs(
-    result: RunResult, trace: Path | None, summary: Path | None, plot: Path | None
+    result: RunResult,
+    trace: Path | None,
+    summary: Path | None,
+    plot: Path | None,
+    say: bool = True,
 ) -> None:
-    """Say where the outputs are and write those not written yet: the trace was streamed
-    to ``trace`` while the run went (``run_scenario(trace=...)``), the summary and the plot
-    come from what the run folded in row by row."""
+    """Say where the outputs are (unless ``say`` is False) and write those not written yet:
+    the trace was streamed to ``trace`` while the run went (``run_scenario(trace=...)``),
+    the summary and the plot come from what the run folded in row by row."""
     from sim.runner import write_summary
 
-    if trace:
+    if trace and say:
         print(f"  trace:   {trace}")
     if summary:
         write_summary(result, summary)
-        print(f"  summary: {summary}")
+        if say:
+            print(f"  summary: {summary}")
     if plot:
         from sim.plot import plot_run
 
         plot_run(result, plot)
-        print(f"  plot:    {plot}")
+        if say:
+            print(f"  plot:    {plot}")
 
 
 def finish_run(
@@ -120,14 +135,21 @@ def finish_run(
     summary: Path | None = None,
     plot: Path | None = None,
     notes: tuple[str, ...] = (),
+    output: str = "text",
 ) -> int:
     """The end of every command that ran the simulated table: the summary (then ``notes``),
     the files asked for, each violation or unmet expectation on stderr; exit 0 when the run
-    passed (no invariant violated, every expectation met), else 1."""
-    print_summary(result)
-    for note in notes:
-        print(note)
-    write_outputs(result, trace, summary, plot)
+    passed (no invariant violated, every expectation met), else 1. ``output`` "quiet" prints
+    nothing on stdout, "json" only the summary JSON (for scripts)."""
+    if output == "json":
+        import json
+
+        print(json.dumps(result.summary, indent=2))
+    elif output == "text":
+        print_summary(result)
+        for note in notes:
+            print(note)
+    write_outputs(result, trace, summary, plot, say=output == "text")
     for line in result.summary["violations"]:
         print(f"invtable: violation: {line}", file=sys.stderr)
     return EXIT_OK if result.passed else EXIT_FAILED
@@ -200,6 +222,15 @@ def gpio_problem(config_path: Path | None) -> Problem | None:
 
     from gpiozero import BadPinFactory, Device
 
+    if (
+        os.environ.get("GPIOZERO_PIN_FACTORY", "").lower() == "mock"
+        and "GPIOZERO_MOCK_PIN_CLASS" not in os.environ
+        and Device.pin_factory is None
+    ):
+        # gpiozero's plain mock pins cannot do PWM (the motor drive): use its PWM-capable ones.
+        from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+        Device.pin_factory = MockFactory(pin_class=MockPWMPin)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # gpiozero warns once per factory it falls back from
         try:

@@ -61,7 +61,22 @@ def run_io(args: argparse.Namespace) -> int:
     problem = gpio_problem(args.config)
     if problem:
         return fail_input([problem])
+    from gpiozero.exc import PinPWMUnsupported
+
     from hal.gpio.backend import GpioTable
 
-    with GpioTable(config.hardware.gpio) as hw:
+    try:
+        hw = GpioTable(config.hardware.gpio)
+    except PinPWMUnsupported:
+        return fail_input(
+            [
+                Problem(
+                    "GPIOZERO_PIN_FACTORY",
+                    "hardware.gpio.motor_pwm",
+                    "this pin factory cannot do PWM (the motor drive needs it); on a Pi use "
+                    "lgpio; for mock pins set GPIOZERO_MOCK_PIN_CLASS=mockpwmpin",
+                )
+            ]
+        )
+    with hw:
         return run_io_tool(hw, duration=args.duration, pulse=args.pulse)

@@ -70,9 +70,15 @@ def register(sub: Subparsers) -> None:
     history.set_defaults(handler=show_history)
 
     report = sub.add_parser(
-        "report", help="plot a user's progress over weeks (peak angle and minutes per session)"
+        "report",
+        help="plot a user's progress over days to months (peak angle per session, minutes per "
+        "day), or one past session (--session ID)",
     )
-    report.add_argument("--user", required=True, help="whose progress")
+    which = report.add_mutually_exclusive_group(required=True)
+    which.add_argument("--user", help="whose progress")
+    which.add_argument(
+        "--session", type=int, metavar="ID", help="plot this session (its # in invtable history)"
+    )
     report.add_argument(
         "--out", type=Path, required=True, metavar="report.png", help="the PNG to write"
     )
@@ -118,16 +124,20 @@ def start_session(args: argparse.Namespace) -> int:
             f"invtable session: {user.name}, program '{args.program}' (simulated table)"
             + (" (LOCKED OUT: stays at or below horizontal)" if user.locked_out else "")
         )
-        result, outcome, _clips, failed = run_session(
-            store,
-            user,
-            programs[args.program],
-            config,
-            speed=args.speed,
-            seed=args.seed,
-            count_sim=args.count_sim,
-            trace=args.trace,
-        )
+        from controller.app.progressbar import sim_progress
+
+        with sim_progress(f"{user.name}: {args.program}", config.session.max_duration_s) as bar:
+            result, outcome, _clips, failed = run_session(
+                store,
+                user,
+                programs[args.program],
+                config,
+                speed=args.speed,
+                seed=args.seed,
+                count_sim=args.count_sim,
+                trace=args.trace,
+                progress=bar if args.speed > 0 else None,
+            )
     outcome_line = f"  outcome: {outcome or 'not started (START was refused: see the events)'}"
     code = finish_run(result, trace=args.trace, notes=(outcome_line,))  # streamed by the session
     if failed:
@@ -168,7 +178,7 @@ def show_history(args: argparse.Namespace) -> int:
     )
     for r in rows:
         when = _dt.datetime.fromtimestamp(r["started_at"]).strftime("%Y-%m-%d %H:%M")
-        peak = "-" if r["peak_deg"] is None else f"{r['peak_deg']:.1f}"
+        peak = "-" if r["peak_deg"] is None else f"{round(r['peak_deg'], 1) + 0.0:.1f}"
         print(
             f"#{r['id']} {when} {r['user']} [{r.get('source') or 'unknown'}]: {r['program']}, "
             f"peak {peak} deg, {(r['past_horizontal_s'] or 0):.0f} s past horizontal, "
@@ -183,6 +193,21 @@ def show_history(args: argparse.Namespace) -> int:
 def plot_report(args: argparse.Namespace) -> int:
     problems = check_outputs({"--out": args.out}, []) + plot_problem("--out", args.out)
     store = store_of(args, write=False)
+    if args.session is not None:
+        found = [r for r in store.sessions() if r["id"] == args.session]
+        if not found:
+            problems.append(
+                Problem(
+                    "command line", "--session", f"no session #{args.session} (invtable history)"
+                )
+            )
+        if problems:
+            return fail_input(problems)
+        from sim.plot import plot_session
+
+        title = plot_session(found[0], args.out)
+        print(f"  report: {args.out}: {title}")
+        return EXIT_OK
     rows = _sessions_of(store, args.user)
     if store.get_user(args.user) is None and not rows:
         problems.append(no_user(args.user))
@@ -190,6 +215,12 @@ def plot_report(args: argparse.Namespace) -> int:
         return fail_input(problems)
     from sim.plot import plot_progress
 
-    plot_progress(rows, args.user, args.out)
-    print(f"  report: {args.out}")
+    user = store.get_user(args.user)
+    marks = []
+    if user is not None and user.screening_yes and user.screened_at:
+        marks.append((user.screened_at, "locked out (screening)", False))
+    if user is not None and user.cleared_by and user.cleared_at:
+        marks.append((user.cleared_at, f"cleared by {user.cleared_by}", True))
+    title = plot_progress(rows, args.user, args.out, marks)
+    print(f"  report: {args.out}: {title}")
     return EXIT_OK

@@ -189,6 +189,17 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
         board = SerialTable(
             ser.url, baudrate=ser.baudrate, expected=BoardLimits.from_config(config)
         )
+        if not board.port_open:  # nothing to control: say which port, before any transition
+            board.close()
+            return fail_input(
+                [
+                    Problem(
+                        str(args.config or "config"),
+                        "hardware.serial.url",
+                        f"cannot open the serial port {ser.url}: {board.open_error}",
+                    )
+                ]
+            )
         if board.refused:
             board.close()
             return fail_input(
@@ -227,6 +238,11 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
         start_angle_deg=start_angle,
         program=program,
         recorder=recorder,
+        who="" if user is None else f"{user.name}, program '{args.program}'",
+        resume_hint=""
+        if args.data is None
+        else f"`invtable run --data {args.data}` resumes from this angle (it was saved): "
+        "RETURN or held UP brings them up.",
         **person,
     )
 

@@ -69,8 +69,44 @@ def register(sub: Subparsers) -> None:
         metavar="OUT.png",
         help="plot the angle, setpoint and speed over time (needs the plot extra)",
     )
-    sim.add_argument("--realtime", action="store_true", help="pace the simulation to real time")
+    sim.add_argument(
+        "--realtime",
+        action="store_true",
+        help="pace the simulation to real time (a live view shows its progress on stderr)",
+    )
+    quiet = sim.add_mutually_exclusive_group()
+    quiet.add_argument(
+        "--quiet",
+        "-q",
+        action="store_true",
+        help="print nothing on stdout: the exit code says it (violations still go to stderr)",
+    )
+    quiet.add_argument(
+        "--json",
+        action="store_true",
+        help="print only the summary JSON (DESIGN section 8, with its events) on stdout",
+    )
     sim.set_defaults(handler=run_sim)
+
+    plot = sub.add_parser(
+        "plot", help="plot an existing trace CSV: angle, setpoint, speed limit, states, markers"
+    )
+    plot.add_argument("trace", type=Path, metavar="TRACE.csv", help="the trace to plot")
+    plot.add_argument(
+        "--out",
+        type=Path,
+        metavar="OUT.png",
+        help="the PNG to write (default: the trace's name with .png)",
+    )
+    plot.add_argument(
+        "--scenario",
+        type=Path,
+        metavar="SCENARIO.toml",
+        help="the scenario that made the trace: marks its presses and injected faults and "
+        "takes its config (a trace alone shows latched faults, power cuts and late loops)",
+    )
+    config_option(plot, "the config the trace ran with (limits and speeds drawn; default built-in)")
+    plot.set_defaults(handler=plot_trace_file)
 
 
 def run_sim(args: argparse.Namespace) -> int:
@@ -101,7 +137,8 @@ def run_sim(args: argparse.Namespace) -> int:
             )
     else:
         result = run_scenario(scenario, backend=args.backend, **streaming)
-    return finish_run(result, trace=args.trace, summary=args.summary, plot=args.plot)
+    output = "json" if args.json else "quiet" if args.quiet else "text"
+    return finish_run(result, trace=args.trace, summary=args.summary, plot=args.plot, output=output)
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -151,3 +188,37 @@ def run_demo(args: argparse.Namespace) -> int:
     return finish_run(
         result, trace=out / "trace.csv", summary=out / "summary.json", plot=out / "plot.png"
     )
+
+
+def plot_trace_file(args: argparse.Namespace) -> int:
+    """``invtable plot TRACE.csv``: the run's figure from its trace (bounded memory)."""
+    from controller.core.config import load_config
+    from sim.plot import plot_trace
+    from sim.scenario import parse_scenario
+
+    out: Path = args.out or args.trace.with_suffix(".png")
+    problems = check_outputs({"--out": out}, [args.trace]) + plot_problem("--out", out)
+    if not args.trace.is_file():
+        problems.insert(0, Problem(str(args.trace), "TRACE.csv", "no such file"))
+    scenario, config = None, None
+    try:
+        if args.scenario is not None:
+            scenario = parse_scenario(args.scenario, args.config)
+            config = scenario.config
+        else:
+            config = load_config(args.config)
+    except InputError as exc:
+        problems += exc.problems
+    if problems:
+        return fail_input(problems)
+    assert config is not None
+    try:
+        markers = plot_trace(args.trace, out, config, scenario=scenario)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return fail_input([Problem(str(args.trace), "trace", str(exc))])
+    print(f"  plot:    {out}")
+    for m in markers[:20]:
+        print(f"  marked:  t={m.t_s:8.2f} s  {m.kind:<5}  {m.label}")
+    if len(markers) > 20:
+        print(f"  ... and {len(markers) - 20} more markers")
+    return 0

@@ -9,7 +9,14 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from controller.app.commands.common import EXIT_OK, add_data_option, fail_input, no_user, store_of
+from controller.app.commands.common import (
+    EXIT_INPUT,
+    EXIT_OK,
+    add_data_option,
+    fail_input,
+    no_user,
+    store_of,
+)
 from controller.app.history import SCREENING_KEYS, STAGES
 from controller.core.bounds import HEIGHT_CM, WEIGHT_KG
 from controller.core.errors import InputError, Problem
@@ -170,7 +177,10 @@ def add_user(args: argparse.Namespace) -> int:
 
 
 def list_users(args: argparse.Namespace) -> int:
-    for u in store_of(args, write=False).users():
+    users = store_of(args, write=False).users()
+    if not users:
+        print("no profiles yet (add one: invtable user add NAME ...)")
+    for u in users:
         print(
             f"{u.name}: {u.height_cm:g} cm, {u.weight_kg:g} kg, {u.stage}, "
             f"max {u.max_angle_deg:g} deg / {u.max_session_s:g} s"
@@ -182,8 +192,43 @@ def list_users(args: argparse.Namespace) -> int:
 def show_user(args: argparse.Namespace) -> int:
     _store, user = _existing(args, write=False)
     d = user.as_dict()
-    print(json.dumps(d, indent=2) if args.json else "\n".join(f"{k}: {v}" for k, v in d.items()))
+    print(json.dumps(d, indent=2) if args.json else "\n".join(_profile_lines(d)))
     return EXIT_OK
+
+
+def _when(t: float | None, missing: str = "never") -> str:
+    """A wall time as the local date and time a person reads (epoch floats are for --json)."""
+    import datetime as dt
+
+    if t is None:
+        return missing
+    return dt.datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M")
+
+
+def _profile_lines(d: dict) -> list[str]:
+    """``user show`` for people: dates as local date and time, no ``None``, lists in words."""
+    yes = ", ".join(d["screening_yes"]) or "no to every question"
+    if d["cleared_by"]:
+        covered = ", ".join(d["cleared_answers"]) or "nothing answered yes"
+        cleared = f"by {d['cleared_by']} on {_when(d['cleared_at'])} (covers: {covered})"
+    elif d["screening_yes"]:
+        cleared = "no physician's clearance recorded"
+    else:
+        cleared = "none recorded (none needed: no screening answer was yes)"
+    return [
+        f"name:          {d['name']}",
+        f"height:        {d['height_cm']:g} cm",
+        f"weight:        {d['weight_kg']:g} kg",
+        f"stage:         {d['stage']}",
+        f"max angle:     {d['max_angle_deg']:g} deg",
+        f"max session:   {d['max_session_s']:g} s",
+        f"screening:     {yes} (answered {_when(d['screened_at'], 'not yet')})",
+        f"clearance:     {cleared}",
+        "inversion:     "
+        + ("LOCKED OUT past horizontal (screening)" if d["locked_out"] else "allowed"),
+        f"created:       {_when(d['created_at'])}",
+        f"id:            {d['id']}",
+    ]
 
 
 def remove_user(args: argparse.Namespace) -> int:
@@ -217,6 +262,14 @@ def edit_user(args: argparse.Namespace) -> int:
             problems.append(Problem("command line", "--cleared-by", why))
     if problems:
         return fail_input(problems)
+    not_options = {"command", "user_command", "handler", "name", "data"}
+    if all(v is None for k, v in vars(args).items() if k not in not_options):
+        print(
+            f"nothing changed for {user.name}: give at least one option "
+            "(invtable user edit --help)",
+            file=sys.stderr,
+        )
+        return EXIT_INPUT
     now = wall_time()
     changed = replace(
         user,
