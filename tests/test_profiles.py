@@ -18,7 +18,6 @@ from controller.app.programs import builtin_programs
 from controller.app.progression import plan_session
 from tests.conftest import ROOT, read_trace, run_cli
 
-
 # These tests are about other things than supervision (tests/test_allowance.py is): their
 # profiles need no supervisor, by a recorded clearance.
 UNSUPERVISED = ("--supervised-sessions", "0", "--limits-cleared-by", "test clearance")

@@ -32,7 +32,6 @@ from hal.interfaces import Inputs, Outputs
 from sim.runner import RunResult
 from tests.conftest import ROOT, CliResult, read_trace, run_cli
 
-
 # These tests are about other things than supervision (tests/test_allowance.py is): their
 # profiles need no supervisor, by a recorded clearance.
 UNSUPERVISED = ("--supervised-sessions", "0", "--limits-cleared-by", "test clearance")
