@@ -401,3 +401,52 @@ def test_cli_run_refuses_start_on_the_control_thread_until_the_rest_is_over(
     assert ramps and 110.0 <= ramps[0] < 111.0  # the second START, after the rest
     rows = read_trace(trace)
     assert {r["state"] for r in rows if r["t_s"] < 110.0} <= {"boot", "idle"}
+
+
+def test_an_old_store_gains_the_new_columns_and_keeps_working(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database from before issue 19 (and before sources): read as is, then migrated by the
+    next writer; its old session (unknown source) counts in the real ledger, not the sim one."""
+    from tests.test_records import OLD_SCHEMA
+
+    db = sqlite3.connect(tmp_path / "invtable.db")
+    db.executescript(OLD_SCHEMA)
+    db.close()
+    shown = json.loads(cli(tmp_path, T0, monkeypatch, "user", "show", "old", "--json").stdout)
+    assert shown["sessions_per_day"] is None and shown["progression_cleared_by"] is None
+    res = start(tmp_path, T0, monkeypatch, "old", "--supervised-by", "Sam")
+    assert res.code == 0, res.stderr
+    rows = json.loads(cli(tmp_path, T0, monkeypatch, "history", "--json").stdout)
+    assert [r["supervisor"] for r in rows] == [None, "Sam"]
+    assert [r["feedback"] for r in rows] == [None, None]
+    store = Store(tmp_path, write=False)
+    user = store.get_user("old")
+    assert user is not None
+    assert [e["source"] for e in store.ledger(user, allowance.ledger_sources("real"))] == [
+        "unknown"
+    ]
+    assert [e["source"] for e in store.ledger(user, allowance.ledger_sources("sim"))] == ["sim"]
+
+
+def test_a_record_that_makes_no_sense_refuses_start_and_never_raises_on_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gate of `run --user` judges on the control thread: whatever it reads, it refuses
+    START with a reason rather than raise into the loop that must bring the person up."""
+    from controller.app.sessions import AllowanceGate
+
+    add(tmp_path, T0 - DAY, monkeypatch, "fay")
+    store = Store(tmp_path)
+    user = store.get_user("fay")
+    assert user is not None
+    gate = AllowanceGate(store, user, source="sim", supervisor="Sam", wall_start=T0)
+    assert gate.refusal(0.0) is None
+    store.db.execute(
+        "INSERT INTO sessions (user, user_id, program, started_at, clipped, events, source) "
+        "VALUES ('fay', ?, 'x', 'garbage', '[]', '[]', 'sim')",
+        (user.uid,),
+    )
+    gate.judge(5.0)
+    why = gate.refusal(6.0)
+    assert why is not None and why.startswith("daily rules: cannot judge the daily rules")

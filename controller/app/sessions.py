@@ -367,7 +367,7 @@ class SessionRecorder:
             )
         self.sid, self.last_outcome = None, outcome
         if self.gate is not None and self.last_t is not None:
-            self._safely(self.gate.refresh, self.last_t)  # the ledger has a new session
+            self.gate.judge(self.last_t)  # the ledger has a new session
 
     def close(self) -> None:
         """The process ends with a session open: it was cut short (the next start also finds it)."""
@@ -398,7 +398,12 @@ class AllowanceGate:
         self.wall_start = wall_time() if wall_start is None else wall_start
         self.t_start: float | None = None
         self.verdict = allowance.Verdict((), None)
-        self.refresh(None)
+        try:
+            self.refresh(None)  # a StoreError goes to the caller: the run goes on without history
+        except StoreError:
+            raise
+        except Exception:  # noqa: BLE001 - never in the way of a run that must bring someone up
+            self.judge(None)
 
     def wall_now(self, t: float | None) -> float:
         if t is None:
@@ -418,17 +423,27 @@ class AllowanceGate:
             now=self.wall_now(t),
         )
 
+    def judge(self, t: float | None) -> None:
+        """``refresh`` on the control thread: never raises. Rules that cannot be judged (the
+        store unreadable, a record that makes no sense) refuse new sessions; the way back
+        never asks."""
+        try:
+            self.refresh(t)
+        except Exception as exc:  # noqa: BLE001 - the control loop must never see it
+            why = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+            self.verdict = allowance.Verdict((f"cannot judge the daily rules ({why})",), None)
+
     def refusal(self, t: float) -> str | None:
         """The reason START is refused at controller time ``t`` (stable between changes, so
         the controller notes it once), or None."""
         v = self.verdict
         if v.next_at is not None and self.wall_now(t) >= v.next_at:
-            try:
-                self.refresh(t)
-            except StoreError as exc:  # cannot judge: refuse (the way back never asks)
-                self.verdict = allowance.Verdict((f"history store unreadable: {exc}",), None)
+            self.judge(t)
             v = self.verdict
-        return None if v.allowed else "daily rules: " + v.message()
+        try:
+            return None if v.allowed else "daily rules: " + v.message()
+        except Exception:  # noqa: BLE001 - a time no calendar can show: refuse, plainly
+            return "daily rules: " + "; ".join(v.reasons)
 
 
 def store_refusal(failed: str | None) -> str | None:
