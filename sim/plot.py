@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import importlib.util
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sim.runner import RunResult, atomic_write
 from sim.trace import PlotSeries
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 STATE_COLOURS = {
     "boot": "#dddddd",
@@ -109,6 +113,7 @@ def plot_progress(sessions: list[dict], user: str, path: Path) -> None:
     a1.plot(when, [s["peak_deg"] for s in done], color="grey", lw=0.8)
     a1.set_ylabel("peak angle (deg)")
     a1.set_title(f"{user}: {len(done)} sessions (green: completed, red: ended early)")
+    _mark_symptoms(a1, done, when)
     a2.bar(when, [(s["past_horizontal_s"] or 0.0) / 60.0 for s in done], width=0.02, color=colors)
     a2.set_ylabel("minutes past horizontal")
     a2.set_xlabel("date")
@@ -116,3 +121,13 @@ def plot_progress(sessions: list[dict], user: str, path: Path) -> None:
     fig.tight_layout()
     atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100), mode="wb")
     plt.close(fig)
+
+
+def _mark_symptoms(ax: "Axes", done: list[dict], when: list) -> None:
+    """Issue 19: the sessions after which a symptom was reported, marked and named."""
+    comfortable = {"none", "back_pain_better"}
+    for s, w in zip(done, when, strict=True):
+        felt = [f for f in (s.get("feedback") or "").split(",") if f]
+        if felt and not set(felt) <= comfortable:
+            ax.scatter([w], [s["peak_deg"]], marker="x", s=80, color="tab:orange", zorder=3)
+            ax.annotate(", ".join(felt).replace("_", " "), (w, s["peak_deg"]), fontsize=7)

@@ -326,7 +326,7 @@ def test_cli_symptoms_hold_and_lock_progression_and_the_report_shows_them(
     res = cli(tmp_path, T0 + 5 * DAY, monkeypatch, "report", "--user", "dan", "--out", out)
     assert res.code == 0, res.stderr
     assert "progression: LOCKED: eye pressure or headache after sessions #2, #3" in res.stdout
-    assert "(1 sessions without feedback)" in res.stdout
+    assert "(sessions without feedback: 1)" in res.stdout
     hist = cli(tmp_path, T0 + 5 * DAY, monkeypatch, "history", "--user", "dan").stdout
     assert "felt: headache (SYMPTOM)" in hist and "felt: eye pressure (SYMPTOM)" in hist
     assert "felt: not given" in hist and "felt: none" in hist

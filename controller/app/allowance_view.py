@@ -88,7 +88,7 @@ def person_lines(store: Store, user: User, now: float) -> list[str]:
                 if symptoms.held
                 else "steps up on completed sessions"
             )
-            + (f" ({missing} sessions without feedback)" if missing else "")
+            + (f" (sessions without feedback: {missing})" if missing else "")
         )
     if user.progression_cleared_by:
         lines.append(f"  symptom lock cleared by {user.progression_cleared_by}")
