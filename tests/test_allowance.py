@@ -450,3 +450,36 @@ def test_a_record_that_makes_no_sense_refuses_start_and_never_raises_on_the_loop
     gate.judge(5.0)
     why = gate.refusal(6.0)
     assert why is not None and why.startswith("daily rules: cannot judge the daily rules")
+
+
+def test_cli_run_needs_a_supervisor_for_the_first_sessions_and_records_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture
+) -> None:
+    """`run --user --program`: without --supervised-by the pendant's START is refused with the
+    reason (the controller runs: the way back needs nothing); with it, START runs the session
+    and the supervisor is recorded."""
+    from sim.scenario import Event
+    from tests.test_records import run_in_sim_time, tap
+
+    add(tmp_path, T0 - DAY, monkeypatch, "gil")
+    monkeypatch.setenv("INVTABLE_TEST_WALL_TIME", repr(T0))
+    res = run_cli("run", "--supervised-by", "Sam", "--duration", "1")
+    assert res.code == 2 and "--supervised-by: goes with --user" in res.stderr
+    script = [(0.5, Event(0.5, "set", "ankle_lock", True)), *tap(1.0, "start")]
+    args = ["run", "--user", "gil", "--program", "first session", "--data", str(tmp_path)]
+    code, result = run_in_sim_time(monkeypatch, [*args, "--duration", "5"], script)
+    assert code == 0, capsys.readouterr().err
+    refusals = [e.message for e in result.events if e.message.startswith("refused start")]
+    assert len(refusals) == 1 and "first 3 sessions need a supervisor present" in refusals[0]
+    assert not any(t.dest == "ramp" for t in result.transitions)
+    script = [(0.5, Event(0.5, "set", "ankle_lock", True)), *tap(1.0, "start")]
+    code, result = run_in_sim_time(
+        monkeypatch, [*args, "--supervised-by", "Sam", "--duration", "200"], script
+    )
+    assert code == 0, capsys.readouterr().err
+    assert any(t.dest == "ramp" for t in result.transitions)
+    assert not [e for e in result.events if e.message.startswith("refused start")]
+    rows = Store(tmp_path, write=False).sessions("gil")
+    assert [(r["supervisor"], r["source"], r["outcome"]) for r in rows] == [
+        ("Sam", "sim", "completed")
+    ]
