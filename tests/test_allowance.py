@@ -483,3 +483,40 @@ def test_cli_run_needs_a_supervisor_for_the_first_sessions_and_records_them(
     assert [(r["supervisor"], r["source"], r["outcome"]) for r in rows] == [
         ("Sam", "sim", "completed")
     ]
+
+
+def test_feedback_goes_to_the_session_just_done_never_an_older_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    add(tmp_path, T0 - DAY, monkeypatch, "hal")
+    res = cli(tmp_path, T0, monkeypatch, "session", "feedback", "--user", "hal", "--felt", "none")
+    assert res.code == 2 and "hal has no session yet" in res.stderr
+    store = Store(tmp_path)
+    user = store.get_user("hal")
+    assert user is not None
+    for ended in (T0 - 100.0, None):  # an ended session, then one still open
+        store.db.execute(
+            "INSERT INTO sessions (user, user_id, program, started_at, ended_at, outcome, "
+            "clipped, events, source) VALUES ('hal', ?, 'x', ?, ?, ?, '[]', '[]', 'sim')",
+            (user.uid, T0 - 200.0, ended, None if ended is None else "completed"),
+        )
+    res = cli(tmp_path, T0, monkeypatch, "session", "feedback", "--user", "hal", "--felt", "none")
+    assert res.code == 2 and "session 2 has not ended" in res.stderr
+    res = cli(
+        tmp_path, T0, monkeypatch, "session", "feedback", "--user", "hal", "--felt",
+        "none,headache",
+    )  # fmt: skip
+    assert res.code == 2 and "'none' goes alone" in res.stderr
+    res = cli(
+        tmp_path, T0, monkeypatch, "session", "feedback", "--user", "hal", "--session", "1",
+        "--felt", "nausea,back_pain_worse",
+    )  # fmt: skip
+    assert res.code == 0, res.stderr
+    assert [r["feedback"] for r in Store(tmp_path, write=False).sessions("hal")] == [
+        "nausea,back_pain_worse",
+        None,
+    ]
+    felt = [json.loads(x) for x in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert [a["felt"] for a in felt if a["event"] == "session_feedback"] == [
+        ["nausea", "back_pain_worse"]
+    ]

@@ -242,6 +242,7 @@ def session_feedback(args: argparse.Namespace) -> int:
         )
     elif "none" in felt and len(felt) > 1:
         problems.append(Problem("command line", "--felt", "'none' goes alone"))
+    problems += profiles_problems(data_dir(args))  # never creates a store to write into
     if problems:
         return fail_input(problems)
     store = store_of(args)
@@ -249,13 +250,12 @@ def session_feedback(args: argparse.Namespace) -> int:
     if user is None:
         return fail_input([no_user(args.user)])
     own = [r for r in store.sessions(user.name) if r.get("user_id") == user.uid]
-    ended = [r for r in own if r["outcome"] is not None]
-    if args.session is None:
-        if not ended:
+    if args.session is None:  # the session just done (not an older one while one is open)
+        if not own:
             return fail_input(
-                [Problem("command line", "--user", f"{user.name} has no ended session yet")]
+                [Problem("command line", "--user", f"{user.name} has no session yet")]
             )
-        row = ended[-1]
+        row = own[-1]
     else:
         found = [r for r in own if r["id"] == args.session]
         if not found:
@@ -263,10 +263,17 @@ def session_feedback(args: argparse.Namespace) -> int:
                 [Problem("command line", "--session", f"no session {args.session} of {user.name}")]
             )
         row = found[0]
-        if row["outcome"] is None:
-            return fail_input(
-                [Problem("command line", "--session", f"session {row['id']} has not ended")]
-            )
+    if row["outcome"] is None:
+        return fail_input(
+            [
+                Problem(
+                    "command line",
+                    "--session",
+                    f"session {row['id']} has not ended (a session a crash left open is "
+                    "recorded as interrupted when the table next starts)",
+                )
+            ]
+        )
     if row.get("feedback"):
         return fail_input(
             [
