@@ -17,11 +17,14 @@ import csv
 import importlib.util
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 from controller.core.config import Config
 from sim.runner import RunResult, atomic_write
 from sim.trace import TRACE_COLUMNS, PlotSeries, TraceRow
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 # One hue per state, chosen to be told apart at a glance (and from the red/grey lines):
 # e-stop red and fault purple, limp home brown and boot grey, the session states greens.
@@ -451,6 +454,7 @@ def plot_progress(
         f"programs: {', '.join(programs)}"
     )
     a1.set_title(title)
+    _mark_symptoms(a1, done, when)
     a1.legend(
         handles=[
             Line2D([], [], marker="o", ls="", color="tab:green", label="completed"),
@@ -514,3 +518,13 @@ def minutes_per_day(sessions: list[dict]) -> dict[Any, float]:
         day = dt.datetime.fromtimestamp(s["started_at"]).date()
         out[day] = out.get(day, 0.0) + (s.get("past_horizontal_s") or 0) / 60.0
     return out
+
+
+def _mark_symptoms(ax: "Axes", done: list[dict], when: list) -> None:
+    """Issue 19: the sessions after which a symptom was reported, marked and named."""
+    comfortable = {"none", "back_pain_better"}
+    for s, w in zip(done, when, strict=True):
+        felt = [f for f in (s.get("feedback") or "").split(",") if f]
+        if felt and not set(felt) <= comfortable:
+            ax.scatter([w], [s["peak_deg"]], marker="x", s=80, color="tab:orange", zorder=3)
+            ax.annotate(", ".join(felt).replace("_", " "), (w, s["peak_deg"]), fontsize=7)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import signal
 import sqlite3
@@ -30,7 +31,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Each command a day after the last, by the test clock: the people's rest between sessions and
+# daily limits (issue 19) never refuse a session here (this campaign is about kills).
+DAY_S = 86400.0
+CALLS = {"n": 0}
+
+
 def cli(*args: str, **kw: object) -> subprocess.Popen:
+    CALLS["n"] += 1
+    env = {**os.environ, "INVTABLE_TEST_WALL_TIME": str(time.time() + CALLS["n"] * DAY_S)}
     return subprocess.Popen(
         [sys.executable, "-m", "controller", *args],
         cwd=ROOT,
@@ -38,6 +47,7 @@ def cli(*args: str, **kw: object) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         stdin=subprocess.DEVNULL,
         text=True,
+        env=env,
         **kw,
     )
 
@@ -99,6 +109,10 @@ def campaign(kills: int, seed: int, data: Path, log: object = None) -> dict:
                 "70",
                 "--screening",
                 "no",
+                "--supervised-sessions",
+                "0",
+                "--limits-cleared-by",
+                "kill campaign",
                 "--data",
                 str(data),
             ],

@@ -181,6 +181,7 @@ def test_each_command_registers_its_handler_and_describes_every_option() -> None
         "user remove",
         "program list",
         "session start",
+        "session feedback",
         "history",
         "report",
         "bench",

@@ -18,6 +18,10 @@ from controller.app.programs import builtin_programs
 from controller.app.progression import plan_session
 from tests.conftest import ROOT, read_trace, run_cli
 
+# These tests are about other things than supervision (tests/test_allowance.py is): their
+# profiles need no supervisor, by a recorded clearance.
+UNSUPERVISED = ("--supervised-sessions", "0", "--limits-cleared-by", "test clearance")
+
 
 def add(data: Path, name: str, screening: str = "no", **kw: object) -> None:
     extra = [f"--{k.replace('_', '-')}={v}" for k, v in kw.items()]
@@ -33,6 +37,7 @@ def add(data: Path, name: str, screening: str = "no", **kw: object) -> None:
         screening,
         "--data",
         data,
+        *UNSUPERVISED,
         *extra,
     )
     assert res.code == 0, res.stderr
@@ -274,15 +279,19 @@ def test_history_report_and_audit_log(tmp_path: Path) -> None:
 
 
 def test_a_killed_session_is_recorded_as_interrupted_and_the_table_comes_upright(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     add(tmp_path, "gus")
+    # The second session a day later (the rest between sessions: issue 19), by the test clock.
+    day0 = time.time()
+    monkeypatch.setenv("INVTABLE_TEST_WALL_TIME", str(day0))
     assert (
         run_cli(
             "session", "start", "--user", "gus", "--program", "first session", "--data", tmp_path
         ).code
         == 0
     )
+    monkeypatch.setenv("INVTABLE_TEST_WALL_TIME", str(day0 + 86400.0))
     proc = subprocess.Popen(
         [
             sys.executable,

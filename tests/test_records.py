@@ -32,6 +32,10 @@ from hal.interfaces import Inputs, Outputs
 from sim.runner import RunResult
 from tests.conftest import ROOT, CliResult, read_trace, run_cli
 
+# These tests are about other things than supervision (tests/test_allowance.py is): their
+# profiles need no supervisor, by a recorded clearance.
+UNSUPERVISED = ("--supervised-sessions", "0", "--limits-cleared-by", "test clearance")
+
 
 def add(data: Path, name: str, screening: str = "no", *extra: str) -> None:
     res = run_cli(
@@ -46,6 +50,7 @@ def add(data: Path, name: str, screening: str = "no", *extra: str) -> None:
         screening,
         "--data",
         data,
+        *UNSUPERVISED,
         *extra,
     )
     assert res.code == 0, res.stderr

@@ -97,12 +97,15 @@ CREATE TABLE IF NOT EXISTS users (
     name TEXT PRIMARY KEY, height_cm REAL NOT NULL, weight_kg REAL NOT NULL, stage TEXT NOT NULL,
     max_angle_deg REAL NOT NULL, max_session_s REAL NOT NULL, screening_yes TEXT NOT NULL,
     cleared_by TEXT, cleared_at REAL, created_at REAL NOT NULL, uid TEXT, cleared_answers TEXT,
-    screened_at REAL, screening_answers TEXT);
+    screened_at REAL, screening_answers TEXT, sessions_per_day INTEGER, past_s_per_day REAL,
+    rest_s REAL, supervised_sessions INTEGER, limits_cleared_by TEXT, limits_cleared_at REAL,
+    progression_cleared_by TEXT, progression_cleared_at REAL);
 CREATE TABLE IF NOT EXISTS sessions (
     id INTEGER PRIMARY KEY AUTOINCREMENT, user TEXT NOT NULL, program TEXT NOT NULL,
     started_at REAL NOT NULL, ended_at REAL, peak_deg REAL, past_horizontal_s REAL,
     hold_s REAL, motor_on_s REAL, outcome TEXT, clipped TEXT, events TEXT, state TEXT,
-    user_id TEXT, source TEXT NOT NULL DEFAULT 'real', progress_at REAL);
+    user_id TEXT, source TEXT NOT NULL DEFAULT 'real', progress_at REAL, supervisor TEXT,
+    feedback TEXT, feedback_at REAL);
 """
 # Columns added since the first release: (table, column, declaration) for existing databases.
 MIGRATIONS = (
@@ -113,6 +116,29 @@ MIGRATIONS = (
     ("sessions", "user_id", "TEXT"),
     ("sessions", "source", "TEXT NOT NULL DEFAULT 'unknown'"),
     ("sessions", "progress_at", "REAL"),
+    # issue 19: a person's daily limits (NULL: the stage's default), supervision, symptoms
+    ("users", "sessions_per_day", "INTEGER"),
+    ("users", "past_s_per_day", "REAL"),
+    ("users", "rest_s", "REAL"),
+    ("users", "supervised_sessions", "INTEGER"),
+    ("users", "limits_cleared_by", "TEXT"),
+    ("users", "limits_cleared_at", "REAL"),
+    ("users", "progression_cleared_by", "TEXT"),
+    ("users", "progression_cleared_at", "REAL"),
+    ("sessions", "supervisor", "TEXT"),
+    ("sessions", "feedback", "TEXT"),
+    ("sessions", "feedback_at", "REAL"),
+)
+# How a person felt after a session (`invtable session feedback`); "none" and
+# "back_pain_better" are comfortable, every other answer is a symptom that holds progression.
+FEELINGS = (
+    "none",
+    "dizziness",
+    "headache",
+    "eye_pressure",
+    "nausea",
+    "back_pain_worse",
+    "back_pain_better",
 )
 
 
@@ -134,6 +160,15 @@ class User:
     screening_answers: dict[str, Any] = field(
         default_factory=dict
     )  # key -> {"yes": bool, "at": wall time}
+    # The person's daily limits (None: the stage's default, controller/app/allowance.py).
+    sessions_per_day: int | None = None
+    past_s_per_day: float | None = None
+    rest_s: float | None = None
+    supervised_sessions: int | None = None
+    limits_cleared_by: str | None = None  # who allowed limits past the usual bounds, and when
+    limits_cleared_at: float | None = None
+    progression_cleared_by: str | None = None  # who lifted a symptom lock, and when
+    progression_cleared_at: float | None = None
 
     @property
     def uncleared(self) -> tuple[str, ...]:
@@ -163,6 +198,14 @@ class User:
             "cleared_answers": list(self.cleared_answers),
             "locked_out": self.locked_out,
             "created_at": self.created_at,
+            "sessions_per_day": self.sessions_per_day,
+            "past_s_per_day": self.past_s_per_day,
+            "rest_s": self.rest_s,
+            "supervised_sessions": self.supervised_sessions,
+            "limits_cleared_by": self.limits_cleared_by,
+            "limits_cleared_at": self.limits_cleared_at,
+            "progression_cleared_by": self.progression_cleared_by,
+            "progression_cleared_at": self.progression_cleared_at,
         }
 
 
@@ -362,7 +405,9 @@ class Store:
         self._write(
             "INSERT INTO users (name, height_cm, weight_kg, stage, max_angle_deg, max_session_s, "
             "screening_yes, cleared_by, cleared_at, created_at, uid, cleared_answers, screened_at, "
-            "screening_answers) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "screening_answers, sessions_per_day, past_s_per_day, rest_s, supervised_sessions, "
+            "limits_cleared_by, limits_cleared_at, progression_cleared_by, progression_cleared_at) "
+            "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             self._row(user, with_name=True),
         )
         self.audit(
@@ -386,6 +431,14 @@ class Store:
             ",".join(user.cleared_answers),
             user.screened_at,
             json.dumps(user.screening_answers),
+            user.sessions_per_day,
+            user.past_s_per_day,
+            user.rest_s,
+            user.supervised_sessions,
+            user.limits_cleared_by,
+            user.limits_cleared_at,
+            user.progression_cleared_by,
+            user.progression_cleared_at,
         )
         return ((user.name,) + values) if with_name else values
 
@@ -409,6 +462,14 @@ class Store:
             tuple(x for x in (r["cleared_answers"] or "").split(",") if x),
             r["screened_at"],
             json.loads(r["screening_answers"] or "{}"),
+            r["sessions_per_day"],
+            r["past_s_per_day"],
+            r["rest_s"],
+            r["supervised_sessions"],
+            r["limits_cleared_by"],
+            r["limits_cleared_at"],
+            r["progression_cleared_by"],
+            r["progression_cleared_at"],
         )
 
     def users(self) -> list[User]:
@@ -421,7 +482,9 @@ class Store:
         self._write(
             "UPDATE users SET height_cm=?, weight_kg=?, stage=?, max_angle_deg=?, max_session_s=?, "
             "screening_yes=?, cleared_by=?, cleared_at=?, created_at=?, uid=?, cleared_answers=?, "
-            "screened_at=?, screening_answers=? WHERE uid=?",
+            "screened_at=?, screening_answers=?, sessions_per_day=?, past_s_per_day=?, rest_s=?, "
+            "supervised_sessions=?, limits_cleared_by=?, limits_cleared_at=?, "
+            "progression_cleared_by=?, progression_cleared_at=? WHERE uid=?",
             self._row(after, with_name=False) + (before.uid,),
         )
         old, new = before.as_dict(), after.as_dict()
@@ -434,13 +497,29 @@ class Store:
 
     # ---------------------------------------------------------------- sessions
     def begin_session(
-        self, user: User, program: str, clipped: list[str], source: str = "real"
+        self,
+        user: User,
+        program: str,
+        clipped: list[str],
+        source: str = "real",
+        supervisor: str | None = None,
     ) -> int:
         now = wall_time()
         cur = self._write(
             "INSERT INTO sessions (user, user_id, program, started_at, progress_at, clipped, "
-            "state, events, source, motor_on_s) VALUES (?,?,?,?,?,?,?,?,?,0)",
-            (user.name, user.uid, program, now, now, json.dumps(clipped), "boot", "[]", source),
+            "state, events, source, motor_on_s, supervisor) VALUES (?,?,?,?,?,?,?,?,?,0,?)",
+            (
+                user.name,
+                user.uid,
+                program,
+                now,
+                now,
+                json.dumps(clipped),
+                "boot",
+                "[]",
+                source,
+                supervisor,
+            ),
         )
         if cur.lastrowid is None:  # every INSERT sets it
             raise StoreError(self.path, "the new session got no row id")
@@ -454,6 +533,7 @@ class Store:
                 "program": program,
                 "source": source,
                 "clipped": clipped,
+                "supervisor": supervisor,
             }
         )
         return sid
@@ -516,6 +596,36 @@ class Store:
                 d["events"] = json.loads(d["events"] or "[]")
                 out.append(d)
         return out
+
+    def record_feedback(self, sid: int, user: User, feelings: tuple[str, ...]) -> None:
+        """How the person felt after session ``sid`` (once: the record is evidence)."""
+        self._write(
+            "UPDATE sessions SET feedback=?, feedback_at=? WHERE id=?",
+            (",".join(feelings), wall_time(), sid),
+        )
+        self.audit(
+            {
+                "event": "session_feedback",
+                "session": sid,
+                "user": user.name,
+                "id": user.uid,
+                "felt": list(feelings),
+            }
+        )
+
+    def ledger(self, user: User, sources: tuple[str, ...]) -> list[dict[str, Any]]:
+        """This person's sessions from ``sources`` (by id), oldest first: what the daily
+        limits, supervision and symptom rules read (controller/app/allowance.py)."""
+        with self._guard():
+            return [
+                dict(r)
+                for r in self.db.execute(
+                    "SELECT id, started_at, ended_at, progress_at, past_horizontal_s, peak_deg, "
+                    "hold_s, outcome, supervisor, feedback, source FROM sessions WHERE user_id=? "
+                    f"AND source IN ({','.join('?' * len(sources))}) ORDER BY started_at, id",
+                    (user.uid, *sources),
+                )
+            ]
 
     @staticmethod
     def _sources(count_sim: bool, unknown: bool) -> tuple[str, ...]:

@@ -6,7 +6,10 @@
 - beginners capped at 30 deg for their first two weeks;
 - the profile's own max angle and max session time, and the table's limits;
 - a profile with a "yes" in its screening and no recorded clearance never passes
-  horizontal.
+  horizontal;
+- a symptom after a session holds progression at the last comfortable step (no +10 deg,
+  no +2 minutes: ``held``, from ``controller.app.allowance.symptom_state``);
+- the holds fit what is left of the person's minutes past horizontal today.
 A program that asks for more is clipped, and every clip is reported.
 """
 
@@ -42,19 +45,24 @@ def plan_session(
     days_since_first: float | None,
     locked_out: bool,
     overhead_s: float = 0.0,
+    held: str | None = None,
+    past_left_s: float | None = None,
 ) -> Plan:
     """``overhead_s``: the session's time outside its holds (travel and the final rest);
-    holds are shortened so the whole session fits its time limit rather than being cut by it."""
+    holds are shortened so the whole session fits its time limit rather than being cut by it.
+    ``held``: why progression holds (then ``best_*`` are the last comfortable step, not
+    stepped up). ``past_left_s``: the seconds past horizontal left today."""
     clips: list[str] = []
     cap, why = min(profile_max_deg, table_max_deg), "the profile's max angle"
-    progression = (
-        (best_peak_deg + ANGLE_STEP_DEG) if best_peak_deg is not None else FIRST_SESSION_DEG
-    )
+    step_deg = 0.0 if held else ANGLE_STEP_DEG
+    progression = (best_peak_deg + step_deg) if best_peak_deg is not None else FIRST_SESSION_DEG
     if progression < cap:
         cap, why = (
             progression,
             (
-                "+10 deg over the best completed session"
+                held
+                if held
+                else "+10 deg over the best completed session"
                 if best_peak_deg is not None
                 else "a first session stays at 20 deg"
             ),
@@ -75,11 +83,15 @@ def plan_session(
         out.append((target, hold))
     total = sum(h for _, h in out)
     max_duration = min(profile_max_session_s, table_max_session_s)
-    allowed = (best_hold_s + TIME_STEP_S) if best_hold_s is not None else FIRST_SESSION_HOLD_S
-    why = "at most +2 minutes over the best completed session"
+    step_s = 0.0 if held else TIME_STEP_S
+    allowed = (best_hold_s + step_s) if best_hold_s is not None else FIRST_SESSION_HOLD_S
+    why = held or "at most +2 minutes over the best completed session"
     fits = 0.9 * max_duration - overhead_s
     if fits < allowed:
         allowed, why = max(0.0, fits), f"the whole session must fit its {max_duration:g} s limit"
+    if past_left_s is not None and past_left_s - overhead_s < allowed:
+        allowed = max(0.0, past_left_s - overhead_s)
+        why = f"the daily minutes past horizontal: {past_left_s:.0f} s left today"
     if total > allowed:
         scale = allowed / total if total > 0 else 0.0
         out = [(t, h * scale) for t, h in out]

@@ -51,6 +51,13 @@ def refuse_unrecorded(ctrl: Controller | None, recorder: Any) -> None:
     reason = getattr(recorder, "refusal", None)
     if reason and ctrl is not None:
         ctrl.refuse_sessions("history", reason)
+    if ctrl is not None and hasattr(recorder, "allowance_refusal"):
+        # The person's daily rules (issue 19): refused until the rest is over, then allowed.
+        why = recorder.allowance_refusal
+        if why:
+            ctrl.refuse_sessions("allowance", why)
+        else:
+            ctrl.allow_sessions("allowance")
 
 
 def run_service(

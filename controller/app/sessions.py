@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable
 
+from controller.app import allowance
 from controller.app.history import PROGRESS_EVERY_S, Store, User
 from controller.app.programs import Program
 from controller.app.progression import plan_session
@@ -115,13 +116,59 @@ def check_duty(store: Store, cfg: Config, *, count_sim: bool = False) -> None:
         )
 
 
+def check_allowance(
+    store: Store,
+    user: User,
+    *,
+    source: str,
+    supervisor: str | None,
+    count_sim: bool = False,
+    now: float | None = None,
+) -> allowance.Verdict:
+    """The person's daily limits, rest interval and supervision, judged on the ledger of
+    ``source`` (the simulator's own sessions on the simulator: they never use a real
+    allowance)."""
+    ledger = store.ledger(user, allowance.ledger_sources(source, count_sim=count_sim))
+    return allowance.check_start(
+        ledger,
+        wall_time() if now is None else now,
+        allowance.limits_of(user),
+        supervisor=supervisor,
+    )
+
+
+def refuse_unless_allowed(
+    store: Store, user: User, *, source: str, supervisor: str | None, count_sim: bool = False
+) -> None:
+    """``session start``: START refused before anything runs, saying why and when."""
+    verdict = check_allowance(
+        store, user, source=source, supervisor=supervisor, count_sim=count_sim
+    )
+    if not verdict.allowed:
+        raise InputError([Problem(f"profile {user.name!r}", "START refused", verdict.message())])
+
+
 def plan_for(
-    store: Store, user: User, program: Program, cfg: Config, *, count_sim: bool = False
+    store: Store,
+    user: User,
+    program: Program,
+    cfg: Config,
+    *,
+    count_sim: bool = False,
+    source: str = "real",
 ) -> Any:
     """The progression-checked plan for this person's program today (by their id, so a
-    re-added name starts at the first-session rule; simulated sessions only with ``count_sim``)."""
+    re-added name starts at the first-session rule; simulated sessions only with ``count_sim``).
+    The symptoms reported and the minutes past horizontal left today are those of the ledger
+    of ``source`` (the simulator's own on the simulator)."""
     now = wall_time()
     best_peak, best_hold = store.best(user, count_sim=count_sim)
+    ledger = store.ledger(user, allowance.ledger_sources(source, count_sim=count_sim))
+    symptoms = allowance.symptom_state(ledger, user.progression_cleared_at)
+    if symptoms.held:  # the last comfortable step, never above what progression allows
+        step_peak, step_hold = symptoms.step
+        best_peak = None if step_peak is None or best_peak is None else min(step_peak, best_peak)
+        best_hold = None if step_hold is None or best_hold is None else min(step_hold, best_hold)
     first = store.first_session_at(user, count_sim=count_sim)
     up = cfg.limits.upright_deg
     wanted = program.resolved(min(user.max_angle_deg, cfg.limits.max_angle_deg))
@@ -138,6 +185,8 @@ def plan_for(
         beginner=user.stage == "beginner",
         days_since_first=None if first is None else (now - first) / 86400.0,
         locked_out=user.locked_out,
+        held=symptoms.held,
+        past_left_s=allowance.past_left_s(ledger, now, allowance.limits_of(user)),
     )
     return plan
 
@@ -179,9 +228,13 @@ class SessionRecorder:
         *,
         source: str = "sim",
         err: Any = None,
+        supervisor: str | None = None,
+        gate: AllowanceGate | None = None,
     ) -> None:
         self.store, self.user, self.program, self.plan = store, user, program, plan
         self.source = source
+        self.supervisor = supervisor
+        self.gate = gate
         self.err = err
         self.clips = list(plan.clips)
         self.sid: int | None = None
@@ -218,6 +271,14 @@ class SessionRecorder:
         asks)."""
         return store_refusal(self.failed)
 
+    @property
+    def allowance_refusal(self) -> str | None:
+        """Why the person's daily rules refuse a new session at the last polled time (None:
+        allowed, or no rules for this run). Read on the control thread after ``poll``."""
+        if self.gate is None or self.last_t is None:
+            return None
+        return self.gate.refusal(self.last_t)
+
     def poll(
         self, transitions: list, events: list, t: float, angle: float, motor_cmd: float
     ) -> None:
@@ -248,7 +309,7 @@ class SessionRecorder:
                         self,
                         "sid",
                         self.store.begin_session(
-                            self.user, self.program.name, self.clips, self.source
+                            self.user, self.program.name, self.clips, self.source, self.supervisor
                         ),
                     )
                 )
@@ -305,11 +366,84 @@ class SessionRecorder:
                 )
             )
         self.sid, self.last_outcome = None, outcome
+        if self.gate is not None and self.last_t is not None:
+            self.gate.judge(self.last_t)  # the ledger has a new session
 
     def close(self) -> None:
         """The process ends with a session open: it was cut short (the next start also finds it)."""
         if self.sid is not None:
             self._end("interrupted")
+
+
+class AllowanceGate:
+    """The person's daily rules for ``run --user``, judged at START time on the control
+    thread: the ledger is read when the run begins and after each session ends; in between
+    every tick only compares the time with when the rules next allow a session. Calendar time
+    on the loop is the wall time read once at the start plus the controller's own (monotonic,
+    injected) time since, so a clock step mid-run moves nothing and a test's simulated clock
+    drives it."""
+
+    def __init__(
+        self,
+        store: Store,
+        user: User,
+        *,
+        source: str,
+        supervisor: str | None,
+        count_sim: bool = False,
+        wall_start: float | None = None,
+    ) -> None:
+        self.store, self.user, self.source = store, user, source
+        self.supervisor, self.count_sim = supervisor, count_sim
+        self.wall_start = wall_time() if wall_start is None else wall_start
+        self.t_start: float | None = None
+        self.verdict = allowance.Verdict((), None)
+        try:
+            self.refresh(None)  # a StoreError goes to the caller: the run goes on without history
+        except StoreError:
+            raise
+        except Exception:  # noqa: BLE001 - never in the way of a run that must bring someone up
+            self.judge(None)
+
+    def wall_now(self, t: float | None) -> float:
+        if t is None:
+            return self.wall_start
+        if self.t_start is None:
+            self.t_start = t
+        return self.wall_start + (t - self.t_start)
+
+    def refresh(self, t: float | None) -> None:
+        """Judge the ledger afresh (StoreError propagates: the recorder reports it)."""
+        self.verdict = check_allowance(
+            self.store,
+            self.user,
+            source=self.source,
+            supervisor=self.supervisor,
+            count_sim=self.count_sim,
+            now=self.wall_now(t),
+        )
+
+    def judge(self, t: float | None) -> None:
+        """``refresh`` on the control thread: never raises. Rules that cannot be judged (the
+        store unreadable, a record that makes no sense) refuse new sessions; the way back
+        never asks."""
+        try:
+            self.refresh(t)
+        except Exception as exc:  # noqa: BLE001 - the control loop must never see it
+            why = str(exc) if isinstance(exc, StoreError) else f"{type(exc).__name__}: {exc}"
+            self.verdict = allowance.Verdict((f"cannot judge the daily rules ({why})",), None)
+
+    def refusal(self, t: float) -> str | None:
+        """The reason START is refused at controller time ``t`` (stable between changes, so
+        the controller notes it once), or None."""
+        v = self.verdict
+        if v.next_at is not None and self.wall_now(t) >= v.next_at:
+            self.judge(t)
+            v = self.verdict
+        try:
+            return None if v.allowed else "daily rules: " + v.message()
+        except Exception:  # noqa: BLE001 - a time no calendar can show: refuse, plainly
+            return "daily rules: " + "; ".join(v.reasons)
 
 
 def store_refusal(failed: str | None) -> str | None:
@@ -395,6 +529,11 @@ class TableStateSaver:
         refuses nothing)."""
         return getattr(self.inner, "refusal", None)
 
+    @property
+    def allowance_refusal(self) -> str | None:
+        """The recorder's (the person's daily rules)."""
+        return getattr(self.inner, "allowance_refusal", None)
+
 
 def start_session(
     store: Store,
@@ -408,13 +547,15 @@ def start_session(
     count_sim: bool = False,
     trace: Path | None = None,
     progress: Callable[[Any], None] | None = None,
+    supervisor: str | None = None,
 ) -> tuple[RunResult, str | None, list[str], str | None]:
     """Run the session on the simulated table (the caller holds the table lock). Returns the
     run, its outcome, the clips, and the store failure that stopped the recording (if any).
     The run keeps only its last rows (memory bounded); with ``trace`` every row streams to
     that file as the session goes."""
     check_duty(store, cfg, count_sim=count_sim)
-    plan = plan_for(store, user, program, cfg, count_sim=count_sim)
+    refuse_unless_allowed(store, user, source="sim", supervisor=supervisor, count_sim=count_sim)
+    plan = plan_for(store, user, program, cfg, count_sim=count_sim, source="sim")
     up = cfg.limits.upright_deg
     for clip in plan.clips:
         print(f"  clipped: {clip}", file=out)
@@ -454,7 +595,7 @@ def start_session(
     }
     data["config"].update(base)
     scenario = scenario_from_dict(data, f"session {program.name}")
-    recorder = SessionRecorder(store, user, program, plan, source="sim")
+    recorder = SessionRecorder(store, user, program, plan, source="sim", supervisor=supervisor)
     saver = TableStateSaver(store.dir, recorder)
     result = RunResult(scenario)
 

@@ -8,6 +8,8 @@ deadlines, so a late tick does not push every later tick back (no drift).
 
 from __future__ import annotations
 
+import math
+import os
 import time
 from typing import Protocol
 
@@ -76,7 +78,22 @@ class ScaledClock:
         self.rt.wait_until(t / self.speed)
 
 
+# TEST ONLY: calendar time fixed at this many seconds since the epoch, so the CLI's daily
+# limits and rest interval (controller/app/allowance.py) are tested without waiting.
+TEST_WALL_TIME_ENV = "INVTABLE_TEST_WALL_TIME"
+
+
 def wall_time() -> float:
-    """Calendar time (seconds since the epoch) for records: the session history, the audit
-    log, profile clearances. Never used to decide anything the table does."""
+    """Calendar time (seconds since the epoch) for records (the session history, the audit
+    log, profile clearances) and the per-day rules on a person's sessions (the duty budget, the
+    daily limits). Never used by the control loop. ``$INVTABLE_TEST_WALL_TIME`` replaces it
+    for tests only (a finite number; anything else is ignored)."""
+    fake = os.environ.get(TEST_WALL_TIME_ENV)
+    if fake:
+        try:
+            value = float(fake)
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return value
     return time.time()

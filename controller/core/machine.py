@@ -387,6 +387,12 @@ class Controller:
         self.sessions_refused[source] = reason
         self._note(f"sessions refused: {reason}")
 
+    def allow_sessions(self, source: str) -> None:
+        """Withdraw ``source``'s refusal (a person's rest interval is over): START from
+        ``idle`` is judged by the other interlocks again. Called like ``refuse_sessions``."""
+        if self.sessions_refused.pop(source, None) is not None:
+            self._note(f"sessions allowed again: {source}")
+
     @property
     def session_elapsed_s(self) -> float:
         return self.session.elapsed(self.now)

@@ -204,6 +204,18 @@ def profiles_problems(data: Path) -> list[Problem]:
     return [Problem(str(data), "--user", "no profiles here yet (invtable user add)")]
 
 
+def supervisor_problems(name: str | None, user: str | None) -> list[Problem]:
+    """``--supervised-by``: a printable name (recorded with the session), with ``--user``."""
+    from controller.app.history import name_problem
+
+    if name is None:
+        return []
+    if user is None:
+        return [Problem("command line", "--supervised-by", "goes with --user (whose session)")]
+    why = name_problem(name)
+    return [Problem("command line", "--supervised-by", why)] if why else []
+
+
 def program_problems(programs: dict[str, Program], name: str) -> list[Problem]:
     if name in programs:
         return []

@@ -24,7 +24,9 @@ from controller.app.commands.common import (
     program_problems,
     recover,
     store_of,
+    supervisor_problems,
 )
+from controller.app.history import FEELINGS
 from controller.core.config import load_config
 from controller.core.errors import InputError, Problem
 
@@ -60,8 +62,32 @@ def register(sub: Subparsers) -> None:
         action="store_true",
         help="let simulated sessions count toward progression and the duty budget",
     )
+    start.add_argument(
+        "--supervised-by",
+        metavar="NAME",
+        help="who is present to supervise (needed for a profile's first sessions; recorded)",
+    )
     add_data_option(start)
     start.set_defaults(handler=start_session)
+
+    feedback = session_sub.add_parser(
+        "feedback", help="record how USER felt after a session (symptoms hold progression)"
+    )
+    feedback.add_argument("--user", required=True, help="whose session")
+    feedback.add_argument(
+        "--felt",
+        required=True,
+        metavar="none|SYMPTOM[,SYMPTOM]",
+        help="'none', or the symptoms felt: " + ", ".join(FEELINGS[1:]),
+    )
+    feedback.add_argument(
+        "--session",
+        type=int,
+        metavar="ID",
+        help="which session (default: the person's last ended session)",
+    )
+    add_data_option(feedback)
+    feedback.set_defaults(handler=session_feedback)
 
     history = sub.add_parser("history", help="the session history")
     history.add_argument("--user", help="only this person's sessions (default: everyone's)")
@@ -88,7 +114,7 @@ def register(sub: Subparsers) -> None:
 
 def start_session(args: argparse.Namespace) -> int:
     from controller.app.programs import load_programs
-    from controller.app.sessions import check_duty, clean_table_temp_files
+    from controller.app.sessions import check_duty, clean_table_temp_files, refuse_unless_allowed
     from controller.app.sessions import start_session as run_session
     from controller.app.tablelock import TableLock
 
@@ -97,6 +123,7 @@ def start_session(args: argparse.Namespace) -> int:
     if args.speed < 0:
         problems.append(Problem("command line", "--speed", "must be >= 0"))
     problems += check_outputs({"--trace": args.trace}, [args.config] if args.config else [])
+    problems += supervisor_problems(args.supervised_by, args.user)
     try:
         config = load_config(args.config)
     except InputError as exc:
@@ -120,6 +147,9 @@ def start_session(args: argparse.Namespace) -> int:
         check_duty(
             store, config, count_sim=args.count_sim
         )  # refused before anything is said or run
+        refuse_unless_allowed(
+            store, user, source="sim", supervisor=args.supervised_by, count_sim=args.count_sim
+        )
         print(
             f"invtable session: {user.name}, program '{args.program}' (simulated table)"
             + (" (LOCKED OUT: stays at or below horizontal)" if user.locked_out else "")
@@ -137,6 +167,7 @@ def start_session(args: argparse.Namespace) -> int:
                 count_sim=args.count_sim,
                 trace=args.trace,
                 progress=bar if args.speed > 0 else None,
+                supervisor=args.supervised_by,
             )
     outcome_line = f"  outcome: {outcome or 'not started (START was refused: see the events)'}"
     code = finish_run(result, trace=args.trace, notes=(outcome_line,))  # streamed by the session
@@ -168,6 +199,7 @@ def show_history(args: argparse.Namespace) -> int:
         return EXIT_OK
     import datetime as _dt
 
+    from controller.app.allowance_view import session_note
     from controller.app.tablelock import holder_pid
 
     holder = holder_pid(data_dir(args))
@@ -184,9 +216,93 @@ def show_history(args: argparse.Namespace) -> int:
             f"peak {peak} deg, {(r['past_horizontal_s'] or 0):.0f} s past horizontal, "
             f"{r['outcome'] or open_as}"
             + (f" (clipped: {'; '.join(r['clipped'])})" if r["clipped"] else "")
+            + session_note(r)
         )
     if not rows:
         print("no sessions yet")
+    _print_allowances(store, rows, args.user)
+    return EXIT_OK
+
+
+def _print_allowances(store: Store, rows: list[dict[str, Any]], name: str | None) -> None:
+    """Daily totals against the limits, supervisors and symptoms of the people shown."""
+    from controller.app.allowance_view import person_lines
+    from controller.core.clock import wall_time
+
+    people = [store.get_user(name)] if name else store.users()
+    ids = {r.get("user_id") for r in rows}
+    for user in people:
+        if user is not None and (name or user.uid in ids):
+            print("\n".join(person_lines(store, user, wall_time())))
+
+
+def session_feedback(args: argparse.Namespace) -> int:
+    """How the person felt after a session: 'none' or the symptoms, recorded once."""
+    felt = tuple(f.strip() for f in args.felt.split(",") if f.strip())
+    bad = [f for f in felt if f not in FEELINGS]
+    problems = []
+    if bad or not felt:
+        problems.append(
+            Problem(
+                "command line",
+                "--felt",
+                f"unknown answer(s) {', '.join(bad) or '(none)'}; say 'none' or list the "
+                f"symptoms: {', '.join(FEELINGS[1:])}",
+            )
+        )
+    elif "none" in felt and len(felt) > 1:
+        problems.append(Problem("command line", "--felt", "'none' goes alone"))
+    problems += profiles_problems(data_dir(args))  # never creates a store to write into
+    if problems:
+        return fail_input(problems)
+    store = store_of(args)
+    user = store.get_user(args.user)
+    if user is None:
+        return fail_input([no_user(args.user)])
+    own = [r for r in store.sessions(user.name) if r.get("user_id") == user.uid]
+    if args.session is None:  # the session just done (not an older one while one is open)
+        if not own:
+            return fail_input(
+                [Problem("command line", "--user", f"{user.name} has no session yet")]
+            )
+        row = own[-1]
+    else:
+        found = [r for r in own if r["id"] == args.session]
+        if not found:
+            return fail_input(
+                [Problem("command line", "--session", f"no session {args.session} of {user.name}")]
+            )
+        row = found[0]
+    if row["outcome"] is None:
+        return fail_input(
+            [
+                Problem(
+                    "command line",
+                    "--session",
+                    f"session {row['id']} has not ended (a session a crash left open is "
+                    "recorded as interrupted when the table next starts)",
+                )
+            ]
+        )
+    if row.get("feedback"):
+        return fail_input(
+            [
+                Problem(
+                    "command line",
+                    "--session",
+                    f"session {row['id']} already has feedback ({row['feedback']}): it is "
+                    "evidence and is not changed",
+                )
+            ]
+        )
+    store.record_feedback(row["id"], user, tuple(dict.fromkeys(felt)))
+    print(f"recorded for session {row['id']} of {user.name}: {', '.join(felt)}")
+    from controller.app.allowance_view import person_lines
+    from controller.core.clock import wall_time
+
+    for line in person_lines(store, user, wall_time()):
+        if "progression:" in line:
+            print(line.strip())
     return EXIT_OK
 
 
@@ -223,4 +339,5 @@ def plot_report(args: argparse.Namespace) -> int:
         marks.append((user.cleared_at, f"cleared by {user.cleared_by}", True))
     title = plot_progress(rows, args.user, args.out, marks)
     print(f"  report: {args.out}: {title}")
+    _print_allowances(store, rows, args.user)
     return EXIT_OK

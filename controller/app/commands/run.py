@@ -21,6 +21,7 @@ from controller.app.commands.common import (
     program_problems,
     recover,
     store_of,
+    supervisor_problems,
 )
 from controller.core.config import load_config
 from controller.core.errors import InputError, Problem, StoreError
@@ -61,6 +62,11 @@ def register(sub: Subparsers) -> None:
         "--user", help="the pendant's START runs this user's program (needs --program)"
     )
     run.add_argument("--program", help="the program START runs, planned by the progression rules")
+    run.add_argument(
+        "--supervised-by",
+        metavar="NAME",
+        help="who is present to supervise (needed for a profile's first sessions; recorded)",
+    )
     run.add_argument(
         "--count-sim",
         action="store_true",
@@ -103,6 +109,7 @@ def run_controller(args: argparse.Namespace) -> int:
                 "--user and --program go together",
             )
         )
+    problems += supervisor_problems(args.supervised_by, args.user)
     if problems:
         return fail_input(problems)
     assert config is not None
@@ -252,7 +259,13 @@ def _selected_session(args: argparse.Namespace, config: Config) -> Session | Non
     a crash left are recovered here). InputError for bad choices, StoreError when the history
     cannot be used."""
     from controller.app.programs import load_programs
-    from controller.app.sessions import SessionRecorder, check_duty, plan_for, session_config
+    from controller.app.sessions import (
+        AllowanceGate,
+        SessionRecorder,
+        check_duty,
+        plan_for,
+        session_config,
+    )
 
     data = data_dir(args)
     if args.user is None:
@@ -273,13 +286,17 @@ def _selected_session(args: argparse.Namespace, config: Config) -> Session | Non
         raise InputError([no_user(args.user)])
     check_duty(store, config, count_sim=args.count_sim)
     program = programs[args.program]
-    plan = plan_for(store, user, program, config, count_sim=args.count_sim)
+    source = "sim" if config.hardware.backend == "sim" else "real"
+    plan = plan_for(store, user, program, config, count_sim=args.count_sim, source=source)
     for clip in plan.clips:
         print(f"  clipped: {clip}")
-    source = "sim" if config.hardware.backend == "sim" else "real"
-    return Session(
-        session_config(config, plan, program),
-        plan.steps,
-        SessionRecorder(store, user, program, plan, source=source),
-        user,
+    # The daily rules and supervision are judged when START is pressed, on the control thread.
+    gate = AllowanceGate(
+        store, user, source=source, supervisor=args.supervised_by, count_sim=args.count_sim
     )
+    if not gate.verdict.allowed:
+        print(f"  START will be refused: {gate.verdict.message()}")
+    recorder = SessionRecorder(
+        store, user, program, plan, source=source, supervisor=args.supervised_by, gate=gate
+    )
+    return Session(session_config(config, plan, program), plan.steps, recorder, user)

@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from controller.app.allowance import HARD, USUAL
 from controller.app.commands.common import (
     EXIT_INPUT,
     EXIT_OK,
@@ -36,6 +37,13 @@ WEIGHT = f"{WEIGHT_KG[0]:g} .. {WEIGHT_KG[1]:g}"
 MAX_ANGLE = f"{MAX_ANGLE_DEG[0]:g} .. {MAX_ANGLE_DEG[1]:g}"
 MAX_SESSION = f"{MAX_SESSION_S[0]:g} .. {MAX_SESSION_S[1]:g}"
 NAME_HELP = "the profile's name"
+# (option, User field, unit shown, help): the person's daily limits (controller/app/allowance.py)
+LIMIT_OPTIONS = (
+    ("--sessions-per-day", "sessions_per_day", "", "sessions a day"),
+    ("--minutes-per-day", "past_s_per_day", "min", "minutes past horizontal a day"),
+    ("--rest-min", "rest_s", "min", "minutes of rest between sessions"),
+    ("--supervised-sessions", "supervised_sessions", "", "first sessions needing a supervisor"),
+)
 
 
 def register(sub: Subparsers) -> None:
@@ -77,6 +85,7 @@ def register(sub: Subparsers) -> None:
         default=300.0,
         help=f"the profile's own session time limit in s ({MAX_SESSION}; default 300)",
     )
+    _limit_options(add)
     add.set_defaults(handler=add_user)
 
     edit = user_sub.add_parser(
@@ -104,6 +113,13 @@ def register(sub: Subparsers) -> None:
         metavar="WHO",
         help="who cleared the profile for inversion (recorded with the time)",
     )
+    _limit_options(edit)
+    edit.add_argument(
+        "--progression-cleared-by",
+        metavar="WHO",
+        help="who lifted the symptom lock on progression (recorded with the time; feedback "
+        "from earlier sessions no longer holds it)",
+    )
     edit.set_defaults(handler=edit_user)
 
     screen = user_sub.add_parser(
@@ -129,6 +145,69 @@ def register(sub: Subparsers) -> None:
         add_data_option(parser)
 
 
+def _limit_options(parser: argparse.ArgumentParser) -> None:
+    """The person's daily limits (issue 19); unset: the stage's defaults."""
+    for option, key, unit, about in LIMIT_OPTIONS:
+        lo, hi = USUAL[key]
+        hard_lo, hard_hi = HARD[key]
+        scale = 60.0 if unit == "min" else 1.0
+        parser.add_argument(
+            option,
+            type=int if unit == "" else float,
+            metavar="N",
+            help=f"{about} ({lo / scale:g} .. {hi / scale:g}; {hard_lo / scale:g} .. "
+            f"{hard_hi / scale:g} with --limits-cleared-by; default: the stage's)",
+        )
+    parser.add_argument(
+        "--limits-cleared-by",
+        metavar="WHO",
+        help="who allows daily limits past the usual bounds (recorded with the time)",
+    )
+
+
+def _limit_values(
+    args: argparse.Namespace, user: User | None
+) -> tuple[dict[str, float | int], list[Problem]]:
+    """The limits set on the command line (stored units: seconds), and what is wrong with
+    them: out of the hard bounds, or looser than the usual ones without a clearance."""
+    from controller.app.history import name_problem
+
+    values: dict[str, float | int] = {}
+    problems = []
+    cleared = (args.limits_cleared_by or "").strip()
+    if args.limits_cleared_by is not None:
+        why = name_problem(cleared) if cleared else "must name who allows it"
+        if why:
+            problems.append(Problem("command line", "--limits-cleared-by", why))
+    for option, key, unit, _about in LIMIT_OPTIONS:
+        given = getattr(args, option[2:].replace("-", "_"))
+        if given is None:
+            continue
+        scale = 60.0 if unit == "min" else 1.0
+        value = given * scale
+        lo, hi = USUAL[key]
+        hard_lo, hard_hi = HARD[key]
+        if not (hard_lo <= value <= hard_hi) or value != value:
+            problems.append(
+                Problem(
+                    "command line",
+                    option,
+                    f"{given:g} is outside {hard_lo / scale:g} .. {hard_hi / scale:g}",
+                )
+            )
+        elif not (lo <= value <= hi) and not cleared:
+            problems.append(
+                Problem(
+                    "command line",
+                    option,
+                    f"{given:g} is past the usual {lo / scale:g} .. {hi / scale:g}: only a "
+                    "clearance widens it (add --limits-cleared-by WHO)",
+                )
+            )
+        values[key] = value
+    return values, problems
+
+
 def add_user(args: argparse.Namespace) -> int:
     from controller.app.history import User, name_problem
     from controller.core.clock import wall_time
@@ -137,6 +216,8 @@ def add_user(args: argparse.Namespace) -> int:
     problems += _profile_problems(
         args.height_cm, args.weight_kg, args.max_angle_deg, args.max_session_s
     )
+    limits, more = _limit_values(args, None)
+    problems += more
     why = name_problem(args.name)
     if why:
         problems.append(Problem("command line", "name", why))
@@ -162,6 +243,7 @@ def add_user(args: argparse.Namespace) -> int:
             now,
             screened_at=now,
             screening_answers=_answers(screening, now),
+            **_as_fields(limits, args.limits_cleared_by, now),
         )
     )
     print(
@@ -252,14 +334,16 @@ def edit_user(args: argparse.Namespace) -> int:
     if args.screening is not None:
         screening, more = _screening(args.screening)
         problems += more
-    if args.cleared_by is not None:
-        why = (
-            name_problem(args.cleared_by.strip())
-            if args.cleared_by.strip()
-            else "must name who gave the clearance"
-        )
-        if why:
-            problems.append(Problem("command line", "--cleared-by", why))
+    for option, who in (
+        ("--cleared-by", args.cleared_by),
+        ("--progression-cleared-by", args.progression_cleared_by),
+    ):
+        if who is not None:
+            why = name_problem(who.strip()) if who.strip() else "must name who gave the clearance"
+            if why:
+                problems.append(Problem("command line", option, why))
+    limits, more = _limit_values(args, user)
+    problems += more
     if problems:
         return fail_input(problems)
     not_options = {"command", "user_command", "handler", "name", "data"}
@@ -285,6 +369,13 @@ def edit_user(args: argparse.Namespace) -> int:
     if args.cleared_by:  # a clearance covers exactly the answers it was given over
         changed = replace(
             changed, cleared_by=args.cleared_by.strip(), cleared_at=now, cleared_answers=screening
+        )
+    changed = replace(changed, **_as_fields(limits, args.limits_cleared_by, now))
+    if args.progression_cleared_by:
+        changed = replace(
+            changed,
+            progression_cleared_by=args.progression_cleared_by.strip(),
+            progression_cleared_at=now,
         )
     store.update_user(user, changed)
     print(
@@ -409,6 +500,19 @@ def _profile_problems(
             )
         )
     return out
+
+
+def _as_fields(limits: dict[str, float | int], cleared_by: str | None, now: float) -> dict:
+    """The User fields the limits set (with the clearance, when one was given)."""
+    fields: dict = dict(limits)
+    if "sessions_per_day" in fields:
+        fields["sessions_per_day"] = int(fields["sessions_per_day"])
+    if "supervised_sessions" in fields:
+        fields["supervised_sessions"] = int(fields["supervised_sessions"])
+    if cleared_by and cleared_by.strip():
+        fields["limits_cleared_by"] = cleared_by.strip()
+        fields["limits_cleared_at"] = now
+    return fields
 
 
 def _answers(yes: tuple[str, ...], at: float) -> dict[str, dict]:
