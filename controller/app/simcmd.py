@@ -33,13 +33,15 @@ def run_bench(
     clock: Clock | None = None,
     pendant: object = None,
     result: RunResult | None = None,
+    supervisor: object = None,
 ) -> int:
     """Run the bench until quit, SIGTERM/SIGINT or ``duration``. ``clock``, ``pendant`` (an
     object with ``poll(now) -> [Event]`` and ``quit``) and ``result`` are injected by tests: a
     scripted person pressing the pendant in simulated time, with the run's transitions and
     events (refusals with their reasons) read back from ``result`` (it is given the bench's
     scenario: the program and the person come from the arguments, never from the caller's
-    result)."""
+    result). ``supervisor`` adds the remote RETURN/STOP presses (the page, MQTT) to the
+    pendant's and is shown the table every tick."""
     scenario = Scenario(
         name="bench",
         duration_s=duration or float("inf"),
@@ -56,7 +58,7 @@ def run_bench(
     # into place on exit (a crash or a failed write leaves no partial trace, no temporary file).
     writer = TraceWriter(trace) if trace else None
     try:
-        sim, result = _run(scenario, writer, duration, recorder, clock, pendant, result)
+        sim, result = _run(scenario, writer, duration, recorder, clock, pendant, result, supervisor)
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -80,6 +82,7 @@ def _run(
     clock: Clock | None,
     pendant: object,
     result: RunResult | None,
+    supervisor: object = None,
 ) -> tuple[Simulation, RunResult]:
     """The bench loop until the duration ends, the pendant quits or a signal arrives; the
     table is stopped safely (motor off, brake on) however it ends."""
@@ -98,7 +101,7 @@ def _run(
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
         if pendant is not None:
-            _loop(sim, clock, duration, stop, pendant, None, recorder)
+            _loop(sim, clock, duration, stop, pendant, None, recorder, supervisor)
         elif interactive:
             from controller.app.view import LiveView
             from sim.keyboard import KEYS_HELP, KeyboardPendant
@@ -107,14 +110,14 @@ def _run(
                 KeyboardPendant() as pendant,
                 LiveView("invtable run - simulated table (bench)", keys=KEYS_HELP) as view,
             ):
-                _loop(sim, clock, duration, stop, pendant, view, recorder)
+                _loop(sim, clock, duration, stop, pendant, view, recorder, supervisor)
         else:
             print(
                 "invtable run: simulator backend, headless (no terminal): "
                 f"{'until SIGTERM' if duration is None else f'for {duration:g} s'}",
                 flush=True,
             )
-            _loop(sim, clock, duration, stop, None, None, recorder)
+            _loop(sim, clock, duration, stop, None, None, recorder, supervisor)
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
@@ -133,6 +136,7 @@ def _loop(
     pendant: object,
     view: object,
     recorder: object = None,
+    supervisor: object = None,
 ) -> None:
     ready = view is not None  # the live view shows it; headless, say it once
     while not stop["flag"] and (duration is None or sim.now <= duration + 1e-9):
@@ -142,7 +146,12 @@ def _loop(
                 sim.apply(ev)
             if pendant.quit:  # type: ignore[attr-defined]
                 break
+        if supervisor is not None:
+            for ev in supervisor.events(sim.now):  # type: ignore[attr-defined]
+                sim.apply(ev)
         row = sim.tick()
+        if supervisor is not None:
+            supervisor.publish(row[0], sim.controller, bool(row[12]), bool(row[7]))  # type: ignore[attr-defined]
         if recorder is not None:
             recorder.poll(sim.result.transitions, sim.result.events, row[0], row[2], row[6])  # type: ignore[attr-defined]
             refuse_unrecorded(sim.controller, recorder)  # a failed store refuses START from now on

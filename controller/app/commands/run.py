@@ -72,6 +72,18 @@ def register(sub: Subparsers) -> None:
         help="serial backend: clear the motion board's latched shutdown at start "
         "(after checking the table)",
     )
+    run.add_argument(
+        "--web",
+        metavar="HOST:PORT",
+        help="serve the supervisor page (docs/supervision.md) on this address; a port alone "
+        "listens on 127.0.0.1 only (default: [web] listen in the config, else no page)",
+    )
+    run.add_argument(
+        "--mqtt",
+        metavar="HOST[:PORT]",
+        help="publish the table to this MQTT broker with Home Assistant discovery "
+        "(default: [mqtt] in the config, else none)",
+    )
     run.set_defaults(handler=run_controller)
 
 
@@ -86,10 +98,16 @@ class Session(NamedTuple):
 
 
 def run_controller(args: argparse.Namespace) -> int:
+    from controller.app.supervisor.config import load_supervision
+
     problems = []
     config = None
     try:
         config = load_config(args.config)
+    except InputError as exc:
+        problems += exc.problems
+    try:
+        args.supervision = load_supervision(args.config, args.web, args.mqtt)
     except InputError as exc:
         problems += exc.problems
     if args.duration is not None and not args.duration > 0:
@@ -167,6 +185,36 @@ def _explicit_data(args: argparse.Namespace) -> bool:
 
 
 def _run(args: argparse.Namespace, config: Config, session: Session | None) -> int:
+    """The run with its supervisor (the page, MQTT) around it, started before the control loop
+    (an address that cannot be used is refused before anything moves) and stopped after it."""
+    supervision = args.supervision
+    if supervision.web is None and supervision.mqtt is None:
+        return _run_table(args, config, session, None)
+    from controller.app.service import JsonLog
+    from controller.app.supervisor.runtime import Supervisor
+
+    supervisor = Supervisor(supervision, data_dir(args), JsonLog(), args.user, args.program)
+    try:
+        supervisor.start()
+    except InputError as exc:
+        supervisor.close()
+        return fail_input(exc.problems)
+    except OSError as exc:
+        supervisor.close()
+        web = supervision.web
+        where = f"{web.host}:{web.port}" if web is not None else "?"
+        return fail_input(
+            [Problem("command line", "--web", f"cannot listen on {where}: {exc.strerror or exc}")]
+        )
+    try:
+        return _run_table(args, config, session, supervisor)
+    finally:
+        supervisor.close()
+
+
+def _run_table(
+    args: argparse.Namespace, config: Config, session: Session | None, supervisor: Any
+) -> int:
     program: tuple[tuple[float, float], ...] = ()
     recorder: Any = None
     user = None
@@ -178,7 +226,13 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
             return fail_input([problem])
         from controller.app.service import run_service
 
-        return run_service(config, duration=args.duration, program=program, recorder=recorder)
+        return run_service(
+            config,
+            duration=args.duration,
+            program=program,
+            recorder=recorder,
+            supervisor=supervisor,
+        )
     if config.hardware.backend == "serial":
         from controller.app.service import run_service
         from hal.serial.backend import BoardLimits, SerialTable
@@ -202,6 +256,7 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
             make_hardware=lambda: board,
             program=program,
             recorder=recorder,
+            supervisor=supervisor,
         )
     from controller.app.simcmd import run_bench
 
@@ -227,6 +282,7 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
         start_angle_deg=start_angle,
         program=program,
         recorder=recorder,
+        supervisor=supervisor,
         **person,
     )
 

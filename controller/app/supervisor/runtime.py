@@ -1,0 +1,132 @@
+"""The supervisor as the control loop sees it: two calls per tick, neither of which waits.
+
+``merge(now, inputs)`` (the service) or ``events(now)`` (the simulator) take the remote
+presses the way the pendant's come in; ``publish(now, ctrl, alarm, brake)`` hands the
+servers the table's picture. Both swallow their own errors: supervision is an extra, and
+it must never be the reason the table stops coming back.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+from pathlib import Path
+from typing import Any, Callable, TextIO
+
+from controller.app.supervisor.config import Supervision, is_loopback
+from controller.app.supervisor.remote import Press, RemotePendant
+from controller.app.supervisor.status import StatusBoard
+from hal.interfaces import Inputs
+from sim.scenario import Event
+
+Log = Callable[..., None]
+
+
+class Supervisor:
+    def __init__(
+        self,
+        supervision: Supervision,
+        data: Path,
+        log: Log,
+        user: str | None = None,
+        program: str | None = None,
+    ) -> None:
+        self.supervision, self.data, self.log = supervision, data, log
+        self.board = StatusBoard(user, program)
+        self.pendant = RemotePendant(audit=self._audit)
+        self.server: Any = None
+        self.bridge: Any = None
+
+    def _audit(self, now: float, press: Press) -> None:
+        self.log("remote_press", t_s=round(now, 3), button=press.button, who=press.who)
+
+    # ------------------------------------------------------------------ start and stop
+    def start(self, out: TextIO = sys.stdout) -> None:
+        """Bind the page and connect the bridge (in the background). OSError when the page's
+        address cannot be used; InputError when the token files cannot."""
+        web = self.supervision.web
+        if web is not None:
+            from controller.app.supervisor.auth import load_tokens
+            from controller.app.supervisor.server import SupervisorServer
+
+            tokens = load_tokens(self.data)
+            self.server = SupervisorServer(
+                web.host, web.port, self.board, self.pendant, tokens, log=self.log
+            )
+            self.server.start()
+            self._announce(tokens, out)
+        if self.supervision.mqtt is not None:
+            from controller.app.supervisor.mqtt import MqttBridge
+
+            self.bridge = MqttBridge(self.supervision.mqtt, self.board, self.pendant, self.log)
+            self.bridge.start()
+
+    def _announce(self, tokens: Any, out: TextIO) -> None:
+        from controller.app.supervisor.auth import TOKEN_FILES
+
+        web = self.supervision.web
+        assert web is not None and self.server is not None
+        host = web.host if web.host not in ("0.0.0.0", "::", "") else socket.gethostname()
+        if ":" in host:
+            host = f"[{host}]"
+        url = f"http://{host}:{self.server.port}/"
+        print(f"invtable: supervisor page at {url}", file=out, flush=True)
+        if not is_loopback(web.host):
+            print(
+                "invtable: the page is open to the network (plain HTTP): use it on a trusted LAN",
+                file=out,
+                flush=True,
+            )
+        if "operator" in tokens.created:
+            # Printed once, when the token is made; afterwards it is only in the file.
+            link = f"{url}#token={tokens.operator}"
+            print(
+                f"invtable: new supervisor token in {self.data / TOKEN_FILES['operator']} "
+                f"(shown only now): open {link}",
+                file=out,
+            )
+            try:
+                import qrcode
+
+                qr = qrcode.QRCode(border=1)
+                qr.add_data(link)
+                qr.print_ascii(out=out, invert=True)
+            except Exception as exc:  # the link above still works
+                print(f"invtable: (no QR code: {exc})", file=out)
+            print(
+                f"invtable: viewer token (may watch, not press) in "
+                f"{self.data / TOKEN_FILES['viewer']}",
+                file=out,
+                flush=True,
+            )
+
+    def close(self) -> None:
+        for part in (self.bridge, self.server):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception as exc:  # stopping must go on
+                    self.log("error", message=f"supervisor stop: {type(exc).__name__}: {exc}")
+
+    # ------------------------------------------------------------------ the control thread
+    def merge(self, now: float, inputs: Inputs) -> Inputs:
+        """The service: remote presses held in the pendant's buttons for a tap."""
+        try:
+            self.pendant.step(now)
+            held = self.pendant.held
+        except Exception:
+            return inputs
+        return inputs._replace(buttons=inputs.buttons | held) if held else inputs
+
+    def events(self, now: float) -> list[Event]:
+        """The simulator: remote presses as the world events a pendant makes."""
+        try:
+            pressed, released = self.pendant.step(now)
+        except Exception:
+            return []
+        return [Event(now, "press", p.button) for p in pressed] + [
+            Event(now, "release", b) for b in released
+        ]
+
+    def publish(self, now: float, ctrl: Any, alarm: bool, brake: bool) -> None:
+        self.board.publish(now, ctrl, alarm, brake)
