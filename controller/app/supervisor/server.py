@@ -90,8 +90,10 @@ class SupervisorServer:
     async def _headers(self, request: web.Request, handler: Any) -> web.StreamResponse:
         try:
             resp = await handler(request)
-        except web.HTTPException as exc:
-            resp = exc
+        except web.HTTPException as exc:  # 404, 405, 413: aiohttp's own, with our headers
+            for k, v in HEADERS.items():
+                exc.headers.setdefault(k, v)
+            raise
         for k, v in HEADERS.items():
             resp.headers.setdefault(k, v)
         return resp
@@ -207,9 +209,11 @@ class SupervisorServer:
 
     async def _bind(self) -> None:
         self._stopping = asyncio.Event()
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self.port, shutdown_timeout=1.0)
+        site = web.TCPSite(self._runner, self.host, self.port)
         await site.start()
         sockets = getattr(site._server, "sockets", None) or ()
         if sockets:
