@@ -20,6 +20,7 @@ from hal.interfaces import Inputs
 from sim.scenario import Event
 
 Log = Callable[..., None]
+SWITCH_INTERVAL_S = 0.001
 
 
 class Supervisor:
@@ -44,6 +45,9 @@ class Supervisor:
     def start(self, out: TextIO = sys.stdout) -> None:
         """Bind the page and connect the bridge (in the background). OSError when the page's
         address cannot be used; InputError when the token files cannot."""
+        # The servers share the interpreter with the control loop: a thread that wants the lock
+        # gets it after at most this long (5 ms by default), so the loop waits 1 ms at most.
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         web = self.supervision.web
         if web is not None:
             from controller.app.supervisor.auth import load_tokens

@@ -23,7 +23,7 @@ from aiohttp import web
 
 from controller.app.supervisor.auth import OPERATOR, RateLimiter, ReplayGuard, Tokens
 from controller.app.supervisor.remote import RemotePendant
-from controller.app.supervisor.status import StatusBoard
+from controller.app.supervisor.status import Status, StatusBoard
 from controller.core.clock import monotonic
 
 STREAM_EVERY_S = 0.1  # how often the feed looks for a new status
@@ -69,6 +69,7 @@ class SupervisorServer:
         self.failures = RateLimiter(rate=0.2, burst=10, clock=clock)  # bad tokens per client
         self.replay = ReplayGuard()
         self.streams = 0
+        self._events: dict[tuple[int, str], bytes] = {}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -163,13 +164,14 @@ class SupervisorServer:
         self.streams += 1
         try:
             await resp.prepare(request)
-            last_seq, quiet = -1, 0.0
+            last_seq, quiet, chunk = -1, 0.0, b""
             assert self._stopping is not None
             while not self._stopping.is_set():
                 status = self.board.latest()
                 if status.seq != last_seq or quiet >= KEEPALIVE_S:
-                    data = json.dumps(status.to_json() | {"role": role}, separators=(",", ":"))
-                    await asyncio.wait_for(resp.write(f"data: {data}\n\n".encode()), timeout=2.0)
+                    if status.seq != last_seq:
+                        chunk = self._event(status, role)
+                    await asyncio.wait_for(resp.write(chunk), timeout=2.0)
                     last_seq, quiet = status.seq, 0.0
                 await asyncio.sleep(STREAM_EVERY_S)
                 quiet += STREAM_EVERY_S
@@ -178,6 +180,18 @@ class SupervisorServer:
         finally:
             self.streams -= 1
         return resp
+
+    def _event(self, status: Status, role: str) -> bytes:
+        """The feed's event for a status, serialized once for every client of that role."""
+        key = (status.seq, role)
+        cached = self._events.get(key)
+        if cached is None:
+            data = json.dumps(status.to_json() | {"role": role}, separators=(",", ":"))
+            cached = f"data: {data}\n\n".encode()
+            if len(self._events) > 8:
+                self._events.clear()
+            self._events[key] = cached
+        return cached
 
     # ------------------------------------------------------------------ the thread
     def start(self) -> None:
