@@ -655,7 +655,7 @@ def print_table(f: dict[str, Any], stream: Any = None) -> None:
         t.add_row(
             f"service loop lateness, {name}, {sv['feeds']} feeds connected (us)",
             f"p50 {sv['p50']}  p99 {sv['p99']}  max {sv['max']}  missed {sv['missed']}",
-            "the same loop with no supervisor: first row",
+            f"process CPU {sv['process_cpu_percent']} % (no supervisor: first row)",
         )
     er = f["emergency_return"]
     t.add_row(

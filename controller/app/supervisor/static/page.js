@@ -98,6 +98,7 @@ function show(s) {
   if (s.alarm !== alarmOn) {
     alarmOn = s.alarm;
     $("alarm").classList.toggle("hidden", !alarmOn);
+    document.title = alarmOn ? "ALARM - inversion table" : "Inversion table - supervisor";
     alarmSound(alarmOn);
     if (alarmOn && window.Notification && Notification.permission === "granted") {
       new Notification("Inversion table ALARM", { body: s.alarm_reasons.join(", ") });
