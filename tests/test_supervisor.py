@@ -394,9 +394,10 @@ def run_supervised(
     started: dict[str, Any] = {}
     real_start = runtime.Supervisor.start
 
-    def start(self: runtime.Supervisor, out: Any = None) -> None:
-        real_start(self)
+    def start(self: runtime.Supervisor, out: Any = None) -> list[str]:
+        failed = real_start(self)
         started["sup"] = self
+        return failed
 
     monkeypatch.setattr(runtime.Supervisor, "start", start)
 
@@ -514,3 +515,74 @@ def test_stop_from_the_page_pauses_and_nothing_remote_moves_the_table_down(
     assert seen[-1][1] == "paused"  # the network's start/down after it changed nothing
     angle_at_pause = next(r[2] for r in result.rows if r[0] >= 13.0)
     assert all(r[2] <= angle_at_pause + 0.5 for r in result.rows if r[0] >= 13.0)
+
+
+def test_a_page_that_cannot_start_never_keeps_the_table_from_running(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The page's address is taken and the token file is readable by others: the run says so
+    loudly, runs the table without the page (the session and its way back as without it) and
+    exits 1 at the end. A restarted service must bring its person upright whatever the page."""
+    import socket
+
+    import controller.app.simcmd as runsim
+    from controller.core.clock import SimClock
+
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "supervisor.token").write_text("t" * 32)
+    os.chmod(data / "supervisor.token", 0o644)
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    port = taken.getsockname()[1]
+    real = runsim.run_bench
+    outcomes = []
+    try:
+        for extra in ([], ["--web", f"127.0.0.1:{port}"]):
+            result = RunResult(
+                Scenario(
+                    name="bench",
+                    duration_s=0.0,
+                    seed=0,
+                    mass_kg=80.0,
+                    height_cm=175.0,
+                    config=Config(),
+                    events=(),
+                )
+            )
+            script = [(0.5, Event(0.5, "set", "ankle_lock", True)), *tap(1.0, "start")]
+            monkeypatch.setattr(
+                runsim,
+                "run_bench",
+                functools.partial(
+                    real, clock=SimClock(), pendant=ScriptedPendant(script), result=result
+                ),
+            )
+            where = data if extra else tmp_path / "plain"  # each run its own simulated table
+            code = cli.main(["run", "--data", str(where), "--duration", "40", *extra])
+            outcomes.append((code, states(result)))
+    finally:
+        taken.close()
+    assert outcomes[0][0] == 0 and outcomes[1][0] == 1
+    assert outcomes[0][1] == outcomes[1][1] and "ramp" in [s for _, s in outcomes[0][1]]
+    # and with the token file fixed, the address in use is what it says
+    os.chmod(data / "supervisor.token", 0o600)
+    (data / "sim_table.json").unlink()
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    try:
+        res = run_cli(
+            "run",
+            "--web",
+            f"127.0.0.1:{taken.getsockname()[1]}",
+            "--duration",
+            "0.5",
+            "--data",
+            data,
+        )
+    finally:
+        taken.close()
+    assert res.code == 1 and "SUPERVISION ERROR: --web: cannot listen on" in res.stderr
+    assert "stopped at" in res.stdout and "Traceback" not in res.stderr

@@ -194,22 +194,22 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
     from controller.app.supervisor.runtime import Supervisor
 
     supervisor = Supervisor(supervision, data_dir(args), JsonLog(), args.user, args.program)
-    try:
-        supervisor.start()
-    except InputError as exc:
-        supervisor.close()
-        return fail_input(exc.problems)
-    except OSError as exc:
-        supervisor.close()
-        web = supervision.web
-        where = f"{web.host}:{web.port}" if web is not None else "?"
-        return fail_input(
-            [Problem("command line", "--web", f"cannot listen on {where}: {exc.strerror or exc}")]
+    failed = supervisor.start()
+    for reason in failed:
+        # Never a reason not to run: the person on the table must come back upright.
+        print(f"invtable: SUPERVISION ERROR: {reason}", file=sys.stderr, flush=True)
+    if failed:
+        print(
+            "invtable: the controller runs without what could not start; nobody is "
+            "watching remotely",
+            file=sys.stderr,
+            flush=True,
         )
     try:
-        return _run_table(args, config, session, supervisor)
+        code = _run_table(args, config, session, supervisor)
     finally:
         supervisor.close()
+    return max(code, EXIT_FAILED) if failed else code
 
 
 def _run_table(

@@ -16,6 +16,7 @@ from typing import Any, Callable, TextIO
 from controller.app.supervisor.config import Supervision, is_loopback
 from controller.app.supervisor.remote import Press, RemotePendant
 from controller.app.supervisor.status import StatusBoard
+from controller.core.errors import InputError
 from hal.interfaces import Inputs
 from sim.scenario import Event
 
@@ -42,28 +43,50 @@ class Supervisor:
         self.log("remote_press", t_s=round(now, 3), button=press.button, who=press.who)
 
     # ------------------------------------------------------------------ start and stop
-    def start(self, out: TextIO = sys.stdout) -> None:
-        """Bind the page and connect the bridge (in the background). OSError when the page's
-        address cannot be used; InputError when the token files cannot."""
+    def start(self, out: TextIO = sys.stdout) -> list[str]:
+        """Bind the page and connect the bridge (in the background). Returns what could not
+        start (an address in use, a token file others can read, a bad TLS file ...): the
+        caller runs the table without that part, since supervision is never a reason for the
+        table not to bring its person upright."""
         # The servers share the interpreter with the control loop: a thread that wants the lock
         # gets it after at most this long (5 ms by default), so the loop waits 1 ms at most.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        failed: list[str] = []
         web = self.supervision.web
         if web is not None:
-            from controller.app.supervisor.auth import load_tokens
-            from controller.app.supervisor.server import SupervisorServer
-
-            tokens = load_tokens(self.data)
-            self.server = SupervisorServer(
-                web.host, web.port, self.board, self.pendant, tokens, log=self.log
-            )
-            self.server.start()
-            self._announce(tokens, out)
+            try:
+                self._start_web(out)
+            except InputError as exc:
+                failed += [str(p) for p in exc.problems]
+            except Exception as exc:  # OSError: the address is in use or not this machine's
+                reason = getattr(exc, "strerror", None) or exc
+                failed.append(f"--web: cannot listen on {web.host}:{web.port}: {reason}")
+            if failed and self.server is not None:
+                self.server.stop()
+                self.server = None
         if self.supervision.mqtt is not None:
-            from controller.app.supervisor.mqtt import MqttBridge
+            try:
+                from controller.app.supervisor.mqtt import MqttBridge
 
-            self.bridge = MqttBridge(self.supervision.mqtt, self.board, self.pendant, self.log)
-            self.bridge.start()
+                self.bridge = MqttBridge(self.supervision.mqtt, self.board, self.pendant, self.log)
+                self.bridge.start()
+            except Exception as exc:  # a TLS file paho cannot use, ...
+                self.bridge = None
+                failed.append(f"--mqtt: {type(exc).__name__}: {exc}")
+        return failed
+
+    def _start_web(self, out: TextIO) -> None:
+        from controller.app.supervisor.auth import load_tokens
+        from controller.app.supervisor.server import SupervisorServer
+
+        web = self.supervision.web
+        assert web is not None
+        tokens = load_tokens(self.data)
+        self.server = SupervisorServer(
+            web.host, web.port, self.board, self.pendant, tokens, log=self.log
+        )
+        self.server.start()
+        self._announce(tokens, out)
 
     def _announce(self, tokens: Any, out: TextIO) -> None:
         from controller.app.supervisor.auth import TOKEN_FILES
