@@ -384,6 +384,7 @@ def run_supervised(
     tmp_path: Path,
     script: Callable[[Callable[[str], str], dict], list[tuple[float, Any]]],
     duration: float,
+    extra: tuple[str, ...] = (),
 ) -> tuple[int, RunResult, dict]:
     """``invtable run --web 127.0.0.1:0`` in simulated time. ``script(url, codes)`` gets the
     page's address (once it is bound) and a dict to put the HTTP answers in."""
@@ -428,7 +429,7 @@ def run_supervised(
     )
     data = tmp_path / "data"
     code = cli.main(
-        ["run", "--web", "127.0.0.1:0", "--data", str(data), "--duration", str(duration)]
+        ["run", "--web", "127.0.0.1:0", "--data", str(data), "--duration", str(duration), *extra]
     )
     codes["operator"] = 0  # the token itself is not returned
     return code, result, codes
@@ -586,3 +587,52 @@ def test_a_page_that_cannot_start_never_keeps_the_table_from_running(
         taken.close()
     assert res.code == 1 and "SUPERVISION ERROR: --web: cannot listen on" in res.stderr
     assert "stopped at" in res.stdout and "Traceback" not in res.stderr
+
+
+def test_a_remote_press_is_in_the_history_audit_with_who_pressed_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """``run --user --program --web``: the page shows the person and program, and the operator's
+    RETURN is written to the history's audit log (audit.jsonl) with who pressed it."""
+    res = run_cli(
+        "user",
+        "add",
+        "ann",
+        "--height-cm",
+        "175",
+        "--weight-kg",
+        "80",
+        "--screening",
+        "no",
+        "--data",
+        tmp_path / "data",
+    )
+    assert res.code == 0, res.stderr
+
+    def script(url: Callable[[str], str], codes: dict) -> list:
+        def look() -> None:
+            req = urllib.request.Request(url("/api/status"), headers=bearer(token_of(tmp_path)))
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                codes["status"] = json.loads(resp.read())
+
+        def operator() -> None:
+            codes["return"] = http(url("/api/return"), token_of(tmp_path), rid(3))
+
+        return [
+            (0.5, Event(0.5, "set", "ankle_lock", True)),
+            *tap(1.0, "start"),
+            (5.0, look),
+            (8.0, operator),
+        ]
+
+    code, result, codes = run_supervised(
+        monkeypatch, tmp_path, script, 60.0, ("--user", "ann", "--program", "progressive")
+    )
+    assert code == 0 and codes["return"] == 202
+    assert codes["status"]["user"] == "ann" and codes["status"]["program"] == "progressive"
+    assert codes["status"]["state"] == "ramp" and codes["status"]["step"] == 1
+    lines = [json.loads(x) for x in (tmp_path / "data" / "audit.jsonl").read_text().splitlines()]
+    press = [x for x in lines if x["event"] == "remote_press"]
+    assert len(press) == 1 and press[0]["button"] == "return"
+    assert press[0]["who"] == "operator@127.0.0.1 (web)" and press[0]["t_s"] == 8.0
+    assert any(x.get("to") == "emergency_return" for x in lines)

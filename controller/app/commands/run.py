@@ -193,7 +193,15 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
     from controller.app.service import JsonLog
     from controller.app.supervisor.runtime import Supervisor
 
-    supervisor = Supervisor(supervision, data_dir(args), JsonLog(), args.user, args.program)
+    store = getattr(session.recorder if session is not None else None, "store", None)
+    supervisor = Supervisor(
+        supervision,
+        data_dir(args),
+        JsonLog(),
+        args.user,
+        args.program,
+        audit=store.audit if store is not None else None,  # who pressed, in the history too
+    )
     failed = supervisor.start()
     for reason in failed:
         # Never a reason not to run: the person on the table must come back upright.

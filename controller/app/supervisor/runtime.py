@@ -32,15 +32,20 @@ class Supervisor:
         log: Log,
         user: str | None = None,
         program: str | None = None,
+        audit: Callable[[dict[str, Any]], None] | None = None,
     ) -> None:
         self.supervision, self.data, self.log = supervision, data, log
+        self.history_audit = audit  # the history's audit log, when a session is recorded
         self.board = StatusBoard(user, program)
         self.pendant = RemotePendant(audit=self._audit)
         self.server: Any = None
         self.bridge: Any = None
 
     def _audit(self, now: float, press: Press) -> None:
-        self.log("remote_press", t_s=round(now, 3), button=press.button, who=press.who)
+        record = {"t_s": round(now, 3), "button": press.button, "who": press.who}
+        self.log("remote_press", **record)
+        if self.history_audit is not None:
+            self.history_audit({"event": "remote_press", **record})
 
     # ------------------------------------------------------------------ start and stop
     def start(self, out: TextIO = sys.stdout) -> list[str]:
