@@ -258,6 +258,32 @@ def test_the_stream_pushes_the_status_and_counts_its_clients() -> None:
     with_client(server, body)
 
 
+def test_64_feeds_connect_a_press_still_goes_through_and_more_are_refused() -> None:
+    """64 live feeds at once (more than the 50 asked; one address, within its request rate):
+    the server still takes a press; past 64 feeds it answers 503 rather than grow."""
+    clock = FakeClock()
+    server, pendant = make_server(clock)
+
+    async def body(c: TestClient) -> None:
+        feeds = []
+        for _ in range(64):
+            clock.t += 1.0  # within the request rate
+            r = await c.get("/api/stream", headers=bearer(VIEW))
+            assert r.status == 200
+            await asyncio.wait_for(r.content.readline(), timeout=10)
+            feeds.append(r)
+        assert server.streams == 64
+        clock.t += 1.0
+        assert (await c.get("/api/stream", headers=bearer(VIEW))).status == 503
+        r = await c.post("/api/return", json=rid(1), headers=bearer(OP))
+        assert r.status == 202
+        for r in feeds:
+            r.close()
+
+    with_client(server, body)
+    assert [p.button for p in pendant.step(0.0)[0]] == ["return"]
+
+
 # ------------------------------------------------------------------ the parts
 def test_remote_pendant_takes_only_return_and_stop_and_taps_like_the_keyboard() -> None:
     p = RemotePendant()
