@@ -662,3 +662,87 @@ def test_a_remote_press_is_in_the_history_audit_with_who_pressed_it(
     assert len(press) == 1 and press[0]["button"] == "return"
     assert press[0]["who"] == "operator@127.0.0.1 (web)" and press[0]["t_s"] == 8.0
     assert any(x.get("to") == "emergency_return" for x in lines)
+
+
+def test_the_service_loop_takes_remote_presses_like_the_pendant_and_publishes_its_status() -> None:
+    """``run_service`` (the loop on the Pi) with the supervisor, on an injected clock: the
+    person closes the ankle lock and presses START on the table's pendant; a remote RETURN
+    offered at 5 s is in the next tick's buttons, the emergency return follows in that tick,
+    and the press is logged with who pressed it. The board shows the table's state."""
+    import io
+
+    from controller.app.service import JsonLog, run_service
+    from controller.app.supervisor.config import Supervision
+    from controller.app.supervisor.runtime import Supervisor
+    from sim.table import SimTable
+    from tests.test_service import FakeNotifier, StepClock
+
+    cfg = Config()
+    table = SimTable(angle_deg=cfg.limits.upright_deg, upright_deg=cfg.limits.upright_deg)
+    out = io.StringIO()
+    sup = Supervisor(Supervision(), Path("/nonexistent"), JsonLog(out))
+    seen: dict[str, str] = {}
+
+    def act(t: float) -> None:
+        if t == 0.5:
+            table.ankle_lock_closed = True
+        elif t == 1.0:
+            table.press("start")
+        elif t == 1.2:
+            table.release("start")
+        elif t == 4.0:
+            seen["before"] = sup.board.latest().state
+        elif t == 5.0:
+            assert sup.pendant.offer("return", "operator@192.0.2.7 (web)")
+
+    class ActingClock(StepClock):
+        def wait_until(self, t: float) -> None:
+            super().wait_until(t)
+            act(round(t, 2))
+
+    class Moving:
+        """The simulated table, its physics stepped one period per tick (the world moves)."""
+
+        def read(self) -> Any:
+            return table.read()
+
+        def write(self, outputs: Any) -> None:
+            table.write(outputs)
+            table.advance(0.01)
+
+        def safe_stop(self) -> None:
+            table.safe_stop()
+
+        def close(self) -> None:
+            table.close()
+
+    clock = ActingClock()
+    code = run_service(
+        cfg,
+        duration=8.0,
+        log=JsonLog(out),
+        clock=clock,
+        notifier=FakeNotifier(clock),  # type: ignore[arg-type]
+        make_hardware=Moving,
+        supervisor=sup,
+    )
+    assert code == 0
+    lines = [json.loads(x) for x in out.getvalue().splitlines()]
+    er = [x for x in lines if x["event"] == "transition" and x["dest"] == "emergency_return"]
+    assert len(er) == 1, [x for x in lines if x["event"] != "input"]
+    assert 5.0 <= er[0]["t_s"] <= 5.011 and er[0]["trigger"] == "press_return"
+    press = [x for x in lines if x["event"] == "remote_press"]
+    assert (
+        press
+        == [
+            {
+                "event": "remote_press",
+                "t_s": press[0]["t_s"],
+                "button": "return",
+                "who": "operator@192.0.2.7 (web)",
+            }
+        ]
+        and 5.0 <= press[0]["t_s"] <= 5.011
+    )
+    assert seen["before"] == "ramp"
+    assert sup.board.latest().state in ("emergency_return", "idle")
