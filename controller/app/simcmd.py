@@ -153,7 +153,9 @@ def _loop(
         if supervisor is not None:
             supervisor.publish(row[0], sim.controller, bool(row[12]), bool(row[7]))  # type: ignore[attr-defined]
         if recorder is not None:
-            recorder.poll(sim.result.transitions, sim.result.events, row[0], row[2], row[6])  # type: ignore[attr-defined]
+            recorder.poll(  # type: ignore[attr-defined]
+                sim.result.transitions, sim.result.events, row.t_s, row.angle_deg, row.motor_cmd
+            )
             refuse_unrecorded(sim.controller, recorder)  # a failed store refuses START from now on
         if not ready:
             print("invtable run: ready", flush=True)
