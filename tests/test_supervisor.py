@@ -746,3 +746,16 @@ def test_the_service_loop_takes_remote_presses_like_the_pendant_and_publishes_it
     )
     assert seen["before"] == "ramp"
     assert sup.board.latest().state in ("emergency_return", "idle")
+
+
+def test_a_status_that_cannot_be_read_shows_the_alarm_and_never_raises() -> None:
+    board = StatusBoard()
+
+    class Broken:
+        cfg = None  # status_of fails on it
+
+    board.publish(0.0, Broken(), False, True)
+    s = board.latest()
+    assert s.state == "unknown" and s.alarm and s.seq == 1
+    board.publish(0.05, Broken(), False, True)  # within EVERY_S: not rebuilt
+    assert board.latest().seq == 1

@@ -151,7 +151,7 @@ def _loop(
                 sim.apply(ev)
         row = sim.tick()
         if supervisor is not None:
-            supervisor.publish(row[0], sim.controller, bool(row[12]), bool(row[7]))  # type: ignore[attr-defined]
+            supervisor.publish(row.t_s, sim.controller, bool(row.alarm), bool(row.brake))  # type: ignore[attr-defined]
         if recorder is not None:
             recorder.poll(  # type: ignore[attr-defined]
                 sim.result.transitions, sim.result.events, row.t_s, row.angle_deg, row.motor_cmd

@@ -81,7 +81,8 @@ def status_of(
     angle = float(ctrl.angle)
     limit = float(cfg.session.max_duration_s)
     session = float(ctrl.session_elapsed_s)
-    off_upright = ctrl.left_upright_t is not None
+    sess = ctrl.session  # the session's bookkeeping (controller/core/session.py)
+    off_upright = sess.left_upright_t is not None
     inp = ctrl.inputs
     estop = bool(inp is not None and inp.estop_pressed)
     ankle = bool(inp is not None and inp.ankle_locked)
@@ -99,7 +100,7 @@ def status_of(
         alarm_reasons.append("e-stop pressed while inverted")
     if off_upright and session >= limit:
         alarm_reasons.append("off upright past the time limit")
-    steps = list(ctrl.steps)
+    steps = list(sess.steps)
     in_session = state in SESSION_STATES
     return Status(
         t_s=round(float(ctrl.now), 2),
@@ -113,9 +114,9 @@ def status_of(
         time_left_s=round(max(0.0, limit - session), 1) if off_upright else None,
         user=user,
         program=program,
-        step=ctrl.step_i + 1 if in_session else None,
+        step=sess.step_i + 1 if in_session else None,
         steps=len(steps),
-        step_target_deg=float(steps[ctrl.step_i][0]) if in_session else None,
+        step_target_deg=float(steps[sess.step_i][0]) if in_session else None,
         alarm=bool(alarm_reasons) or alarm_out,
         alarm_reasons=tuple(alarm_reasons) or (("buzzer on",) if alarm_out else ()),
         faults=faults,
@@ -137,7 +138,8 @@ class StatusBoard:
 
     def publish(self, now: float, ctrl: Any, alarm_out: bool, brake: bool) -> None:
         """Called every tick by the control thread; builds a Status every EVERY_S. Never
-        raises: a bug here must not stop the table (the page then shows a stale seq)."""
+        raises: a bug here must not stop the table (the page then shows "unknown" and the
+        alarm instead of a picture it cannot trust)."""
         if self._next_t is not None and now < self._next_t:
             return
         self._next_t = now + EVERY_S
@@ -145,8 +147,16 @@ class StatusBoard:
             status = status_of(
                 ctrl, alarm_out, brake, self._status.seq + 1, self.user, self.program
             )
-        except Exception:  # the table matters more than its picture
-            return
+        except Exception as exc:  # the table matters more than its picture; say so on the page
+            status = Status(
+                state="unknown",
+                state_text=f"the supervisor cannot read the controller ({type(exc).__name__})",
+                alarm=True,
+                alarm_reasons=("status unavailable",),
+                seq=self._status.seq + 1,
+                user=self.user,
+                program=self.program,
+            )
         with self._lock:
             self._status = status
 
