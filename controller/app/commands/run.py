@@ -197,7 +197,7 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
     supervisor = Supervisor(
         supervision,
         data_dir(args),
-        JsonLog(),
+        JsonLog(sys.stdout),  # this run's stdout (not the one at import: tests swap it)
         args.user,
         args.program,
         audit=store.audit if store is not None else None,  # who pressed, in the history too

@@ -39,7 +39,7 @@ class MqttBridge:
         import paho.mqtt.client as mqtt
 
         self.cfg, self.board, self.pendant = cfg, board, pendant
-        self.log = log or (lambda event, **fields: None)
+        self._log = log
         self.base = f"{cfg.prefix}/{cfg.table_id}"
         self.availability = f"{self.base}/availability"
         self.state_topic = f"{self.base}/state"
@@ -60,6 +60,14 @@ class MqttBridge:
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
         client.on_message = self._on_message
+
+    def log(self, event: str, **fields: Any) -> None:
+        """Never raises: an exception in a paho callback would end paho's network thread."""
+        if self._log is not None:
+            try:
+                self._log(event, **fields)
+            except Exception:
+                pass
 
     # ------------------------------------------------------------------ discovery
     def discovery(self) -> dict[str, dict[str, Any] | None]:

@@ -151,7 +151,10 @@ class SupervisorServer:
         who = f"{role}@{client} (web)"
         if not self.pendant.offer(button, who):
             return _error(503, "the controller's queue is full: press again")
-        self.log("remote_request", button=button, who=who)
+        try:
+            self.log("remote_request", button=button, who=who)
+        except Exception:  # the press is queued; a log that fails must not say otherwise
+            pass
         return web.json_response({"accepted": button, "who": who}, status=202)
 
     async def _stream(self, request: web.Request) -> web.StreamResponse:
