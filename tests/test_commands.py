@@ -115,6 +115,7 @@ def test_bench_runs_and_reports_every_figure_and_target() -> None:
         "simulator",
         "emergency_return",
         "run",
+        "supervised",
         "targets",
     ):
         assert key in figures, key

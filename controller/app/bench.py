@@ -522,6 +522,15 @@ def run_process(seconds: float) -> dict:
 
 
 # ---------------------------------------------------------------- report
+def supervised_loop(seconds: float) -> dict:
+    """The service loop with the supervisor page open (issue 15); none when aiohttp is absent."""
+    try:
+        from controller.app.supervisor.bench import supervised
+    except ImportError:
+        return {}
+    return supervised(seconds)
+
+
 def measure(quick: bool = False, long: bool = False) -> dict[str, Any]:
     seconds = 1.0 if quick else 10.0
     from controller.core.clock import DEFAULT_SPIN_S
@@ -539,6 +548,7 @@ def measure(quick: bool = False, long: bool = False) -> dict[str, Any]:
         "simulator_timed": timed_realtime_factor(),
         "service_cadence": service_cadence(1.0 if quick else 5.0),
         "run": run_process(2.0 if quick else 10.0),
+        "supervised": supervised_loop(1.0 if quick else 10.0),
     }
     j = figures["jitter"]["idle"]
     figures["targets"] = {
@@ -641,6 +651,12 @@ def print_table(f: dict[str, Any], stream: Any = None) -> None:
         f"expected {sc['pings_expected']}; {sc['late_ticks']} late "
         f"ticks, max {sc['max_late_ms']} ms late",
     )
+    for name, sv in f.get("supervised", {}).items():
+        t.add_row(
+            f"service loop lateness, {name}, {sv['feeds']} feeds connected (us)",
+            f"p50 {sv['p50']}  p99 {sv['p99']}  max {sv['max']}  missed {sv['missed']}",
+            f"process CPU {sv['process_cpu_percent']} % (no supervisor: first row)",
+        )
     er = f["emergency_return"]
     t.add_row(
         "emergency return from 60 deg",

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import threading
 from typing import Any, Callable, Sequence, TextIO
 
 from controller.app.sdnotify import Notifier
@@ -28,12 +29,17 @@ PERIOD_S = 0.01
 
 
 class JsonLog:
+    """One JSON object a line. Thread-safe: the supervisor's threads log here too."""
+
     def __init__(self, stream: TextIO = sys.stdout) -> None:
         self.stream = stream
+        self._lock = threading.Lock()
 
     def __call__(self, event: str, **fields: Any) -> None:
-        self.stream.write(json.dumps({"event": event, **fields}, separators=(",", ":")) + "\n")
-        self.stream.flush()
+        line = json.dumps({"event": event, **fields}, separators=(",", ":")) + "\n"
+        with self._lock:
+            self.stream.write(line)
+            self.stream.flush()
 
     def transition(self, t: TransitionRecord) -> None:
         self("transition", t_s=round(t.t_s, 3), source=t.source, dest=t.dest, trigger=t.trigger)
@@ -71,11 +77,14 @@ def run_service(
     recorder: Any = None,
     clock: Clock | None = None,
     notifier: Notifier | None = None,
+    supervisor: Any = None,
 ) -> int:
     """Run until SIGTERM/SIGINT (or ``duration`` seconds). Exit 0 on a clean stop, 1 when
     the hardware itself failed (systemd restarts the service). ``clock`` and ``notifier``
     are injected by tests (a clock that stalls on cue, a fake notify socket): the loop's
-    cadence is then checked exactly, not against a busy machine's wall clock."""
+    cadence is then checked exactly, not against a busy machine's wall clock. ``supervisor``
+    (``controller.app.supervisor.runtime.Supervisor``) adds the remote RETURN/STOP presses to
+    the pendant's and gets the status every tick; neither call waits."""
     log = log or JsonLog()
     if make_hardware is None:
         from hal.gpio.backend import GpioTable
@@ -116,10 +125,14 @@ def run_service(
             if now - deadline > PERIOD_S:
                 missed += 1  # reported at the end; the controller copes with a long dt (issue 12)
             inputs = hw.read()
+            if supervisor is not None:
+                inputs = supervisor.merge(now, inputs)  # remote presses, as the pendant's
             for kind, detail in hw.drain_events() if hasattr(hw, "drain_events") else ():
                 log("input", t_s=round(now, 3), edge=kind, detail=detail)
             out = ctrl.update(now, inputs)
             hw.write(out)
+            if supervisor is not None:
+                supervisor.publish(now, ctrl, out.alarm, out.brake)
             if recorder is not None:
                 recorder.poll(ctrl.transitions, ctrl.events, now, ctrl.angle, out.motor_cmd)
                 refuse_unrecorded(ctrl, recorder)

@@ -38,13 +38,15 @@ def run_bench(
     result: RunResult | None = None,
     who: str = "",
     resume_hint: str = "",
+    supervisor: object = None,
 ) -> int:
     """Run the bench until quit, SIGTERM/SIGINT or ``duration``. ``clock``, ``pendant`` (an
     object with ``poll(now) -> [Event]`` and ``quit``) and ``result`` are injected by tests: a
     scripted person pressing the pendant in simulated time, with the run's transitions and
     events (refusals with their reasons) read back from ``result`` (it is given the bench's
     scenario: the program and the person come from the arguments, never from the caller's
-    result)."""
+    result). ``supervisor`` adds the remote RETURN/STOP presses (the page, MQTT) to the
+    pendant's and is shown the table every tick."""
     scenario = Scenario(
         name="bench",
         duration_s=duration or float("inf"),
@@ -61,7 +63,9 @@ def run_bench(
     # into place on exit (a crash or a failed write leaves no partial trace, no temporary file).
     writer = TraceWriter(trace) if trace else None
     try:
-        sim, result = _run(scenario, writer, duration, recorder, clock, pendant, result, who)
+        sim, result = _run(
+            scenario, writer, duration, recorder, clock, pendant, result, who, supervisor
+        )
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -97,6 +101,7 @@ def _run(
     pendant: object,
     result: RunResult | None,
     who: str = "",
+    supervisor: object = None,
 ) -> tuple[Simulation, RunResult]:
     """The bench loop until the duration ends, the pendant quits or a signal arrives; the
     table is stopped safely (motor off, brake on) however it ends."""
@@ -115,7 +120,7 @@ def _run(
     interactive = sys.stdin.isatty() and sys.stdout.isatty()
     try:
         if pendant is not None:
-            _loop(sim, clock, duration, stop, pendant, None, recorder)
+            _loop(sim, clock, duration, stop, pendant, None, recorder, supervisor)
         elif interactive:
             from controller.app.view import LiveView
             from sim.keyboard import KEYS_HELP, KeyboardPendant
@@ -126,14 +131,14 @@ def _run(
                     "invtable run - simulated table (bench)", keys=KEYS_HELP, subtitle=who
                 ) as view,
             ):
-                _loop(sim, clock, duration, stop, pendant, view, recorder)
+                _loop(sim, clock, duration, stop, pendant, view, recorder, supervisor)
         else:
             print(
                 "invtable run: simulator backend, headless (no terminal): "
                 f"{'until SIGTERM' if duration is None else f'for {duration:g} s'}",
                 flush=True,
             )
-            _loop(sim, clock, duration, stop, None, None, recorder)
+            _loop(sim, clock, duration, stop, None, None, recorder, supervisor)
     finally:
         for s, handler in old.items():
             signal.signal(s, handler)
@@ -152,6 +157,7 @@ def _loop(
     pendant: object,
     view: object,
     recorder: object = None,
+    supervisor: object = None,
 ) -> None:
     ready = view is not None  # the live view shows it; headless, say it once
     quitting = QuitFlow(sim, view)
@@ -163,9 +169,14 @@ def _loop(
                 sim.apply(ev)
             if quitting.done(pendant):
                 break
+        if supervisor is not None:
+            for ev in supervisor.events(sim.now):  # type: ignore[attr-defined]
+                sim.apply(ev)
         row = sim.tick()
         if log is not None:
             log.flush()
+        if supervisor is not None:
+            supervisor.publish(row.t_s, sim.controller, bool(row.alarm), bool(row.brake))  # type: ignore[attr-defined]
         if recorder is not None:
             recorder.poll(  # type: ignore[attr-defined]
                 sim.result.transitions, sim.result.events, row.t_s, row.angle_deg, row.motor_cmd

@@ -123,6 +123,10 @@ SECTIONS: dict[str, type] = {
     "hardware.serial": Serial,
 }
 SUBTABLES = {"hardware": ("gpio", "serial")}  # tables nested in a table
+# Tables a config file may hold for the application (the supervisor's page and MQTT bridge):
+# the core neither reads nor rejects them; controller/app/supervisor/config.py validates them.
+# Only in a config file: a scenario's [config] table has no use for them.
+APP_TABLES = ("web", "mqtt")
 
 
 def _plain_fields(cls: type) -> list[str]:
@@ -165,6 +169,8 @@ def flatten(
     top = [name for name in SECTIONS if "." not in name]
     while tables:
         table, body = tables.pop(0)
+        if table in APP_TABLES and not prefix:
+            continue
         if table not in SECTIONS:
             problems.append(
                 Problem(source, f"{prefix}{table}", f"unknown table (known: {', '.join(top)})")

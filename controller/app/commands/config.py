@@ -24,10 +24,19 @@ def register(sub: Subparsers) -> None:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    from controller.app.supervisor.config import load_supervision
+
+    problems = []
     try:
         config = load_config(args.file)
     except InputError as exc:
-        return fail_input(exc.problems)
+        problems += exc.problems
+    try:
+        load_supervision(args.file)  # the [web] and [mqtt] tables the application reads
+    except InputError as exc:
+        problems += [p for p in exc.problems if p not in problems]
+    if problems:
+        return fail_input(problems)
     print(f"{args.file}: OK")
     for key, value in config_values(config).items():
         print(f"  {key} = {json.dumps(value)}")

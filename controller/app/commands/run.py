@@ -78,6 +78,18 @@ def register(sub: Subparsers) -> None:
         help="serial backend: clear the motion board's latched shutdown at start "
         "(after checking the table)",
     )
+    run.add_argument(
+        "--web",
+        metavar="HOST:PORT",
+        help="serve the supervisor page (docs/supervision.md) on this address; a port alone "
+        "listens on 127.0.0.1 only (default: [web] listen in the config, else no page)",
+    )
+    run.add_argument(
+        "--mqtt",
+        metavar="HOST[:PORT]",
+        help="publish the table to this MQTT broker with Home Assistant discovery "
+        "(default: [mqtt] in the config, else none)",
+    )
     run.set_defaults(handler=run_controller)
 
 
@@ -92,10 +104,16 @@ class Session(NamedTuple):
 
 
 def run_controller(args: argparse.Namespace) -> int:
+    from controller.app.supervisor.config import load_supervision
+
     problems = []
     config = None
     try:
         config = load_config(args.config)
+    except InputError as exc:
+        problems += exc.problems
+    try:
+        args.supervision = load_supervision(args.config, args.web, args.mqtt)
     except InputError as exc:
         problems += exc.problems
     if args.duration is not None and not args.duration > 0:
@@ -174,6 +192,44 @@ def _explicit_data(args: argparse.Namespace) -> bool:
 
 
 def _run(args: argparse.Namespace, config: Config, session: Session | None) -> int:
+    """The run with its supervisor (the page, MQTT) around it, started before the control loop
+    (an address that cannot be used is refused before anything moves) and stopped after it."""
+    supervision = args.supervision
+    if supervision.web is None and supervision.mqtt is None:
+        return _run_table(args, config, session, None)
+    from controller.app.service import JsonLog
+    from controller.app.supervisor.runtime import Supervisor
+
+    store = getattr(session.recorder if session is not None else None, "store", None)
+    supervisor = Supervisor(
+        supervision,
+        data_dir(args),
+        JsonLog(sys.stdout),  # this run's stdout (not the one at import: tests swap it)
+        args.user,
+        args.program,
+        audit=store.audit if store is not None else None,  # who pressed, in the history too
+    )
+    failed = supervisor.start()
+    for reason in failed:
+        # Never a reason not to run: the person on the table must come back upright.
+        print(f"invtable: SUPERVISION ERROR: {reason}", file=sys.stderr, flush=True)
+    if failed:
+        print(
+            "invtable: the controller runs without what could not start; nobody is "
+            "watching remotely",
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        code = _run_table(args, config, session, supervisor)
+    finally:
+        supervisor.close()
+    return max(code, EXIT_FAILED) if failed else code
+
+
+def _run_table(
+    args: argparse.Namespace, config: Config, session: Session | None, supervisor: Any
+) -> int:
     program: tuple[tuple[float, float], ...] = ()
     recorder: Any = None
     user = None
@@ -185,7 +241,13 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
             return fail_input([problem])
         from controller.app.service import run_service
 
-        return run_service(config, duration=args.duration, program=program, recorder=recorder)
+        return run_service(
+            config,
+            duration=args.duration,
+            program=program,
+            recorder=recorder,
+            supervisor=supervisor,
+        )
     if config.hardware.backend == "serial":
         from controller.app.service import run_service
         from hal.serial.backend import BoardLimits, SerialTable
@@ -220,6 +282,7 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
             make_hardware=lambda: board,
             program=program,
             recorder=recorder,
+            supervisor=supervisor,
         )
     from controller.app.simcmd import run_bench
 
@@ -250,6 +313,7 @@ def _run(args: argparse.Namespace, config: Config, session: Session | None) -> i
         if args.data is None
         else f"`invtable run --data {args.data}` resumes from this angle (it was saved): "
         "RETURN or held UP brings them up.",
+        supervisor=supervisor,
         **person,
     )
 
