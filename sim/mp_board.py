@@ -32,7 +32,7 @@ import tempfile
 import time
 import weakref
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 from controller.core.config import Config
 from controller.core.errors import InputError, Problem
@@ -44,7 +44,7 @@ from sim.timing import IDEAL, Timing
 ROOT = Path(__file__).resolve().parent.parent
 BOOT = Path(__file__).resolve().parent / "mp" / "boot.py"
 FIRMWARE = ROOT / "firmware"
-REQ_LEN = REP_LEN = 24  # sim/mp/mp_machine.py
+REQ_LEN, REP_LEN = 24, 32  # sim/mp/mp_machine.py
 REQ_STEP = 1
 REP_IDLE, REP_WDT_RESET = 1, 2
 REPLY_WAIT_S = 5.0  # wall-clock bound on one step (a step takes well under a millisecond)
@@ -107,6 +107,11 @@ class MpBoard:
         self.seed = seed
         self.log = log or (lambda t, msg: None)
         self.reply_wait_s = REPLY_WAIT_S
+        # The heap as the firmware used it, step by step (sim/mp/mp_machine.py measures):
+        self.steps = 0
+        self.alloc_total = 0  # bytes allocated by the firmware's steps, all together
+        self.alloc_max = 0  # ... by its worst step
+        self.live_max = 0  # bytes live after a collection (the firmware's standing heap)
         self._cut = False
         self.dead = False
         self.proc: subprocess.Popen[bytes] | None = None
@@ -277,6 +282,11 @@ class MpBoard:
         wire.late_waits += late - self._late
         self._lost, self._late = lost, late
         pwm, outputs = _get(rep, 1, 2), _get(rep, 3, 4)
+        self.steps += 1
+        alloc, live = _get(rep, 23, 4), _get(rep, 27, 4)
+        self.alloc_total += alloc
+        self.alloc_max = max(self.alloc_max, alloc)
+        self.live_max = max(self.live_max, live)
 
         def pin(n: int) -> bool:
             return bool(outputs >> n & 1)

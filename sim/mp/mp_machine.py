@@ -19,12 +19,12 @@ Nothing in the per-step path allocates: the records are preallocated bytearrays,
 reads into the caller's buffer, integers stay small.
 """
 
+import gc
+import select
 import sys
 
-import select
-
 REQ_LEN = 24  # sim -> board
-REP_LEN = 24  # board -> sim
+REP_LEN = 32  # board -> sim
 REQ_STEP, REQ_QUIT = 1, 2
 REP_IDLE, REP_WDT_RESET = 1, 2
 PTY_FD = 3  # the pseudo-terminal's master end (boot.py sets it from its arguments)
@@ -53,6 +53,7 @@ class _World:
         self.wdt_ms = 0  # 0: no watchdog started
         self.fed_ms = 0
         self.feeds = 0
+        self.mark = 0
         self.req = bytearray(REQ_LEN)
         self.rep = bytearray(REP_LEN)
         self.ctl_in = sys.stdin.buffer
@@ -72,6 +73,11 @@ class _World:
         _put(rep, 15, self.feeds, 4)
         _put(rep, 19, self.lost, 2)
         _put(rep, 21, self.late, 2)
+        # The heap: what this step allocated (the GC ran before it, so nothing was freed
+        # in between), and what stays live after a collection.
+        _put(rep, 23, gc.mem_alloc() - self.mark, 4)
+        gc.collect()
+        _put(rep, 27, gc.mem_alloc(), 4)
         self.ctl_out.write(rep)
         req = self.req
         if self.ctl_in.readinto(req) != REQ_LEN or req[0] != REQ_STEP:
@@ -87,6 +93,7 @@ class _World:
             rep[0] = REP_WDT_RESET  # the RP2040 resets: the simulator boots a new board
             self.ctl_out.write(rep)
             sys.exit(3)
+        self.mark = gc.mem_alloc()  # the step starts here
 
     def take(self, buf, n):
         """Up to n of the host bytes due by now into buf; 0 when there are none."""
