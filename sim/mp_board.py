@@ -48,7 +48,7 @@ REQ_LEN, REP_LEN = 24, 32  # sim/mp/mp_machine.py
 REQ_STEP = 1
 REP_IDLE, REP_WDT_RESET = 1, 2
 REPLY_WAIT_S = 5.0  # wall-clock bound on one step (a step takes well under a millisecond)
-HEAP = "256K"  # the process's MicroPython heap (a Pico's is about 190 KB: docs/firmware.md)
+HEAP = "192K"  # the process's MicroPython heap: about what a Pico gives (docs/firmware.md)
 INPUT_PINS = (fw.ESTOP_A, fw.ESTOP_B, fw.OVERTRAVEL, fw.ANKLE_A, fw.ANKLE_B, fw.UPRIGHT)
 
 
