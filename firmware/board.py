@@ -24,15 +24,17 @@ carry, and echoes the nonce in every frame it sends. A replayed old HELLO opens 
 session with a new token, so the old frames that follow it are refused (NAK_SESSION).
 """
 
+import struct
+
 try:
     from firmware import protocol as P
     from firmware.ramp import Follower, Ramp
-    from firmware.safety import Deadman, Limits, clip_envelope, fuse, slew
+    from firmware.safety import Deadman, Limits, clip_envelope, fused_angle, slew, trusted
     from firmware.ticks import ticks_add, ticks_diff
 except ImportError:
     import protocol as P
     from ramp import Follower, Ramp
-    from safety import Deadman, Limits, clip_envelope, fuse, slew
+    from safety import Deadman, Limits, clip_envelope, fused_angle, slew, trusted
     from ticks import ticks_add, ticks_diff
 
 UPRIGHT_TOL_DEG = 0.5
@@ -72,6 +74,10 @@ class Sensors:
 
 BTN_UP = 1 << 2  # protocol.BUTTONS order: start, stop, up, down, return
 BTN_RETURN = 1 << 4
+
+
+def _cdeg(v):
+    return P.NO_READING if v is None else max(-32767, min(32767, int(round(v * 100))))
 
 
 def session_token(boot_id, n):
@@ -119,22 +125,54 @@ class Board:
         self.stop_goal = 0.0
         self.reason = ""
         self.sample = Sensors()
+        # Replies are built in place (protocol.frame_into) and handed to ``out`` (the UART's
+        # write): nothing is allocated per frame. ``on_frame`` collects them instead.
+        self.out = None
+        self._ack_buf = bytearray(P.SIZES[P.ACK] + 6)
+        self._nak_buf = bytearray(P.SIZES[P.NAK] + 6)
+        self._status_buf = bytearray(P.SIZES[P.STATUS] + 6)
 
     # ------------------------------------------------------------------ frames
     def _frame(self, mtype, *values):
         self.tx_seq = (self.tx_seq + 1) & 0xFF
         return P.pack_s(self.tx_seq, mtype, self.host_nonce, *values)
 
+    def _ack(self, seq):
+        self.tx_seq = (self.tx_seq + 1) & 0xFF
+        buf = self._ack_buf
+        struct.pack_into(P.FULL_FORMATS[P.ACK], buf, 4, self.host_nonce, seq)
+        self.out(P.frame_into(buf, self.tx_seq, P.ACK, P.SIZES[P.ACK]))
+
+    def _nak(self, seq, reason, session=None):
+        self.tx_seq = (self.tx_seq + 1) & 0xFF
+        buf = self._nak_buf
+        nonce = self.host_nonce if session is None else session
+        struct.pack_into(P.FULL_FORMATS[P.NAK], buf, 4, nonce, seq, reason)
+        self.out(P.frame_into(buf, self.tx_seq, P.NAK, P.SIZES[P.NAK]))
+
     def on_frame(self, seq, mtype, payload, now_ms):
         """Handle one verified frame from the host; returns the reply frames (bytes)."""
-        values = P.unpack(mtype, payload)
-        session = P.session_of(payload)
+        frames = []
+        out = self.out
+        self.out = lambda frame: frames.append(bytes(frame))
+        try:
+            self.handle(seq, mtype, payload, len(payload), now_ms)
+        finally:
+            self.out = out
+        return frames
+
+    def handle(self, seq, mtype, payload, n, now_ms):
+        """Handle one verified frame (its payload is ``payload[:n]``); the replies go to
+        ``out``. Allocates nothing for the frames of a session (SET_OUTPUTS, PING, CLEAR)."""
+        session = (payload[0] << 8) | payload[1] if n >= 2 else None
+        size = P.SIZES.get(mtype, -1)
+        valid = size >= 0 and n == size  # the layout of a known type (protocol.unpack)
         if mtype == P.HELLO:
-            if values is None or values[0] != P.PROTO_VERSION:
+            if not valid or payload[2] != P.PROTO_VERSION:
                 # Another layout or another number: another protocol version. Answered in
                 # the caller's session so it can tell why; nothing else changes.
-                self.tx_seq = (self.tx_seq + 1) & 0xFF
-                return [P.pack_s(self.tx_seq, P.NAK, session or 0, seq, P.NAK_VERSION)]
+                self._nak(seq, P.NAK_VERSION, session or 0)
+                return
             self.hellos += 1
             self.token = session_token(self.boot_id, self.hellos)
             self.host_nonce = session
@@ -143,7 +181,7 @@ class Board:
             # Not "heard": a host that only greets (it refused our limits, or never gets our
             # answers) is not in charge, and must not keep the board from returning alone.
             lim = self.lim
-            return [
+            self.out(
                 self._frame(
                     P.HELLO_ACK,
                     P.PROTO_VERSION,
@@ -158,49 +196,62 @@ class Board:
                     self.boot_id,
                     self.token,
                 )
-            ]
+            )
+            return
         if not self.session:
-            return [self._frame(P.NAK, seq, P.NAK_NO_HELLO)]
+            self._nak(seq, P.NAK_NO_HELLO)
+            return
         if session != self.token:
-            return [self._frame(P.NAK, seq, P.NAK_SESSION)]  # another session's frame: not heard
+            self._nak(seq, P.NAK_SESSION)  # another session's frame: not heard
+            return
         if seq == self.last_seq:
-            return [self._frame(P.ACK, seq)]  # a retransmission: acknowledged, not executed again
+            self._ack(seq)  # a retransmission: acknowledged, not executed again
+            return
         if not P.seq_newer(seq, self.last_seq):
-            return [self._frame(P.NAK, seq, P.NAK_STALE_SEQ)]
-        if values is None:
-            return [
-                self._frame(P.NAK, seq, P.NAK_BAD_PAYLOAD if mtype in P.FORMATS else P.NAK_UNKNOWN)
-            ]
+            self._nak(seq, P.NAK_STALE_SEQ)
+            return
+        if not valid:
+            self._nak(seq, P.NAK_BAD_PAYLOAD if size >= 0 else P.NAK_UNKNOWN)
+            return
         self.last_seq = seq
         self.deadman.heard(now_ms)
+        st = self.state
         if mtype == P.SET_OUTPUTS:
-            if self.state in (P.ST_RETURN, P.ST_SHUTDOWN, P.ST_HOLD):
-                return [self._frame(P.NAK, seq, P.NAK_SHUTDOWN)]
-            duty, flags, validity = values
+            if st == P.ST_RETURN or st == P.ST_SHUTDOWN or st == P.ST_HOLD:
+                self._nak(seq, P.NAK_SHUTDOWN)
+                return
+            duty = (payload[2] << 8) | payload[3]
+            if duty >= 0x8000:
+                duty -= 0x10000
             self.cmd_duty = max(-1.0, min(1.0, duty / 1000.0))
-            self.cmd_flags = flags
-            self.deadman.command(now_ms, validity)
+            self.cmd_flags = payload[4]
+            self.deadman.command(now_ms, (payload[5] << 8) | payload[6])
             self.state = P.ST_HOST
             self.stopping = False
-            return [self._frame(P.ACK, seq)]
+            self._ack(seq)
+            return
         if mtype == P.PING:
-            return [self._frame(P.ACK, seq)]
+            self._ack(seq)
+            return
         if mtype == P.CLEAR:
-            if self.state == P.ST_RETURN:
-                return [self._frame(P.NAK, seq, P.NAK_SHUTDOWN)]  # never stop a return half way
-            if self.state in (P.ST_SHUTDOWN, P.ST_HOLD):
+            if st == P.ST_RETURN:
+                self._nak(seq, P.NAK_SHUTDOWN)  # never stop a return half way
+                return
+            if st == P.ST_SHUTDOWN or st == P.ST_HOLD:
                 self.state = P.ST_WAIT
                 self.reason = ""
                 self.deadman.expiry_ms = None
-            return [self._frame(P.ACK, seq)]
-        return [self._frame(P.NAK, seq, P.NAK_UNKNOWN)]
+            self._ack(seq)
+            return
+        self._nak(seq, P.NAK_UNKNOWN)
 
     def status_frame(self):
+        """The STATUS telemetry as bytes (a copy of ``status_into``'s frame)."""
+        return bytes(self.status_into())
+
+    def status_into(self):
+        """The STATUS telemetry, built in place: the returned buffer is reused next time."""
         s = self.sample
-
-        def cdeg(v):
-            return P.NO_READING if v is None else max(-32767, min(32767, int(round(v * 100))))
-
         bits = (
             (P.IN_UPRIGHT if s.upright else 0)
             | (P.IN_OVERTRAVEL_OPEN if s.overtravel_open else 0)
@@ -215,11 +266,16 @@ class Board:
             | (P.OUT_RELAY if self.relay else 0)
             | (P.OUT_ALARM if self.alarm else 0)
         )
-        return self._frame(
-            P.STATUS,
+        self.tx_seq = (self.tx_seq + 1) & 0xFF
+        buf = self._status_buf
+        struct.pack_into(
+            P.FULL_FORMATS[P.STATUS],
+            buf,
+            4,
+            self.host_nonce & 0xFFFF,
             self.last_ms & 0xFFFF,
-            cdeg(s.primary),
-            cdeg(s.secondary),
+            _cdeg(s.primary),
+            _cdeg(s.secondary),
             max(0, min(65535, int(round(s.current_a * 100)))),
             bits,
             self.state,
@@ -227,6 +283,7 @@ class Board:
             out,
             self.last_seq,
         )
+        return P.frame_into(buf, self.tx_seq, P.STATUS, P.SIZES[P.STATUS])
 
     # ------------------------------------------------------------------ control
     def _start_return(self, now_ms, why):
@@ -347,12 +404,19 @@ class Board:
 
     def step(self, now_ms, sample):
         """One control step: returns (duty, brake, relay, alarm, heartbeat)."""
+        self.update(now_ms, sample)
+        return self.duty, self.brake, self.relay, self.alarm, self.heartbeat
+
+    def update(self, now_ms, sample):
+        """One control step; the outputs are left in duty, brake, relay, alarm and heartbeat
+        (no tuple: the board's loop reads them, nothing is allocated for them)."""
         lim = self.lim
         dt = ticks_diff(now_ms, self.last_ms) / 1000.0
         dt = 0.0 if dt < 0 else (0.1 if dt > 0.1 else dt)
         self.last_ms = now_ms
         self.sample = sample
-        self.angle, self.trusted = fuse(sample.primary, sample.secondary, lim)
+        self.angle = fused_angle(sample.primary, sample.secondary)
+        self.trusted = trusted(sample.primary, sample.secondary, lim)
         self._track_speed(now_ms)
         estop = sample.estop_a_open or sample.estop_b_open
         st = self.state
@@ -373,10 +437,9 @@ class Board:
         elif st == P.ST_HOLD and self.resumable:
             self._resume_on_pendant(now_ms, sample.buttons, estop)
         st = self.state
-        if (
-            st in (P.ST_HOST, P.ST_RETURN)
-            and abs(self.speed) > lim.emergency_speed_dps + lim.overspeed_margin_dps
-        ):
+        if (st == P.ST_HOST or st == P.ST_RETURN) and abs(
+            self.speed
+        ) > lim.emergency_speed_dps + lim.overspeed_margin_dps:
             self._hold("overspeed %.1f deg/s" % self.speed)
         if self.state == P.ST_RETURN:
             if estop or (self.resume_by == BTN_UP and not sample.buttons & BTN_UP):
@@ -436,4 +499,3 @@ class Board:
             self.alarm = st == P.ST_HOLD or (st == P.ST_SHUTDOWN and self.reason != "")
         self.prev_buttons = sample.buttons
         self.heartbeat = not self.heartbeat  # the charge pump follows the board's own loop
-        return self.duty, self.brake, self.relay, self.alarm, self.heartbeat

@@ -4,10 +4,13 @@ mpremote (docs/firmware.md); MicroPython runs ``main.py`` at power-up.
 
 The loop polls (no interrupt handlers, so nothing allocates in one): every millisecond it
 reads the UART into the frame decoder, and every 10 ms it samples the sensors, steps the
-board logic, drives the outputs and sends a STATUS frame. The watchdog is fed only at the
-end of a complete, on-time iteration: a stuck loop resets the board (8.3 s is the RP2040's
-longest timeout; 500 ms is used), and at reset every output pin starts as an input with
-the pull-downs of docs/firmware.md holding the motor off and the brake engaged.
+board logic, drives the outputs and sends a STATUS frame. That path allocates nothing but
+the boxed floats of the arithmetic (docs/firmware.md): the UART is read into a buffer, the
+frames are decoded and built in place, the sample is one object updated in place. The
+watchdog is fed only at the end of a complete, on-time iteration: a stuck loop resets the
+board (8.3 s is the RP2040's longest timeout; 500 ms is used), and at reset every output pin
+starts as an input with the pull-downs of docs/firmware.md holding the motor off and the
+brake engaged.
 """
 
 import time
@@ -49,15 +52,18 @@ class BoardIO:
         self.relay = Pin(RELAY_PIN, Pin.OUT, value=0)
         self.buzzer = Pin(BUZZER_PIN, Pin.OUT, value=0)
         self.pump = Pin(CHARGE_PUMP_PIN, Pin.OUT, value=0)
-        self.contacts = [
-            Pin(n, Pin.IN, Pin.PULL_UP)
-            for n in (ESTOP_A, ESTOP_B, OVERTRAVEL, ANKLE_A, ANKLE_B, UPRIGHT)
-        ]
+        self.estop_a = Pin(ESTOP_A, Pin.IN, Pin.PULL_UP)
+        self.estop_b = Pin(ESTOP_B, Pin.IN, Pin.PULL_UP)
+        self.overtravel = Pin(OVERTRAVEL, Pin.IN, Pin.PULL_UP)
+        self.ankle_a = Pin(ANKLE_A, Pin.IN, Pin.PULL_UP)
+        self.ankle_b = Pin(ANKLE_B, Pin.IN, Pin.PULL_UP)
+        self.upright = Pin(UPRIGHT, Pin.IN, Pin.PULL_UP)
         self.buttons = [Pin(n, Pin.IN, Pin.PULL_UP) for n in BUTTON_PINS]
         self.adc = [machine.ADC(n) for n in (ADC_PRIMARY, ADC_SECONDARY, ADC_CURRENT)]
         self.uart = machine.UART(
             UART_ID, baudrate=BAUD, tx=Pin(UART_TX), rx=Pin(UART_RX), timeout=0
         )
+        self.sensors = Sensors()  # the one sample, updated in place
 
     @staticmethod
     def _angle(raw):
@@ -67,23 +73,24 @@ class BoardIO:
         return DEG_AT_5 + (f - 0.05) / 0.9 * (DEG_AT_95 - DEG_AT_5)
 
     def sample(self):
-        c = [p.value() == 0 for p in self.contacts]  # contact closed pulls to ground
+        """Every sensor into the one Sensors object (a closed contact pulls to ground)."""
         buttons = 0
-        for i, p in enumerate(self.buttons):
-            if p.value() == 0:
+        pins = self.buttons
+        for i in range(len(pins)):
+            if pins[i].value() == 0:
                 buttons |= 1 << i
-        return Sensors(
-            primary=self._angle(self.adc[0].read_u16()),
-            secondary=self._angle(self.adc[1].read_u16()),
-            current_a=self.adc[2].read_u16() / 65535.0 * CURRENT_FULL_SCALE_A,
-            estop_a_open=not c[0],
-            estop_b_open=not c[1],
-            overtravel_open=not c[2],
-            ankle_a_closed=c[3],
-            ankle_b_closed=c[4],
-            upright=c[5],
-            buttons=buttons,
-        )
+        s = self.sensors
+        s.primary = self._angle(self.adc[0].read_u16())
+        s.secondary = self._angle(self.adc[1].read_u16())
+        s.current_a = self.adc[2].read_u16() / 65535.0 * CURRENT_FULL_SCALE_A
+        s.estop_a_open = self.estop_a.value() != 0
+        s.estop_b_open = self.estop_b.value() != 0
+        s.overtravel_open = self.overtravel.value() != 0
+        s.ankle_a_closed = self.ankle_a.value() == 0
+        s.ankle_b_closed = self.ankle_b.value() == 0
+        s.upright = self.upright.value() == 0
+        s.buttons = buttons
+        return s
 
     def apply(self, duty, brake, relay, alarm, heartbeat):
         if duty == 0.0 or not relay:
@@ -110,26 +117,35 @@ class Loop:
     def __init__(self, io, board):
         self.io = io
         self.board = board
-        self.decoder = P.Decoder()
+        self.reader = P.FrameReader()
+        self.rx = bytearray(64)
         self.sample = Sensors()
+        board.out = io.uart.write  # replies go straight to the UART
 
     def receive(self, now):
         """Frames from the host, answered at once."""
-        data = self.io.uart.read()
-        if data:
-            for seq, mtype, payload in self.decoder.feed(data):
-                for reply in self.board.on_frame(seq, mtype, payload, now):
-                    self.io.uart.write(reply)
+        uart = self.io.uart  # one name at a time: a 4-tuple assignment allocates a tuple
+        reader = self.reader
+        board = self.board
+        rx = self.rx
+        n = uart.readinto(rx)
+        while n:
+            reader.push(rx, n)
+            while reader.next():
+                board.handle(reader.seq, reader.mtype, reader.payload, reader.plen, now)
+            n = uart.readinto(rx)
 
     def report(self, now):
         """Sample every sensor and send the STATUS telemetry."""
         self.sample = self.io.sample()
         self.board.sample = self.sample
-        self.io.uart.write(self.board.status_frame())
+        self.io.uart.write(self.board.status_into())
 
     def control(self, now):
         """Step the board logic on the latest sample and drive the outputs."""
-        self.io.apply(*self.board.step(now, self.sample))
+        b = self.board
+        b.update(now, self.sample)
+        self.io.apply(b.duty, b.brake, b.relay, b.alarm, b.heartbeat)
 
 
 def run(io, board, clock_ms, wdt=None, iterations=None):

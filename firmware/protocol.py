@@ -48,6 +48,10 @@ FORMATS = {
     STATUS: ">HhhHHBhBB",
 }
 NO_READING = -32768
+# Whole payload formats (the session word first) and sizes, for the board's
+# allocation-free path (FrameReader, pack_into).
+FULL_FORMATS = {t: SESSION_FMT + f[1:] for t, f in FORMATS.items()}
+SIZES = {t: 2 + struct.calcsize(f) for t, f in FORMATS.items()}
 
 # NAK reasons
 NAK_UNKNOWN = 1
@@ -102,6 +106,27 @@ def crc16(data, crc=0xFFFF):
     for byte in data:
         crc = ((crc << 8) & 0xFFFF) ^ _TABLE[((crc >> 8) ^ byte) & 0xFF]
     return crc
+
+
+def crc16_at(buf, start, end, crc=0xFFFF):
+    """crc16 of buf[start:end] without slicing it (nothing allocated)."""
+    table = _TABLE
+    for i in range(start, end):
+        crc = ((crc << 8) & 0xFFFF) ^ table[((crc >> 8) ^ buf[i]) & 0xFF]
+    return crc
+
+
+def frame_into(buf, seq, mtype, plen):
+    """Complete the frame whose payload is already at buf[4:4+plen] (SYNC, LEN, SEQ, TYPE and
+    the CRC): the board's replies are built in place in preallocated buffers."""
+    buf[0] = SYNC
+    buf[1] = plen
+    buf[2] = seq & 0xFF
+    buf[3] = mtype & 0xFF
+    crc = crc16_at(buf, 1, 4 + plen)
+    buf[4 + plen] = crc >> 8
+    buf[5 + plen] = crc & 0xFF
+    return buf
 
 
 def encode(seq, mtype, payload=b""):
@@ -214,6 +239,104 @@ class Decoder:
                         return j
             j = buf.find(bytes((SYNC,)), j + 1)
         return -1
+
+
+class FrameReader:
+    """``Decoder``'s rules (resynchronise on the next SYNC, the later-frame rule, bounded) on
+    a fixed buffer, for the board: ``push`` bytes, then ``next()`` until it is False; each
+    True leaves one verified frame in ``seq``, ``mtype`` and ``payload[:plen]``. Allocates
+    nothing (MicroPython's garbage collector never sees the link)."""
+
+    SIZE = 4 * (MAX_PAYLOAD + 6)
+
+    def __init__(self):
+        self.buf = bytearray(self.SIZE)
+        self.n = 0
+        self.payload = bytearray(MAX_PAYLOAD)
+        self.seq = 0
+        self.mtype = 0
+        self.plen = 0
+        self.crc_errors = 0
+        self.dropped = 0
+
+    def push(self, data, k):
+        """The first k bytes of data, appended (call ``next()`` until False after each push)."""
+        buf = self.buf
+        n = self.n
+        for i in range(k):
+            if n == self.SIZE:  # cannot happen when next() drains after every push: a guard
+                self.dropped += n
+                n = 0
+            buf[n] = data[i]
+            n += 1
+        self.n = n
+
+    def _drop(self, j):
+        buf = self.buf
+        n = self.n
+        for i in range(j, n):
+            buf[i - j] = buf[i]
+        self.n = n - j
+
+    def _find(self, start):
+        buf = self.buf
+        for i in range(start, self.n):
+            if buf[i] == SYNC:
+                return i
+        return -1
+
+    def _later_frame(self):
+        """Index of the first SYNC after 0 that starts a complete frame with a good CRC, or -1."""
+        buf = self.buf
+        j = self._find(1)
+        while j > 0:
+            if self.n - j >= 2:
+                m = buf[j + 1]
+                end = j + m + 6
+                if m <= MAX_PAYLOAD and end <= self.n:
+                    if crc16_at(buf, j + 1, j + 4 + m) == (buf[end - 2] << 8) | buf[end - 1]:
+                        return j
+            j = self._find(j + 1)
+        return -1
+
+    def next(self):
+        buf = self.buf
+        while True:
+            start = self._find(0)
+            if start < 0:
+                self.dropped += self.n
+                self.n = 0
+                return False
+            if start:
+                self.dropped += start
+                self._drop(start)
+            if self.n < 2:
+                return False
+            m = buf[1]
+            if m > MAX_PAYLOAD:
+                self.dropped += 1
+                self._drop(1)
+                continue
+            if self.n < m + 6:
+                j = self._later_frame()
+                if j < 0:
+                    return False
+                self.dropped += j
+                self._drop(j)
+                continue
+            if crc16_at(buf, 1, 4 + m) != (buf[4 + m] << 8) | buf[5 + m]:
+                self.crc_errors += 1
+                self.dropped += 1
+                self._drop(1)
+                continue
+            self.seq = buf[2]
+            self.mtype = buf[3]
+            self.plen = m
+            p = self.payload
+            for i in range(m):
+                p[i] = buf[4 + i]
+            self._drop(m + 6)
+            return True
 
 
 def seq_newer(seq, last):

@@ -39,12 +39,17 @@ def clip_envelope(duty, primary, secondary, lim):
     """No drive further out of the envelope, judged on the safe side with two sensors: toward
     inversion stops if either says it is past max_angle; toward upright stops only if every
     reading says it is past the head-up stop (a bad sensor never blocks the way up)."""
-    readings = [a for a in (primary, secondary) if a is not None]
-    if not readings:
-        return 0.0 if duty > 0.0 else duty
-    if duty > 0.0 and max(readings) >= lim.max_angle_deg + 0.5:
+    if primary is None:
+        if secondary is None:
+            return 0.0 if duty > 0.0 else duty
+        hi = secondary
+    elif secondary is None or primary >= secondary:
+        hi = primary
+    else:
+        hi = secondary  # the highest reading (no list: nothing allocated per step)
+    if duty > 0.0 and hi >= lim.max_angle_deg + 0.5:
         return 0.0
-    if duty < 0.0 and max(readings) <= lim.upright_deg - 3.0:
+    if duty < 0.0 and hi <= lim.upright_deg - 3.0:
         return 0.0
     return duty
 
@@ -61,15 +66,23 @@ def slew(previous, target, dt, rate):
 
 def fuse(primary, secondary, lim):
     """(angle, trusted): the mean when both agree; one alone is used but not trusted."""
-    if primary is None and secondary is None:
-        return None, False
+    return fused_angle(primary, secondary), trusted(primary, secondary, lim)
+
+
+def fused_angle(primary, secondary):
+    """``fuse``'s angle alone (no tuple: the board's step allocates nothing for it)."""
     if primary is None:
-        return secondary, False
+        return secondary
     if secondary is None:
-        return primary, False
-    if abs(primary - secondary) > lim.disagree_deg:
-        return 0.5 * (primary + secondary), False
-    return 0.5 * (primary + secondary), True
+        return primary
+    return 0.5 * (primary + secondary)
+
+
+def trusted(primary, secondary, lim):
+    """``fuse``'s verdict alone: both sensors read and agree."""
+    if primary is None or secondary is None:
+        return False
+    return abs(primary - secondary) <= lim.disagree_deg
 
 
 class Deadman:

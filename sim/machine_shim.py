@@ -86,6 +86,7 @@ class UART:
     def __init__(self, uart_id: int, baudrate: int = 9600, **kw: Any) -> None:
         self.world = current
         self.fd = current.uart_fd
+        self._pending = b""  # read but not yet taken by readinto
 
     def _pty(self) -> int:
         if self.fd is None:
@@ -102,6 +103,17 @@ class UART:
         if self.world.uart_cut:
             return None
         return data or None
+
+    def readinto(self, buf: bytearray, nbytes: int = -1) -> int | None:
+        """As MicroPython's: up to len(buf) bytes into buf; the rest waits for the next call."""
+        if not self._pending:
+            self._pending = self.read() or b""
+        n = min(len(buf) if nbytes < 0 else nbytes, len(self._pending))
+        if not n:
+            return None
+        buf[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
 
     def write(self, data: bytes) -> int:
         if self.world.uart_hook is not None:

@@ -165,6 +165,7 @@ class Simulation:
         keep_rows: bool = True,
         trace: TraceWriter | None = None,
         plot_series: bool = False,
+        board: str = "cpython",
     ) -> None:
         """``keep_rows=False`` keeps only the last ``TAIL_ROWS`` rows in ``result.rows`` (memory
         bounded whatever the run's length); ``trace`` receives every row as it is made;
@@ -216,6 +217,8 @@ class Simulation:
             timing=self.timing,
             seed=scenario.seed,
             clock=lambda: self.now,
+            board=board,
+            log=lambda t, msg: self.result.events.append(EventRecord(t, msg)),
         )
         self.checker.board_acts_alone = self.world.has_link
         if not self.world.has_link and (
@@ -592,10 +595,12 @@ def run_scenario(
     keep_rows: bool = True,
     trace: Path | None = None,
     plot_series: bool = False,
+    board: str = "cpython",
 ) -> RunResult:
     """Run a whole scenario in simulated time (or paced by ``clock``/``realtime``) on the
     ``sim`` backend (the HAL in-process), ``gpio-mock`` (the gpio backend on mock pins) or
-    ``serial`` (the serial backend to the virtual motion board).
+    ``serial`` (the serial backend to the virtual motion board; ``board``: the firmware under
+    ``cpython`` in-process or in a ``micropython`` process, sim/mp_board.py).
 
     Memory: with ``keep_rows=True`` (the default, for tests and scripts that look at the
     rows) ``result.rows`` holds every row, about 300 bytes per 10 ms tick. The CLI passes
@@ -612,6 +617,7 @@ def run_scenario(
             keep_rows=keep_rows,
             trace=writer,
             plot_series=plot_series,
+            board=board,
         )
         clock = clock or (RealTimeClock() if realtime else SimClock())
         events = scenario.events

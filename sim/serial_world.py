@@ -58,11 +58,24 @@ WAIT_S = 5.0  # wall-clock bound on a lockstep wait (a frame takes microseconds 
 STATUS_WAIT_S = WAIT_S  # the former name, kept for callers
 
 
+BOARDS = ("cpython", "micropython")  # --board: which interpreter runs the firmware
+
+
 class Wire:
     """The serial cable: a pseudo-terminal pair; the board holds the master end. It counts
-    the bytes each side put on it and took off it, across host restarts and board boots."""
+    the bytes each side put on it and took off it, across host restarts and board boots.
+    ``board`` says what is on the board's end (``boot_board``): the firmware under CPython
+    in this process (VirtualBoard) or in a ``micropython`` process (sim/mp_board.py);
+    ``log(t, message)`` records what the board's end did (a crash) in the run's events."""
 
-    def __init__(self) -> None:
+    def __init__(
+        self, board: str = "cpython", log: Callable[[float, str], None] | None = None
+    ) -> None:
+        if board not in BOARDS:
+            raise ValueError(f"board must be one of {BOARDS}, not {board!r}")
+        self.board = board
+        self.log = log
+        self.mp_board: Any = None  # the live micropython board process, ended with the wire
         self.master, self.slave = os.openpty()
         tty.setraw(self.master)
         tty.setraw(self.slave)
@@ -136,6 +149,8 @@ class Wire:
             select.select([self.slave], [], [], left)
 
     def close(self) -> None:
+        if self.mp_board is not None:
+            self.mp_board.close()
         for fd in (self.master, self.slave):
             try:
                 os.close(fd)
@@ -350,6 +365,17 @@ class VirtualBoard:
         self.world.uart_cut = cut
 
 
+def boot_board(
+    table: SimTable, cfg: Config, wire: Wire, now_s: float, *, timing: Timing = IDEAL, seed: int = 0
+) -> Any:
+    """The motion board booting at ``now_s`` on the board's end of ``wire`` (``wire.board``)."""
+    if wire.board == "micropython":
+        from sim.mp_board import MpBoard
+
+        return MpBoard(table, cfg, wire, now_s, timing=timing, seed=seed, log=wire.log)
+    return VirtualBoard(table, cfg, wire, now_s, timing=timing, seed=seed)
+
+
 class SerialMockHal:
     """The HAL the controller sees: a real ``SerialTable`` on the wire's far end, checking
     the board's limits against the scenario's configuration, in byte-counted lockstep."""
@@ -443,21 +469,21 @@ class SerialWorld:
         timing: Timing = IDEAL,
         seed: int = 0,
         clock: Callable[[], float],
+        board: str = "cpython",
+        log: Callable[[float, str], None] | None = None,
     ) -> None:
         self.table = table
         self.cfg = cfg
         self.timing = timing
         self.seed = seed
         self.clock = clock
-        self.wire: Wire | None = Wire()
-        self.board: VirtualBoard | None = self._boot(0.0)
+        self.wire: Wire | None = Wire(board, log=log)
+        self.board: Any = self._boot(0.0)  # a VirtualBoard or an MpBoard
 
-    def _boot(self, now: float) -> VirtualBoard:
+    def _boot(self, now: float) -> Any:
         """A virtual motion board booting at ``now``, with the scenario's [timing]."""
         assert self.wire is not None
-        return VirtualBoard(
-            self.table, self.cfg, self.wire, now, timing=self.timing, seed=self.seed
-        )
+        return boot_board(self.table, self.cfg, self.wire, now, timing=self.timing, seed=self.seed)
 
     def open_hal(self) -> SerialMockHal:
         assert self.board is not None and self.wire is not None  # the table is powered

@@ -124,9 +124,13 @@ def make_world(
     timing: Timing,
     seed: int,
     clock: Callable[[], float],
+    board: str = "cpython",
+    log: Callable[[float, str], None] | None = None,
 ) -> World:
     """The world for ``backend`` (one of ``BACKENDS``) around ``table``; ``clock`` reads the
-    simulation's current time (the serial host's handshake waits on it)."""
+    simulation's current time (the serial host's handshake waits on it); ``board`` (serial
+    only): the firmware under ``cpython`` in-process or in a ``micropython`` process, whose
+    crash ``log(t, message)`` records."""
     if backend == "sim":
         return SimWorld(table)
     if backend == "gpio-mock":
@@ -134,5 +138,5 @@ def make_world(
     if backend == "serial":
         from sim.serial_world import SerialWorld
 
-        return SerialWorld(table, cfg, timing=timing, seed=seed, clock=clock)
+        return SerialWorld(table, cfg, timing=timing, seed=seed, clock=clock, board=board, log=log)
     raise ValueError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")

@@ -85,12 +85,13 @@ def test_a_cut_link_is_seen_after_its_timeout(rig: Rig) -> None:
 
 
 def test_unanswered_pings_are_a_link_fault_even_with_telemetry(rig: Rig) -> None:
-    real = rig.board.board.on_frame
+    real = rig.board.board.handle  # the board's loop hands every frame to handle()
 
-    def deaf_to_pings(seq: int, mtype: int, payload: bytes, now: int) -> list[bytes]:
-        return [] if mtype == P.PING else real(seq, mtype, payload, now)
+    def deaf_to_pings(seq: int, mtype: int, payload: bytes, n: int, now: int) -> None:
+        if mtype != P.PING:
+            real(seq, mtype, payload, n, now)
 
-    rig.board.board.on_frame = deaf_to_pings
+    rig.board.board.handle = deaf_to_pings
     results = [rig.tick().link_ok for _ in range(PING_EVERY * (PINGS_UNANSWERED + 1) + 2)]
     assert results[1] and not results[-1]
 

@@ -102,3 +102,51 @@ def test_sequence_window_refuses_far_ahead_and_replayed():
 def test_every_payload_starts_with_its_session_word():
     assert P.session_of(b"\x12") is None and P.unpack(P.PING, b"\x00") is None
     assert P.session_of(P.pack_s(1, P.PING, 0x0102)[4:-2]) == 0x0102
+
+
+def _frames_read(chunks):
+    """What FrameReader (the board's allocation-free decoder) makes of a byte stream."""
+    r = P.FrameReader()
+    out = []
+    for chunk in chunks:
+        r.push(chunk, len(chunk))
+        while r.next():
+            out.append((r.seq, r.mtype, bytes(r.payload[: r.plen])))
+    return out, r.crc_errors
+
+
+def test_frame_reader_decides_as_the_decoder_on_noisy_streams():
+    """Same frames, same CRC error count, whatever the noise and the chunking: the board's
+    reader follows the host decoder's rules (resynchronisation, the later-frame rule)."""
+    seed = 12345
+    for trial in range(40):
+        stream = bytearray()
+        for i in range(12):
+            seed = (seed * 1103515245 + 12345) & 0x7FFFFFFF
+            kind = seed % 5
+            frame = P.pack_s(i, P.SET_OUTPUTS, 0xBEEF, (seed % 2000) - 1000, 5, 100)
+            if kind == 0:
+                stream += bytes(((seed >> 8) & 0xFF, 0x7E, (seed >> 16) & 0xFF))  # noise
+            elif kind == 1:
+                frame = bytearray(frame)
+                frame[4 + seed % 5] ^= 0x10  # a flipped bit: a bad CRC
+            elif kind == 2:
+                frame = frame[: 3 + seed % 6]  # a cut frame
+            stream += frame
+        d = P.Decoder()
+        step = 1 + trial % 17
+        chunks = [bytes(stream[i : i + step]) for i in range(0, len(stream), step)]
+        expected = []
+        for chunk in chunks:
+            expected += [(s, t, bytes(p)) for s, t, p in d.feed(chunk)]
+        got, crc_errors = _frames_read(chunks)
+        assert got == expected, (trial, got, expected)
+        assert crc_errors == d.crc_errors
+
+
+def test_replies_built_in_place_equal_the_packed_ones():
+    buf = bytearray(P.SIZES[P.NAK] + 6)
+    P.struct.pack_into(P.FULL_FORMATS[P.NAK], buf, 4, 0xBEEF, 9, P.NAK_SESSION)
+    assert bytes(P.frame_into(buf, 33, P.NAK, P.SIZES[P.NAK])) == P.pack_s(
+        33, P.NAK, 0xBEEF, 9, P.NAK_SESSION
+    )

@@ -54,6 +54,14 @@ def register(sub: Subparsers) -> None:
         "gpio-mock (the gpiozero backend on mock pins), serial (the serial backend to a "
         "virtual motion board running the firmware)",
     )
+    sim.add_argument(
+        "--board",
+        choices=("cpython", "micropython"),
+        default="cpython",
+        help="with --backend serial: the motion board's firmware runs under cpython "
+        "(in-process, the faster, default) or in the real micropython interpreter (the unix "
+        "port, stepped in lockstep: docs/firmware.md)",
+    )
     config_option(sim, "a config file, under the scenario's [config] overrides")
     sim.add_argument(
         "--trace",
@@ -118,6 +126,12 @@ def run_sim(args: argparse.Namespace) -> int:
         {"--trace": args.trace, "--summary": args.summary, "--plot": args.plot}, inputs
     )
     problems += plot_problem("--plot", args.plot)
+    if args.board != "cpython" and args.backend != "serial":
+        problems.append(
+            Problem(
+                "command line", "--board", "only applies with --backend serial (a motion board)"
+            )
+        )
     try:
         scenario = parse_scenario(args.scenario, args.config)
     except InputError as exc:
@@ -133,10 +147,15 @@ def run_sim(args: argparse.Namespace) -> int:
         view = LiveView(f"invtable sim {args.scenario.name} (real time)", stream=sys.stderr)
         with view:
             result = run_scenario(
-                scenario, realtime=True, on_progress=view.update, backend=args.backend, **streaming
+                scenario,
+                realtime=True,
+                on_progress=view.update,
+                backend=args.backend,
+                board=args.board,
+                **streaming,
             )
     else:
-        result = run_scenario(scenario, backend=args.backend, **streaming)
+        result = run_scenario(scenario, backend=args.backend, board=args.board, **streaming)
     output = "json" if args.json else "quiet" if args.quiet else "text"
     return finish_run(result, trace=args.trace, summary=args.summary, plot=args.plot, output=output)
 
