@@ -85,6 +85,8 @@ def shrink_record(
     session = generate(options, record.index)
     verdict = judge_fn(session, options.backend)
     small, small_verdict, runs = shrink(verdict, session, options.backend, budget, judge_fn)
+    if small_verdict.scenario.get("config") == {}:
+        small_verdict.scenario.pop("config")
     return replace(
         record,
         scenario=small_verdict.scenario,
@@ -156,6 +158,8 @@ class Campaign:
             "simulated_s": round(simulated, 1),
             "wall_s": round(wall_s, 2),
             "outcomes": dict(sorted(Counter(r.outcome for r in records).items())),
+            # Failures by what failed: the outcome and, for a violation, the invariant.
+            "failure_kinds": dict(sorted(Counter(r.key for r in records if r.failed).items())),
             "by_fault": {f: dict(sorted(c.items())) for f, c in sorted(by_fault.items())},
             "failures": [
                 {
@@ -220,6 +224,11 @@ def summary_text(result: dict[str, Any]) -> str:
         f"({rate:.0f} simulated s per wall s)",
         "  outcomes: " + ", ".join(f"{k} {v}" for k, v in result["outcomes"].items()),
     ]
+    if result["failure_kinds"]:
+        lines.append(
+            "  failures by kind: "
+            + ", ".join(f"{k} {v}" for k, v in result["failure_kinds"].items())
+        )
     if result["failures"]:
         lines.append(f"  FAILED: {len(result['failures'])} sessions:")
         for f in result["failures"]:

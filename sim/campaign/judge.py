@@ -29,6 +29,14 @@ from sim.scenario import scenario_from_dict
 
 # Faults after which no way back exists for software to offer (tests/test_stateful_two_faults.py).
 UNMOVABLE = frozenset({"motor_stall", "motor_runaway", "estop_wire_break", "link_loss"})
+# Invariants a fault makes physically impossible to keep: in e-stop (the hardwired relay cut the
+# motor), with the power off, or with the controller hung, only the brake holds the table; with
+# the brake failed or slipping nothing can. Such a violation is no failure by itself: the
+# session is still judged by the stranded rule, and any other violation in it is a failure.
+EXCUSED: dict[str, frozenset[str]] = {
+    "brake_failed": frozenset({"estop", "power_off", "hung"}),
+    "brake_slip": frozenset({"estop", "power_off", "hung"}),
+}
 RECOVERY_SPEED_DPS = 1.0  # the slowest way back the design allows: hold-to-run at reduced speed
 RECOVERY_MARGIN_S = 30.0
 RECOVERY_WAIT_S = 2.0
@@ -90,10 +98,23 @@ def _crash(data: dict[str, Any], exc: BaseException, simulated: float) -> Verdic
     return Verdict("crash", reason, f"crash:{type(exc).__name__}", simulated, data)
 
 
-def _violation(result: RunResult, data: dict[str, Any], simulated: float, when: str) -> Verdict:
-    first = result.violations[0]
+def injected(data: dict[str, Any]) -> set[str]:
+    return {e["fault"] for e in data.get("events", []) if e["do"] == "fault"}
+
+
+def unexcused(violations: list[str], data: dict[str, Any]) -> list[str]:
+    """The violations no injected fault excuses (``EXCUSED``)."""
+    excused: set[str] = set()
+    for fault in injected(data):
+        excused |= EXCUSED.get(fault, frozenset())
+    return [v for v in violations if v.split(":", 1)[0] not in excused]
+
+
+def _violation(violations: list[str], data: dict[str, Any], simulated: float, when: str) -> Verdict:
+    result_violations = violations
+    first = result_violations[0]
     kind = first.split(":", 1)[0]
-    more = f" (+{len(result.violations) - 1} more)" if len(result.violations) > 1 else ""
+    more = f" (+{len(result_violations) - 1} more)" if len(result_violations) > 1 else ""
     return Verdict("violation", f"{when}{first}{more}", f"violation:{kind}", simulated, data)
 
 
@@ -104,8 +125,9 @@ def judge(data: dict[str, Any], backend: str = "sim") -> Verdict:
         result = _run(data, backend)
     except Exception as exc:  # a crash is a finding, not the campaign's end
         return _crash(data, exc, simulated)
-    if result.violations:
-        return _violation(result, data, simulated, "")
+    violations = unexcused(result.violations, data)
+    if violations:
+        return _violation(violations, data, simulated, "")
     upright_deg = result.scenario.config.limits.upright_deg
     final = result.summary["final_angle_deg"]
     if is_upright(final, upright_deg):
@@ -118,13 +140,14 @@ def judge(data: dict[str, Any], backend: str = "sim") -> Verdict:
         again = _run(recovery, backend)
     except Exception as exc:
         return _crash(recovery, exc, simulated)
-    if again.violations:
-        return _violation(again, recovery, simulated, "during the recovery: ")
+    violations = unexcused(again.violations, recovery)
+    if violations:
+        return _violation(violations, recovery, simulated, "during the recovery: ")
     final2 = again.summary["final_angle_deg"]
     if is_upright(final2, upright_deg):
         return Verdict("recovered", "", "recovered", simulated, recovery)
     last = again.rows[-1] if again.rows else None
-    weak = "motor_weak" in {e["fault"] for e in data["events"] if e["do"] == "fault"}
+    weak = "motor_weak" in injected(data)
     if (
         weak
         and again.summary["final_state"] == "fault"
