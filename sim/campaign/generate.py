@@ -25,7 +25,7 @@ from sim.faults import FAULTS
 from sim.scenario import scenario_from_dict
 
 TIMINGS = ("ideal", "realistic")
-MAX_SESSION_S = 600.0  # the hard cap of a session: no generated run is longer than this + margin
+MAX_SESSION_S = 400.0  # no generated session is longer (the recovery may follow it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +104,8 @@ def _draw(rng: random.Random, options: Options, index: int) -> dict[str, Any]:
     target = _pick(rng, max(upright, -40.0), max_angle)
     rest_deg = round(rng.uniform(upright, min(0.0, target)), 1) if rng.random() < 0.5 else None
     max_duration = 300.0 if rng.random() < 0.5 else _pick(rng, 10.0, 600.0, nd=0)
-    hold = _pick(rng, 0.0, min(120.0, max_duration), nd=0)
-    rest_s = _pick(rng, 0.0, 40.0, nd=0)
+    hold = _pick(rng, 0.0, min(60.0, max_duration), nd=0)
+    rest_s = _pick(rng, 0.0, 30.0, nd=0)
     session: dict[str, Any] = {
         "target_deg": target,
         "hold_s": hold,
