@@ -214,6 +214,31 @@ def write_results(out: Path, campaign: Campaign, wall_s: float) -> dict[str, Any
     return result
 
 
+def write_progress(out: Path, campaign: Campaign, wall_s: float) -> None:
+    """``out/progress.json``: the tally so far (sessions judged, outcomes, failure kinds), for
+    a long campaign watched from another terminal or cut short."""
+    done = campaign.records
+    simulated = 0.0
+    for r in done:
+        simulated += r.simulated_s
+    tmp = out / "progress.json.tmp"
+    tmp.write_text(
+        json.dumps(
+            {
+                "runs": campaign.runs,
+                "done": len(done),
+                "simulated_s": round(simulated, 1),
+                "wall_s": round(wall_s, 1),
+                "outcomes": dict(sorted(campaign.outcomes.items())),
+                "failure_kinds": dict(sorted(Counter(r.key for r in done if r.failed).items())),
+            },
+            indent=1,
+        )
+        + "\n"
+    )
+    os.replace(tmp, out / "progress.json")
+
+
 def summary_text(result: dict[str, Any]) -> str:
     """The readable summary (also printed at the end of the command)."""
     rate = result["simulated_s"] / result["wall_s"] if result["wall_s"] else 0.0

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 BACKENDS = ("sim", "gpio-mock", "serial")
 EXECUTORS = ("local", "dask", "ray")
 MAX_RUNS = 10_000_000
+PROGRESS_EVERY = 100  # sessions between two DIR/progress.json (a long campaign, watched or cut)
 
 
 def register(sub: Subparsers) -> None:
@@ -162,6 +163,7 @@ def run_campaign(args: argparse.Namespace) -> int:
         shrink_job,
         summary_text,
         to_shrink,
+        write_progress,
         write_results,
     )
 
@@ -189,6 +191,8 @@ def run_campaign(args: argparse.Namespace) -> int:
         for record in executor.map_unordered(judge_job, [(options, i) for i in indices]):
             campaign.add(record)
             progress.advance(campaign)
+            if len(campaign.records) % PROGRESS_EVERY == 0:
+                write_progress(args.out, campaign, stopwatch.perf_counter() - start)
         chosen = to_shrink(campaign.records, args.shrink_per_key)
         if chosen and args.shrink_budget:
             progress.phase("shrinking failures", len(chosen))
