@@ -24,7 +24,7 @@ from typing import Any
 from controller.core.errors import InputError
 from controller.core.limits import is_upright
 from hal.interfaces import BUTTONS
-from sim.runner import RunResult, run_scenario
+from sim.runner import PERIOD_S, RunResult, Simulation
 from sim.scenario import scenario_from_dict
 
 # Faults after which no way back exists for software to offer (tests/test_stateful_two_faults.py).
@@ -85,9 +85,28 @@ def with_recovery(data: dict[str, Any], distance_deg: float) -> dict[str, Any]:
     return out
 
 
-def _run(data: dict[str, Any], backend: str) -> RunResult:
+def _run(data: dict[str, Any], backend: str) -> tuple[RunResult, float]:
+    """Run the scenario as ``invtable sim`` does, but stop at the first tick with a violation
+    no injected fault excuses: the verdict is then known (the first violation's kind), and a
+    campaign where a systematic defect fails half the sessions in their first seconds does not
+    simulate them to the end. Returns the result and the simulated seconds actually run."""
     scenario = scenario_from_dict(data, str(data["scenario"].get("name", "campaign")))
-    return run_scenario(scenario, backend=backend, keep_rows=False)
+    excused = excused_kinds(data)
+    sim = Simulation(scenario, backend=backend, keep_rows=False)
+    found = sim.checker.violations
+    events, next_event = scenario.events, 0
+    n_ticks = int(round(scenario.duration_s / PERIOD_S))
+    try:
+        for k in range(n_ticks + 1):
+            next_event = sim.begin_tick(events, next_event)
+            sim.tick()
+            if found and any(kind not in excused for kind in found):
+                break
+            if k < n_ticks:
+                sim.advance()
+    finally:
+        result = sim.finish()
+    return result, sim.now
 
 
 def _crash(data: dict[str, Any], exc: BaseException, simulated: float) -> Verdict:
@@ -102,11 +121,17 @@ def injected(data: dict[str, Any]) -> set[str]:
     return {e["fault"] for e in data.get("events", []) if e["do"] == "fault"}
 
 
-def unexcused(violations: list[str], data: dict[str, Any]) -> list[str]:
-    """The violations no injected fault excuses (``EXCUSED``)."""
+def excused_kinds(data: dict[str, Any]) -> set[str]:
+    """The invariants the injected faults make impossible to keep (``EXCUSED``)."""
     excused: set[str] = set()
     for fault in injected(data):
         excused |= EXCUSED.get(fault, frozenset())
+    return excused
+
+
+def unexcused(violations: list[str], data: dict[str, Any]) -> list[str]:
+    """The violations no injected fault excuses."""
+    excused = excused_kinds(data)
     return [v for v in violations if v.split(":", 1)[0] not in excused]
 
 
@@ -122,7 +147,7 @@ def judge(data: dict[str, Any], backend: str = "sim") -> Verdict:
     """Run one session and judge it (see the module's docstring)."""
     simulated = float(data["scenario"]["duration_s"])
     try:
-        result = _run(data, backend)
+        result, simulated = _run(data, backend)
     except Exception as exc:  # a crash is a finding, not the campaign's end
         return _crash(data, exc, simulated)
     violations = unexcused(result.violations, data)
@@ -135,11 +160,11 @@ def judge(data: dict[str, Any], backend: str = "sim") -> Verdict:
     if active_faults_at_end(data) & UNMOVABLE:
         return Verdict("held_unmovable", "", "held_unmovable", simulated, data)
     recovery = with_recovery(data, final - upright_deg)
-    simulated = float(recovery["scenario"]["duration_s"])
     try:
-        again = _run(recovery, backend)
+        again, rerun = _run(recovery, backend)
     except Exception as exc:
         return _crash(recovery, exc, simulated)
+    simulated += rerun
     violations = unexcused(again.violations, recovery)
     if violations:
         return _violation(violations, recovery, simulated, "during the recovery: ")
