@@ -158,7 +158,7 @@ def boot_id():
 
         b = os.urandom(2)
         return (b[0] << 8) | b[1]
-    except Exception:  # noqa: BLE001 - a port without urandom: the microsecond counter
+    except Exception:  # a port without urandom: the microsecond counter
         return time.ticks_us() & 0xFFFF
 
 

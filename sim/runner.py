@@ -19,24 +19,26 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 from controller.core.clock import Clock, RealTimeClock, SimClock
 from controller.core.limits import is_upright
 from controller.core.machine import Controller, EventRecord, TransitionRecord
+from hal.interfaces import TableHardware
 from sim.checks import InvariantChecker, Row
 from sim.faults import HANG_S
 from sim.scenario import Event, Scenario
 from sim.table import SimTable
 from sim.timing import Timing
-from sim.trace import (  # noqa: F401 - TRACE_COLUMNS, LATE_I, atomic_write: re-exported (long imported from here)
-    LATE_I,
+from sim.trace import (  # noqa: F401 - TRACE_COLUMNS, TraceRow, atomic_write: re-exported
     TAIL_ROWS,
     TRACE_COLUMNS,
     PlotSeries,
+    TraceRow,
     TraceWriter,
     atomic_write,
 )
+from sim.world import World, make_world
 
 PERIOD_S = 0.01
 TICK_COST_S = 0.0005  # a catch-up tick after a late one starts this long after the previous one
@@ -75,8 +77,8 @@ class TraceStats:
         self.max_late_ms = 0.0
         self.visited: set[str] = set()
 
-    def feed(self, row: tuple) -> None:
-        angle, speed, late, state = row[2], abs(row[3]), row[LATE_I], row[1]
+    def feed(self, row: TraceRow) -> None:
+        angle, speed, late, state = row.angle_deg, abs(row.velocity_dps), row.late_ms, row.state
         if self.rows:
             if angle > self.max_angle:
                 self.max_angle = angle
@@ -109,7 +111,7 @@ class RunResult:
     one was asked for."""
 
     scenario: Scenario
-    rows: list[tuple] | deque[tuple] = field(default_factory=list)
+    rows: list[TraceRow] | deque[TraceRow] = field(default_factory=list)
     transitions: list[TransitionRecord] = field(default_factory=list)
     events: list[EventRecord] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
@@ -181,7 +183,7 @@ class Simulation:
         if plot_series and res.series is None:
             res.series = PlotSeries()
         # Where each row goes as it is made: nothing downstream needs the whole list.
-        self._sinks: list[Callable[[tuple], None]] = [res.rows.append, res.stats.feed]
+        self._sinks: list[Callable[[TraceRow], None]] = [res.rows.append, res.stats.feed]
         if trace is not None:
             self._sinks.append(trace.write)
         if res.series is not None:
@@ -189,9 +191,7 @@ class Simulation:
         self.checker = InvariantChecker(cfg)
         self.controller: Controller | None = None
         self.backend = backend
-        self.hal: Any = self.table  # what the controller reads and writes through (per boot)
-        self.board: Any = None  # serial: the virtual motion board (powered with the table)
-        self.wire: Any = None
+        self.hal: TableHardware | None = None  # what the running process opened (per boot)
         # Real-time imperfections: with none (no [timing], no stall) every tick starts on its
         # 10 ms slot and the loop below is exactly the lockstep one (byte-identical traces).
         self.timing: Timing = scenario.timing
@@ -203,13 +203,16 @@ class Simulation:
         self.t_tick = 0.0  # when the current tick started (timed runs)
         self.late_s = 0.0  # ... and how late that was versus its slot (the trace's late_ms)
         self._was_late = False
-        if backend == "serial":
-            from sim.serial_world import Wire
-
-            self.wire = Wire()
-            self.board = self._board(0.0)
-            self.checker.board_acts_alone = True
-        if backend != "serial" and (
+        self.world: World = make_world(
+            backend,
+            self.table,
+            cfg,
+            timing=self.timing,
+            seed=scenario.seed,
+            clock=lambda: self.now,
+        )
+        self.checker.board_acts_alone = self.world.has_link
+        if not self.world.has_link and (
             self.timing.link_latency_ms or self.timing.board_clock != "lockstep"
         ):
             self.result.events.append(
@@ -226,14 +229,6 @@ class Simulation:
     @property
     def now(self) -> float:
         return self.t_tick if self.timed else self.k * PERIOD_S
-
-    def _board(self, now: float) -> Any:
-        """A virtual motion board booting at ``now``, with the scenario's [timing]."""
-        from sim.serial_world import VirtualBoard
-
-        return VirtualBoard(
-            self.table, self.cfg, self.wire, now, timing=self.timing, seed=self.result.scenario.seed
-        )
 
     def begin_tick(self, events: Sequence[Event], next_event: int) -> int:
         """Bring the world to the instant this tick starts and apply the scenario events due
@@ -317,8 +312,8 @@ class Simulation:
             self.checker.fault_injected = True
             note = f"injected fault {ev.target}"
             if ev.target == "link_loss":
-                if self.board is not None:
-                    self.board.link_cut = True
+                if self.world.has_link:
+                    self.world.cut_link(True)
                     note += ": the serial link is cut both ways"
                 else:
                     note += f": not applicable on backend {self.backend} (there is no serial link)"
@@ -332,15 +327,13 @@ class Simulation:
             table.clear(ev.target)
             if ev.target == "controller_hang" and self.hang_until is not None:
                 self.hang_until = now
-            if ev.target == "link_loss" and self.board is not None:
-                self.board.link_cut = False
+            if ev.target == "link_loss":
+                self.world.cut_link(False)
             self.result.events.append(EventRecord(now, f"cleared fault {ev.target}"))
         elif ev.do == "power":
             if ev.value and not table.powered:
                 table.set_power(True)
-                if self.wire is not None:  # the board boots with the table's supply
-                    self.board = self._board(now)
-                    self.board.link_cut = "link_loss" in table.faults
+                self.world.power(True, now)  # a motion board boots with the table's supply
                 self.result.transitions.append(
                     TransitionRecord(now, "power_off", "boot", "power_restored")
                 )
@@ -351,14 +344,12 @@ class Simulation:
                 )
                 self.controller = None
                 self._end_process()
-                if self.board is not None:
-                    self.board = None  # unpowered; the pins fall to their pull-downs
-                    table.ticker = None
+                self.world.power(False, now)
                 self.hang_until = None  # a power cycle ends a hang too
 
-    def tick(self) -> tuple:
+    def tick(self) -> TraceRow:
         """read -> update -> write at ``now``, record the trace row; the caller then advances."""
-        table, now, cfg = self.table, self.now, self.cfg
+        table, now = self.table, self.now
         if self.hang_until is not None and now >= self.hang_until:
             # The service watchdog restarts the process: a fresh controller boots.
             self.hang_until = None
@@ -367,185 +358,169 @@ class Simulation:
             self._end_process()
             self.result.transitions.append(TransitionRecord(now, "hung", "boot", "service_restart"))
         if table.powered and self.hang_until is None and self.controller is None:
-            self.hal = self._start_process()  # a process starting opens its hardware first
-        board = self.board if table.powered else None
-        if board is not None:
-            board.before(now)  # the motion board samples and reports, host or no host
-        if self.hang_until is not None:
-            # Hung: nothing reads, nothing writes; the last outputs stay latched in the
-            # hardware, but the heartbeat has stopped, so the dead-man cuts the motor.
-            angle = table.physics.angle
-            out = table.outputs
-            row: tuple[Any, ...] = (
-                now,
-                "hung",
-                angle,
-                table.physics.vel,
-                None,
-                angle,
-                out.motor_cmd,
-                int(table.brake_engaged),
-                None,
-                0.0,
-                0.0,
-                0.0,
-                int(out.alarm),
-                int(table.estop_circuit_open),
-                int(table.ankle_lock_closed),
-                1,
-                0.0,
-                table.physics.current,
-                "",
-                self.late_s * 1000.0,
-            )
-            self.checker.feed(
-                Row(
-                    now,
-                    "hung",
-                    angle,
-                    table.physics.vel,
-                    0.0,
-                    None,
-                    False,
-                    0.0,
-                    0.0,
-                    out.motor_cmd,
-                    table.brake_engaged,
-                    table.estop_circuit_open,
-                    table.ankle_lock_closed,
-                    True,
-                )
-            )
-        elif table.powered:
-            controller = self.controller
-            if controller is None:
-                controller = self.controller = Controller(
-                    cfg,
-                    now,
-                    on_transition=self.result.transitions.append,
-                    on_event=self.result.events.append,
-                    program=self.result.scenario.program,
-                )
-            inputs = self.hal.read()
-            out = controller.update(now, inputs)
-            self.hal.write(out)
-            state = self.last_state = controller.state
-            tracking = controller.tracking
-            profile = controller.profile
-            goal = profile.goal if tracking else None
-            sp_vel = profile.vel if tracking else 0.0
-            physics = table.physics
-            angle, vel = physics.angle, physics.vel
-            latched = controller.monitor.latched
-            speed_limit, accel_limit = controller.speed_limit, controller.accel_limit
-            row = (
-                now,
-                state,
-                angle,
-                vel,
-                inputs.angle_primary_deg,
-                profile.pos if tracking else controller.angle,
-                out.motor_cmd,
-                int(table.brake_engaged),
-                goal,
-                sp_vel,
-                speed_limit,
-                accel_limit,
-                int(out.alarm),
-                int(inputs.estop_pressed),
-                int(inputs.ankle_locked),
-                1,
-                controller.session_elapsed_s,
-                inputs.motor_current_a,
-                ";".join(sorted(latched)) if latched else "",
-                self.late_s * 1000.0,
-            )
-            commanded_brake = (
-                out.brake or table.estop_circuit_open
-            )  # what software and wiring ask for
-            self.checker.feed(
-                Row(
-                    now,
-                    state,
-                    angle,
-                    vel,
-                    sp_vel,
-                    goal,
-                    tracking,
-                    speed_limit,
-                    accel_limit,
-                    out.motor_cmd,
-                    commanded_brake,
-                    inputs.estop_pressed,
-                    inputs.ankle_locked,
-                    True,
-                )
-            )
+            self.hal = self.world.open_hal()  # a process starting opens its hardware first
+        self.world.before(now)  # a motion board samples and reports, host or no host
+        if not table.powered:
+            row = self._record_unpowered(now)
+        elif self.hang_until is not None:
+            row = self._record_hung(now)
         else:
-            angle = table.physics.angle
-            row = (
-                now,
-                "power_off",
-                angle,
-                table.physics.vel,
-                None,
-                angle,
-                0.0,
-                1,
-                None,
-                0.0,
-                0.0,
-                0.0,
-                0,
-                int(table.estop_circuit_open),
-                int(table.ankle_lock_closed),
-                0,
-                0.0,
-                0.0,
-                "",
-                self.late_s * 1000.0,
-            )
-            self.checker.feed(
-                Row(
-                    now,
-                    "power_off",
-                    angle,
-                    table.physics.vel,
-                    0.0,
-                    None,
-                    False,
-                    0.0,
-                    0.0,
-                    0.0,
-                    True,
-                    table.estop_circuit_open,
-                    table.ankle_lock_closed,
-                    False,
-                )
-            )
-        if board is not None:
-            board.after(now)  # takes the host's frames (if any), steps, drives its pins
+            row = self._control(now)
+        self.world.after(now)  # a motion board takes the host's frames, steps, drives its pins
         for sink in self._sinks:
             sink(row)
         return row
 
-    def _start_process(self) -> Any:
-        """The HAL a freshly started controller process opens."""
-        if self.backend == "gpio-mock":
-            from sim.gpio_world import GpioMockHal
+    def _control(self, now: float) -> TraceRow:
+        """One tick of the powered, running controller process through its HAL."""
+        controller, hal, table = self.controller, self.hal, self.table
+        assert hal is not None
+        if controller is None:
+            controller = self.controller = Controller(
+                self.cfg,
+                now,
+                on_transition=self.result.transitions.append,
+                on_event=self.result.events.append,
+                program=self.result.scenario.program,
+            )
+        inputs = hal.read()
+        out = controller.update(now, inputs)
+        hal.write(out)
+        state = self.last_state = controller.state
+        tracking = controller.tracking
+        profile = controller.profile
+        latched = controller.monitor.latched
+        return self._record(
+            now,
+            state,
+            sensor=inputs.angle_primary_deg,
+            setpoint=profile.pos if tracking else controller.angle,
+            motor_cmd=out.motor_cmd,
+            goal=profile.goal if tracking else None,
+            sp_vel=profile.vel if tracking else 0.0,
+            tracking=tracking,
+            speed_limit=controller.speed_limit,
+            accel_limit=controller.accel_limit,
+            alarm=out.alarm,
+            # what software and wiring ask for (the checker's brake)
+            commanded_brake=out.brake or table.estop_circuit_open,
+            estop_in=inputs.estop_pressed,
+            ankle_locked=inputs.ankle_locked,
+            powered=True,
+            session_s=controller.session_elapsed_s,
+            current=inputs.motor_current_a,
+            faults=";".join(sorted(latched)) if latched else "",
+        )
 
-            return GpioMockHal(self.table, self.cfg.hardware.gpio)
-        if self.backend == "serial":
-            from sim.serial_world import SerialMockHal
+    def _record_hung(self, now: float) -> TraceRow:
+        """Hung: nothing reads, nothing writes; the last outputs stay latched in the
+        hardware, but the heartbeat has stopped, so the dead-man cuts the motor."""
+        table = self.table
+        out = table.outputs
+        return self._record(
+            now,
+            "hung",
+            sensor=None,
+            setpoint=table.physics.angle,
+            motor_cmd=out.motor_cmd,
+            alarm=out.alarm,
+            commanded_brake=table.brake_engaged,
+            estop_in=table.estop_circuit_open,
+            ankle_locked=table.ankle_lock_closed,
+            powered=True,
+            current=table.physics.current,
+        )
 
-            return SerialMockHal(self.board, self.wire, lambda: self.now, timing=self.timing)
-        return self.table
+    def _record_unpowered(self, now: float) -> TraceRow:
+        """No supply: the motor is off, the brake (spring-applied) holds, nothing is read."""
+        table = self.table
+        return self._record(
+            now,
+            "power_off",
+            sensor=None,
+            setpoint=table.physics.angle,
+            motor_cmd=0.0,
+            alarm=False,
+            commanded_brake=True,
+            estop_in=table.estop_circuit_open,
+            ankle_locked=table.ankle_lock_closed,
+            powered=False,
+            current=0.0,
+        )
+
+    def _record(
+        self,
+        now: float,
+        state: str,
+        *,
+        sensor: float | None,
+        setpoint: float,
+        motor_cmd: float,
+        alarm: bool,
+        commanded_brake: bool,
+        estop_in: bool,
+        ankle_locked: bool,
+        powered: bool,
+        current: float,
+        goal: float | None = None,
+        sp_vel: float = 0.0,
+        tracking: bool = False,
+        speed_limit: float = 0.0,
+        accel_limit: float = 0.0,
+        session_s: float = 0.0,
+        faults: str = "",
+    ) -> TraceRow:
+        """The one place a tick's trace row is made (and the checker's view of it): the
+        trace shows the true angle and the brake as it really is, the checker judges what
+        software and wiring commanded."""
+        physics = self.table.physics
+        angle, vel = physics.angle, physics.vel
+        self.checker.feed(
+            Row(
+                now,
+                state,
+                angle,
+                vel,
+                sp_vel,
+                goal,
+                tracking,
+                speed_limit,
+                accel_limit,
+                motor_cmd,
+                commanded_brake,
+                estop_in,
+                ankle_locked,
+                powered,
+            )
+        )
+        return TraceRow(
+            now,
+            state,
+            angle,
+            vel,
+            sensor,
+            setpoint,
+            motor_cmd,
+            int(self.table.brake_engaged) if powered else 1,
+            goal,
+            sp_vel,
+            speed_limit,
+            accel_limit,
+            int(alarm),
+            int(estop_in),
+            int(ankle_locked),
+            int(powered),
+            session_s,
+            current,
+            faults,
+            self.late_s * 1000.0,
+        )
 
     def _end_process(self) -> None:
         """The controller process is gone (power cut, crash): its pins are released."""
-        if self.hal is not self.table:
-            self.hal.close()
-            self.hal = self.table
+        if self.hal is not None:
+            self.world.close_hal(self.hal)
+            self.hal = None
 
     def advance(self) -> None:
         """On to the next tick's slot (timed runs move the world in ``begin_tick``)."""
@@ -553,28 +528,26 @@ class Simulation:
             self.table.advance(PERIOD_S)
         self.k += 1
 
-    def progress(self, row: tuple, duration_s: float) -> Progress:
+    def progress(self, row: TraceRow, duration_s: float) -> Progress:
         return Progress(
-            row[0],
+            row.t_s,
             duration_s,
-            row[1],
-            row[2],
-            row[5],
-            row[16],
+            row.state,
+            row.angle_deg,
+            row.setpoint_deg,
+            row.session_s,
             self.cfg.session.max_duration_s,
             self.cfg.session.target_deg,
-            bool(row[7]),
-            bool(row[12]),
+            bool(row.brake),
+            bool(row.alarm),
             self.result.events[-1].message if self.result.events else "",
-            bool(row[14]),
-            bool(row[13]),
+            bool(row.ankle_locked),
+            bool(row.estop_in),
         )
 
     def finish(self) -> RunResult:
         self._end_process()
-        if self.wire is not None:
-            self.wire.close()
-            self.wire = None
+        self.world.close()
         self.result.violations = self.checker.messages()
         self.result.summary = summarize(self.result)
         return self.result

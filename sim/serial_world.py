@@ -42,7 +42,7 @@ from collections import deque
 from typing import Any, Callable
 
 from controller.core.config import Config
-from hal.interfaces import Inputs, Outputs
+from hal.interfaces import Inputs, Outputs, TableHardware
 from sim import machine_shim
 from sim.table import SimTable
 from sim.timing import IDEAL, Timing
@@ -426,3 +426,68 @@ class SerialMockHal:
         if reader is not None and reader.is_alive():
             reader.join(WAIT_S)
         self.wire.host_read = max(self.wire.host_read, self._rx_base + self.hal.rx_bytes)
+
+
+class SerialWorld:
+    """``serial``: the pty, and the virtual motion board that boots with the table's power
+    (``sim.world.World``). The host process opens a ``SerialMockHal`` on the pty's far end."""
+
+    name = "serial"
+    has_link = True
+
+    def __init__(
+        self,
+        table: SimTable,
+        cfg: Config,
+        *,
+        timing: Timing = IDEAL,
+        seed: int = 0,
+        clock: Callable[[], float],
+    ) -> None:
+        self.table = table
+        self.cfg = cfg
+        self.timing = timing
+        self.seed = seed
+        self.clock = clock
+        self.wire: Wire | None = Wire()
+        self.board: VirtualBoard | None = self._boot(0.0)
+
+    def _boot(self, now: float) -> VirtualBoard:
+        """A virtual motion board booting at ``now``, with the scenario's [timing]."""
+        assert self.wire is not None
+        return VirtualBoard(
+            self.table, self.cfg, self.wire, now, timing=self.timing, seed=self.seed
+        )
+
+    def open_hal(self) -> SerialMockHal:
+        assert self.board is not None and self.wire is not None  # the table is powered
+        return SerialMockHal(self.board, self.wire, self.clock, timing=self.timing)
+
+    def close_hal(self, hal: TableHardware) -> None:
+        hal.close()
+
+    def power(self, on: bool, now: float) -> None:
+        if on:
+            self.board = self._boot(now)
+            self.board.link_cut = "link_loss" in self.table.faults
+        elif self.board is not None:
+            self.board = None  # unpowered; the pins fall to their pull-downs
+            self.table.ticker = None
+
+    def cut_link(self, cut: bool) -> None:
+        # Unpowered, there is no board to cut: it boots cut (``power``) while the fault lasts.
+        if self.board is not None:
+            self.board.link_cut = cut
+
+    def before(self, now: float) -> None:
+        if self.board is not None and self.table.powered:
+            self.board.before(now)  # the motion board samples and reports, host or no host
+
+    def after(self, now: float) -> None:
+        if self.board is not None and self.table.powered:
+            self.board.after(now)  # takes the host's frames (if any), steps, drives its pins
+
+    def close(self) -> None:
+        if self.wire is not None:
+            self.wire.close()
+            self.wire = None

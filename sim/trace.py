@@ -22,32 +22,38 @@ import io
 import os
 import tempfile
 from pathlib import Path
-from typing import IO, Any, Callable, Iterable
+from typing import IO, Any, Callable, Iterable, NamedTuple
 
-TRACE_COLUMNS = (
-    # CONTRACT columns (DESIGN section 7), in this order:
-    "t_s",
-    "state",
-    "angle_deg",
-    "velocity_dps",
-    "sensor_deg",
-    "setpoint_deg",
-    "motor_cmd",
-    "brake",
-    # extensions:
-    "goal_deg",
-    "setpoint_vel_dps",
-    "speed_limit_dps",
-    "accel_limit_dps2",
-    "alarm",
-    "estop_in",
-    "ankle_locked",
-    "powered",
-    "session_s",
-    "motor_current_a",
-    "faults",
-    "late_ms",  # how late this control tick started versus its ideal 10 ms slot ([timing], stalls)
-)
+
+class TraceRow(NamedTuple):
+    """One control tick as the trace records it: the fields are the trace CSV's columns, in
+    order (the first eight are the CONTRACT of DESIGN section 7, the rest extensions).
+    Built in one place (``sim.runner.Simulation._record``); read by name everywhere."""
+
+    t_s: float
+    state: str
+    angle_deg: float  # the true angle (the physics), not what the sensors say
+    velocity_dps: float
+    sensor_deg: float | None  # the primary sensor's reading; empty when there is none
+    setpoint_deg: float
+    motor_cmd: float
+    brake: int  # 1 = the brake is engaged
+    goal_deg: float | None  # the motion's goal; empty when nothing tracks one
+    setpoint_vel_dps: float
+    speed_limit_dps: float
+    accel_limit_dps2: float
+    alarm: int
+    estop_in: int
+    ankle_locked: int
+    powered: int
+    session_s: float
+    motor_current_a: float
+    faults: str  # the latched faults, ';'-separated
+    # how late this control tick started versus its ideal 10 ms slot ([timing], stalls)
+    late_ms: float
+
+
+TRACE_COLUMNS: tuple[str, ...] = TraceRow._fields
 LATE_I = TRACE_COLUMNS.index("late_ms")
 
 # A streaming run (the CLI) keeps only the last TAIL_ROWS rows in memory: one minute of
@@ -112,7 +118,7 @@ TRACE_HEADER = _header()
 _S_I, _G_I = _OPTIONAL  # sensor_deg before goal_deg
 
 
-def format_row(row: tuple) -> str:
+def format_row(row: TraceRow) -> str:
     """One trace row as its CSV line (with its ``\\r\\n``). Empty optional columns are cut
     out by slicing, not by a per-value loop: this runs once per tick (an idle table has no
     goal on most of them)."""
@@ -186,7 +192,7 @@ class TraceWriter:
             self.abort()
             raise
 
-    def write(self, row: tuple) -> None:
+    def write(self, row: TraceRow) -> None:
         """Append one row (buffered: written to the file every ``FLUSH_LINES`` rows)."""
         lines = self._lines
         lines.append(format_row(row))
@@ -194,7 +200,7 @@ class TraceWriter:
             self._fh.write("".join(lines))
             lines.clear()
 
-    def write_all(self, rows: Iterable[tuple]) -> None:
+    def write_all(self, rows: Iterable[TraceRow]) -> None:
         for row in rows:
             self.write(row)
 
@@ -271,12 +277,14 @@ class PlotSeries:
         self.states: list[tuple[float, str]] = []  # (t_s where a state begins, state)
         self.last_t: float | None = None
 
-    def feed(self, row: tuple) -> None:
-        t, state = row[0], row[1]
+    def feed(self, row: TraceRow) -> None:
+        t, state = row.t_s, row.state
         if not self.states or self.states[-1][1] != state:
             self.states.append((t, state))
         self.last_t = t
-        self._open.append((t, state, row[2], row[3], row[5], row[10]))
+        self._open.append(
+            (t, state, row.angle_deg, row.velocity_dps, row.setpoint_deg, row.speed_limit_dps)
+        )
         if len(self._open) >= self.stride:
             self.buckets.append(_reduce(self._open))
             self._open = []
@@ -296,7 +304,7 @@ class PlotSeries:
         return out
 
     @classmethod
-    def of(cls, rows: Iterable[tuple], max_buckets: int = PLOT_BUCKETS) -> PlotSeries:
+    def of(cls, rows: Iterable[TraceRow], max_buckets: int = PLOT_BUCKETS) -> PlotSeries:
         series = cls(max_buckets)
         for row in rows:
             series.feed(row)

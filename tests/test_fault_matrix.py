@@ -90,19 +90,22 @@ def check_cell(result: RunResult, fault: str, phase: str, backend: str = "sim") 
         assert "link_lost" in detections and s["final_state"] == "fault" and s["ended_upright"], s[
             "transitions"
         ]
-        assert max(abs(r[3]) for r in result.rows if r[0] >= PHASES[phase]) <= 8.0 + 0.05
+        assert max(abs(r.velocity_dps) for r in result.rows if r.t_s >= PHASES[phase]) <= 8.0 + 0.05
         return
-    states = {r[1] for r in result.rows}
+    states = {r.state for r in result.rows}
     detections = [
         e["message"].split(":")[1].strip() for e in s["events"] if e["message"].startswith("fault:")
     ]
     injected_at = PHASES[phase]
-    after = [r for r in result.rows if r[0] >= injected_at]
+    after = [r for r in result.rows if r.t_s >= injected_at]
     # The true angle never leaves the envelope by more than 0.5 deg, and after the fault the
     # true speed never exceeds the emergency speed, in any state.
-    assert max(r[2] for r in result.rows) <= 60.5 and min(r[2] for r in result.rows) >= -80.5
+    assert (
+        max(r.angle_deg for r in result.rows) <= 60.5
+        and min(r.angle_deg for r in result.rows) >= -80.5
+    )
     assert result.violations == [], result.violations
-    assert max(abs(r[3]) for r in after) <= 8.0 + 0.05
+    assert max(abs(r.velocity_dps) for r in after) <= 8.0 + 0.05
     # The fault is in the trace as a state and in the summary as a latched detection.
     if (
         fault not in NOT_A_FAULT_STATE
@@ -112,7 +115,11 @@ def check_cell(result: RunResult, fault: str, phase: str, backend: str = "sim") 
         assert states & {"fault", "limp_home"}, s["transitions"]
         assert detections
     if fault in COPES_OR_HELD:
-        held = s["final_state"] == "fault" and result.rows[-1][7] == 1 and result.rows[-1][12] == 1
+        held = (
+            s["final_state"] == "fault"
+            and result.rows[-1].brake == 1
+            and result.rows[-1].alarm == 1
+        )
         assert held or (s["ended_upright"] and s["final_state"] == "idle" and not detections), s[
             "transitions"
         ]
@@ -129,10 +136,10 @@ def check_cell(result: RunResult, fault: str, phase: str, backend: str = "sim") 
     if fault in DETECTED_AS:
         assert DETECTED_AS[fault] in detections, detections
     if fault.startswith(("angle_sensor", "secondary_sensor")):
-        limp = [r for r in result.rows if r[1] == "limp_home"]
+        limp = [r for r in result.rows if r.state == "limp_home"]
         assert limp
         # Slow: once it has slowed from whatever it was doing (at most 8 deg/s at 2 deg/s^2).
-        assert max(abs(r[3]) for r in limp if r[0] > limp[0][0] + 4.0) <= 2.05
+        assert max(abs(r.velocity_dps) for r in limp if r.t_s > limp[0].t_s + 4.0) <= 2.05
     if fault == "controller_hang":
         assert "hung" in states and "boot" in {t["to"] for t in s["transitions"][2:]}
     if fault == "link_loss":
@@ -159,8 +166,10 @@ def test_a_runaway_is_cut_within_one_sample_for_every_user(
             ],
         }
         result = run_scenario(scenario_from_dict(data, "runaway"))
-        after = [r for r in result.rows if r[0] >= at]
-        assert after[1][1] == "fault" and "runaway" in after[1][18], after[1]  # the next sample
-        assert sum(1 for r in after if abs(r[3]) > 8.0) <= 1
-        assert max(abs(r[3]) for r in after) < 8.0 + 3.5
-        assert max(abs(r[2] - after[0][2]) for r in after) < 0.15
+        after = [r for r in result.rows if r.t_s >= at]
+        assert after[1].state == "fault" and "runaway" in after[1].faults, after[
+            1
+        ]  # the next sample
+        assert sum(1 for r in after if abs(r.velocity_dps) > 8.0) <= 1
+        assert max(abs(r.velocity_dps) for r in after) < 8.0 + 3.5
+        assert max(abs(r.angle_deg - after[0].angle_deg) for r in after) < 0.15

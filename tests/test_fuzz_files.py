@@ -240,7 +240,7 @@ def test_clamp_motor_refuses_nan_and_the_controller_latches_a_fault() -> None:
         row = sim.tick()
         sim.advance()
         if (
-            row[1] == "ramp" and row[2] > -60.0 and moving is None
+            row.state == "ramp" and row.angle_deg > -60.0 and moving is None
         ):  # well under way, the loop driving
             moving = k
             sim.controller.loop.load = math.nan  # a corrupt value upstream of the motor command
@@ -248,7 +248,9 @@ def test_clamp_motor_refuses_nan_and_the_controller_latches_a_fault() -> None:
             break
     assert moving is not None
     assert (
-        row[1] == "fault" and row[6] == 0.0 and all(not math.isnan(r[6]) for r in sim.result.rows)
+        row.state == "fault"
+        and row.motor_cmd == 0.0
+        and all(not math.isnan(r.motor_cmd) for r in sim.result.rows)
     )
     assert any(
         "NonFiniteCommand" in e.message or "not a finite number" in e.message

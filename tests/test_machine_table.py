@@ -73,10 +73,10 @@ def test_a_pause_resumes_the_phase_it_left_from_the_event_data() -> None:
         d.tick()
     assert d.ctrl.state == "ramp"
     d.tap("stop")
-    assert d.ctrl.state == "paused" and d.ctrl.paused_from is State.RAMP
+    assert d.ctrl.state == "paused" and d.ctrl.session.paused_from is State.RAMP
     assert d.ctrl.may_press_start()
     d.tap("start")
-    assert d.ctrl.state == "ramp" and d.ctrl.paused_from is None
+    assert d.ctrl.state == "ramp" and d.ctrl.session.paused_from is None
 
 
 def test_the_monitor_owns_what_is_latched_and_the_recovery_only_escalates() -> None:

@@ -376,12 +376,14 @@ def test_the_pendant_start_runs_the_selected_users_program_and_it_is_recorded(
         if k == 120:
             sim.apply(Event(sim.now, "release", "start"))
         row = sim.tick()
-        recorder.poll(sim.result.transitions, sim.result.events, row[0], row[2], row[6])
+        recorder.poll(
+            sim.result.transitions, sim.result.events, row.t_s, row.angle_deg, row.motor_cmd
+        )
         sim.advance()
-        if k > 200 and row[1] == "idle":
+        if k > 200 and row.state == "idle":
             break
     recorder.close()
-    assert max(r[2] for r in sim.result.rows) <= 0.5  # never past horizontal
+    assert max(r.angle_deg for r in sim.result.rows) <= 0.5  # never past horizontal
     rows = history(tmp_path)
     assert (
         len(rows) == 1

@@ -262,13 +262,13 @@ def test_a_recorder_whose_database_fills_up_never_raises_and_says_so(
             sim.apply(Event(sim.now, "release", "start"))
         row = sim.tick()
         recorder.poll(
-            sim.result.transitions, sim.result.events, row[0], row[2], row[6]
+            sim.result.transitions, sim.result.events, row.t_s, row.angle_deg, row.motor_cmd
         )  # never raises
         sim.advance()
-        if k > 200 and row[1] == "idle":
+        if k > 200 and row.state == "idle":
             break
     recorder.close()
-    assert sim.result.rows[-1][1] == "idle"  # the session ran to the end, upright
+    assert sim.result.rows[-1].state == "idle"  # the session ran to the end, upright
     err = capsys.readouterr().err
     assert (
         recorder.failed

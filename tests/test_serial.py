@@ -151,13 +151,13 @@ def test_the_board_alone_brings_the_user_upright_in_time(
     scenario = scenario_from_dict(data, "acceptance")
     result = run_scenario(scenario, backend="serial")
     assert result.violations == [], result.violations
-    start = next(r for r in result.rows if r[0] >= at_s)
-    upright = next(r[0] for r in result.rows if r[0] >= at_s and r[2] <= -80.0 + 0.5)
+    start = next(r for r in result.rows if r.t_s >= at_s)
+    upright = next(r.t_s for r in result.rows if r.t_s >= at_s and r.angle_deg <= -80.0 + 0.5)
     m = scenario.config.motion
     ideal = trapezoid_time(start[2] + 80.0, m.emergency_speed_dps, m.emergency_accel_dps2)
     deadman = 0.3
     assert upright - at_s <= deadman + 1.2 * ideal, (upright - at_s, ideal)
-    assert max(abs(r[3]) for r in result.rows if r[0] >= at_s) <= m.emergency_speed_dps
+    assert max(abs(r.velocity_dps) for r in result.rows if r.t_s >= at_s) <= m.emergency_speed_dps
     assert result.summary["ended_upright"]
 
 

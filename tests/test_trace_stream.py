@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
-from sim.runner import RunResult, run_scenario, write_trace
+from sim.runner import Progress, RunResult, run_scenario, write_trace
 from sim.scenario import parse_scenario
-from sim.trace import PLOT_BUCKETS, TAIL_ROWS, PlotSeries, TraceWriter, format_row
+from sim.trace import PLOT_BUCKETS, TAIL_ROWS, PlotSeries, TraceRow, TraceWriter, format_row
 from tests.conftest import ROOT, SCENARIOS, run_cli, write_scenario
 
 # Scenarios between them with every kind of row: power cut (no sensor reading, no goal),
@@ -104,7 +104,7 @@ def test_an_interrupted_run_leaves_the_target_untouched_and_no_temporary_file(
     scenario = parse_scenario(SCENARIOS / "first_session.toml")
     seen = []
 
-    def stop_midway(p) -> None:  # noqa: ANN001
+    def stop_midway(p: Progress) -> None:
         seen.append(p.t_s)
         assert any(
             f.name.startswith(".trace.csv.") for f in tmp_path.iterdir()
@@ -202,7 +202,7 @@ def test_plot_series_is_bounded_keeps_the_peaks_and_the_exact_state_changes() ->
         angle = 70.0 if k == 123_457 else -80.0 + (k % 1000) * 1e-3
         vel = -9.5 if k == 77_777 else 0.0
         rows.append(
-            (
+            TraceRow(
                 t,
                 state,
                 angle,
@@ -223,7 +223,7 @@ def test_plot_series_is_bounded_keeps_the_peaks_and_the_exact_state_changes() ->
                 0.0,
                 "",
                 0.0,
-            )
+            )  # fmt: skip
         )
     series = PlotSeries.of(rows)
     points = series.points()
@@ -231,12 +231,15 @@ def test_plot_series_is_bounded_keeps_the_peaks_and_the_exact_state_changes() ->
     assert len(series.buckets) <= PLOT_BUCKETS and series.stride > 1
     assert [p[0] for p in points] == sorted(p[0] for p in points)
     assert max(p[2] for p in points) == 70.0 and min(p[3] for p in points) == -9.5
-    assert points[0][0] == 0.0 and points[-1][0] == rows[-1][0]
+    assert points[0][0] == 0.0 and points[-1][0] == rows[-1].t_s
     assert series.states == [(0.0, "idle"), (500.0, "hold"), (500.07, "idle")]
-    assert series.last_t == rows[-1][0]
+    assert series.last_t == rows[-1].t_s
     # A short run keeps every row.
     short = PlotSeries.of(rows[:1000]).points()
-    assert short == [(r[0], r[1], r[2], r[3], r[5], r[10]) for r in rows[:1000]]
+    assert short == [
+        (r.t_s, r.state, r.angle_deg, r.velocity_dps, r.setpoint_deg, r.speed_limit_dps)
+        for r in rows[:1000]
+    ]
 
 
 def test_the_demo_and_sim_plot_come_from_the_bounded_series(tmp_path: Path) -> None:

@@ -201,7 +201,7 @@ def estop_sim(n: int = 300) -> dict:
         sim.apply(Event(sim.now, "set", "estop", True))
         row = sim.tick()
         done = stopwatch.perf_counter()
-        assert row[6] == 0.0
+        assert row.motor_cmd == 0.0
         samples.append(done - edge)
         sim.advance()
     return percentiles(samples)

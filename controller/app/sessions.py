@@ -459,7 +459,7 @@ def start_session(
 
     def on_tick(p: Any) -> None:
         row = result.rows[-1]
-        saver.poll(result.transitions, result.events, row[0], row[2], row[6])
+        saver.poll(result.transitions, result.events, row.t_s, row.angle_deg, row.motor_cmd)
 
     try:
         run_scenario(

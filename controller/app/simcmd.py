@@ -144,7 +144,9 @@ def _loop(
                 break
         row = sim.tick()
         if recorder is not None:
-            recorder.poll(sim.result.transitions, sim.result.events, row[0], row[2], row[6])  # type: ignore[attr-defined]
+            recorder.poll(  # type: ignore[attr-defined]
+                sim.result.transitions, sim.result.events, row.t_s, row.angle_deg, row.motor_cmd
+            )
             refuse_unrecorded(sim.controller, recorder)  # a failed store refuses START from now on
         if not ready:
             print("invtable run: ready", flush=True)

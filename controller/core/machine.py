@@ -54,6 +54,7 @@ from controller.core.recovery import (
     SUPERVISED_SPEED_DPS,
     single_out,
 )
+from controller.core.session import Jog, Session
 from controller.core.states import State
 from controller.core.supervised import Supervised
 from hal.interfaces import SAFE_OUTPUTS, Inputs, Outputs
@@ -281,8 +282,10 @@ class Controller:
         self.cfg = config
         # The session's steps, (target_deg, hold_s) each; by default the config's one step.
         # Targets are clamped to the envelope when they are driven to (limits.clamp_target).
-        self.steps = list(program) or [(config.session.target_deg, config.session.hold_s)]
-        self.step_i = 0
+        self.session = Session(
+            list(program) or [(config.session.target_deg, config.session.hold_s)]
+        )
+        self.jog = Jog()
         self.duty = DutyBudget(config.motion.duty_on_s, config.motion.duty_window_s)
         self.now = now
         self.boot_t = now
@@ -309,14 +312,7 @@ class Controller:
         # Reasons the application refuses new sessions, by source (e.g. "history": the store a
         # session must be recorded in has failed). Set through refuse_sessions; read only by START.
         self.sessions_refused: dict[str, str] = {}
-        self.left_upright_t: float | None = None  # session clock start (DESIGN: leaving upright)
         self.return_forced = False  # time limit or boot recovery: STOP cannot pause the return
-        self.jog_dir = 0
-        self.jog_started_t = 0.0
-        self.paused_from: State | None = None  # the session phase a pause resumes
-        self.phase_end_t = 0.0
-        self.phase_remaining: float | None = None
-        self.rest_timing = False
         self.heartbeat = False
         self.motor_cmd = 0.0
         self.motor_power = False  # the supply relay as last commanded
@@ -393,7 +389,7 @@ class Controller:
 
     @property
     def session_elapsed_s(self) -> float:
-        return 0.0 if self.left_upright_t is None else self.now - self.left_upright_t
+        return self.session.elapsed(self.now)
 
     @property
     def setpoint(self) -> float:
@@ -511,7 +507,7 @@ class Controller:
         # out of an e-stop after the limit expired becomes the forced return).
         self._track_session_clock()
         if (
-            self.left_upright_t is not None
+            self.session.left_upright_t is not None
             and self.state in TIME_LIMITED
             and self.session_elapsed_s >= self.cfg.session.max_duration_s
         ):
@@ -614,7 +610,7 @@ class Controller:
             # upright only the way back is offered: DOWN and START are refused.
             self.return_forced = True
             self.boot_off_upright = True
-            self.left_upright_t = self.now - self.cfg.session.max_duration_s
+            self.session.left_upright_t = self.now - self.cfg.session.max_duration_s
             self._note(
                 "table not upright at boot: "
                 + (
@@ -685,10 +681,8 @@ class Controller:
             self._measure(self.inputs)
 
     def _track_session_clock(self) -> None:
-        if self.left_upright_t is None and has_left_upright(
-            self.angle, self.cfg.limits.upright_deg
-        ):
-            self.left_upright_t = self.now
+        if has_left_upright(self.angle, self.cfg.limits.upright_deg):
+            self.session.start_clock(self.now)
 
     # ------------------------------------------------------------------ the states' handlers
     def _progress(self, dt: float, inp: Inputs) -> None:
@@ -699,10 +693,9 @@ class Controller:
             during(dt, inp)
 
     def _during_jogging(self, dt: float, inp: Inputs) -> None:
-        button = "down" if self.jog_dir > 0 else "up"
-        if button not in inp.buttons:
+        if self.jog.button not in inp.buttons:
             self._fire("jog_end")
-        elif self.now - self.jog_started_t >= self.cfg.motion.jog_max_s:
+        elif self.now - self.jog.started_t >= self.cfg.motion.jog_max_s:
             self._note(
                 f"jog stopped after the {self.cfg.motion.jog_max_s:g} s cap; "
                 "release and press again"
@@ -727,24 +720,21 @@ class Controller:
         if self.brake_test.running:
             # A failed test has already returned (to idle: sessions refused).
             if not self._brake_test_running(inp) and self.brake_ok:
-                self._move_to(self.steps[self.step_i][0])
+                self._move_to(self.session.target_deg)
         elif self._settled():
             self._fire("arrived")
 
     def _during_hold(self, dt: float, inp: Inputs) -> None:
-        if self.now >= self.phase_end_t:
-            if self.step_i + 1 < len(self.steps):
-                self.step_i += 1
-                self._fire("next_step")
-            else:
-                self._fire("phase_done")
+        if self.session.phase_over(self.now):
+            self._fire("next_step" if self.session.next_step() else "phase_done")
 
     def _during_rest(self, dt: float, inp: Inputs) -> None:
-        if not self.rest_timing and self._settled():
+        session = self.session
+        if not session.rest_timing and self._settled():
             self._brake()
-            self.rest_timing = True
-            self.phase_end_t = self.now + self._take_remaining(self.cfg.session.rest_s)
-        elif self.rest_timing and self.now >= self.phase_end_t:
+            session.rest_timing = True
+            session.start_phase(self.now, self.cfg.session.rest_s)
+        elif session.rest_timing and session.phase_over(self.now):
             self._fire("phase_done")
 
     def _during_limp_home(self, dt: float, inp: Inputs) -> None:
@@ -946,10 +936,6 @@ class Controller:
     def _move_to(self, goal: float, pace: Pace = Pace.NORMAL) -> None:
         self.motion.move_to(goal, self.angle, pace)
 
-    def _take_remaining(self, full: float) -> float:
-        remaining, self.phase_remaining = self.phase_remaining, None
-        return full if remaining is None else remaining
-
     # ------------------------------------------------------------------ what holds now
     @property
     def brake_ok(self) -> bool:
@@ -1030,19 +1016,19 @@ class Controller:
 
     @property
     def paused_in_ramp(self) -> bool:
-        return self.paused_from == State.RAMP
+        return self.session.paused_from == State.RAMP
 
     @property
     def paused_in_hold(self) -> bool:
-        return self.paused_from == State.HOLD
+        return self.session.paused_from == State.HOLD
 
     @property
     def paused_in_rest(self) -> bool:
-        return self.paused_from == State.REST
+        return self.session.paused_from == State.REST
 
     @property
     def paused_in_returning(self) -> bool:
-        return self.paused_from == State.RETURNING
+        return self.session.paused_from == State.RETURNING
 
     @property
     def return_is_forced(self) -> bool:
@@ -1154,10 +1140,10 @@ class Controller:
     # ------------------------------------------------------------------ entries and exits
     # (transitions' callbacks, with its EventData)
     def _jog_down(self, event: EventData) -> None:
-        self.jog_dir = 1
+        self.jog.direction = 1
 
     def _jog_up(self, event: EventData) -> None:
-        self.jog_dir = -1
+        self.jog.direction = -1
 
     def _enter_idle(self, event: EventData) -> None:
         self._brake()
@@ -1169,24 +1155,21 @@ class Controller:
                     f"{self.cfg.session.cooldown_s:g} s before it tilts down again"
                 )
         self.boot_off_upright = False
-        self.left_upright_t = None
         self.return_forced = False
-        self.paused_from = None
-        self.phase_remaining = None
+        self.session.end()
 
     def _start_session_clock(self) -> None:
         """The clock starts when motion away from upright is commanded: never later than
         the table actually leaves (the angle check in the tick is the backstop for motion
         nobody commanded, such as a sagging brake)."""
-        if self.left_upright_t is None:
-            self.left_upright_t = self.now
+        self.session.start_clock(self.now)
 
     def _enter_jogging(self, event: EventData) -> None:
-        self.jog_started_t = self.now
-        if self.jog_dir > 0:
+        self.jog.started_t = self.now
+        if self.jog.direction > 0:
             self._start_session_clock()
         limits = self.cfg.limits
-        self._move_to(limits.max_angle_deg if self.jog_dir > 0 else limits.upright_deg)
+        self._move_to(limits.max_angle_deg if self.jog.direction > 0 else limits.upright_deg)
 
     def _enter_holding(self, event: EventData) -> None:
         self.motion.stop()
@@ -1194,30 +1177,27 @@ class Controller:
     def _enter_ramp(self, event: EventData) -> None:
         self._start_session_clock()
         if _source(event) == State.IDLE:
-            self.step_i = 0
+            self.session.step_i = 0
             self.brake_test.start(self.now, self.angle)  # before every session; then the ramp
         else:
-            self._move_to(self.steps[self.step_i][0])
+            self._move_to(self.session.target_deg)
 
     def _enter_hold(self, event: EventData) -> None:
         self._brake()
-        self.phase_end_t = self.now + self._take_remaining(self.steps[self.step_i][1])
+        self.session.start_phase(self.now, self.session.hold_s)
 
     def _enter_rest(self, event: EventData) -> None:
-        self.rest_timing = False
+        self.session.rest_timing = False
         self._move_to(self.cfg.session.rest_deg)
 
     def _exit_ramp(self, event: EventData) -> None:
         self.brake_test.cancel()  # a pre-session brake test interrupted by STOP or e-stop
 
     def _exit_paused(self, event: EventData) -> None:
-        self.paused_from = None
+        self.session.paused_from = None
 
     def _enter_paused(self, event: EventData) -> None:
-        # Remember what to resume; keep what is left of a timed phase.
-        source = self.paused_from = _source(event)
-        if source == State.HOLD or (source == State.REST and self.rest_timing):
-            self.phase_remaining = max(0.0, self.phase_end_t - self.now)
+        self.session.pause(_source(event), self.now)
         self.motion.stop()
 
     def _enter_returning(self, event: EventData) -> None:

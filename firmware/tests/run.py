@@ -21,7 +21,7 @@ def main():
             try:
                 getattr(module, attr)()
                 passed += 1
-            except Exception as exc:  # noqa: BLE001 - report every failure, then fail
+            except Exception as exc:  # report every failure, then fail
                 failed += 1
                 print("FAIL %s.%s: %s %s" % (name, attr, type(exc).__name__, exc))
     print("%d passed, %d failed on %s" % (passed, failed, sys.implementation.name))
