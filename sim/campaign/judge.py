@@ -177,8 +177,8 @@ def judge(data: dict[str, Any], backend: str = "sim") -> Verdict:
         weak
         and again.summary["final_state"] == "fault"
         and last is not None
-        and last[12]
-        and last[7]
+        and last.alarm
+        and last.brake
     ):
         return Verdict("held_weak_drive", "", "held_weak_drive", simulated, recovery)
     reason = (
