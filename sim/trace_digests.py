@@ -15,8 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
+from controller.core.config import read_toml
 from sim.runner import run_scenario, write_summary
-from sim.scenario import parse_scenario
+from sim.scenario import scenario_from_dict
 
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
@@ -26,11 +27,12 @@ def digests(backend: str) -> dict[str, str]:
     with tempfile.TemporaryDirectory() as tmp:
         for path in sorted(SCENARIOS.rglob("*.toml")):
             trace, summary = Path(tmp) / "trace.csv", Path(tmp) / "summary.json"
-            result = run_scenario(
-                parse_scenario(path), backend=backend, keep_rows=False, trace=trace
-            )
-            write_summary(result, summary)
+            # The source named relative to the folder: the summary (which names it) is then
+            # the same bytes from any checkout, so two trees can be compared.
             name = str(path.relative_to(SCENARIOS))
+            scenario = scenario_from_dict(read_toml(path), name)
+            result = run_scenario(scenario, backend=backend, keep_rows=False, trace=trace)
+            write_summary(result, summary)
             out[name] = (
                 hashlib.sha256(trace.read_bytes()).hexdigest()[:16]
                 + " "
