@@ -215,6 +215,7 @@ def test_each_command_registers_its_handler_and_describes_every_option() -> None
         "history",
         "report",
         "bench",
+        "campaign",
         "config check",
         "diagram",
     }
