@@ -68,7 +68,7 @@ def register(sub: Subparsers) -> None:
         "--executor",
         nargs="+",
         default=["local"],
-        metavar="NAME [ADDRESS]",
+        metavar=("NAME", "ADDRESS"),
         help="local (a process pool, default), or dask [ADDRESS] (a Dask scheduler such as "
         "tcp://host:8786; none: a local Dask cluster); needs the cluster extra",
     )
