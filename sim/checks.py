@@ -91,41 +91,58 @@ class InvariantChecker:
 
     def feed(self, r: Row) -> None:
         lim, ses = self.config.limits, self.config.session
+        # The row's fields as locals, read once (this runs every tick of every run).
+        (
+            t,
+            state,
+            angle,
+            vel,
+            setpoint_vel,
+            goal,
+            tracking,
+            speed_limit,
+            accel_limit,
+            motor_cmd,
+            brake,
+            estop_in,
+            ankle_locked,
+            powered,
+        ) = r
         prev = self._prev
-        if prev is None or prev.state != r.state:
-            self._state_since = r.t
+        if prev is None or prev.state != state:
+            self._state_since = t
         # Envelope.
-        if r.angle > lim.max_angle_deg + ENVELOPE_TOL_DEG:
+        if angle > lim.max_angle_deg + ENVELOPE_TOL_DEG:
             self._violate(
                 "envelope",
-                r.t,
-                f"angle {r.angle:.2f} deg beyond max_angle_deg {lim.max_angle_deg:g}",
+                t,
+                f"angle {angle:.2f} deg beyond max_angle_deg {lim.max_angle_deg:g}",
             )
-        if r.angle < lim.upright_deg - ENVELOPE_TOL_DEG:
+        if angle < lim.upright_deg - ENVELOPE_TOL_DEG:
             self._violate(
-                "envelope", r.t, f"angle {r.angle:.2f} deg beyond upright_deg {lim.upright_deg:g}"
+                "envelope", t, f"angle {angle:.2f} deg beyond upright_deg {lim.upright_deg:g}"
             )
         # Overshoot of the active goal.
-        if r.tracking and r.goal is not None:
-            if r.goal != self._goal:
-                self._goal = r.goal
-                self._goal_dir = 1.0 if r.goal > r.angle else -1.0
-            past = (r.angle - r.goal) * self._goal_dir
+        if tracking and goal is not None:
+            if goal != self._goal:
+                self._goal = goal
+                self._goal_dir = 1.0 if goal > angle else -1.0
+            past = (angle - goal) * self._goal_dir
             if past > OVERSHOOT_TOL_DEG:
                 self._violate(
                     "overshoot",
-                    r.t,
-                    f"angle {r.angle:.2f} deg passed the goal {r.goal:.2f} deg "
-                    f"by {past:.2f} deg in {r.state}",
+                    t,
+                    f"angle {angle:.2f} deg passed the goal {goal:.2f} deg "
+                    f"by {past:.2f} deg in {state}",
                 )
-        elif not r.tracking:
+        elif not tracking:
             self._goal = None
         # Speed: the active limit; a higher limit that just ended still applies while it
         # decays at the active deceleration limit (a controlled slow-down). After an injected
         # fault the bound is the emergency speed (the fault-injection acceptance criterion).
-        dt = r.t - prev.t if prev is not None else 0.0
-        if r.tracking:
-            self._allowed = max(r.speed_limit, self._allowed - r.accel_limit * dt)
+        dt = t - prev.t if prev is not None else 0.0
+        if tracking:
+            self._allowed = max(speed_limit, self._allowed - accel_limit * dt)
         else:
             self._allowed = max(0.0, self._allowed - self.config.motion.max_accel_dps2 * dt)
         allowed = self.allowed_speed = max(
@@ -133,99 +150,97 @@ class InvariantChecker:
         )
         # (Not driving, the brake stops the table, except after an injected fault: then
         # the emergency speed holds everywhere, a drive that ignores its command included.)
-        if abs(r.vel) > allowed + SPEED_TOL_DPS and (
-            self.fault_injected or r.state not in NOT_DRIVING
-        ):
+        if abs(vel) > allowed + SPEED_TOL_DPS and (self.fault_injected or state not in NOT_DRIVING):
             self._violate(
                 "speed",
-                r.t,
-                f"speed {abs(r.vel):.2f} deg/s over the {allowed:.2f} deg/s limit in {r.state}",
+                t,
+                f"speed {abs(vel):.2f} deg/s over the {allowed:.2f} deg/s limit in {state}",
             )
         # Setpoint acceleration.
         # (Not across a gap past the dead-man, a stalled loop: the hardware cut the drive and
         # braked, and the motion is planned again from rest; that is no commanded acceleration.)
-        if prev is not None and r.tracking and prev.tracking and prev.t < r.t <= prev.t + DEADMAN_S:
-            acc = abs(r.setpoint_vel - prev.setpoint_vel) / (r.t - prev.t)
-            if acc > r.accel_limit * 1.0001 + 1e-9:
+        if prev is not None and tracking and prev.tracking and prev.t < t <= prev.t + DEADMAN_S:
+            acc = abs(setpoint_vel - prev.setpoint_vel) / (t - prev.t)
+            if acc > accel_limit * 1.0001 + 1e-9:
                 self._violate(
                     "accel",
-                    r.t,
+                    t,
                     f"setpoint acceleration {acc:.2f} deg/s^2 "
-                    f"over the {r.accel_limit:g} limit in {r.state}",
+                    f"over the {accel_limit:g} limit in {state}",
                 )
         # Session time limit, on the true angle.
-        if self._left_t is None and r.angle > lim.upright_deg + LEAVE_TOL_DEG:
-            self._left_t = r.t
+        if self._left_t is None and angle > lim.upright_deg + LEAVE_TOL_DEG:
+            self._left_t = t
         elif (
             self._left_t is not None
-            and r.angle <= lim.upright_deg + UPRIGHT_TOL_DEG
-            and r.state == "idle"
+            and angle <= lim.upright_deg + UPRIGHT_TOL_DEG
+            and state == "idle"
         ):
             self._left_t = None
         if (
             self._left_t is not None
-            and r.t - self._left_t > ses.max_duration_s + TIME_LIMIT_GRACE_S
-            and r.state not in RETURN_OK
+            and t - self._left_t > ses.max_duration_s + TIME_LIMIT_GRACE_S
+            and state not in RETURN_OK
         ):
             self._violate(
                 "time_limit",
-                r.t,
-                f"{r.t - self._left_t:.1f} s off upright and still in {r.state} "
+                t,
+                f"{t - self._left_t:.1f} s off upright and still in {state} "
                 f"(limit {ses.max_duration_s:g} s)",
             )
         # Ankle lock: while unlocked the person is never tilted further toward inversion
         # than the table needs to stop (its stopping distance at the moment the lock was
         # lost), and once it heads back up it never gains more than the overshoot tolerance.
-        if not r.ankle_locked and r.powered:
+        if not ankle_locked and powered:
             if self._lock_ceiling is None:
                 accel = (
-                    r.accel_limit
-                    if r.tracking and r.accel_limit > 0
+                    accel_limit
+                    if tracking and accel_limit > 0
                     else self.config.motion.max_accel_dps2
                 )
-                v_down = max(r.vel, 0.0)
-                self._lock_ceiling = r.angle + stopping_distance(v_down, accel) + OVERSHOOT_TOL_DEG
-            elif r.vel < 0.0:
-                self._lock_ceiling = min(self._lock_ceiling, r.angle + OVERSHOOT_TOL_DEG)
+                v_down = max(vel, 0.0)
+                self._lock_ceiling = angle + stopping_distance(v_down, accel) + OVERSHOOT_TOL_DEG
+            elif vel < 0.0:
+                self._lock_ceiling = min(self._lock_ceiling, angle + OVERSHOOT_TOL_DEG)
             # Returning to upright from beyond it is never "toward inversion" in any sense
             # that matters: the ceiling is never below upright itself.
-            if r.angle > max(self._lock_ceiling, lim.upright_deg + UPRIGHT_TOL_DEG):
+            if angle > max(self._lock_ceiling, lim.upright_deg + UPRIGHT_TOL_DEG):
                 self._violate(
                     "ankle_lock",
-                    r.t,
-                    f"tilted to {r.angle:.2f} deg toward inversion without the ankle lock",
+                    t,
+                    f"tilted to {angle:.2f} deg toward inversion without the ankle lock",
                 )
             if (
                 prev is not None
-                and prev.angle <= lim.upright_deg + LEAVE_TOL_DEG < r.angle
+                and prev.angle <= lim.upright_deg + LEAVE_TOL_DEG < angle
                 and prev.state == "idle"
             ):
-                self._violate("ankle_lock", r.t, "left upright without the ankle lock")
+                self._violate("ankle_lock", t, "left upright without the ankle lock")
         else:
             self._lock_ceiling = None
         # E-stop.
         # (A hung controller commands nothing: its stale output pins are cut by the wiring,
         # and the hang's own rule below checks that the table stops.)
-        if r.estop_in and r.powered and r.state != "hung" and (r.motor_cmd != 0.0 or not r.brake):
+        if estop_in and powered and state != "hung" and (motor_cmd != 0.0 or not brake):
             self._violate(
-                "estop", r.t, f"e-stop pressed but motor_cmd={r.motor_cmd:.3f} brake={int(r.brake)}"
+                "estop", t, f"e-stop pressed but motor_cmd={motor_cmd:.3f} brake={int(brake)}"
             )
-        if r.state == "estop" and r.t - self._state_since > BRAKE_STOP_S and abs(r.vel) > STILL_DPS:
-            self._violate("estop", r.t, f"moving at {r.vel:.2f} deg/s in e-stop")
+        if state == "estop" and t - self._state_since > BRAKE_STOP_S and abs(vel) > STILL_DPS:
+            self._violate("estop", t, f"moving at {vel:.2f} deg/s in e-stop")
         # Power loss or a hung controller: the brake holds.
-        if r.state in ("power_off", "hung"):
+        if state in ("power_off", "hung"):
             # (With a motion board, a hung host leaves the board in charge: it brings the
             # motion to a controlled stop and the table upright, within the speed bound.)
-            toward_upright_ok = self.board_acts_alone and r.state == "hung"
+            toward_upright_ok = self.board_acts_alone and state == "hung"
             if self._off_since is None:
-                self._off_since = r.t
+                self._off_since = t
             elif (
-                r.t - self._off_since > BRAKE_STOP_S
-                and abs(r.vel) > STILL_DPS
+                t - self._off_since > BRAKE_STOP_S
+                and abs(vel) > STILL_DPS
                 and not toward_upright_ok
             ):
                 self._violate(
-                    r.state, r.t, f"moving at {r.vel:.2f} deg/s while {r.state.replace('_', ' ')}"
+                    state, t, f"moving at {vel:.2f} deg/s while {state.replace('_', ' ')}"
                 )
         else:
             self._off_since = None

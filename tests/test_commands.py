@@ -116,12 +116,44 @@ def test_bench_runs_and_reports_every_figure_and_target() -> None:
         "emergency_return",
         "run",
         "supervised",
+        "run_gpio_mock",
+        "simulator_process",
+        "campaign",
         "targets",
     ):
         assert key in figures, key
     assert figures["estop_gpio_mock"]["estop_to_pwm0_us"]["n"] == 200
-    assert len(figures["targets"]) == 8
+    assert len(figures["targets"]) == 12
+    # Every target's figure is a measurement or says it is not one: never a pass without it.
+    for name, (value, met) in figures["targets"].items():
+        assert (value == "not measured") == (met is None), name
+    assert figures["run_gpio_mock"]["backend"] == "gpio-mock"
+    assert "loop_cpu_percent_estimate" not in figures["run"]
     assert "measuring" in res.stderr  # progress feedback on a long command
+
+
+def test_bench_target_without_a_figure_is_not_measured_never_met(mocker) -> None:
+    """Issue 17: a figure that could not be measured (no /proc here, a process that never said
+    ready) is reported as such, and its target is neither met nor silently passed."""
+    from controller.app import bench
+
+    assert bench.target(None, 2.0) == ("not measured", None)
+    assert bench.target(float("nan"), 2.0) == ("not measured", None)
+    assert bench.target(1.0, 2.0) == (1.0, True) and bench.target(3.0, 2.0) == (3.0, False)
+    assert bench.target(1200.0, 1000.0, below=False) == (1200.0, True)
+    mocker.patch.object(bench, "proc_cpu_s", return_value=None)
+    r = bench.run_process(0.6)
+    assert r["loop_cpu_percent"] is None and r["ready_s"] is not None
+    assert bench.target(r["loop_cpu_percent"], 2.0)[1] is None
+
+
+def test_bench_reads_a_process_cpu_time_from_proc() -> None:
+    import os
+
+    from controller.app import bench
+
+    spent = bench.proc_cpu_s(os.getpid())
+    assert spent is not None and spent > 0.0  # this test process has run for a while
 
 
 def test_run_refuses_a_serial_board_flashed_for_other_limits(
@@ -186,6 +218,7 @@ def test_each_command_registers_its_handler_and_describes_every_option() -> None
         "history",
         "report",
         "bench",
+        "campaign",
         "config check",
         "diagram",
     }

@@ -83,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 # Commands whose trace streams to a temporary file during the run (sim.trace.TraceWriter).
-STREAMING_COMMANDS = ("sim", "demo", "session")
+STREAMING_COMMANDS = ("sim", "demo", "session", "campaign")  # campaign: its worker pool ends too
 
 
 def _unwind_on_sigterm(signum: int, _frame: object) -> None:

@@ -143,7 +143,8 @@ class SafetyMonitor:
         self.sensors_frozen = False  # the back-EMF says the motor turns, the readings do not
         self._motion_start: float | None = None  # the angle where the current motion began
         self._angles: deque[tuple[float, float]] = deque(maxlen=SPEED_SAMPLES_MAX)  # (t, angle)
-        self._predicted: deque[tuple[float, float]] = deque()  # (t, current the command could draw)
+        self._predicted: deque[float] = deque()  # the current each recent command could draw
+        self._predicted_t: deque[float] = deque()  # ... and when (kept apart: max() runs in C)
         self._first_t: float | None = None  # the first tick the current was judged
         self._raw: deque[tuple[float, float | None, float | None]] = deque(maxlen=SPEED_SAMPLES_MAX)
         self._since: dict[str, float] = {}  # when each sustained condition began
@@ -474,12 +475,14 @@ class SafetyMonitor:
         now_predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(
             s.motor_cmd - v / hw.motor_no_load_speed_dps
         )
-        recent = self._predicted
-        recent.append((s.now, now_predicted))
+        recent, times = self._predicted, self._predicted_t
+        recent.append(now_predicted)
+        times.append(s.now)
         horizon = s.now - CURRENT_LAG_S - 1e-6
-        while len(recent) > CURRENT_LAG_TICKS and recent[0][0] < horizon:
+        while len(recent) > CURRENT_LAG_TICKS and times[0] < horizon:
             recent.popleft()
-        predicted = max(p for _, p in recent)
+            times.popleft()
+        predicted = max(recent)
         if self._first_t is None:
             self._first_t = s.now
         # Judged only once every command the reading may reflect has been seen here: the

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from controller.app.commands import (
     bench,
+    campaign,
     config,
     diagram,
     install,
@@ -21,4 +22,4 @@ from controller.app.commands import (
     user,
 )
 
-GROUPS = (simulate, run, io, install, user, program, records, bench, config, diagram)
+GROUPS = (simulate, run, io, install, user, program, records, bench, campaign, config, diagram)
