@@ -106,7 +106,6 @@ def test_the_interpreter_adds_nothing_the_loop_order_explains_the_difference(
 # Cells where the host (controller/core, not this issue's) misreads what the board alone
 # does: the detection it latches instead (sim/scenarios/findings/*.toml reproduce them).
 HOST_FINDINGS = {
-    ("link_loss", "return"): "sensors_frozen",  # link_loss_during_return_read_as_frozen_sensors
     ("controller_hang", "hold"): "runaway",  # hang_restart_during_board_return_reads_runaway
     ("controller_hang", "return"): "runaway",
     ("controller_hang", "highest"): "runaway",
@@ -249,7 +248,7 @@ def test_a_board_process_that_dies_or_hangs_is_a_crashed_board(how: str) -> None
     sim = _session(14.0)
     try:
         _run(sim, 10.0)
-        board = sim.wire.mp_board
+        board = sim.world.wire.mp_board
         assert sim.last_state == "ramp"
         board.reply_wait_s = 1.0
         os.kill(board.pid, signal.SIGKILL if how == "dies" else signal.SIGSTOP)
@@ -265,7 +264,7 @@ def test_a_board_process_that_dies_or_hangs_is_a_crashed_board(how: str) -> None
         assert abs(sim.table.physics.vel) < 0.01
     finally:
         sim.finish()
-    assert sim.wire is None
+    assert sim.world.wire is None
 
 
 def test_the_control_path_allocates_only_its_boxed_floats() -> None:
@@ -278,7 +277,7 @@ def test_the_control_path_allocates_only_its_boxed_floats() -> None:
     sim = _session(100.0)
     try:
         _run(sim, 100.0)
-        board = sim.wire.mp_board
+        board = sim.world.wire.mp_board
         per_step = board.alloc_total / board.steps
         assert board.steps >= 10_000
         assert per_step <= BUDGET_BYTES_PER_STEP, per_step
