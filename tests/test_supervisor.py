@@ -652,7 +652,12 @@ def test_a_remote_press_is_in_the_history_audit_with_who_pressed_it(
         ]
 
     code, result, codes = run_supervised(
-        monkeypatch, tmp_path, script, 60.0, ("--user", "ann", "--program", "progressive")
+        monkeypatch,
+        tmp_path,
+        script,
+        60.0,
+        # a first session needs a named supervisor (issue 19)
+        ("--user", "ann", "--program", "progressive", "--supervised-by", "Sam"),
     )
     assert code == 0 and codes["return"] == 202
     assert codes["status"]["user"] == "ann" and codes["status"]["program"] == "progressive"

@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -199,7 +200,16 @@ def test_user_list_show_and_edit_read_as_text(tmp_path: Path) -> None:
     assert "inversion:     allowed" in shown
 
 
-def test_clips_are_rounded_and_no_negative_zero_peak(tmp_path: Path) -> None:
+# Issue 19's rules: a first session needs a named supervisor, and a second one the same
+# day waits for the rest between sessions (the test clock moves it 3 h on).
+SUPERVISED = ("--supervised-by", "Sam")
+DAY0 = time.mktime((2026, 3, 2, 9, 0, 0, 0, 0, -1))  # 09:00 local time
+
+
+def test_clips_are_rounded_and_no_negative_zero_peak(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("INVTABLE_TEST_WALL_TIME", str(DAY0))
     for name, screening in (("ann", "no"), ("lou", "eye_condition")):
         res = run_cli(
             "user",
@@ -209,19 +219,20 @@ def test_clips_are_rounded_and_no_negative_zero_peak(tmp_path: Path) -> None:
         assert res.code == 0
     first = run_cli(
         *("session", "start", "--user", "ann", "--program", "first session"),
-        *("--count-sim", "--data", tmp_path),
+        *("--count-sim", "--data", tmp_path, *SUPERVISED),
     )
     assert first.code == 0, first.stderr
+    monkeypatch.setenv("INVTABLE_TEST_WALL_TIME", str(DAY0 + 3 * 3600.0))
     second = run_cli(
         *("session", "start", "--user", "ann", "--program", "intermittent"),
-        *("--count-sim", "--data", tmp_path),
+        *("--count-sim", "--data", tmp_path, *SUPERVISED),
     )
     assert second.code == 0, second.stderr
     clips = re.findall(r"clipped: step \d: 30 deg clipped to (\S+) deg", second.stdout)
     assert clips and all(re.fullmatch(r"-?\d+(\.\d{1,2})?", c) for c in clips), second.stdout
     locked = run_cli(
         *("session", "start", "--user", "lou", "--program", "first session"),
-        *("--count-sim", "--data", tmp_path),
+        *("--count-sim", "--data", tmp_path, *SUPERVISED),
     )
     assert locked.code == 0 and "clipped to 0 deg (screening" in locked.stdout
     hist = run_cli("history", "--data", tmp_path)
@@ -419,7 +430,8 @@ def test_session_start_at_real_time_speed_shows_a_progress_bar(tmp_path: Path) -
     master, slave = pty.openpty()
     proc = subprocess.Popen(
         [sys.executable, "-m", "controller", "session", "start", "--user", "ann"]
-        + ["--program", "first session", "--speed", "100", "--data", str(tmp_path)],
+        + ["--program", "first session", "--speed", "100", "--data", str(tmp_path)]
+        + list(SUPERVISED),
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=slave,
@@ -545,7 +557,7 @@ def long_history(data: Path, n: int = 40, days: int = 90) -> None:
 
 
 def test_the_report_reads_for_an_empty_a_short_and_a_long_history(
-    tmp_path: Path, plot_extra: None
+    tmp_path: Path, plot_extra: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from sim.plot import minutes_per_day
 
@@ -559,10 +571,11 @@ def test_the_report_reads_for_an_empty_a_short_and_a_long_history(
     empty = run_cli("report", "--user", "ann", "--out", tmp_path / "empty.png", "--data", data)
     assert empty.code == 0 and "ann: no sessions recorded yet" in empty.stdout
     assert (tmp_path / "empty.png").read_bytes()[:8] == PNG
-    for program in ("first session", "intermittent"):
+    for k, program in enumerate(("first session", "intermittent")):
+        monkeypatch.setenv("INVTABLE_TEST_WALL_TIME", str(DAY0 + k * 3 * 3600.0))
         ran = run_cli(
             *("session", "start", "--user", "ann", "--program", program),
-            *("--count-sim", "--data", data),
+            *("--count-sim", "--data", data, *SUPERVISED),
         )
         assert ran.code == 0, ran.stderr
     short = run_cli("report", "--user", "ann", "--out", tmp_path / "short.png", "--data", data)
