@@ -122,6 +122,7 @@ class Board:
         self.return_deadline_ms = 0
         self.torque_first = False  # a return from the brake: holding duty first, then release
         self.stopping = False  # in HOST with a lapsed command: stopping and holding on our own loop
+        self.commanded = False  # a SET_OUTPUTS was taken since the loop last looked (main.Loop)
         self.stop_goal = 0.0
         self.reason = ""
         self.sample = Sensors()
@@ -228,6 +229,7 @@ class Board:
             self.deadman.command(now_ms, (payload[5] << 8) | payload[6])
             self.state = P.ST_HOST
             self.stopping = False
+            self.commanded = True
             self._ack(seq)
             return
         if mtype == P.PING:

@@ -46,6 +46,10 @@ class Inputs(NamedTuple):
     # the board has taken over or latched a shutdown and will not follow commands.
     link_ok: bool = True
     drive_inhibited: bool = False
+    # Serial motion board only: the board is bringing the user upright on its own (its STATUS
+    # state RETURN, after its host went silent): the motion is the board's, toward upright,
+    # at up to its emergency speed, not the host's drive (a restarted host follows it).
+    board_returning: bool = False
     # False when nothing new was sampled since the last read: the values repeat the last
     # ones heard (a serial link's gap shorter than its timeout, or a tick between two of
     # the board's reports). Readings that did not change then say nothing about motion.

@@ -26,18 +26,20 @@ import os
 import random
 import select
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
 import time
 import weakref
+from collections import deque
 from pathlib import Path
 from typing import Callable
 
 from controller.core.config import Config
 from controller.core.errors import InputError, Problem
 from hal.interfaces import Outputs
-from sim.serial_world import Wire, _u16, fw
+from sim.serial_world import PERIOD_US, Wire, _u16, _us, fw
 from sim.table import SimTable
 from sim.timing import IDEAL, Timing
 
@@ -89,17 +91,6 @@ class MpBoard:
         seed: int = 0,
         log: Callable[[float, str], None] | None = None,
     ) -> None:
-        if timing.link_latency_ms or timing.board_clock != "lockstep":
-            raise InputError(
-                [
-                    Problem(
-                        "scenario",
-                        "timing",
-                        "link_latency_ms and board_clock = 'own' are not modelled with "
-                        "--board micropython yet (use --board cpython)",
-                    )
-                ]
-            )
         self.table = table
         self.cfg = cfg
         self.wire = wire
@@ -115,6 +106,12 @@ class MpBoard:
         self._cut = False
         self.dead = False
         self.proc: subprocess.Popen[bytes] | None = None
+        self.latency_us = int(round(timing.link_latency_ms * 1000))
+        self.own_clock = timing.board_clock == "own"
+        self.now_us = _us(now_s)
+        self.inbound: deque[tuple[int, bytes]] = deque()  # (due, bytes) host -> board
+        self.outbound: deque[tuple[int, bytes]] = deque()  # (due, bytes) board -> host
+        self._sock: socket.socket | None = None
         previous = getattr(wire, "mp_board", None)
         if previous is not None:
             previous.close()  # unpowered since: its process goes now
@@ -126,11 +123,26 @@ class MpBoard:
         wire = self.wire
         wire.boots += 1
         rng = random.Random(f"virtual-board/{self.seed}/{wire.boots}")  # as VirtualBoard's
+        offset_us = rng.randint(1, 9) * 1000 if self.own_clock else 0
         boot_id = rng.randrange(1 << 16)
-        self._rx_base = wire.board_read
-        self._tx_base = wire.to_host
+        # The board's UART is one end of a socket pair; this side relays it to the wire's
+        # pseudo-terminal through the link model (the latency queues, the cut): a unix socket
+        # delivers at once, so what was written before a request is there when it runs.
+        if self._sock is not None:
+            self._sock.close()
+        self._sock, uart = socket.socketpair()
+        self._sock.setblocking(False)
+        uart.setblocking(False)
+        self._fed = 0  # host bytes written into the board's UART since this boot
+        self._tx_seen = 0  # board bytes taken off it
+        self.inbound.clear()
+        self.outbound.clear()
+        self.next_step_us = _us(now_s) + offset_us  # its own clock (board_clock = "own")
+        if self.own_clock:
+            self.table.ticker = self
         self._late = 0
         self._lost = 0
+        self._levels: bytes | None = None
         self.feeds = 0
         cfg = self.cfg
         limits = (
@@ -147,7 +159,7 @@ class MpBoard:
             f"heapsize={HEAP}",
             str(BOOT),
             str(FIRMWARE),
-            str(wire.master),
+            str(uart.fileno()),
             str(boot_id),
             *(repr(float(v)) for v in limits),
         ]
@@ -156,11 +168,13 @@ class MpBoard:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
-            pass_fds=(wire.master,),
+            pass_fds=(uart.fileno(),),
         )
+        uart.close()  # the process has its own
         self._finalizer = weakref.finalize(self, _kill, self.proc)
         self.pid = self.proc.pid
         self._reply(now_s)  # booted: imports done, waiting for its first instant
+        self.now_us = _us(now_s)
 
     def _reply(self, t: float) -> bytes | None:
         """The board's reply to the last request, or None when it crashed (then handled)."""
@@ -212,11 +226,27 @@ class MpBoard:
             self._finalizer.detach()
             _kill(proc)
             self._stderr.close()
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
         if getattr(self.wire, "mp_board", None) is self:
             self.wire.mp_board = None
 
     # ------------------------------------------------------------------ one step
-    def _request(self, t: float) -> bytes:
+    def _request(self, t: float, sample: bool = True) -> bytes:
+        """The request for instant ``t``; ``sample`` false: the input levels of the last one
+        (a pass of the loop that does not sample: each reading draws the sensors' noise)."""
+        head = (
+            bytes((REQ_STEP,))
+            + ((_us(t) // 1000) % (1 << 30)).to_bytes(4, "big")
+            + self._fed.to_bytes(4, "big")
+        )
+        if sample or self._levels is None:
+            self._levels = self._sensed()
+        return head + self._levels + bytes((1 if self._cut else 0,)) + bytes(REQ_LEN - 20)
+
+    def _sensed(self) -> bytes:
+        """The input levels and ADC readings of the table now, as the request carries them."""
         inp = self.table.read()
         a_open = inp.estop_pressed
         b_open = inp.estop_pressed and not inp.estop_discrepancy
@@ -242,24 +272,26 @@ class MpBoard:
         current = max(
             0, min(65535, int(round(inp.motor_current_a / fw.CURRENT_FULL_SCALE_A * 65535)))
         )
-        allow = self.wire.to_board - self._rx_base
         return (
-            bytes((REQ_STEP,))
-            + (int(round(t * 1000)) % (1 << 30)).to_bytes(4, "big")
-            + allow.to_bytes(4, "big")
-            + (levels & 0xFFFFFFFF).to_bytes(4, "big")
+            (levels & 0xFFFFFFFF).to_bytes(4, "big")
             + _u16(inp.angle_primary_deg).to_bytes(2, "big")
             + _u16(inp.angle_secondary_deg).to_bytes(2, "big")
             + current.to_bytes(2, "big")
-            + bytes((1 if self._cut else 0,))
-            + bytes(REQ_LEN - 20)
         )
 
     def _step(self, t: float) -> None:
+        """One pass of the firmware's loop at ``t``: the frames that have arrived go in first;
+        the table is sampled when the loop's step is due (its grid, mirrored here: each
+        reading draws the sensors' noise, as the CPython board's)."""
         proc = self.proc
         assert proc is not None and proc.stdin is not None
+        self.now_us = _us(t)
+        self._deliver_in()
+        sample = self.now_us >= self.next_step_us
+        if sample:
+            self.next_step_us += PERIOD_US
         try:
-            proc.stdin.write(self._request(t))
+            proc.stdin.write(self._request(t, sample))
             proc.stdin.flush()
         except (BrokenPipeError, OSError):
             self._crash(t, self._exit_reason())
@@ -274,8 +306,7 @@ class MpBoard:
             self._boot(t)
             return
         wire = self.wire
-        wire.to_host = self._tx_base + _get(rep, 7, 4)
-        wire.board_read = self._rx_base + _get(rep, 11, 4)
+        self._take_out(t, _get(rep, 7, 4))
         self.feeds = _get(rep, 15, 4)
         lost, late = _get(rep, 19, 2), _get(rep, 21, 2)
         wire.lost_to_host += lost - self._lost
@@ -303,22 +334,119 @@ class MpBoard:
             )
         )
 
+    # ------------------------------------------------------------------ the link model
+    def _deliver_in(self) -> None:
+        """The host's bytes that have arrived by now into the board's UART."""
+        q = self.inbound
+        sock = self._sock
+        while q and q[0][0] <= self.now_us:
+            data = q.popleft()[1]
+            if self._cut or sock is None:
+                continue  # a cut wire, or nobody there
+            sock.sendall(data)  # a unix socket's buffer holds far more than a tick's frames
+            self._fed += len(data)
+
+    def _take_out(self, t: float, sent: int) -> None:
+        """The bytes the board wrote this step (its count says how many), on their way to the
+        host: they reach the pseudo-terminal after the latency."""
+        sock = self._sock
+        assert sock is not None
+        deadline = time.monotonic() + self.reply_wait_s
+        while self._tx_seen < sent:
+            try:
+                data = sock.recv(sent - self._tx_seen)
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0:  # never on a unix socket: counted as a determinism failure
+                    self.wire.late_waits += 1
+                    self._tx_seen = sent
+                    break
+                select.select([sock], [], [], left)
+                continue
+            if not data:
+                break
+            self._tx_seen += len(data)
+            if not self._cut:
+                self.outbound.append((self.now_us + self.latency_us, data))
+        self._deliver_out()
+
+    def _deliver_out(self) -> None:
+        q = self.outbound
+        while q and q[0][0] <= self.now_us:
+            data = q.popleft()[1]
+            if not self._cut:
+                self.wire.put_for_host(data)
+
+    def _intake(self, t: float) -> None:
+        """Every byte the host has written (lockstep), stamped with its arrival time."""
+        self.now_us = _us(t)
+        for chunk in self.wire.take_for_board():
+            if not self._cut and not self.dead:
+                self.inbound.append((self.now_us + self.latency_us, chunk))
+
+    @property
+    def _alive(self) -> bool:
+        return not self.dead and self.proc is not None
+
     # ------------------------------------------------------------------ the runner's calls
     def before(self, t: float) -> None:
-        """The board's step at this tick, before the host reads: it takes the host's frames
-        (written last tick), samples, reports and drives its pins."""
-        if self.dead or self.proc is None:
-            self.wire.take_for_board()  # a dead board's UART: the host's bytes go nowhere
-            self.wire.board_read = self.wire.to_board
+        """Frames due reach the host; in lockstep, the loop's pass at this tick before the
+        host reads: it takes the frames that have arrived, samples and reports, and steps
+        now or waits for the host's answer (``after``)."""
+        self.now_us = _us(t)
+        self._deliver_out()
+        if not self._alive:
+            self._intake(t)  # a dead board's UART: the host's bytes go nowhere
+            self.inbound.clear()
             return
-        self._step(t)
+        if not self.own_clock:
+            self._step(t)
 
     def after(self, t: float) -> None:
-        """Nothing: the host's frames of this tick are taken at the board's next step."""
+        """Take the host's frames; in lockstep, the loop's pass that reads the host's answer
+        to this tick's STATUS and steps and drives its pins on it at once (firmware/main.py
+        ``Loop.poll``)."""
+        self._intake(t)
+        if self._alive and not self.own_clock:
+            self._step(t)
 
     def take_host_bytes(self, t: float) -> None:
-        """A host just opened the port and greeted: the board answers at its step this tick
-        (``before`` follows in the same tick), so the host's first read has telemetry."""
+        """A host just opened the port and greeted. In ideal lockstep the board answers at
+        its pass this tick (``before`` follows in the same tick). Otherwise, as the real
+        service's blocking handshake before its loop starts, this takes no simulated time:
+        the HELLO reaches the board, and its answer and its STATUS the host, at once (no
+        latency), so the controller's first tick has telemetry; on its own clock the board's
+        next step is taken now (the world does not move meanwhile), as the CPython board's."""
+        self._intake(t)
+        if not (self.own_clock or self.latency_us) or not self._alive:
+            return
+        self.inbound = deque((self.now_us, data) for _, data in self.inbound)
+        at_us = max(self.now_us, self.next_step_us) if self.own_clock else self.now_us
+        latency, self.latency_us = self.latency_us, 0
+        try:
+            self._step(at_us / 1e6)
+        finally:
+            self.latency_us = latency
+
+    # SimTable.ticker (board_clock = "own"): the world calls these as its time passes the
+    # board's next pass: its next step, or the arrival of a host frame (a Pico's loop polls
+    # its UART every millisecond).
+    @property
+    def due_s(self) -> float:
+        due = self.next_step_us
+        if self.inbound and self.inbound[0][0] < due:
+            due = max(self.inbound[0][0], self.now_us)
+        return due / 1e6
+
+    def step(self, t: float) -> None:
+        if self._alive and self.table.powered and self.table.ticker is self:
+            self._step(t)
+        else:  # unpowered or crashed: what arrives is lost (the world never waits on it)
+            at_us = _us(t)
+            if at_us >= self.next_step_us:
+                self.next_step_us += PERIOD_US
+            while self.inbound and self.inbound[0][0] <= at_us:
+                self.inbound.popleft()
 
     @property
     def link_cut(self) -> bool:

@@ -52,6 +52,7 @@ sys.modules.setdefault("machine", machine_shim)  # firmware/main.py imports mach
 from firmware import main as fw  # noqa: E402
 from firmware.board import Board  # noqa: E402
 from firmware.safety import Limits  # noqa: E402
+from firmware.ticks import ticks_diff  # noqa: E402
 from hal.serial.backend import BoardLimits, SerialTable  # noqa: E402
 
 WAIT_S = 5.0  # wall-clock bound on a lockstep wait (a frame takes microseconds on an idle machine)
@@ -215,8 +216,10 @@ class VirtualBoard:
         self.board = Board(self.ms(now_s), lim, boot_id=rng.randrange(1 << 16))
         self.loop = fw.Loop(self.io, self.board)
         # Its own clock: a step every 10 ms from boot plus a seeded offset, whenever the world
-        # passes that instant (SimTable.ticker), however the host's ticks fall.
+        # passes that instant (SimTable.ticker), however the host's ticks fall; between steps
+        # the loop also runs when a frame arrives (a Pico's loop polls its UART every ms).
         self.next_step_us = self.now_us + self.offset_us
+        self.loop.next_step = (self.next_step_us // 1000) % (1 << 30)
         if self.own_clock:
             table.ticker = self
 
@@ -296,65 +299,76 @@ class VirtualBoard:
         )
 
     # ------------------------------------------------------------------ the runner's calls
+    def _poll(self, now_us: int) -> None:
+        """One pass of the firmware's loop (firmware/main.py ``Loop.poll``) at ``now_us``:
+        it takes the frames that have arrived, samples and reports when its step is due, and
+        steps and drives its pins when that step's time has come (or the host's answer)."""
+        self.now_us = now_us
+        self._deliver_out()
+        now = (now_us // 1000) % (1 << 30)
+        if ticks_diff(now, self.loop.next_step) >= 0:
+            self._push_sensors()  # it samples (each reading draws the sensors' noise)
+        self.loop.poll(now)
+        self._pull_outputs()
+
     def before(self, t: float) -> None:
-        """Frames due reach the host; in lockstep, sample and report (the host reads next)."""
+        """Frames due reach the host; in lockstep, the loop's pass at the tick (its step:
+        sample and report; it steps now, or waits for the host's answer: ``after``)."""
         self.now_us = _us(t)
         self._deliver_out()
         if not self.own_clock:
-            self._push_sensors()
-            self.loop.report(self.ms(t))
+            self._poll(_us(t))
 
     def after(self, t: float) -> None:
-        """Take the host's frames; in lockstep, step and drive the pins into the wiring."""
+        """Take the host's frames; in lockstep, the loop's pass that reads the host's answer
+        to this tick's STATUS and steps and drives the pins on it, the same instant."""
         self.now_us = _us(t)
         self._intake()
         if not self.own_clock:
-            now = self.ms(t)
-            self.loop.receive(now)
-            self.loop.control(now)
-            self._pull_outputs()
+            self._poll(_us(t))
 
     def take_host_bytes(self, t: float) -> None:
         """A host process just opened the port and greeted. As the real service's blocking
         handshake before its loop starts (hal/serial SerialTable with blocking_handshake),
-        this takes no simulated time: the board answers the HELLO and reports one STATUS at
-        once, whatever the link latency or the board's clock, so the controller's first
-        tick has telemetry."""
+        this takes no simulated time: the HELLO reaches the board, and the board's answer and
+        a STATUS reach the host, at once, whatever the link latency, so the controller's
+        first tick has telemetry. On its own clock the board's next step is taken now (the
+        handshake waits for it; the world does not move meanwhile)."""
         self.now_us = _us(t)
         self._intake()
         if not self.own_clock and not self.latency_us:
             self.loop.receive(self.ms(t))  # ideal lockstep: before() reports next
             return
         self.inbound = deque((self.now_us, data) for _, data in self.inbound)
+        at_us = self.now_us
+        if self.own_clock:
+            at_us = max(at_us, self.next_step_us)
+            self.next_step_us = at_us + PERIOD_US
         latency, self.latency_us = self.latency_us, 0
         try:
-            self._push_sensors()
-            self.loop.receive(self.ms(t))
-            self.loop.report(self.ms(t))
+            self._poll(at_us)
         finally:
             self.latency_us = latency
 
-    def _own_step(self, at_us: int) -> None:
-        """One step of the board's own loop (firmware/main.py's order: receive, report, control)."""
-        self.now_us = at_us
-        now = (at_us // 1000) % (1 << 30)
-        self._deliver_out()
-        self._push_sensors()
-        self.loop.receive(now)
-        self.loop.report(now)
-        self.loop.control(now)
-        self._pull_outputs()
-
-    # SimTable.ticker: the world calls these as its time passes the board's next step.
+    # SimTable.ticker: the world calls these as its time passes the board's next pass: its
+    # next step, or the arrival of a host frame (it polls its UART every millisecond).
     @property
     def due_s(self) -> float:
-        return self.next_step_us / 1e6
+        due = self.next_step_us
+        if self.inbound and self.inbound[0][0] < due:
+            due = max(self.inbound[0][0], self.now_us)
+        return due / 1e6
 
     def step(self, t: float) -> None:
-        at_us = self.next_step_us
-        self.next_step_us += PERIOD_US
+        at_us = _us(t)
+        if at_us >= self.next_step_us:
+            at_us = self.next_step_us
+            self.next_step_us += PERIOD_US
         if self.table.powered and self.table.ticker is self:
-            self._own_step(at_us)
+            self._poll(at_us)
+        else:  # unpowered: what arrives is lost (and the world's advance never waits on it)
+            while self.inbound and self.inbound[0][0] <= at_us:
+                self.inbound.popleft()
 
     @property
     def link_cut(self) -> bool:

@@ -604,7 +604,12 @@ class Controller:
             "self-test passed"
             + ("" if self.brake_ok else " except the brake: sessions refused")
             + (
-                "; the motion board is shut down: brake test skipped, sessions refused"
+                (
+                    "; the motion board is returning the user on its own: brake test skipped, "
+                    "sessions refused"
+                    if inp.board_returning
+                    else "; the motion board is shut down: brake test skipped, sessions refused"
+                )
                 if inp.drive_inhibited
                 else ""
             )
@@ -755,6 +760,12 @@ class Controller:
 
     def _during_return(self, dt: float, inp: Inputs) -> None:
         """The way up on a profile: returning, emergency_return, and a fault that returns."""
+        if inp.board_returning:
+            # The motion board brings the user up on its own and refuses our commands (it
+            # never stops a return half way): our setpoint waits on the table, and once the
+            # board is done (shut down at upright) our profile arrives where the table is.
+            self.motion.replan_from_rest(self.angle)
+            return
         slower = self.motion.adapt_to_torque(self.now, self.angle, self.motor_cmd)
         if slower is not None:
             self._note(f"drive near full duty on the way up: re-planned at {slower:.1f} deg/s")

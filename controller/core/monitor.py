@@ -171,6 +171,9 @@ class SafetyMonitor:
         # The checks that judge the readings and the current against the drive: only on a
         # fresh snapshot (``check``).
         self._against_drive = (self._unchanged, self._current, self._back_emf)
+        # ... and those that judge this host's drive: not while the motion board returns the
+        # user on its own (``inp.board_returning``): the motion is the board's, not ours.
+        self._host_drive = (*self._against_drive, self._saturation)
 
     def _lasted(self, key: str, active: bool, now: float, duration: float) -> bool:
         """True once ``active`` has held continuously for ``duration`` seconds."""
@@ -267,6 +270,8 @@ class SafetyMonitor:
                 continue
             if not inp.fresh and check in self._against_drive:
                 continue
+            if inp.board_returning and check in self._host_drive:
+                continue
             det = check(s, inp, dt)
             if det is not None and det.code not in self.latched:
                 self.latch(det)
@@ -354,6 +359,8 @@ class SafetyMonitor:
 
     def _drive(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         v = self._speed
+        if inp.board_returning:
+            return self._board_return(s, v)
         if (
             s.tracking
             and s.angle > self.cfg.limits.max_angle_deg + ENVELOPE_GUARD_DEG
@@ -382,6 +389,24 @@ class SafetyMonitor:
                     f"following error: measured {s.angle:.1f} deg, setpoint {s.setpoint:.1f} deg",
                     Recovery.HOLD,
                 )
+        return None
+
+    def _board_return(self, s: Snapshot, v: float | None) -> Detection | None:
+        """The motion board returns the user on its own (its host went silent; this host was
+        restarted meanwhile, and the board refuses its commands): judged against the board's
+        emergency profile and its direction, not this host's setpoint (a restarted host read
+        the board's 7-8 deg/s as its own runaway and latched a fault over a good return)."""
+        if v is None:
+            return None
+        limit = self.cfg.motion.emergency_speed_dps
+        away = (s.angle - self.cfg.limits.upright_deg) * v > 0
+        if abs(v) > limit + SPEED_MARGIN_DPS or (away and abs(v) > SPEED_MARGIN_DPS):
+            how = "away from upright" if away else f"over its limit {limit:g}"
+            return Detection(
+                "runaway",
+                f"the motion board's own return moves at {v:.1f} deg/s, {how}",
+                Recovery.HOLD,
+            )
         return None
 
     def _heading_up(self, s: Snapshot) -> bool:

@@ -454,6 +454,7 @@ class SerialTable:
             ankle_discrepancy=aa != ab,
             link_ok=self.link_ok,
             drive_inhibited=state in (P.ST_RETURN, P.ST_SHUTDOWN, P.ST_HOLD),
+            board_returning=state == P.ST_RETURN,
             fresh=fresh,
         )
 
