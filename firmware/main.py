@@ -6,9 +6,10 @@ The loop polls (no interrupt handlers, so nothing allocates in one): every pass 
 UART into the frame decoder, and every 10 ms it samples the sensors and sends a STATUS
 frame, then steps the board logic and drives the outputs: at once, or, while it follows a
 host that answers, as soon as the host's answer to that STATUS is read (``Loop``). That
-path allocates nothing but the boxed floats of the arithmetic (docs/firmware.md): the UART is read into a buffer, the
-frames are decoded and built in place, the sample is one object updated in place. The
-watchdog is fed only at the end of a complete, on-time iteration: a stuck loop resets the
+path allocates nothing but the boxed floats of the arithmetic (docs/firmware.md): the UART
+is read into a buffer, the frames are decoded and built in place, the sample is one object
+updated in place. The watchdog is fed only at the end of a complete, on-time step (its
+control part included): a stuck loop resets the
 board (8.3 s is the RP2040's longest timeout; 500 ms is used), and at reset every output pin
 starts as an input with the pull-downs of docs/firmware.md holding the motor off and the
 brake engaged.
