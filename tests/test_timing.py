@@ -146,7 +146,6 @@ def test_a_late_host_on_serial_stops_on_the_board_loop_and_the_session_goes_on(
     # since its loop steps on the host's answer as it arrives, 3.2 before), hence 1 deg/s.
     slowed = before["velocity_dps"] - 8.0 * (stall_s - 0.1)
     assert late["velocity_dps"] == pytest.approx(max(slowed, 0.0), abs=1.0)
-    assert 0.0 < late["velocity_dps"] < before["velocity_dps"]
     assert run.summary["max_speed_dps"] <= 4.0 + 0.05
 
 
