@@ -1,16 +1,19 @@
 """``--backend serial --board micropython``: the motion board's unmodified firmware
 (firmware/main.py's ``main()``) in a real ``micropython`` process (the unix port), stepped
 in lockstep with the simulator. The host talks to it over the real pseudo-terminal
-(sim.serial_world.Wire) exactly as to a board; the pins, the ADC, the watchdog and the
-clock are sim/mp/mp_machine.py, which meets this module on the process's stdin/stdout:
-one fixed-size request (the instant, the input levels, how many host bytes the UART may
-take by then) and one reply (the outputs, the byte counts) per simulator tick.
+(sim.serial_world.Wire) exactly as to a board; the board's UART is a unix socket this
+module relays to the pseudo-terminal through the link model (``[timing]`` link latency, the
+cut), as sim.serial_world.VirtualBoard's. The pins, the ADC, the watchdog and the clock are
+sim/mp/mp_machine.py, which meets this module on the process's stdin/stdout: one
+fixed-size request (the instant, the input levels, how many host bytes the UART may take by
+then) and one reply (the outputs, the byte counts) per pass of the firmware's loop.
 
-When the board steps: the firmware's own loop order (receive, sample and report, step and
-drive the pins) runs once per tick at the tick's instant, before the host reads (``before``).
-So the STATUS the host reads is fresh, and the command it sends in reply is driven at the
-board's next step, 10 ms later: a real board's loop, one period of command latency that the
-idealised CPython lockstep (which drives the command the same instant) does not have.
+When the board's loop runs (firmware/main.py ``Loop.poll``): in lockstep twice per tick at
+the tick's instant, before the host reads (``before``: it samples and reports, and steps
+at once unless a host that answers is expected) and after it wrote (``after``: it reads the
+host's answer and steps and drives its pins on it), as the CPython board does. With
+``board_clock = "own"``, on its own seeded 10 ms grid and whenever a host frame arrives
+(``SimTable.ticker``). The two boards give the same trace.
 
 A board process that dies (an exception in the firmware, killed) or does not answer within
 ``reply_wait_s`` of wall time (hung) is a crashed board: it is killed, its pins fall to

@@ -12,9 +12,12 @@ sent": waiting for a count, not for a time, is what makes the same scenario give
 trace. A host that is hung, powered off or behind a cut link has sent nothing more, so the
 board never waits for it and acts on its own dead-man in simulated time.
 
-Each 10 ms tick (``board_clock = "lockstep"``, the default): the board samples and sends
-its STATUS (``before``), the host reads it, the controller decides, the host sends
-SET_OUTPUTS, then the board takes the host's frames, steps and drives its pins (``after``).
+Each 10 ms tick (``board_clock = "lockstep"``, the default) the firmware's loop
+(firmware/main.py ``Loop.poll``) runs two passes at the tick's instant: the board samples and
+sends its STATUS (``before``; with no host answering it also steps and drives its pins), the
+host reads it, the controller decides, the host sends SET_OUTPUTS, then the board takes the
+host's frames and steps and drives its pins on that answer (``after``), as a real loop that
+steps on the host's answer the moment it reads it.
 
 ``[timing]`` (sim/timing.py), both deterministic and in simulated time only:
 
@@ -25,7 +28,8 @@ SET_OUTPUTS, then the board takes the host's frames, steps and drives its pins (
 - ``board_clock = "own"``: the board steps on its own 10 ms clock, a seeded whole number of
   milliseconds (1..9) after the host's: the table's 10 ms physics step is split at that
   offset, the board samples, takes the frames that have arrived, reports and drives its pins
-  there, and the physics goes on with its new outputs.
+  there, and the physics goes on with its new outputs; between its steps its loop also runs
+  when a host frame arrives (a Pico polls its UART about every millisecond).
 
 ``link_loss`` cuts the bytes both ways (``link_cut``).
 """

@@ -1,8 +1,9 @@
 """The motion board process: ``micropython sim/mp/boot.py FIRMWARE_DIR PTY_FD BOOT_ID
-LIMITS...`` with the control channel on stdin/stdout and the serial link's pseudo-terminal
-on PTY_FD (see mp_machine.py). Installs the simulated ``machine``, ``time`` and ``os`` and runs the
-unmodified firmware's ``main.main()`` from its flat layout, as the Pico runs main.py.
-MicroPython code, not CPython."""
+LIMITS...`` with the control channel on stdin/stdout and the UART's socket (relayed to the
+serial link's pseudo-terminal by sim/mp_board.py) on PTY_FD (see mp_machine.py). Installs
+the simulated ``machine``, ``time`` and ``os`` and runs the unmodified firmware's
+``main.main()`` from its flat layout, as the Pico runs main.py. MicroPython code, not
+CPython."""
 
 import sys
 

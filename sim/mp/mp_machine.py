@@ -2,9 +2,10 @@
 clock: the firmware (firmware/main.py) runs on it unchanged. MicroPython code, not CPython.
 
 The control channel is the process's stdin (requests) and stdout (replies), one fixed-size
-record each way per simulator step. The serial link is the real pseudo-terminal: the
-simulator passes its master end as file descriptor 3, and the host's ``hal.serial`` holds
-the other end, exactly as a board's UART.
+record each way per pass of the loop the simulator gives an instant. The UART is a unix
+socket the simulator passes as a file descriptor (``PTY_FD``); sim/mp_board.py relays it to
+the real pseudo-terminal the host's ``hal.serial`` holds, through the link model (latency,
+cut), and writes the host's bytes into it before the request that lets the UART take them.
 
 Lockstep: the firmware's loop polls ``time.ticks_ms()``. The clock stands still while the
 loop works; when the loop has gone idle (a ``ticks_ms()`` call with nothing done since the
@@ -27,8 +28,8 @@ REQ_LEN = 24  # sim -> board
 REP_LEN = 32  # board -> sim
 REQ_STEP, REQ_QUIT = 1, 2
 REP_IDLE, REP_WDT_RESET = 1, 2
-PTY_FD = 3  # the pseudo-terminal's master end (boot.py sets it from its arguments)
-RX_WAIT_MS = 5000  # bound on waiting for host bytes already written (a determinism failure)
+PTY_FD = 3  # the UART's socket (boot.py sets it from its arguments)
+RX_WAIT_MS = 5000  # bound on waiting for host bytes already relayed (never on a unix socket)
 ADC_FIRST = 26  # GP26..GP28 are ADC0..ADC2
 
 
