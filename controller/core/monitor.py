@@ -171,9 +171,10 @@ class SafetyMonitor:
         # The checks that judge the readings and the current against the drive: only on a
         # fresh snapshot (``check``).
         self._against_drive = (self._unchanged, self._current, self._back_emf)
-        # ... and those that judge this host's drive: not while the motion board returns the
-        # user on its own (``inp.board_returning``): the motion is the board's, not ours.
-        self._host_drive = (*self._against_drive, self._saturation)
+        # ... and those that judge this host's drive or brake: not while the motion board
+        # returns the user on its own (``inp.board_returning``): the motion is the board's
+        # (it released the brake itself), not ours; ``_drive`` judges it then.
+        self._host_drive = (*self._against_drive, self._saturation, self._brake)
 
     def _lasted(self, key: str, active: bool, now: float, duration: float) -> bool:
         """True once ``active`` has held continuously for ``duration`` seconds."""
