@@ -176,6 +176,7 @@ class MpBoard:
         uart.close()  # the process has its own
         self._finalizer = weakref.finalize(self, _kill, self.proc)
         self.pid = self.proc.pid
+        wire.mp_board = self  # again after a watchdog reset: the wire ends it with the run
         self._reply(now_s)  # booted: imports done, waiting for its first instant
         self.now_us = _us(now_s)
 
