@@ -396,29 +396,30 @@ class Simulation:
         out = controller.update(now, inputs)
         hal.write(out)
         state = self.last_state = controller.state
-        tracking = controller.tracking
-        profile = controller.profile
+        motion = controller.motion  # what controller.tracking, .profile, .speed_limit read
+        tracking = motion.tracking
+        profile = motion.profile
         latched = controller.monitor.latched
-        return self._record(
+        # As _record(...) with these keywords, passed in _row's order (every tick).
+        return self._row(
             now,
             state,
-            sensor=inputs.angle_primary_deg,
-            setpoint=profile.pos if tracking else controller.angle,
-            motor_cmd=out.motor_cmd,
-            goal=profile.goal if tracking else None,
-            sp_vel=profile.vel if tracking else 0.0,
-            tracking=tracking,
-            speed_limit=controller.speed_limit,
-            accel_limit=controller.accel_limit,
-            alarm=out.alarm,
-            # what software and wiring ask for (the checker's brake)
-            commanded_brake=out.brake or table.estop_circuit_open,
-            estop_in=inputs.estop_pressed,
-            ankle_locked=inputs.ankle_locked,
-            powered=True,
-            session_s=controller.session_elapsed_s,
-            current=inputs.motor_current_a,
-            faults=";".join(sorted(latched)) if latched else "",
+            inputs.angle_primary_deg,  # sensor
+            profile.pos if tracking else controller.angle,  # setpoint
+            out.motor_cmd,
+            out.alarm,
+            out.brake or table.estop_circuit_open,  # commanded_brake: software and wiring
+            inputs.estop_pressed,  # estop_in
+            inputs.ankle_locked,
+            True,  # powered
+            inputs.motor_current_a,  # current
+            profile.goal if tracking else None,  # goal
+            profile.vel if tracking else 0.0,  # sp_vel
+            tracking,
+            motion.speed_limit,
+            motion.accel_limit,
+            controller.session_elapsed_s,
+            ";".join(sorted(latched)) if latched else "",  # faults
         )
 
     def _record_hung(self, now: float) -> TraceRow:
@@ -482,6 +483,49 @@ class Simulation:
         """The one place a tick's trace row is made (and the checker's view of it): the
         trace shows the true angle and the brake as it really is, the checker judges what
         software and wiring commanded."""
+        return self._row(
+            now,
+            state,
+            sensor,
+            setpoint,
+            motor_cmd,
+            alarm,
+            commanded_brake,
+            estop_in,
+            ankle_locked,
+            powered,
+            current,
+            goal,
+            sp_vel,
+            tracking,
+            speed_limit,
+            accel_limit,
+            session_s,
+            faults,
+        )
+
+    def _row(
+        self,
+        now: float,
+        state: str,
+        sensor: float | None,
+        setpoint: float,
+        motor_cmd: float,
+        alarm: bool,
+        commanded_brake: bool,
+        estop_in: bool,
+        ankle_locked: bool,
+        powered: bool,
+        current: float,
+        goal: float | None,
+        sp_vel: float,
+        tracking: bool,
+        speed_limit: float,
+        accel_limit: float,
+        session_s: float,
+        faults: str,
+    ) -> TraceRow:
+        """``_record``'s body, its arguments by position (the powered tick calls it directly)."""
         physics = self.table.physics
         angle, vel = physics.angle, physics.vel
         self.checker.feed(

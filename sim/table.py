@@ -36,6 +36,7 @@ class SensorModel:
     quantum_deg: float  # resolution (ADC step or encoder count)
 
 
+NO_BUTTONS: frozenset[str] = frozenset()
 PRIMARY = SensorModel(noise_deg=0.05, quantum_deg=360.0 / 4096.0)  # 12-bit absolute sensor
 SECONDARY = SensorModel(noise_deg=0.0, quantum_deg=0.1)  # incremental encoder counts
 
@@ -242,20 +243,22 @@ class SimTable:
             held = self.held | {"down"} if "button_stuck" in faults else self.held
         else:
             primary, secondary, held = self._sample(PRIMARY), self._sample(SECONDARY), self.held
+        # Positional, in Inputs' field order (the same values as by keyword, built faster:
+        # this runs every tick).
         return Inputs(
-            angle_primary_deg=primary,
-            angle_secondary_deg=secondary,
-            upright_switch=angle <= self.upright_deg + UPRIGHT_SWITCH_DEG
-            or "upright_switch_stuck" in faults,
-            overtravel_tripped=angle >= self.params.stop_high_deg - 2.0
-            or "overtravel_switch_open" in faults,
-            estop_pressed=self.estop_circuit_open,
-            ankle_locked=self.ankle_lock_closed and "ankle_sensor_wire_break" not in faults,
-            buttons=frozenset(held),
-            motor_current_a=self._sensed_current(),
-            # A wire break opens one channel of the two; a real press or unlock opens both.
-            estop_discrepancy="estop_wire_break" in faults,
-            ankle_discrepancy="ankle_sensor_wire_break" in faults,
+            primary,
+            secondary,
+            # upright_switch, overtravel_tripped
+            angle <= self.upright_deg + UPRIGHT_SWITCH_DEG or "upright_switch_stuck" in faults,
+            angle >= self.params.stop_high_deg - 2.0 or "overtravel_switch_open" in faults,
+            self.estop_circuit_open,  # estop_pressed
+            self.ankle_lock_closed and "ankle_sensor_wire_break" not in faults,  # ankle_locked
+            frozenset(held) if held else NO_BUTTONS,  # buttons
+            self._sensed_current(),  # motor_current_a
+            # estop_discrepancy, ankle_discrepancy: a wire break opens one channel of the two;
+            # a real press or unlock opens both.
+            "estop_wire_break" in faults,
+            "ankle_sensor_wire_break" in faults,
         )
 
     def write(self, outputs: Outputs) -> None:

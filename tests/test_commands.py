@@ -128,6 +128,10 @@ def test_bench_runs_and_reports_every_figure_and_target() -> None:
     for name, (value, met) in figures["targets"].items():
         assert (value == "not measured") == (met is None), name
     assert figures["run_gpio_mock"]["backend"] == "gpio-mock"
+    # The simulator's speed is also reported by CPU time, measured (in process and as a child).
+    for key in ("simulator", "simulator_process"):
+        sim = figures[key]
+        assert 0 < sim["cpu_seconds_best"] and sim["realtime_factor_by_cpu"] > 0, key
     assert "loop_cpu_percent_estimate" not in figures["run"]
     assert "measuring" in res.stderr  # progress feedback on a long command
 

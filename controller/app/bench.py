@@ -356,14 +356,15 @@ def long_session() -> dict:
 
 def realtime_factor(repeats: int) -> dict:
     scenario = scenario_from_dict(long_session(), "bench")
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
         with tempfile.TemporaryDirectory() as tmp:
-            start = stopwatch.perf_counter()
+            start, cpu0 = stopwatch.perf_counter(), stopwatch.process_time()
             run_scenario(
                 scenario, keep_rows=False, trace=Path(tmp) / "trace.csv"
             )  # as `invtable sim --trace`
             times.append(stopwatch.perf_counter() - start)
+            cpu.append(stopwatch.process_time() - cpu0)
     best = min(times)
     from sim import table as table_mod
 
@@ -379,6 +380,10 @@ def realtime_factor(repeats: int) -> dict:
         "wall_seconds_best": round(best, 3),
         "wall_seconds_median": round(statistics.median(times), 3),
         "realtime_factor": round(600.0 / best, 1),
+        # CPU time: what the run itself costs, less disturbed by other processes on a shared
+        # machine than the wall time (the target is judged on the wall time).
+        "cpu_seconds_best": round(min(cpu), 3),
+        "realtime_factor_by_cpu": round(600.0 / min(cpu), 1),
         "tick_cost_us_without_physics": round(tick_cost * 1e6, 1),
     }
 
@@ -387,13 +392,16 @@ def sim_process_factor(repeats: int) -> dict:
     """``invtable sim`` on the 600 s session with ``--trace``, as a user runs it: the wall time
     from starting the process to its exit (interpreter start and imports included), best of
     ``repeats``, on one core (the simulator is single-threaded)."""
+    import resource
+
     import tomli_w
 
-    times = []
+    times, cpu = [], []
     with tempfile.TemporaryDirectory() as tmp:
         scenario = Path(tmp) / "session600.toml"
         scenario.write_text(tomli_w.dumps(long_session()))
         for _ in range(repeats):
+            used0 = resource.getrusage(resource.RUSAGE_CHILDREN)
             start = stopwatch.perf_counter()
             done = subprocess.run(
                 [sys.executable, "-m", "controller", "sim", str(scenario)]
@@ -402,12 +410,18 @@ def sim_process_factor(repeats: int) -> dict:
                 stdin=subprocess.DEVNULL,
             )
             times.append(stopwatch.perf_counter() - start)
+            used = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpu.append(used.ru_utime - used0.ru_utime + used.ru_stime - used0.ru_stime)
     best = min(times)
     return {
         "sim_seconds": 600.0,
         "wall_seconds_best": round(best, 3),
         "wall_seconds_median": round(statistics.median(times), 3),
         "realtime_factor": round(600.0 / best, 1),
+        # The process's own CPU time (user + system, from the kernel's accounting of the child):
+        # the figure a shared machine disturbs least; the target is judged on the wall time.
+        "cpu_seconds_best": round(min(cpu), 3),
+        "realtime_factor_by_cpu": round(600.0 / min(cpu), 1),
         "exit": done.returncode,
     }
 
@@ -782,13 +796,15 @@ def print_table(f: dict[str, Any], stream: Any = None) -> None:
     sim = f["simulator"]
     t.add_row(
         "600 s session with trace, simulated",
-        f"{sim['wall_seconds_best']} s: {sim['realtime_factor']}x real time",
+        f"{sim['wall_seconds_best']} s: {sim['realtime_factor']}x real time "
+        f"(CPU {sim['cpu_seconds_best']} s: {sim['realtime_factor_by_cpu']}x)",
         f"controller + HAL {sim['tick_cost_us_without_physics']} us per tick",
     )
     sp = f["simulator_process"]
     t.add_row(
         "invtable sim, the same session, whole process",
-        f"{sp['wall_seconds_best']} s: {sp['realtime_factor']}x real time",
+        f"{sp['wall_seconds_best']} s: {sp['realtime_factor']}x real time "
+        f"(CPU {sp['cpu_seconds_best']} s: {sp['realtime_factor_by_cpu']}x)",
         "interpreter start and imports included",
     )
     ca = f["campaign"]

@@ -15,8 +15,7 @@ import argparse
 import signal
 import sys
 import threading
-from importlib import metadata
-from typing import Sequence
+from typing import Any, Sequence
 
 from controller.app.commands import GROUPS
 from controller.app.commands.common import EXIT_INPUT, EXIT_INTERNAL, EXIT_OK, fail_input
@@ -24,10 +23,20 @@ from controller.core.errors import InputError, StoreError
 
 
 def package_version() -> str:
+    from importlib import metadata  # here, not at start: it costs every command ~20 ms
+
     try:
         return metadata.version("invtable")
     except metadata.PackageNotFoundError:  # run from a source tree that was never installed
         return "unknown (not installed)"
+
+
+class _VersionAction(argparse._VersionAction):
+    """``--version``, the installed version looked up only when asked for."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> None:
+        self.version = f"invtable {package_version()}"
+        super().__call__(*args, **kwargs)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="invtable", description="Motorized inversion table controller and simulator."
     )
-    parser.add_argument("--version", action="version", version=f"invtable {package_version()}")
+    parser.add_argument("--version", action=_VersionAction)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for group in GROUPS:
         group.register(sub)

@@ -91,6 +91,10 @@ STATE_NAMES = [s.value for s in State]
 SESSION_STATES = (State.RAMP, State.HOLD, State.REST)
 # States the session time limit ends (e-stop and faults override it; returns are already returning).
 TIME_LIMITED = (State.JOGGING, State.HOLDING, State.RAMP, State.HOLD, State.REST, State.PAUSED)
+# States that sound the alarm whatever is latched (a frozenset: looked up every tick).
+ALARM_STATES = frozenset(
+    (State.FAULT, State.EMERGENCY_RETURN, State.LIMP_HOME, State.SUPERVISED_RETURN)
+)
 # States in which losing the ankle lock triggers an emergency return.
 LOCK_GUARDED = (
     State.JOGGING,
@@ -470,19 +474,21 @@ class Controller:
             return
         # Also in e-stop: a sensor that goes bad meanwhile is latched now (with the alarm;
         # nothing moves), and its recovery bounds whatever motion leaves the e-stop.
+        motion = self.motion  # (read once: the properties below all read it)
+        tracking = motion.tracking
         det = self.monitor.check(
             Snapshot(
                 self.now,
                 self.state,
-                self.tracking,
-                self.profile.pos,
-                self.speed_limit,
+                tracking,
+                motion.profile.pos,
+                motion.speed_limit,
                 self.motor_cmd,
                 self.angle,
-                None if self.tracking else self.motion.braked_angle,
+                None if tracking else motion.braked_angle,
                 self.motor_power,
-                self.profile.goal if self.tracking else None,
-                self.loop.denied_s if self.tracking else 0.0,
+                motion.profile.goal if tracking else None,
+                motion.loop.denied_s if tracking else 0.0,
             ),
             inp,
             dt,
@@ -660,6 +666,8 @@ class Controller:
         (``new``), and every tick after the buttons, so a motion started meanwhile is bounded too
         (RETURN out of an e-stop after a sensor was found bad becomes the limp home)."""
         recovery, state = self.monitor.recovery, self.state
+        if recovery == Recovery.REPORT:
+            return  # nothing latched that moves the table (the usual tick): no branch below acts
         if recovery == Recovery.HOLD:
             if state in (State.IDLE, State.SUPERVISED_RETURN) and (
                 new is None or new.recovery != Recovery.HOLD
@@ -871,7 +879,7 @@ class Controller:
             self.motor_cmd = 0.0
             brake = True
         alarm = (
-            state in (State.FAULT, State.EMERGENCY_RETURN, State.LIMP_HOME, State.SUPERVISED_RETURN)
+            state in ALARM_STATES
             or bool(self.monitor.latched)
             or (state == State.ESTOP and not self.at_upright)
         )

@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import NamedTuple
+from typing import Callable, NamedTuple
 
 from controller.core.config import Config
 from controller.core.states import State
@@ -128,6 +128,11 @@ class Snapshot(NamedTuple):
         None  # the active profile's goal (None while braked): which way the drive heads
     )
     load_denied_s: float = 0.0  # how long the motor current has held the loop's load estimate back
+
+
+Check = Callable[[Snapshot, Inputs, float], "Detection | None"]  # one of the monitor's checks
+# States whose brake the creep check does not watch (a frozenset: looked up every tick).
+BRAKE_UNWATCHED = frozenset((State.FAULT, State.BOOT))
 
 
 class SafetyMonitor:
@@ -263,21 +268,32 @@ class SafetyMonitor:
         elif self._motion_start is None:
             self._motion_start = s.angle  # where this motion (brake release) began
         self._speed = self.measured_speed(dt)
-        speed_unknown = s.state == State.SUPERVISED_RETURN and not s.tracking
-        for check in self._checks:
-            if speed_unknown and check == self._current:
-                # Driving on the back-EMF (no angle trusted): the current check's speed would be
-                # the frozen reading's zero; the supervised watch judges the motion instead.
-                continue
-            if not inp.fresh and check in self._against_drive:
-                continue
-            if inp.board_returning and check in self._host_drive:
-                continue
+        checks: tuple[Check, ...] = self._checks
+        if (
+            not inp.fresh
+            or inp.board_returning
+            or (s.state == State.SUPERVISED_RETURN and not s.tracking)
+        ):
+            # Driving on the back-EMF (no angle trusted): the current check's speed would be
+            # the frozen reading's zero; the supervised watch judges the motion instead. While
+            # the board returns on its own, the host's drive checks stand down. (The usual
+            # tick runs every check: no filter built.)
+            checks = tuple(c for c in checks if self._applies(c, s, inp))
+        latched = self.latched
+        for check in checks:
             det = check(s, inp, dt)
-            if det is not None and det.code not in self.latched:
+            if det is not None and det.code not in latched:
                 self.latch(det)
                 return det
         return None
+
+    def _applies(self, check: Check, s: Snapshot, inp: Inputs) -> bool:
+        """Whether ``check`` runs this tick (``check``: the usual tick runs them all)."""
+        if check == self._current and s.state == State.SUPERVISED_RETURN and not s.tracking:
+            return False
+        if inp.board_returning and check in self._host_drive:
+            return False
+        return inp.fresh or check not in self._against_drive
 
     # ---------------------------------------------------------------- the checks
     def _link(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
@@ -435,7 +451,7 @@ class SafetyMonitor:
         if (
             s.tracking
             or s.braked_angle is None
-            or s.state in (State.FAULT, State.BOOT)
+            or s.state in BRAKE_UNWATCHED
             or self.position_untrusted
         ):  # a drifting reading would look like creep
             return None
