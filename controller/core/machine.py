@@ -790,6 +790,19 @@ class Controller:
             self._fire("supervised_release")
             return
         sup = self.supervised
+        if sup.probing:
+            probe = sup.probe(self.now, inp.motor_current_a)
+            if probe is not None:
+                det = Detection(probe.code, probe.reason, Recovery.HOLD, driver_stuck_on=True)
+                self.monitor.latch(det)
+                self._report(det)
+                self._fire("supervised_release")
+            elif not sup.probing:
+                self._note(
+                    f"motor driver obeys ({inp.motor_current_a:.1f} A at duty 0): brake released"
+                )
+                self._begin_supervised_motion()
+            return
         if sup.emf is None:
             pos = self.angle
             if self._settled() and self.at_upright:
@@ -1089,11 +1102,6 @@ class Controller:
             problems.append("no link to the motion board (it returns the user on its own)")
         if inp.drive_inhibited:
             problems.append("the motion board has taken over or is shut down")
-        if self.monitor.driver_disobeys:
-            problems.append(
-                "the motor driver ignores its command: its supply stays cut (manual release, "
-                "docs/safety.md)"
-            )
         if self.supervised.refused:
             problems.append(
                 f"an earlier supervised recovery went the wrong way ({self.supervised.refused}): "
@@ -1248,6 +1256,19 @@ class Controller:
 
     def _enter_supervised_return(self, event: EventData) -> None:
         self.return_forced = True
+        if self.monitor.driver_disobeys:
+            # The driver ignored its command once (a runaway, maybe intermittent): first probe
+            # it on the brake with the supply closed and duty 0 (Supervised.probe).
+            self.supervised.begin_probe(self.now)
+            self._note(
+                "supervised recovery: probing the motor driver on the brake first "
+                "(supply closed, duty 0)"
+            )
+            return
+        self._begin_supervised_motion()
+
+    def _begin_supervised_motion(self) -> None:
+        """Release the brake toward upright, on a trusted angle or on the back-EMF."""
         inp = self.inputs
         if (
             self.monitor.position_untrusted

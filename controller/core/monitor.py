@@ -168,6 +168,7 @@ class SafetyMonitor:
             self._buttons,
         )
         self._speed: float | None = None  # this tick's measured speed
+        self._carried_speed: float | None = None  # the speed before a change of sensor
         # The checks that judge the readings and the current against the drive: only on a
         # fresh snapshot (``check``).
         self._against_drive = (self._unchanged, self._current, self._back_emf)
@@ -203,6 +204,10 @@ class SafetyMonitor:
         if det.good_sensor:
             self.distrusted.add(det.good_sensor.other)
             self._angles.clear()  # the measured angle changes source: restart the speed window
+            # ... and until it is full again the table moves on as it did: the current check
+            # takes the speed last measured (taken as 0, the current a table coming up draws
+            # under a braking duty read as a runaway: campaign 2026 index 7930).
+            self._carried_speed = self._speed
 
     @property
     def upright_switch_trusted(self) -> bool:
@@ -259,6 +264,8 @@ class SafetyMonitor:
         elif self._motion_start is None:
             self._motion_start = s.angle  # where this motion (brake release) began
         self._speed = self.measured_speed(dt)
+        if self._speed is not None:
+            self._carried_speed = None
         speed_unknown = s.state == State.SUPERVISED_RETURN and not s.tracking
         for check in self._checks:
             if speed_unknown and check == self._current:
@@ -268,7 +275,11 @@ class SafetyMonitor:
             if not inp.fresh and check in self._against_drive:
                 continue
             det = check(s, inp, dt)
-            if det is not None and det.code not in self.latched:
+            if det is not None and (
+                det.code not in self.latched
+                or (det.driver_stuck_on and s.state == State.SUPERVISED_RETURN)
+            ):
+                # (A driver stuck on again during a supervised recovery ends it, latched or not.)
                 self.latch(det)
                 return det
         return None
@@ -471,7 +482,7 @@ class SafetyMonitor:
         # clock, the link): it is compared with the most any recent command could draw, so
         # the brake test's push read a few ticks later is not taken for a runaway.
         hw = self.cfg.hardware
-        v = self._speed or 0.0
+        v = self._speed if self._speed is not None else (self._carried_speed or 0.0)
         now_predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(
             s.motor_cmd - v / hw.motor_no_load_speed_dps
         )

@@ -7,6 +7,12 @@ request ramps up to the supervised speed, the duty comes from the back-EMF's loa
 (bounded), and upright is the upright switch plus the stretch the back-EMF measures after it.
 A recovery that went the wrong way is not offered again.
 
+After a driver that ignored its command (a runaway: ``driver_disobeys``) the recovery begins
+with a probe: the supply relay closed, duty 0, the brake still engaged, for ``PROBE_S``. A
+driver still stuck on draws its stall current against the brake and the probe ends it (the
+relay opens again, the table never moved); one that obeys again draws nothing, and only then
+is the brake released. Every new press probes again.
+
 Pure logic: time and the measurements are passed in.
 """
 
@@ -14,6 +20,7 @@ from __future__ import annotations
 
 from controller.core.limits import clamp
 from controller.core.limp_home import UPRIGHT_SWITCH_WINDOW_DEG
+from controller.core.monitor import CURRENT_EXCESS_A, CURRENT_LAG_S, NO_LOAD_CURRENT_A
 from controller.core.motion import SETTLE_DEG
 from controller.core.recovery import (
     SUPERVISED_ACCEL_DPS2,
@@ -27,6 +34,12 @@ from controller.core.recovery import (
 
 Readings = tuple[float | None, float | None]
 
+# The probe lasts the longest the current reading may lag a command (monitor.CURRENT_LAG_S)
+# plus margin; at duty 0 on the brake nothing but a driver stuck on draws more than the
+# no-load bound plus the monitor's excess for a driver that ignores its command.
+PROBE_S = CURRENT_LAG_S + 0.1
+PROBE_CURRENT_A = NO_LOAD_CURRENT_A + CURRENT_EXCESS_A
+
 
 class Supervised:
     def __init__(self, stall_current_a: float, no_load_speed_dps: float) -> None:
@@ -38,6 +51,32 @@ class Supervised:
         self.switch_travel: float | None = None  # odometer travel when the upright switch closed
         self.refused: str | None = None  # why it must not run again
         self.readings0: Readings | None = None  # both angle readings when the back-EMF drive began
+        self.probe_until: float | None = None  # probing the driver on the brake until then
+
+    def begin_probe(self, now: float) -> None:
+        """Hold on the brake with the supply closed and duty 0 for ``PROBE_S`` first."""
+        self.end()
+        self.probe_until = now + PROBE_S
+
+    def probe(self, now: float, current_a: float) -> Verdict | None:
+        """The probe's verdict this tick: a ``supervised_driver_on`` verdict if the driver
+        still draws current at duty 0; None otherwise (``probing`` turns False once over)."""
+        if self.probe_until is None:
+            return None
+        if current_a > PROBE_CURRENT_A:
+            self.probe_until = None
+            return Verdict(
+                "supervised_driver_on",
+                f"the motor driver is still on: {current_a:.1f} A at duty 0 on the brake "
+                f"(at most {PROBE_CURRENT_A:g} A): its supply is cut again",
+            )
+        if now >= self.probe_until - 1e-9:
+            self.probe_until = None
+        return None
+
+    @property
+    def probing(self) -> bool:
+        return self.probe_until is not None
 
     def begin_on_angle(self, now: float, angle: float) -> None:
         self.switch_travel = None
@@ -56,6 +95,7 @@ class Supervised:
     def end(self) -> None:
         self.emf = None
         self.watch = None
+        self.probe_until = None
 
     def emf_step(self, duty: float, current_a: float, dt: float, switch_closed: bool) -> bool:
         """Advance the back-EMF drive by the tick; True once upright by evidence (the trusted
