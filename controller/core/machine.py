@@ -168,6 +168,15 @@ TRANSITIONS: list[dict[str, Any]] = [
         before="_jog_down",
     ),
     dict(trigger="press_up", source=State.HOLDING, dest=State.JOGGING, before="_jog_up"),
+    # UP during a DOWN jog turns it toward upright (a DOWN that reads held, shorted, must not
+    # carry the person away while they hold UP: campaign 2026 index 9404).
+    dict(
+        trigger="press_up",
+        source=State.JOGGING,
+        dest=State.JOGGING,
+        conditions="jogging_down",
+        before="_jog_up",
+    ),
     dict(
         trigger="press_up",
         source=State.ESTOP,
@@ -813,19 +822,27 @@ class Controller:
             switch = inp.upright_switch and self.monitor.upright_switch_trusted
             upright = sup.emf_step(self.motor_cmd, inp.motor_current_a, dt, switch)
             pos = sup.emf.travel
-            if upright:
+            raw = (inp.angle_primary_deg, inp.angle_secondary_deg)
+            by_readings = not upright and sup.readings_arrived(
+                raw, SENSOR_AGREE_DEG, self.cfg.limits.upright_deg
+            )
+            if upright or by_readings:
                 self.upright_by_evidence = True
                 sup.emf = None  # on the brake from here
                 self._note(
                     "upright by the upright switch and the motor's back-EMF "
                     "(no angle sensor trusted)"
+                    if upright
+                    else "upright by both angle readings, which moved together toward upright "
+                    "on the back-EMF drive (the upright switch was never seen closing)"
                 )
                 self._brake()
                 if self._fire("arrived"):
                     return
         readings = (inp.angle_primary_deg, inp.angle_secondary_deg)
         sinking = sup.readings_sink(readings, SENSOR_AGREE_DEG)
-        verdict = sup.judge(self.now, pos, self.motor_cmd, sinking)
+        still = sup.readings_still(self.now, readings, SENSOR_AGREE_DEG)
+        verdict = sup.judge(self.now, pos, self.motor_cmd, sinking, still)
         if verdict is not None:
             # The recovery is a hold already: the verdict only ends this supervised motion.
             det = Detection(verdict.code, verdict.reason, Recovery.HOLD)
@@ -1040,6 +1057,10 @@ class Controller:
         return not self._jog_down_problems()
 
     @property
+    def jogging_down(self) -> bool:
+        return self.jog.direction > 0
+
+    @property
     def paused_in_ramp(self) -> bool:
         return self.session.paused_from == State.RAMP
 
@@ -1167,6 +1188,8 @@ class Controller:
         self.jog.direction = 1
 
     def _jog_up(self, event: EventData) -> None:
+        if _source(event) == State.JOGGING:
+            self._note("UP pressed during a DOWN jog: jogging up")
         self.jog.direction = -1
 
     def _enter_idle(self, event: EventData) -> None:
