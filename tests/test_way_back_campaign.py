@@ -6,6 +6,17 @@ the real CLI (``invtable sim``) on the trace, with its scenario under sim/scenar
   again. Now UP or RETURN first probes the driver on the brake (supply closed, duty 0); a
   driver still on cuts the supply again before anything moves, one that obeys gives the
   supervised way back.
+- C: a sensor dropped mid-return restarted the speed window; the current check took the speed
+  as 0 and read a table coming up under a braking duty as a runaway. The last measured speed
+  stands in until the window is full again.
+- D: UP pressed while a shorted DOWN kept a DOWN jog going did nothing; it now turns the jog up.
+- F: a back-EMF drive took an upright switch stuck closed from its first tick for upright
+  (``idle`` at -6.4 deg). Only a switch seen closing counts; two live readings that moved
+  together toward upright end the drive there.
+- H: a weak drive stalled on the back-EMF while its odometer counted travel (UP held for 90 s
+  in ``supervised_return``). Two live, agreeing readings standing still stop it: held, alarm.
+- I: a noisy sensor was trusted by a coin toss against the reference; it is told by its steps
+  between samples (the boot self-test's too), and a motion just begun on it restarts.
 """
 
 from __future__ import annotations
@@ -92,3 +103,71 @@ def test_a_driver_still_on_is_caught_by_the_probe_before_the_brake_is_released()
         d.tick(angle, buttons=("up",))
     assert d.ctrl.state == "supervised_return" and not d.out.brake
     assert d.out.motor_cmd < 0.0  # toward upright
+
+
+def summary_messages(run) -> str:
+    return "\n".join(e["message"] for e in run.summary["events"])
+
+
+# ---------------------------------------------------------------- C: false runaway
+def test_cli_c_a_sensor_dropped_mid_return_is_no_runaway(tmp_path) -> None:
+    run = run_scenario_cli(STRANDED / "campaign_c_false_runaway_on_sensor_change.toml", tmp_path)
+    assert run.code == 0, run.stderr
+    text = summary_messages(run)
+    assert "the primary stopped moving: trusting the secondary" in text
+    assert "runaway" not in text
+    assert run.summary["final_state"] == "idle"
+    assert is_upright(run.trace[-1]["angle_deg"], UPRIGHT)
+
+
+# ---------------------------------------------------------------- D: UP during a DOWN jog
+def test_cli_d_up_turns_a_stuck_down_jog_toward_upright(tmp_path) -> None:
+    run = run_scenario_cli(STRANDED / "campaign_d_up_during_stuck_down_jog.toml", tmp_path)
+    assert run.code == 0, run.stderr
+    assert "UP pressed during a DOWN jog: jogging up" in summary_messages(run)
+    up_at = 59.1  # the scenario's UP press, DOWN still reading held (button_stuck)
+    at_press = between(run.trace, up_at - 0.01, up_at + 0.01)[0]["angle_deg"]
+    after = between(run.trace, up_at, up_at + 30.0)
+    # The controlled stop of the DOWN jog (1.6 deg/s at 6.6 deg/s^2), then only upward.
+    assert max(r["angle_deg"] for r in after) < at_press + 0.5
+    assert any(r["velocity_dps"] < -1.0 for r in between(run.trace, up_at + 0.5, up_at + 2.0))
+    assert run.summary["final_state"] == "idle"
+    assert is_upright(run.trace[-1]["angle_deg"], -53.0)
+
+
+# ---------------------------------------------------------------- F: lying switch, back-EMF
+def test_cli_f_a_switch_stuck_closed_is_no_upright_on_the_back_emf(tmp_path) -> None:
+    run = run_scenario_cli(STRANDED / "campaign_f_lying_switch_on_back_emf.toml", tmp_path)
+    assert run.code == 0, run.stderr
+    text = summary_messages(run)
+    assert "upright by both angle readings" in text
+    assert "upright by the upright switch" not in text
+    upright = -79.0
+    for r in run.trace:
+        if r["state"] == "idle" and r["t_s"] > 150.0:
+            assert is_upright(r["angle_deg"], upright), r  # never idle off upright
+    assert min(r["angle_deg"] for r in run.trace) > upright - 0.5  # not driven into the stop
+    assert run.summary["final_state"] == "idle"
+
+
+# ---------------------------------------------------------------- H: weak drive, back-EMF
+def test_cli_h_a_weak_drive_stalled_on_the_back_emf_is_stopped_and_held(tmp_path) -> None:
+    run = run_scenario_cli(STRANDED / "campaign_h_weak_drive_on_back_emf.toml", tmp_path)
+    assert run.code == 0, run.stderr
+    assert "stood still for 3 s while driving on the back-EMF" in summary_messages(run)
+    supervised = [r for r in run.trace if r["state"] == "supervised_return"]
+    assert supervised and supervised[-1]["t_s"] - supervised[0]["t_s"] < 5.0
+    last = run.trace[-1]
+    assert last["state"] == "fault" and last["brake"] == 1.0 and last["alarm"] == 1.0
+    assert last["motor_cmd"] == 0.0
+
+
+# ---------------------------------------------------------------- I: noisy sensor
+def test_cli_i_a_noisy_sensor_is_told_and_the_way_back_runs_on_the_other(tmp_path) -> None:
+    run = run_scenario_cli(STRANDED / "campaign_i_noisy_sensor_after_power_cycle.toml", tmp_path)
+    assert run.code == 0, run.stderr  # no speed violation at the return's start either
+    text = summary_messages(run)
+    assert "the primary is noisy" in text and "trusting the secondary" in text
+    assert "supervised_wrong_way" not in text and "refused supervised recovery" not in text
+    assert run.summary["final_state"] == "idle"
+    assert is_upright(run.trace[-1]["angle_deg"], UPRIGHT)
