@@ -171,3 +171,32 @@ def test_cli_i_a_noisy_sensor_is_told_and_the_way_back_runs_on_the_other(tmp_pat
     assert "supervised_wrong_way" not in text and "refused supervised recovery" not in text
     assert run.summary["final_state"] == "idle"
     assert is_upright(run.trace[-1]["angle_deg"], UPRIGHT)
+
+
+# ---------------------------------------------------------------- J: UP held as the fault latched
+def test_cli_j_up_held_as_a_held_fault_latches_is_the_supervised_recovery(tmp_path) -> None:
+    run = run_scenario_cli(STRANDED / "campaign_j_up_held_as_the_fault_latched.toml", tmp_path)
+    assert run.code == 0, run.stderr
+    text = summary_messages(run)
+    assert "UP or RETURN held since the fault latched: supervised recovery" in text
+    hops = [(t["from"], t["to"]) for t in run.summary["transitions"]]
+    assert ("fault", "supervised_return") in hops and hops[-1] == ("supervised_return", "idle")
+    upright = -65.0
+    assert is_upright(run.trace[-1]["angle_deg"], upright)
+
+
+def test_a_button_held_through_a_supervised_stop_needs_a_new_press() -> None:
+    """Unit level: the carry is once; after the watch stopped the recovery, holding on does
+    not restart it (no retry loop on a table that does not follow)."""
+    d = Driver(20.0)
+    assert d.ctrl.state == "returning"
+    for _ in range(500):  # UP held while the return stalls: the hold latches with UP held
+        d.tick(20.0, buttons=("up",))
+        if d.ctrl.state == "supervised_return":
+            break
+    assert d.ctrl.state == "supervised_return"
+    assert "held since the fault latched" in "\n".join(e.message for e in d.ctrl.events)
+    for _ in range(600):  # the table still does not follow: the watch stops it
+        d.tick(20.0, buttons=("up",))
+    assert d.ctrl.state == "fault" and d.out.brake and d.out.motor_cmd == 0.0
+    assert [t.dest for t in d.ctrl.transitions].count("supervised_return") == 1

@@ -319,6 +319,7 @@ class Controller:
         # The readings when a fault began holding (the supervised recovery singles out a drift).
         self.hold_raw: tuple[float | None, float | None] | None = None
         self.upright_by_evidence = False  # upright verified by the switch and the back-EMF
+        self.hold_carry = False  # UP or RETURN was held when the held fault began
         self.boot_off_upright = False  # booted off upright: only the way back until upright
         self.cooldown_until = 0.0  # a forced return ended: the table rests upright until then
         # Reasons the application refuses new sessions, by source (e.g. "history": the store a
@@ -680,6 +681,7 @@ class Controller:
             if state == State.FAULT:
                 if new is not None:
                     self._stop_on_brake()  # escalated during a fault's return
+                    self.hold_carry = self._way_back_held()
                 return
             self._fire("fault")  # also out of the e-stop: the fault also cuts the supply
         elif recovery == Recovery.LIMP_HOME:
@@ -800,6 +802,18 @@ class Controller:
     def _during_fault(self, dt: float, inp: Inputs) -> None:
         if not self.fault_holding:
             self._during_return(dt, inp)
+        elif self.hold_carry:
+            # UP or RETURN was already held when the hold began (the motion it drove ended in
+            # the fault): held on, it is the supervised recovery, without a second press
+            # (campaign 2026 index 5556: UP held for 60 s did nothing). Once only: after a
+            # supervised stop a new press is needed.
+            held = {"up", "return"} & inp.buttons
+            if not held:
+                self.hold_carry = False
+            elif self.may_supervise:
+                self.hold_carry = False
+                self._note("UP or RETURN held since the fault latched: supervised recovery")
+                self._fire("press_return" if "return" in held else "press_up")
 
     def _during_supervised_return(self, dt: float, inp: Inputs) -> None:
         """Hold-to-run, watched, ended by a verified upright (or a release, or a verdict)."""
@@ -976,6 +990,9 @@ class Controller:
                     self.on_transition(self.transitions[-1])
         except Exception:  # nothing may escape the safety path
             pass
+
+    def _way_back_held(self) -> bool:
+        return self.inputs is not None and bool({"up", "return"} & self.inputs.buttons)
 
     def _brake(self) -> None:
         if not self.brake_ok and not self.motionless:
@@ -1280,6 +1297,8 @@ class Controller:
     def _enter_fault(self, event: EventData) -> None:
         if self.fault_holding:
             self._stop_on_brake()
+            # (Not after the supervised watch's own stop, a release or a verdict: then a new press.)
+            self.hold_carry = event.event.name != "supervised_release" and self._way_back_held()
             if not self.verified_upright:
                 self._note(
                     "held on the brake: hold UP or RETURN to come up slowly (supervised recovery)"
