@@ -260,6 +260,8 @@ def _source(event: EventData) -> State:
     return State[event.transition.source]
 
 
+HOLD_CARRY_S = 0.5  # a held UP or RETURN carries into the supervised recovery after this on
+# the brake (stopped first; in the same tick the new plan jumped the setpoint)
 REPLAN_AT_REST_DPS = 0.5  # a motion planned slower than this when a sensor is dropped restarts
 
 
@@ -320,6 +322,7 @@ class Controller:
         self.hold_raw: tuple[float | None, float | None] | None = None
         self.upright_by_evidence = False  # upright verified by the switch and the back-EMF
         self.hold_carry = False  # UP or RETURN was held when the held fault began
+        self.hold_t = 0.0  # ... at this time
         self.boot_off_upright = False  # booted off upright: only the way back until upright
         self.cooldown_until = 0.0  # a forced return ended: the table rests upright until then
         # Reasons the application refuses new sessions, by source (e.g. "history": the store a
@@ -810,7 +813,7 @@ class Controller:
             held = {"up", "return"} & inp.buttons
             if not held:
                 self.hold_carry = False
-            elif self.may_supervise:
+            elif self.now - self.hold_t >= HOLD_CARRY_S and self.may_supervise:
                 self.hold_carry = False
                 self._note("UP or RETURN held since the fault latched: supervised recovery")
                 self._fire("press_return" if "return" in held else "press_up")
@@ -992,6 +995,8 @@ class Controller:
             pass
 
     def _way_back_held(self) -> bool:
+        """UP or RETURN held now (noting when the hold began, for HOLD_CARRY_S)."""
+        self.hold_t = self.now
         return self.inputs is not None and bool({"up", "return"} & self.inputs.buttons)
 
     def _brake(self) -> None:
