@@ -203,8 +203,9 @@ class SafetyMonitor:
         raw = [r for r in self._raw if r[1] is not None and r[2] is not None]
         if len(raw) < NOISY_SAMPLES:
             return None
-        steps_a = [abs(r1[1] - r0[1]) for r0, r1 in zip(raw, raw[1:])]  # type: ignore[operator]
-        steps_b = [abs(r1[2] - r0[2]) for r0, r1 in zip(raw, raw[1:])]  # type: ignore[operator]
+        pairs = list(zip(raw, raw[1:], strict=False))
+        steps_a = [abs(r1[1] - r0[1]) for r0, r1 in pairs]  # type: ignore[operator]
+        steps_b = [abs(r1[2] - r0[2]) for r0, r1 in pairs]  # type: ignore[operator]
         step_a, step_b = sum(steps_a) / len(steps_a), sum(steps_b) / len(steps_b)
         for bad, mine, other in (
             (Sensor.PRIMARY, step_a, step_b),
