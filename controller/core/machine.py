@@ -262,7 +262,6 @@ def _source(event: EventData) -> State:
 
 HOLD_CARRY_S = 0.5  # a held UP or RETURN carries into the supervised recovery after this on
 # the brake (stopped first; in the same tick the new plan jumped the setpoint)
-REPLAN_AT_REST_DPS = 0.5  # a motion planned slower than this when a sensor is dropped restarts
 
 
 @dataclass(frozen=True, slots=True)
@@ -704,9 +703,10 @@ class Controller:
         self._note(f"fault: {det.code}: {det.reason} ({det.recovery.replace('_', ' ')})")
         if det.good_sensor and self.inputs is not None:
             self._measure(self.inputs)
-            if self.tracking and abs(self.profile.vel) < REPLAN_AT_REST_DPS:
-                # A motion just begun on the bad reading (the boot's return on a noisy mean)
-                # starts again from where the good one says the table stands: its setpoint 0.9
+            if self.tracking and abs(self.profile.vel) <= 0.5 * self.profile.amax * self.dt:
+                # A motion just begun on the bad reading (the boot's return on a noisy mean;
+                # its planned speed can stop within the tick's acceleration) starts again from
+                # where the good one says the table stands: its setpoint 0.9
                 # deg off drove a 40 kg user to 11.8 deg/s (campaign 2026 index 3336).
                 self.motion.replan_from_rest(self.angle)
                 self.loop.reset(self.angle, self.loop.load)  # its state saw the bad reading
