@@ -21,6 +21,8 @@ the real CLI (``invtable sim``) on the trace, with its scenario under sim/scenar
 
 from __future__ import annotations
 
+import pytest
+
 from controller.core.limits import is_upright
 from controller.core.supervised import PROBE_CURRENT_A, PROBE_S
 from tests.conftest import SCENARIOS, run_scenario_cli
@@ -200,3 +202,16 @@ def test_a_button_held_through_a_supervised_stop_needs_a_new_press() -> None:
         d.tick(20.0, buttons=("up",))
     assert d.ctrl.state == "fault" and d.out.brake and d.out.motor_cmd == 0.0
     assert [t.dest for t in d.ctrl.transitions].count("supervised_return") == 1
+
+
+@pytest.mark.parametrize("backend", ["gpio-mock", "serial"])
+def test_cli_a_the_probed_way_back_on_the_hardware_backends(tmp_path, backend: str) -> None:
+    """The probe reads the current through each backend's own path (mock pins, the board's
+    STATUS over the link with its lag): the driver still on is caught, the obeying one is not."""
+    run = run_scenario_cli(
+        STRANDED / "campaign_a_runaway_cleared.toml", tmp_path, "--backend", backend
+    )
+    assert run.code == 0, run.stderr
+    assert "supervised_driver_on" in summary_messages(run)
+    assert run.summary["final_state"] == "idle"
+    assert is_upright(run.trace[-1]["angle_deg"], UPRIGHT)
