@@ -35,8 +35,20 @@ SPEED_TOL_DPS = 0.05  # true speed resolution of the check (sensor-free, physics
 STILL_DPS = 0.05  # "not moving"
 BRAKE_STOP_S = 0.5  # time the brake is given to stop the table
 TIME_LIMIT_GRACE_S = 0.1  # the controller's clock runs on the measured angle
+# (``supervised_return`` is the way out of a held ``fault``, toward upright only: a person
+# who holds UP after the limit comes up in it, campaign 2026 index 2010.)
 RETURN_OK = frozenset(
-    {"returning", "emergency_return", "estop", "fault", "idle", "boot", "power_off", "hung"}
+    {
+        "returning",
+        "emergency_return",
+        "estop",
+        "fault",
+        "supervised_return",
+        "idle",
+        "boot",
+        "power_off",
+        "hung",
+    }
 )
 # States in which the controller is not driving and the brake (or the e-stop) stops the table.
 NOT_DRIVING = ("estop", "fault", "power_off", "hung")

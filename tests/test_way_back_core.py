@@ -112,7 +112,9 @@ def test_supervised_recovery_is_refused_while_the_estop_is_pressed() -> None:
 
 
 def test_a_motor_driver_that_ignores_its_command_keeps_its_supply_cut() -> None:
-    """The one held fault with no supervised way: the current says the driver is stuck on."""
+    """The current says the driver is stuck on: the supply stays cut while nothing asks for the
+    way back (off upright, UP probes the driver on the brake first:
+    tests/test_way_back_campaign.py)."""
     d = Driver()
     d.tap("start")
     for _ in range(100):

@@ -172,6 +172,15 @@ TRANSITIONS: list[dict[str, Any]] = [
         before="_jog_down",
     ),
     dict(trigger="press_up", source=State.HOLDING, dest=State.JOGGING, before="_jog_up"),
+    # UP during a DOWN jog turns it toward upright (a DOWN that reads held, shorted, must not
+    # carry the person away while they hold UP: campaign 2026 index 9404).
+    dict(
+        trigger="press_up",
+        source=State.JOGGING,
+        dest=State.JOGGING,
+        conditions="jogging_down",
+        before="_jog_up",
+    ),
     dict(
         trigger="press_up",
         source=State.ESTOP,
@@ -255,6 +264,10 @@ def _source(event: EventData) -> State:
     return State[event.transition.source]
 
 
+HOLD_CARRY_S = 0.5  # a held UP or RETURN carries into the supervised recovery after this on
+# the brake (stopped first; in the same tick the new plan jumped the setpoint)
+
+
 @dataclass(frozen=True, slots=True)
 class TransitionRecord:
     t_s: float
@@ -311,6 +324,8 @@ class Controller:
         # The readings when a fault began holding (the supervised recovery singles out a drift).
         self.hold_raw: tuple[float | None, float | None] | None = None
         self.upright_by_evidence = False  # upright verified by the switch and the back-EMF
+        self.hold_carry = False  # UP or RETURN was held when the held fault began
+        self.hold_t = 0.0  # ... at this time
         self.boot_off_upright = False  # booted off upright: only the way back until upright
         self.cooldown_until = 0.0  # a forced return ended: the table rests upright until then
         # Reasons the application refuses new sessions, by source (e.g. "history": the store a
@@ -442,6 +457,8 @@ class Controller:
         """
         dt, pressed = self._read(now, inp)
         if self.state == State.BOOT:
+            if inp.fresh:
+                self.monitor.observe_raw(now, inp)
             self._selftest(inp)
             return
         self._rule_estop(inp)
@@ -679,6 +696,7 @@ class Controller:
             if state == State.FAULT:
                 if new is not None:
                     self._stop_on_brake()  # escalated during a fault's return
+                    self.hold_carry = self._way_back_held()
                 return
             self._fire("fault")  # also out of the e-stop: the fault also cuts the supply
         elif recovery == Recovery.LIMP_HOME:
@@ -698,6 +716,13 @@ class Controller:
         self._note(f"fault: {det.code}: {det.reason} ({det.recovery.replace('_', ' ')})")
         if det.good_sensor and self.inputs is not None:
             self._measure(self.inputs)
+            if self.tracking and abs(self.profile.vel) <= 0.5 * self.profile.amax * self.dt:
+                # A motion just begun on the bad reading (the boot's return on a noisy mean;
+                # its planned speed can stop within the tick's acceleration) starts again from
+                # where the good one says the table stands: its setpoint 0.9
+                # deg off drove a 40 kg user to 11.8 deg/s (campaign 2026 index 3336).
+                self.motion.replan_from_rest(self.angle)
+                self.loop.reset(self.angle, self.loop.load)  # its state saw the bad reading
 
     def _track_session_clock(self) -> None:
         if has_left_upright(self.angle, self.cfg.limits.upright_deg):
@@ -799,6 +824,18 @@ class Controller:
     def _during_fault(self, dt: float, inp: Inputs) -> None:
         if not self.fault_holding:
             self._during_return(dt, inp)
+        elif self.hold_carry:
+            # UP or RETURN was already held when the hold began (the motion it drove ended in
+            # the fault): held on, it is the supervised recovery, without a second press
+            # (campaign 2026 index 5556: UP held for 60 s did nothing). Once only: after a
+            # supervised stop a new press is needed.
+            held = {"up", "return"} & inp.buttons
+            if not held:
+                self.hold_carry = False
+            elif self.now - self.hold_t >= HOLD_CARRY_S and self.may_supervise:
+                self.hold_carry = False
+                self._note("UP or RETURN held since the fault latched: supervised recovery")
+                self._fire("press_return" if "return" in held else "press_up")
 
     def _during_supervised_return(self, dt: float, inp: Inputs) -> None:
         """Hold-to-run, watched, ended by a verified upright (or a release, or a verdict)."""
@@ -809,6 +846,19 @@ class Controller:
             self._fire("supervised_release")
             return
         sup = self.supervised
+        if sup.probing:
+            probe = sup.probe(self.now, inp.motor_current_a)
+            if probe is not None:
+                det = Detection(probe.code, probe.reason, Recovery.HOLD, driver_stuck_on=True)
+                self.monitor.latch(det)
+                self._report(det)
+                self._fire("supervised_release")
+            elif not sup.probing:
+                self._note(
+                    f"motor driver obeys ({inp.motor_current_a:.1f} A at duty 0): brake released"
+                )
+                self._begin_supervised_motion()
+            return
         if sup.emf is None:
             pos = self.angle
             if self._settled() and self.at_upright:
@@ -819,19 +869,27 @@ class Controller:
             switch = inp.upright_switch and self.monitor.upright_switch_trusted
             upright = sup.emf_step(self.motor_cmd, inp.motor_current_a, dt, switch)
             pos = sup.emf.travel
-            if upright:
+            raw = (inp.angle_primary_deg, inp.angle_secondary_deg)
+            by_readings = not upright and sup.readings_arrived(
+                raw, SENSOR_AGREE_DEG, self.cfg.limits.upright_deg
+            )
+            if upright or by_readings:
                 self.upright_by_evidence = True
                 sup.emf = None  # on the brake from here
                 self._note(
                     "upright by the upright switch and the motor's back-EMF "
                     "(no angle sensor trusted)"
+                    if upright
+                    else "upright by both angle readings, which moved together toward upright "
+                    "on the back-EMF drive (the upright switch was never seen closing)"
                 )
                 self._brake()
                 if self._fire("arrived"):
                     return
         readings = (inp.angle_primary_deg, inp.angle_secondary_deg)
         sinking = sup.readings_sink(readings, SENSOR_AGREE_DEG)
-        verdict = sup.judge(self.now, pos, self.motor_cmd, sinking)
+        still = sup.readings_still(self.now, readings, SENSOR_AGREE_DEG)
+        verdict = sup.judge(self.now, pos, self.motor_cmd, sinking, still)
         if verdict is not None:
             # The recovery is a hold already: the verdict only ends this supervised motion.
             det = Detection(verdict.code, verdict.reason, Recovery.HOLD)
@@ -955,6 +1013,11 @@ class Controller:
         except Exception:  # nothing may escape the safety path
             pass
 
+    def _way_back_held(self) -> bool:
+        """UP or RETURN held now (noting when the hold began, for HOLD_CARRY_S)."""
+        self.hold_t = self.now
+        return self.inputs is not None and bool({"up", "return"} & self.inputs.buttons)
+
     def _brake(self) -> None:
         if not self.brake_ok and not self.motionless:
             # The brake does not hold: keep the motor holding position instead.
@@ -1046,6 +1109,10 @@ class Controller:
         return not self._jog_down_problems()
 
     @property
+    def jogging_down(self) -> bool:
+        return self.jog.direction > 0
+
+    @property
     def paused_in_ramp(self) -> bool:
         return self.session.paused_from == State.RAMP
 
@@ -1108,11 +1175,6 @@ class Controller:
             problems.append("no link to the motion board (it returns the user on its own)")
         if inp.drive_inhibited:
             problems.append("the motion board has taken over or is shut down")
-        if self.monitor.driver_disobeys:
-            problems.append(
-                "the motor driver ignores its command: its supply stays cut (manual release, "
-                "docs/safety.md)"
-            )
         if self.supervised.refused:
             problems.append(
                 f"an earlier supervised recovery went the wrong way ({self.supervised.refused}): "
@@ -1178,6 +1240,8 @@ class Controller:
         self.jog.direction = 1
 
     def _jog_up(self, event: EventData) -> None:
+        if _source(event) == State.JOGGING:
+            self._note("UP pressed during a DOWN jog: jogging up")
         self.jog.direction = -1
 
     def _enter_idle(self, event: EventData) -> None:
@@ -1257,6 +1321,8 @@ class Controller:
     def _enter_fault(self, event: EventData) -> None:
         if self.fault_holding:
             self._stop_on_brake()
+            # (Not after the supervised watch's own stop, a release or a verdict: then a new press.)
+            self.hold_carry = event.event.name != "supervised_release" and self._way_back_held()
             if not self.verified_upright:
                 self._note(
                     "held on the brake: hold UP or RETURN to come up slowly (supervised recovery)"
@@ -1267,6 +1333,19 @@ class Controller:
 
     def _enter_supervised_return(self, event: EventData) -> None:
         self.return_forced = True
+        if self.monitor.driver_disobeys:
+            # The driver ignored its command once (a runaway, maybe intermittent): first probe
+            # it on the brake with the supply closed and duty 0 (Supervised.probe).
+            self.supervised.begin_probe(self.now)
+            self._note(
+                "supervised recovery: probing the motor driver on the brake first "
+                "(supply closed, duty 0)"
+            )
+            return
+        self._begin_supervised_motion()
+
+    def _begin_supervised_motion(self) -> None:
+        """Release the brake toward upright, on a trusted angle or on the back-EMF."""
         inp = self.inputs
         if (
             self.monitor.position_untrusted

@@ -63,6 +63,10 @@ NO_LOAD_CURRENT_A = 1.0  # upper bound of the gearmotor's no-load current
 AMBIGUOUS_DEG = 0.5  # the sensors' distances from the reference differ by less: ambiguous
 RATE_WINDOW_S = 0.3  # measured time over which "this sensor stopped moving" is judged
 STILL_DEG = 0.15  # moved less than this in the window: not moving (noise ~0.1)
+NOISY_STEP_DEG = 0.6  # a sensor whose mean step between samples exceeds this (a sensor at the
+# fastest motion, 15 deg/s, steps 0.15 per 10 ms plus 0.1 of quantization) ...
+NOISY_RATIO = 4.0  # ... and this many times the other's is the noisy one
+NOISY_SAMPLES = 5  # at least this many samples in the rate window to judge it
 MOVING_DEG = 0.4  # moved more than this: moving
 SWITCH_LIE_DEG = 5.0  # upright switch closed this far from upright: it lies
 STUCK_BUTTON_GRACE_S = 5.0  # a button held this long past the jog cap is stuck
@@ -173,6 +177,8 @@ class SafetyMonitor:
             self._buttons,
         )
         self._speed: float | None = None  # this tick's measured speed
+        self._carried_speed: float | None = None  # the speed before a change of sensor
+        self._motion_start_t: float | None = None  # when the current motion began
         # The checks that judge the readings and the current against the drive: only on a
         # fresh snapshot (``check``).
         self._against_drive = (self._unchanged, self._current, self._back_emf)
@@ -199,6 +205,36 @@ class SafetyMonitor:
             return None
         return abs(a1 - a0), abs(b1 - b0)
 
+    def _noisy(self, moving: bool) -> tuple[Sensor, float] | None:
+        """The sensor whose readings jump between samples while the other's do not (a noisy
+        one; by its distance from the reference alone it was a coin toss: campaign 2026 index
+        3336 trusted the noisy primary), with its mean step; None if neither stands out."""
+        raw = [r for r in self._raw if r[1] is not None and r[2] is not None]
+        if len(raw) < NOISY_SAMPLES:
+            return None
+        pairs = list(zip(raw, raw[1:], strict=False))
+        steps_a = [abs(r1[1] - r0[1]) for r0, r1 in pairs]  # type: ignore[operator]
+        steps_b = [abs(r1[2] - r0[2]) for r0, r1 in pairs]  # type: ignore[operator]
+        step_a, step_b = sum(steps_a) / len(steps_a), sum(steps_b) / len(steps_b)
+        for bad, mine, other in (
+            (Sensor.PRIMARY, step_a, step_b),
+            (Sensor.SECONDARY, step_b, step_a),
+        ):
+            # (While driving, the other one repeating itself to the bit is frozen, no better:
+            # not chosen. On the brake a good reading may well repeat itself.)
+            if mine > NOISY_STEP_DEG and mine > NOISY_RATIO * other and (other > 0 or not moving):
+                return bad, mine
+        return None
+
+    def observe_raw(self, now: float, inp: Inputs) -> None:
+        """Keep both raw readings over the rate window; also during the boot self-test (its
+        samples tell a noisy sensor at the first tick after it: campaign 2026 index 3336)."""
+        raw = self._raw
+        raw.append((now, inp.angle_primary_deg, inp.angle_secondary_deg))
+        horizon = now - RATE_WINDOW_S + 1e-6
+        while len(raw) > 2 and raw[1][0] <= horizon:
+            raw.popleft()
+
     def latch(self, det: Detection) -> None:
         """Latch a fault, whoever found it (these checks or the controller), with what it says
         about the hardware; the recovery only ever becomes more conservative."""
@@ -212,6 +248,10 @@ class SafetyMonitor:
         if det.good_sensor:
             self.distrusted.add(det.good_sensor.other)
             self._angles.clear()  # the measured angle changes source: restart the speed window
+            # ... and until it is full again the table moves on as it did: the current check
+            # takes the speed last measured (taken as 0, the current a table coming up draws
+            # under a braking duty read as a runaway: campaign 2026 index 7930).
+            self._carried_speed = self._speed
 
     @property
     def upright_switch_trusted(self) -> bool:
@@ -258,16 +298,16 @@ class SafetyMonitor:
         drive that followed overshot upright)."""
         if inp.fresh:
             self._sample_angle(s.now, s.angle)
-            raw = self._raw
-            raw.append((s.now, inp.angle_primary_deg, inp.angle_secondary_deg))
-            horizon = s.now - RATE_WINDOW_S + 1e-6
-            while len(raw) > 2 and raw[1][0] <= horizon:
-                raw.popleft()
+            self.observe_raw(s.now, inp)
         if not s.tracking:
             self._motion_start = None
+            self._motion_start_t = None
         elif self._motion_start is None:
             self._motion_start = s.angle  # where this motion (brake release) began
+            self._motion_start_t = s.now
         self._speed = self.measured_speed(dt)
+        if self._speed is not None:
+            self._carried_speed = None
         checks: tuple[Check, ...] = self._checks
         if (
             not inp.fresh
@@ -282,7 +322,11 @@ class SafetyMonitor:
         latched = self.latched
         for check in checks:
             det = check(s, inp, dt)
-            if det is not None and det.code not in latched:
+            if det is not None and (
+                det.code not in latched
+                or (det.driver_stuck_on and s.state == State.SUPERVISED_RETURN)
+            ):
+                # (A driver stuck on again during a supervised recovery ends it, latched or not.)
                 self.latch(det)
                 return det
         return None
@@ -329,6 +373,19 @@ class SafetyMonitor:
                 lost.other,
             )
         if abs(a - b) > SENSOR_AGREE_DEG:
+            moving = self._motion_start_t is not None and (
+                s.now - self._motion_start_t >= RATE_WINDOW_S
+            )
+            noisy = self._noisy(moving)
+            if noisy is not None:
+                bad, step = noisy
+                return Detection(
+                    "sensor_disagree",
+                    f"primary {a:.1f} vs secondary {b:.1f} deg; the {bad} is noisy (steps of "
+                    f"{step:.1f} deg between samples): trusting the {bad.other}",
+                    Recovery.LIMP_HOME,
+                    bad.other,
+                )
             # The bad one is the one that left the reference: the setpoint while driving (the
             # table follows it), or the angle where the brake holds the table still.
             ref = (
@@ -513,7 +570,7 @@ class SafetyMonitor:
         # clock, the link): it is compared with the most any recent command could draw, so
         # the brake test's push read a few ticks later is not taken for a runaway.
         hw = self.cfg.hardware
-        v = self._speed or 0.0
+        v = self._speed if self._speed is not None else (self._carried_speed or 0.0)
         now_predicted = NO_LOAD_CURRENT_A + hw.motor_stall_current_a * abs(
             s.motor_cmd - v / hw.motor_no_load_speed_dps
         )
