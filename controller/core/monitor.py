@@ -36,6 +36,9 @@ SENSOR_AGREE_DEG = 1.0  # the two angle sensors must agree this closely (normall
 FOLLOWING_ERROR_DEG = 3.0  # measured vs setpoint while driving
 CREEP_DEG = 0.25  # movement allowed while the brake holds (the fused angle's noise
 # peaks near 0.1)
+BRAKED_REF_SAMPLES = 5  # the sensors' reference when braked is the mean of this many first
+# readings: a single noisy primary reading (sigma 0.05, 0.088 deg quanta) cost up to 0.16 deg
+# of creep before detection, and a heavy user slid past upright (campaign seed 2026)
 SPEED_MARGIN_DPS = 4.0  # measured speed over the active limit: runaway (noise peaks ~1.5)
 SPEED_WINDOW_S = 0.1  # speed = angle change over at least this much measured time (noise about
 # +-1.5 deg/s peak over 0.1 s); never samples x the current tick's dt: the
@@ -150,6 +153,7 @@ class SafetyMonitor:
         self._since: dict[str, float] = {}  # when each sustained condition began
         self._braked_raw: tuple[float | None, float | None] | None = None  # sensors when braked
         self._braked_at: float | None = None
+        self._braked_n = 0  # readings averaged into _braked_raw so far
         self._held_since: dict[str, float] = {}
         self.held_at_boot: set[str] = set()  # set by the controller on its first update
         # (t, setpoint, current, current changed since) when both readings last changed
@@ -413,11 +417,19 @@ class SafetyMonitor:
             or self.position_untrusted
         ):  # a drifting reading would look like creep
             return None
+        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
         if self._braked_at != s.braked_angle or self._braked_raw is None:
             self._braked_at = s.braked_angle
-            self._braked_raw = (inp.angle_primary_deg, inp.angle_secondary_deg)
+            self._braked_raw = (a, b)
+            self._braked_n = 1
+        elif self._braked_n < BRAKED_REF_SAMPLES:
+            n = self._braked_n
+            self._braked_n = n + 1
+            self._braked_raw = (
+                _mean_in(self._braked_raw[0], a, n),
+                _mean_in(self._braked_raw[1], b, n),
+            )
         a0, b0 = self._braked_raw
-        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
         if a0 is None or b0 is None or a is None or b is None or self.distrusted:
             moved_a = moved_b = abs(s.angle - s.braked_angle)
         else:
@@ -654,3 +666,10 @@ class SafetyMonitor:
                     Recovery.EMERGENCY_RETURN,
                 )
         return None
+
+
+def _mean_in(mean: float | None, x: float | None, n: int) -> float | None:
+    """The mean of ``n`` readings with ``x`` added (None once any reading was missing)."""
+    if mean is None or x is None:
+        return None
+    return mean + (x - mean) / (n + 1)
