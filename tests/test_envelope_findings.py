@@ -162,3 +162,15 @@ def test_a_limp_home_under_way_at_the_time_limit_is_the_way_back(tmp_path: Path)
     assert past and {r["state"] for r in past} == {"limp_home"}
     assert max(float(r["velocity_dps"]) for r in past) <= 0.05  # never toward inversion
     assert summary["ended_upright"] and summary["final_state"] == "idle"
+
+
+def test_a_weak_drive_sinking_past_upright_is_held_on_the_brake(tmp_path: Path) -> None:
+    """Only the 3 deg following error stopped it (at -81.3 deg); the envelope guard now holds
+    on the brake 0.4 deg past upright_deg, as it does past max_angle_deg."""
+    code, summary, rows = run(tmp_path, FINDINGS / "motor_weak_sinks_past_upright.toml")
+    assert code == 0, summary["violations"]
+    assert any(e["message"].startswith("fault: envelope:") for e in summary["events"])
+    assert min(float(r["angle_deg"]) for r in rows) >= -80.5
+    last = rows[-1]
+    assert last["state"] == "fault" and last["brake"] == "1" and float(last["motor_cmd"]) == 0.0
+    assert abs(float(last["velocity_dps"])) < 0.05

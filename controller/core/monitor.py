@@ -372,6 +372,20 @@ class SafetyMonitor:
                 f"{self.cfg.limits.max_angle_deg:g}: the drive cannot stop the table",
                 Recovery.HOLD,
             )
+        if (
+            s.tracking
+            and s.angle < self.cfg.limits.upright_deg - ENVELOPE_GUARD_DEG
+            and not self._heading_back_from_upright(s)
+            and "brake_creep" not in self.latched
+        ):
+            # Past upright the drive cannot hold the table up (a weak motor, a heavy user): it
+            # sinks head-up and the following error (3 deg) came too late; the brake can.
+            return Detection(
+                "envelope",
+                f"{s.angle:.2f} deg is past upright_deg {self.cfg.limits.upright_deg:g}: "
+                "the drive cannot hold the table",
+                Recovery.HOLD,
+            )
         if s.tracking:
             if v is not None and abs(v) > s.speed_limit + SPEED_MARGIN_DPS:
                 return Detection(
@@ -397,6 +411,14 @@ class SafetyMonitor:
             return False
         start = self._motion_start if self._motion_start is not None else s.angle
         return s.angle <= max(start, self.cfg.limits.max_angle_deg) + ENVELOPE_GUARD_DEG
+
+    def _heading_back_from_upright(self, s: Snapshot) -> bool:
+        """Beyond upright (a boot there), the drive takes the table back into the envelope and
+        it is not sinking further than where that motion began."""
+        if s.goal is None or s.goal <= s.angle + 1.0:
+            return False
+        start = self._motion_start if self._motion_start is not None else s.angle
+        return s.angle >= min(start, self.cfg.limits.upright_deg) - ENVELOPE_GUARD_DEG
 
     def progressing_up(self, s: Snapshot) -> bool:
         """Toward upright and measurably getting there (the speed window says so)."""
