@@ -174,3 +174,19 @@ def test_a_weak_drive_sinking_past_upright_is_held_on_the_brake(tmp_path: Path) 
     last = rows[-1]
     assert last["state"] == "fault" and last["brake"] == "1" and float(last["motor_cmd"]) == 0.0
     assert abs(float(last["velocity_dps"])) < 0.05
+
+
+def test_a_brake_that_fails_with_no_trusted_angle_is_still_caught(tmp_path: Path) -> None:
+    """After a drift nobody could single out, the creep check was off at idle and the table slid
+    past upright unheld; both readings moving the same way are a creep, and the motor holds."""
+    code, summary, rows = run(
+        tmp_path, FINDINGS / "brake_failed_at_idle_with_untrusted_sensors.toml"
+    )
+    assert code == 0, summary["violations"]
+    assert any(
+        e["message"].startswith("fault: brake_creep: both sensors moved") for e in summary["events"]
+    )
+    assert min(float(r["angle_deg"]) for r in rows) >= -80.5
+    last = rows[-1]
+    assert last["state"] == "idle" and float(last["motor_cmd"]) > 0.0
+    assert abs(float(last["velocity_dps"])) < 0.05

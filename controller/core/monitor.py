@@ -432,12 +432,7 @@ class SafetyMonitor:
     def _brake(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         # Also in the e-stop latch: nothing may move there, but a brake that lets go must be
         # latched and sounded now, and bound whatever motion leaves the latch.
-        if (
-            s.tracking
-            or s.braked_angle is None
-            or s.state in (State.FAULT, State.BOOT)
-            or self.position_untrusted
-        ):  # a drifting reading would look like creep
+        if s.tracking or s.braked_angle is None or s.state in (State.FAULT, State.BOOT):
             return None
         a, b = inp.angle_primary_deg, inp.angle_secondary_deg
         if self._braked_at != s.braked_angle or self._braked_raw is None:
@@ -452,6 +447,21 @@ class SafetyMonitor:
                 _mean_in(self._braked_raw[1], b, n),
             )
         a0, b0 = self._braked_raw
+        if self.position_untrusted:
+            # Neither sensor can be singled out (one drifts, and a drift looks like creep): a
+            # drift moves one reading, a slipping brake both the same way. (Left unchecked, a
+            # failed brake slid the table past upright at idle after such a limp home.)
+            if a0 is None or b0 is None or a is None or b is None:
+                return None
+            da, db = a - a0, b - b0
+            if da * db > 0 and min(abs(da), abs(db)) > CREEP_DEG:
+                return Detection(
+                    "brake_creep",
+                    f"both sensors moved ({da:+.1f}, {db:+.1f} deg) while braked",
+                    Recovery.EMERGENCY_RETURN,
+                    brake_slips=True,
+                )
+            return None
         if a0 is None or b0 is None or a is None or b is None or self.distrusted:
             moved_a = moved_b = abs(s.angle - s.braked_angle)
         else:
