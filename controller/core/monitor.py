@@ -450,8 +450,12 @@ class SafetyMonitor:
         if self.position_untrusted:
             # Neither sensor can be singled out (one drifts, and a drift looks like creep): a
             # drift moves one reading, a slipping brake both the same way. (Left unchecked, a
-            # failed brake slid the table past upright at idle after such a limp home.)
+            # failed brake slid the table past upright at idle after such a limp home.) Only
+            # with nothing driving: a supervised motion on the back-EMF moves the table braked
+            # in this sense, and readings judged frozen are not believed at all.
             if a0 is None or b0 is None or a is None or b is None:
+                return None
+            if s.motor_cmd != 0.0 or self.sensors_frozen:
                 return None
             da, db = a - a0, b - b0
             if da * db > 0 and min(abs(da), abs(db)) > CREEP_DEG:
