@@ -372,9 +372,13 @@ class SafetyMonitor:
                 f"{self.cfg.limits.max_angle_deg:g}: the drive cannot stop the table",
                 Recovery.HOLD,
             )
+        floor = self.cfg.limits.upright_deg
+        if s.goal is not None:
+            floor = min(floor, s.goal)  # a limp home searching for the upright switch past it
         if (
             s.tracking
-            and s.angle < self.cfg.limits.upright_deg - ENVELOPE_GUARD_DEG
+            and s.angle < floor - ENVELOPE_GUARD_DEG
+            and not self.position_untrusted  # (no angle to judge by)
             and not self._heading_back_from_upright(s)
             and "brake_creep" not in self.latched
         ):
