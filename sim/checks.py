@@ -3,14 +3,19 @@
 ``InvariantChecker`` is fed one trace row per tick and collects violations; the CLI
 exits 1 when there is any. These are the checks a builder relies on to trust a trace:
 
-- envelope: the true angle stays within upright .. max_angle (0.5 deg tolerance);
+- envelope: the true angle stays within upright .. max_angle (0.5 deg tolerance); a table
+  that starts beyond it (a boot there: DESIGN's "a start beyond the limits") or is carried
+  beyond it while the drive is cut (``envelope_undriven``: e-stop, power off, hung, a stalled
+  loop, a fault held on the brake; only the brake holds then) may afterwards only come back,
+  never go deeper;
 - no overshoot: a motion never passes its goal by more than 0.5 deg;
 - speed: the true speed never exceeds the active profile's limit (when a faster profile
   ends, its limit decays at the deceleration limit: a controlled slow-down); after an
   injected fault, the emergency speed (the fault-injection acceptance criterion);
 - acceleration: the setpoint never accelerates faster than the active limit;
 - time limit: once the table has been off upright for ``max_duration_s`` it is returning
-  (or stopped by e-stop/fault, which override it);
+  (an emergency return, a limp home or a supervised return are ways back too), or stopped
+  by e-stop/fault, which override it;
 - ankle lock: while unlocked the table never leaves upright, and never tilts further
   toward inversion than it needs to stop (plus 0.5 deg);
 - e-stop: while the e-stop input is pressed the motor command is 0 and the brake is on,
@@ -35,23 +40,23 @@ SPEED_TOL_DPS = 0.05  # true speed resolution of the check (sensor-free, physics
 STILL_DPS = 0.05  # "not moving"
 BRAKE_STOP_S = 0.5  # time the brake is given to stop the table
 TIME_LIMIT_GRACE_S = 0.1  # the controller's clock runs on the measured angle
-# (``supervised_return`` is the way out of a held ``fault``, toward upright only: a person
-# who holds UP after the limit comes up in it, campaign 2026 index 2010.)
+# After the session time limit, the states that are a way back or a stop that overrides it.
+# ``limp_home`` and ``supervised_return`` are ways back too (DESIGN section 3, "Faults" and "A
+# way back from every state"): a limp home is the return by the safest means left when a
+# sensor is bad (the emergency profile is not trusted then), a supervised return the
+# hold-to-run way back from a held fault (which itself overrides the limit; toward upright
+# only: a person who holds UP after the limit comes up in it, campaign 2026 index 2010). A
+# limp home or supervised return under way when the limit passes already is the return it
+# asks for.
 RETURN_OK = frozenset(
-    {
-        "returning",
-        "emergency_return",
-        "estop",
-        "fault",
-        "supervised_return",
-        "idle",
-        "boot",
-        "power_off",
-        "hung",
-    }
+    {"returning", "emergency_return", "estop", "fault", "idle", "boot", "power_off", "hung"}
+    | {"limp_home", "supervised_return"}
 )
 # States in which the controller is not driving and the brake (or the e-stop) stops the table.
 NOT_DRIVING = ("estop", "fault", "power_off", "hung")
+# States in which the drive is cut (the e-stop's relay and latch, no power, the dead-man): only
+# the brake holds the table (so it does in a ``fault`` that holds: see ``feed``).
+UNDRIVEN = ("estop", "power_off", "hung")
 
 
 class Row(NamedTuple):
@@ -85,6 +90,8 @@ class InvariantChecker:
     _lock_ceiling: float | None = None
     _state_since: float = 0.0
     _off_since: float | None = None
+    _ceiling: float | None = None  # the envelope as judged now (see _envelope)
+    _floor: float = 0.0
     allowed_speed: float = 0.0  # the speed bound the last row was checked against (for plots)
 
     def _violate(self, kind: str, t: float, message: str) -> None:
@@ -93,6 +100,49 @@ class InvariantChecker:
             self.violations[kind] = (t, message, 1)
         else:
             self.violations[kind] = (first[0], first[1], first[2] + 1)
+
+    def _envelope(self, t: float, state: str, angle: float, undriven: bool) -> None:
+        """The envelope, upright .. max_angle (0.5 deg tolerance), held against what the
+        controller does. Beyond it at the start (a boot there, DESIGN's "a start beyond the
+        limits") is the scenario's doing; while the drive is cut (``undriven``: ``UNDRIVEN``
+        states, a stalled loop's gap past the dead-man) only the brake holds the table, and an
+        excursion then is its own kind (``envelope_undriven``, which a failed brake makes
+        unavoidable). From either, the table may only come back: the bound
+        is the least deep angle reached since, never inside the envelope."""
+        lim = self.config.limits
+        if self._ceiling is None:
+            self._ceiling, self._floor = max(lim.max_angle_deg, angle), min(lim.upright_deg, angle)
+        if undriven:
+            if not (
+                lim.upright_deg - ENVELOPE_TOL_DEG <= angle <= lim.max_angle_deg + ENVELOPE_TOL_DEG
+            ):
+                self._violate(
+                    "envelope_undriven",
+                    t,
+                    f"angle {angle:.2f} deg beyond the envelope {lim.upright_deg:g} .. "
+                    f"{lim.max_angle_deg:g} in {state} (the drive was cut: only the brake held)",
+                )
+            self._ceiling = max(self._ceiling, angle)
+            self._floor = min(self._floor, angle)
+            return
+        ceiling = self._ceiling = min(self._ceiling, max(lim.max_angle_deg, angle))
+        floor = self._floor = max(self._floor, min(lim.upright_deg, angle))
+        if angle > ceiling + ENVELOPE_TOL_DEG:
+            where = f" (deeper than {ceiling:.2f} deg, where it had come back to)"
+            self._violate(
+                "envelope",
+                t,
+                f"angle {angle:.2f} deg beyond max_angle_deg {lim.max_angle_deg:g}"
+                + (where if ceiling > lim.max_angle_deg + 0.05 else ""),
+            )
+        if angle < floor - ENVELOPE_TOL_DEG:
+            where = f" (beyond {floor:.2f} deg, where it had come back to)"
+            self._violate(
+                "envelope",
+                t,
+                f"angle {angle:.2f} deg beyond upright_deg {lim.upright_deg:g}"
+                + (where if floor < lim.upright_deg - 0.05 else ""),
+            )
 
     def messages(self) -> list[str]:
         out = []
@@ -123,19 +173,18 @@ class InvariantChecker:
         prev = self._prev
         if prev is None or prev.state != state:
             self._state_since = t
-        # Envelope.
-        if angle > lim.max_angle_deg + ENVELOPE_TOL_DEG:
-            self._violate(
-                "envelope",
-                t,
-                f"angle {angle:.2f} deg beyond max_angle_deg {lim.max_angle_deg:g}",
-            )
-        if angle < lim.upright_deg - ENVELOPE_TOL_DEG:
-            self._violate(
-                "envelope", t, f"angle {angle:.2f} deg beyond upright_deg {lim.upright_deg:g}"
-            )
-        # Overshoot of the active goal.
-        if tracking and goal is not None:
+        # (A row after a gap past the dead-man ends a stalled loop: the hardware cut the drive
+        # meanwhile and only the brake held the table.)
+        gap = prev is not None and t > prev.t + DEADMAN_S
+        # (So is a ``fault`` that holds on the brake: the drive is untrusted or cut, by the
+        # controller's relay or the e-stop's, and with a failed brake nothing holds the table.)
+        holding = state == "fault" and motor_cmd == 0.0 and brake
+        self._envelope(t, state, angle, undriven=gap or holding or state in UNDRIVEN)
+        # Overshoot of the active goal. (After a stalled loop's gap the motion is judged afresh
+        # from where the table is: the drive was cut meanwhile, as for the envelope.)
+        if gap:
+            self._goal = None
+        elif tracking and goal is not None:
             if goal != self._goal:
                 self._goal = goal
                 self._goal_dir = 1.0 if goal > angle else -1.0

@@ -387,8 +387,9 @@ def test_cli_beyond_max_angle_the_way_back_is_never_refused(backend: str, tmp_pa
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_cli_boot_at_61_deg_with_max_60_returns_upright(backend: str, tmp_path: Path) -> None:
-    """Issue 11 repro 1 as filed. The invariant checker flags the start itself (61 > 60.5),
-    so the CLI exits 1 with that one violation; the person ends upright."""
+    """Issue 11 repro 1 as filed. The start beyond max_angle is the scenario's, not the
+    controller's: the checker judges the table against where it began (never deeper), so the
+    run passes; the person ends upright."""
     path = write_scenario(
         tmp_path / "b61.toml",
         """
@@ -404,9 +405,7 @@ value = true
 """,
     )
     run = run_scenario_cli(path, tmp_path, "--backend", backend)
-    assert run.code == 1
-    assert [v.split(":")[0] for v in run.summary["violations"]] == ["envelope"]
-    assert "at t=0.00 s" in run.summary["violations"][0]
+    assert run.code == 0, run.summary["violations"]
     assert "fault" not in states(run)
     assert run.summary["final_state"] == "idle" and run.summary["ended_upright"]
 

@@ -708,8 +708,10 @@ class Controller:
             elif new.recovery != Recovery.REPORT and state != State.ESTOP:
                 # (In e-stop nothing moves; the recovery applies when it is left.)
                 self._fire("fault_return")
-                if not self.tracking and not self.brake_ok:
-                    self._brake()  # hold on the motor from now on
+        if new is not None and new.brake_slips and not self.tracking and not self.motionless:
+            # Hold on the motor from now on, whatever else is latched: at idle a limp home
+            # (a sensor found bad earlier) has nowhere to go and the table slid past upright.
+            self._brake()
 
     def _report(self, det: Detection) -> None:
         """Log a fault just latched; a sensor it dropped leaves this tick's angle at once."""

@@ -36,6 +36,9 @@ SENSOR_AGREE_DEG = 1.0  # the two angle sensors must agree this closely (normall
 FOLLOWING_ERROR_DEG = 3.0  # measured vs setpoint while driving
 CREEP_DEG = 0.25  # movement allowed while the brake holds (the fused angle's noise
 # peaks near 0.1)
+BRAKED_REF_SAMPLES = 5  # the sensors' reference when braked is the mean of this many first
+# readings: a single noisy primary reading (sigma 0.05, 0.088 deg quanta) cost up to 0.16 deg
+# of creep before detection, and a heavy user slid past upright (campaign seed 2026)
 SPEED_MARGIN_DPS = 4.0  # measured speed over the active limit: runaway (noise peaks ~1.5)
 SPEED_WINDOW_S = 0.1  # speed = angle change over at least this much measured time (noise about
 # +-1.5 deg/s peak over 0.1 s); never samples x the current tick's dt: the
@@ -159,6 +162,7 @@ class SafetyMonitor:
         self._since: dict[str, float] = {}  # when each sustained condition began
         self._braked_raw: tuple[float | None, float | None] | None = None  # sensors when braked
         self._braked_at: float | None = None
+        self._braked_n = 0  # readings averaged into _braked_raw so far
         self._held_since: dict[str, float] = {}
         self.held_at_boot: set[str] = set()  # set by the controller on its first update
         # (t, setpoint, current, current changed since) when both readings last changed
@@ -449,6 +453,24 @@ class SafetyMonitor:
                 f"{self.cfg.limits.max_angle_deg:g}: the drive cannot stop the table",
                 Recovery.HOLD,
             )
+        floor = self.cfg.limits.upright_deg
+        if s.goal is not None:
+            floor = min(floor, s.goal)  # a limp home searching for the upright switch past it
+        if (
+            s.tracking
+            and s.angle < floor - ENVELOPE_GUARD_DEG
+            and not self.position_untrusted  # (no angle to judge by)
+            and not self._heading_back_from_upright(s)
+            and "brake_creep" not in self.latched
+        ):
+            # Past upright the drive cannot hold the table up (a weak motor, a heavy user): it
+            # sinks head-up and the following error (3 deg) came too late; the brake can.
+            return Detection(
+                "envelope",
+                f"{s.angle:.2f} deg is past upright_deg {self.cfg.limits.upright_deg:g}: "
+                "the drive cannot hold the table",
+                Recovery.HOLD,
+            )
         if s.tracking:
             if v is not None and abs(v) > s.speed_limit + SPEED_MARGIN_DPS:
                 return Detection(
@@ -493,6 +515,14 @@ class SafetyMonitor:
         start = self._motion_start if self._motion_start is not None else s.angle
         return s.angle <= max(start, self.cfg.limits.max_angle_deg) + ENVELOPE_GUARD_DEG
 
+    def _heading_back_from_upright(self, s: Snapshot) -> bool:
+        """Beyond upright (a boot there), the drive takes the table back into the envelope and
+        it is not sinking further than where that motion began."""
+        if s.goal is None or s.goal <= s.angle + 1.0:
+            return False
+        start = self._motion_start if self._motion_start is not None else s.angle
+        return s.angle >= min(start, self.cfg.limits.upright_deg) - ENVELOPE_GUARD_DEG
+
     def progressing_up(self, s: Snapshot) -> bool:
         """Toward upright and measurably getting there (the speed window says so)."""
         return (
@@ -505,18 +535,40 @@ class SafetyMonitor:
     def _brake(self, s: Snapshot, inp: Inputs, dt: float) -> Detection | None:
         # Also in the e-stop latch: nothing may move there, but a brake that lets go must be
         # latched and sounded now, and bound whatever motion leaves the latch.
-        if (
-            s.tracking
-            or s.braked_angle is None
-            or s.state in BRAKE_UNWATCHED
-            or self.position_untrusted
-        ):  # a drifting reading would look like creep
+        if s.tracking or s.braked_angle is None or s.state in BRAKE_UNWATCHED:
             return None
+        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
         if self._braked_at != s.braked_angle or self._braked_raw is None:
             self._braked_at = s.braked_angle
-            self._braked_raw = (inp.angle_primary_deg, inp.angle_secondary_deg)
+            self._braked_raw = (a, b)
+            self._braked_n = 1
+        elif self._braked_n < BRAKED_REF_SAMPLES:
+            n = self._braked_n
+            self._braked_n = n + 1
+            self._braked_raw = (
+                _mean_in(self._braked_raw[0], a, n),
+                _mean_in(self._braked_raw[1], b, n),
+            )
         a0, b0 = self._braked_raw
-        a, b = inp.angle_primary_deg, inp.angle_secondary_deg
+        if self.position_untrusted:
+            # Neither sensor can be singled out (one drifts, and a drift looks like creep): a
+            # drift moves one reading, a slipping brake both the same way. (Left unchecked, a
+            # failed brake slid the table past upright at idle after such a limp home.) Only
+            # with nothing driving: a supervised motion on the back-EMF moves the table braked
+            # in this sense, and readings judged frozen are not believed at all.
+            if a0 is None or b0 is None or a is None or b is None:
+                return None
+            if s.motor_cmd != 0.0 or self.sensors_frozen:
+                return None
+            da, db = a - a0, b - b0
+            if da * db > 0 and min(abs(da), abs(db)) > CREEP_DEG:
+                return Detection(
+                    "brake_creep",
+                    f"both sensors moved ({da:+.1f}, {db:+.1f} deg) while braked",
+                    Recovery.EMERGENCY_RETURN,
+                    brake_slips=True,
+                )
+            return None
         if a0 is None or b0 is None or a is None or b is None or self.distrusted:
             moved_a = moved_b = abs(s.angle - s.braked_angle)
         else:
@@ -753,3 +805,10 @@ class SafetyMonitor:
                     Recovery.EMERGENCY_RETURN,
                 )
         return None
+
+
+def _mean_in(mean: float | None, x: float | None, n: int) -> float | None:
+    """The mean of ``n`` readings with ``x`` added (None once any reading was missing)."""
+    if mean is None or x is None:
+        return None
+    return mean + (x - mean) / (n + 1)

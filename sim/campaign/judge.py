@@ -31,11 +31,14 @@ from sim.scenario import scenario_from_dict
 UNMOVABLE = frozenset({"motor_stall", "motor_runaway", "estop_wire_break", "link_loss"})
 # Invariants a fault makes physically impossible to keep: in e-stop (the hardwired relay cut the
 # motor), with the power off, or with the controller hung, only the brake holds the table; with
-# the brake failed or slipping nothing can. Such a violation is no failure by itself: the
-# session is still judged by the stranded rule, and any other violation in it is a failure.
+# the brake failed or slipping nothing can: it moves (``estop``, ``power_off``, ``hung``), and
+# may slide out of the envelope (``envelope_undriven``, only ever reported in those states).
+# Such a violation is no failure by itself: the session is still judged by the stranded rule,
+# and any other violation in it is a failure (the envelope once driving again included).
+_UNDRIVEN_KINDS = frozenset({"estop", "power_off", "hung", "envelope_undriven"})
 EXCUSED: dict[str, frozenset[str]] = {
-    "brake_failed": frozenset({"estop", "power_off", "hung"}),
-    "brake_slip": frozenset({"estop", "power_off", "hung"}),
+    "brake_failed": _UNDRIVEN_KINDS,
+    "brake_slip": _UNDRIVEN_KINDS,
 }
 RECOVERY_SPEED_DPS = 1.0  # the slowest way back the design allows: hold-to-run at reduced speed
 RECOVERY_MARGIN_S = 30.0
