@@ -22,7 +22,7 @@ import pytest
 
 from controller.core.config import read_toml
 from sim.campaign.generate import Options, default_faults, generate
-from sim.campaign.judge import Verdict, active_faults_at_end, with_recovery
+from sim.campaign.judge import Verdict, active_faults_at_end, judge, recovery_speed, with_recovery
 from sim.campaign.shrink import shrink
 from sim.faults import FAULTS
 from sim.scenario import scenario_from_dict
@@ -226,3 +226,24 @@ def test_shrinker_keeps_only_what_the_failure_needs() -> None:
     assert small["scenario"]["duration_s"] <= 33.0
     assert "user" not in small and not small.get("config") and verdict.failed
     assert runs < 400
+
+
+def test_the_held_up_is_timed_at_a_slow_configured_pace() -> None:
+    """A configuration slower than 1 deg/s (DESIGN allows max_speed 0.5) is held long enough:
+    the way back at the configured pace is a way back (campaign 2026 index 1510)."""
+    assert recovery_speed(4.0) == 1.0
+    assert recovery_speed(0.5) == pytest.approx(0.35)
+    data = generate(Options(seed=1), 0)
+    rec = with_recovery(data, 70.0, recovery_speed(0.5))
+    assert rec["scenario"]["duration_s"] == pytest.approx(
+        data["scenario"]["duration_s"] + 2.0 + 200.0 + 30.0
+    )
+
+
+def test_a_session_at_the_slowest_configuration_is_recovered_at_its_pace() -> None:
+    """Campaign seed 2026 index 1510 (max and emergency speed 0.5, no fault): judged stranded
+    when the judge held UP for the distance at 1 deg/s; it is brought up at its own pace."""
+    data = generate(Options(seed=2026), 1510)
+    assert data["config"]["motion"]["max_speed_dps"] == 0.5
+    verdict = judge(data)
+    assert verdict.outcome in ("upright", "recovered"), verdict.reason

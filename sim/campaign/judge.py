@@ -4,7 +4,7 @@ The stranded rule is independent of the controller (TESTING.md's one question, j
 TRUE angle from the physics): the person ends upright, or the supervised recovery a person
 would try brings them upright. The recovery is written as scenario events appended after the
 session (release every button and the e-stop, lock the ankles, power on, wait 2 s, hold UP
-for the distance at 1 deg/s plus 30 s) with ``[expect] ended_upright = true``: the scenario
+for the distance at the recovery speed plus 30 s) with ``[expect] ended_upright = true``: the scenario
 that failed is a file ``invtable sim`` runs alone and fails the same way.
 
 Outcomes: ``upright`` (ended upright), ``recovered`` (the held UP brought them upright),
@@ -41,6 +41,11 @@ EXCUSED: dict[str, frozenset[str]] = {
     "brake_slip": _UNDRIVEN_KINDS,
 }
 RECOVERY_SPEED_DPS = 1.0  # the slowest way back the design allows: hold-to-run at reduced speed
+# ... unless the configuration itself is slower: DESIGN allows ``max_speed_dps`` down to 0.5,
+# and a motion is planned below its limit (at least 70 % of it). Holding UP brings the person
+# back at the configured pace then, and the judge holds it long enough (campaign 2026 indexes
+# 1510, 6291, 9861: 76 deg at 0.35 deg/s take 218 s, the judge held UP for 106 s).
+PLANNED_FRACTION = 0.7
 RECOVERY_MARGIN_S = 30.0
 RECOVERY_WAIT_S = 2.0
 FAILURES = ("violation", "stranded", "crash")
@@ -70,8 +75,16 @@ def active_faults_at_end(data: dict[str, Any]) -> set[str]:
     return active
 
 
-def with_recovery(data: dict[str, Any], distance_deg: float) -> dict[str, Any]:
-    """The session followed by the supervised recovery a person would try, expecting upright."""
+def recovery_speed(max_speed_dps: float) -> float:
+    """The speed the judge's held UP is timed at: 1 deg/s, or the configured pace if slower."""
+    return min(RECOVERY_SPEED_DPS, PLANNED_FRACTION * max_speed_dps)
+
+
+def with_recovery(
+    data: dict[str, Any], distance_deg: float, speed_dps: float = RECOVERY_SPEED_DPS
+) -> dict[str, Any]:
+    """The session followed by the supervised recovery a person would try, expecting upright
+    (UP held for ``distance_deg`` at ``speed_dps``, plus a margin)."""
     out = copy.deepcopy(data)
     end = float(out["scenario"]["duration_s"])
     events = out.setdefault("events", [])
@@ -82,7 +95,7 @@ def with_recovery(data: dict[str, Any], distance_deg: float) -> dict[str, Any]:
         {"at_s": end, "do": "power", "value": True},
         {"at_s": round(end + RECOVERY_WAIT_S, 2), "do": "press", "input": "up"},
     ]
-    hold = max(0.0, distance_deg) / RECOVERY_SPEED_DPS + RECOVERY_MARGIN_S
+    hold = max(0.0, distance_deg) / speed_dps + RECOVERY_MARGIN_S
     out["scenario"]["duration_s"] = round(end + RECOVERY_WAIT_S + hold, 1)
     out["expect"] = {"ended_upright": True}
     return out
@@ -162,7 +175,8 @@ def judge(data: dict[str, Any], backend: str = "sim") -> Verdict:
         return Verdict("upright", "", "upright", simulated, data)
     if active_faults_at_end(data) & UNMOVABLE:
         return Verdict("held_unmovable", "", "held_unmovable", simulated, data)
-    recovery = with_recovery(data, final - upright_deg)
+    speed = recovery_speed(result.scenario.config.motion.max_speed_dps)
+    recovery = with_recovery(data, final - upright_deg, speed)
     try:
         again, rerun = _run(recovery, backend)
     except Exception as exc:
