@@ -112,21 +112,33 @@ def test_supervised_recovery_is_refused_while_the_estop_is_pressed() -> None:
 
 
 def test_a_motor_driver_that_ignores_its_command_keeps_its_supply_cut() -> None:
-    """The current says the driver is stuck on: the supply stays cut while nothing asks for the
-    way back (off upright, UP probes the driver on the brake first:
-    tests/test_way_back_campaign.py)."""
+    """The current says the driver is stuck on, off upright: the supply stays cut while nothing
+    asks for the way back; UP probes the driver on the brake (supply closed, duty 0), and a
+    driver still on has its supply cut again (the CLI cases: tests/test_way_back_campaign.py)."""
     d = Driver()
     d.tap("start")
-    for _ in range(100):
+    for _ in range(1500):
         d.tick()
     assert d.ctrl.state == "ramp"
     angle = d.ctrl.angle
-    d.ctrl.update(d.t + 0.01, inputs(angle)._replace(motor_current_a=40.0))
-    d.t += 0.01
+    assert angle > UP + 20.0  # well off upright: UP is not refused as "already upright"
+
+    def stuck_on(buttons: tuple[str, ...] = ()) -> None:
+        d.t += 0.01
+        d.out = d.ctrl.update(d.t, inputs(angle, buttons=buttons)._replace(motor_current_a=40.0))
+
+    stuck_on()
     assert d.ctrl.state == "fault" and d.ctrl.monitor.driver_disobeys
-    d.tick(angle)
-    d.tick(angle, buttons=("up",))
-    assert d.ctrl.state == "fault" and not d.out.motor_power and "driver ignores" in notes(d)
+    for _ in range(50):
+        stuck_on()
+        assert d.ctrl.state == "fault" and not d.out.motor_power and d.out.brake
+    stuck_on(("up",))  # the probe (on the brake, duty 0, the supply closed) sees 40 A at once
+    hops = [(r.source, r.dest) for r in d.ctrl.transitions[-2:]]
+    assert hops == [("fault", "supervised_return"), ("supervised_return", "fault")]
+    assert "probing the motor driver on the brake" in notes(d)
+    assert d.ctrl.state == "fault" and not d.out.motor_power and d.out.brake
+    assert d.out.motor_cmd == 0.0
+    assert "supervised_driver_on" in d.ctrl.monitor.latched and "driver is still on" in notes(d)
 
 
 # ---------------------------------------------------------------- limits never refuse the way up

@@ -326,6 +326,9 @@ class Controller:
         self.upright_by_evidence = False  # upright verified by the switch and the back-EMF
         self.hold_carry = False  # UP or RETURN was held when the held fault began
         self.hold_t = 0.0  # ... at this time
+        # The held UP or RETURN already carried into one supervised recovery: the same hold
+        # carries no further (a new press is needed), cleared when both are released.
+        self.carry_spent = False
         self.boot_off_upright = False  # booted off upright: only the way back until upright
         self.cooldown_until = 0.0  # a forced return ended: the table rests upright until then
         # Reasons the application refuses new sessions, by source (e.g. "history": the store a
@@ -480,6 +483,8 @@ class Controller:
         self._measure(inp)
         pressed = inp.buttons - self.prev_buttons if inp.buttons else inp.buttons
         self.prev_buttons = inp.buttons
+        if self.carry_spent and not {"up", "return"} & inp.buttons:
+            self.carry_spent = False
         return dt, pressed
 
     def _rule_estop(self, inp: Inputs) -> None:
@@ -696,7 +701,7 @@ class Controller:
             if state == State.FAULT:
                 if new is not None:
                     self._stop_on_brake()  # escalated during a fault's return
-                    self.hold_carry = self._way_back_held()
+                    self.hold_carry = self._way_back_held() and not self.carry_spent
                 return
             self._fire("fault")  # also out of the e-stop: the fault also cuts the supply
         elif recovery == Recovery.LIMP_HOME:
@@ -831,11 +836,15 @@ class Controller:
             # the fault): held on, it is the supervised recovery, without a second press
             # (campaign 2026 index 5556: UP held for 60 s did nothing). Once only: after a
             # supervised stop a new press is needed.
+            # Anything that refuses the recovery meanwhile (the e-stop pressed, the link lost,
+            # the board's take-over) ends the carry: releasing the e-stop with UP still held
+            # must not move the table (DESIGN: releasing it does not move anything).
             held = {"up", "return"} & inp.buttons
-            if not held:
+            if not held or not self.may_supervise:
                 self.hold_carry = False
-            elif self.now - self.hold_t >= HOLD_CARRY_S and self.may_supervise:
+            elif self.now - self.hold_t >= HOLD_CARRY_S:
                 self.hold_carry = False
+                self.carry_spent = True
                 self._note("UP or RETURN held since the fault latched: supervised recovery")
                 self._fire("press_return" if "return" in held else "press_up")
 
@@ -856,6 +865,9 @@ class Controller:
                 self._report(det)
                 self._fire("supervised_release")
             elif not sup.probing:
+                # It obeyed: no longer known stuck on (at idle the relay may close again to
+                # hold on the motor; a new stuck-on detection sets it again).
+                self.monitor.driver_disobeys = False
                 self._note(
                     f"motor driver obeys ({inp.motor_current_a:.1f} A at duty 0): brake released"
                 )
@@ -948,11 +960,22 @@ class Controller:
         # relay open let a heavy user fall at 84 deg/s in the simulator; closed, about 5 deg/s).
         # It opens where the drive itself is suspect (a fault that holds) and during the boot
         # self-test.
+        # At idle the relay stays closed while the motor holds the table (a brake found
+        # slipping: opened, the released brake let the table sink to the stop), unless the
+        # driver is known to ignore its command (the monitor watches at idle; not in a held
+        # fault, where the supply stays cut and only the brake is left).
         self.motor_power = not (
             state == State.BOOT
             or self.fault_holding
-            or (state == State.IDLE and self.monitor.recovery == Recovery.HOLD)
+            or (
+                state == State.IDLE
+                and self.monitor.recovery == Recovery.HOLD
+                and (brake or self.monitor.driver_disobeys)
+            )
         )
+        if not self.motor_power and not brake:
+            # Never the brake released with the supply cut: nothing would hold the table.
+            self.motor_cmd, brake = 0.0, True
         self.duty.record(self.now, self.dt, self.motor_cmd != 0.0 and self.motor_power)
         return Outputs(
             motor_cmd=self.motor_cmd,
@@ -1001,6 +1024,7 @@ class Controller:
         """Last resort after an exception: stop, brake, latch fault, whatever state we were in."""
         self.motion.tracking = False
         self.motor_cmd = 0.0
+        self.hold_carry = False  # a held button never carries out of an internal error
         try:
             self.monitor.hold_after_error()
             self._note(f"fault: {reason}")
@@ -1324,7 +1348,13 @@ class Controller:
         if self.fault_holding:
             self._stop_on_brake()
             # (Not after the supervised watch's own stop, a release or a verdict: then a new press.)
-            self.hold_carry = event.event.name != "supervised_release" and self._way_back_held()
+            # Once per hold: after a carried recovery was stopped by the monitor too (a driver
+            # stuck on again, re-injected three times, was probed three times on one press).
+            self.hold_carry = (
+                event.event.name != "supervised_release"
+                and self._way_back_held()
+                and not self.carry_spent
+            )
             if not self.verified_upright:
                 self._note(
                     "held on the brake: hold UP or RETURN to come up slowly (supervised recovery)"
@@ -1335,9 +1365,11 @@ class Controller:
 
     def _enter_supervised_return(self, event: EventData) -> None:
         self.return_forced = True
-        if self.monitor.driver_disobeys:
-            # The driver ignored its command once (a runaway, maybe intermittent): first probe
-            # it on the brake with the supply closed and duty 0 (Supervised.probe).
+        if self.monitor.driver_disobeys or "runaway" in self.monitor.latched:
+            # The driver ignored its command once (a runaway, maybe intermittent; caught by its
+            # current, or by the speed or following error, which cannot tell a driver stuck on
+            # from a slipping load): first probe it on the brake with the supply closed and
+            # duty 0 (Supervised.probe).
             self.supervised.begin_probe(self.now)
             self._note(
                 "supervised recovery: probing the motor driver on the brake first "
