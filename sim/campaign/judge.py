@@ -4,8 +4,8 @@ The stranded rule is independent of the controller (TESTING.md's one question, j
 TRUE angle from the physics): the person ends upright, or the supervised recovery a person
 would try brings them upright. The recovery is written as scenario events appended after the
 session (release every button and the e-stop, lock the ankles, power on, wait 2 s, hold UP
-for the distance at the recovery speed plus 30 s) with ``[expect] ended_upright = true``: the scenario
-that failed is a file ``invtable sim`` runs alone and fails the same way.
+for the distance at the recovery speed plus 30 s) with ``[expect] ended_upright = true``: the
+scenario that failed is a file ``invtable sim`` runs alone and fails the same way.
 
 Outcomes: ``upright`` (ended upright), ``recovered`` (the held UP brought them upright),
 ``held_unmovable`` (a fault that leaves no physical way back is active at the end: a jammed or
