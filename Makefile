@@ -33,7 +33,7 @@ demo: $(VENV)/.demo-installed
 FAST_SOURCES := $(shell find controller hal sim firmware -name '*.py' -not -path '*/tests/*' 2>/dev/null)
 
 build/fast/manifest.json: $(FAST_SOURCES) | $(VENV)/.test-installed
-	$(BIN)/python -m controller.app.fastbuild
+	INVTABLE_PURE=1 $(BIN)/python -m controller.app.fastbuild
 
 fast: build/fast/manifest.json
 

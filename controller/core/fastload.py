@@ -38,15 +38,21 @@ PURE_ENV = "INVTABLE_PURE"
 # (controller/core/machine.py: `transitions` adds its triggers to it at run time, which a
 # compiled class refuses), nothing of firmware/ (plain MicroPython).
 COMPILED = (
+    "controller.core.brake_test",
+    "controller.core.clock",
+    "controller.core.duty",
     "controller.core.limits",
     "controller.core.motion",
     "controller.core.motor_loop",
     "controller.core.monitor",
+    "controller.core.profile",
+    "controller.core.session",
     "sim.physics",
     "sim.table",
     "sim.checks",
     "sim.trace",
     "sim.runner",
+    "sim.world",
 )
 
 # Why the compiled modules are used or not: "compiled" or the reason for pure Python.
