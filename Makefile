@@ -32,7 +32,11 @@ demo: $(VENV)/.demo-installed
 # that no longer matches its sources is ignored with a warning. `make pure` removes it.
 FAST_SOURCES := $(shell find controller hal sim firmware -name '*.py' -not -path '*/tests/*' 2>/dev/null)
 
-build/fast/manifest.json: $(FAST_SOURCES) | $(VENV)/.test-installed
+$(VENV)/.fast-installed: pyproject.toml | $(VENV)/.test-installed
+	$(BIN)/python -m pip install --quiet -e '.[plot,dev,fast]'
+	@touch $@
+
+build/fast/manifest.json: $(FAST_SOURCES) | $(VENV)/.fast-installed
 	INVTABLE_PURE=1 $(BIN)/python -m controller.app.fastbuild
 
 fast: build/fast/manifest.json

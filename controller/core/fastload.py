@@ -29,7 +29,8 @@ from typing import Any
 
 # The folder that holds the packages (controller, hal, sim): the repository in a checkout.
 ROOT = Path(__file__).resolve().parent.parent.parent
-FAST_DIR = ROOT / "build" / "fast"
+# Where `make fast` builds and `install` looks; INVTABLE_FAST_DIR names another folder.
+FAST_DIR = Path(os.environ.get("INVTABLE_FAST_DIR") or ROOT / "build" / "fast")
 MANIFEST = "manifest.json"
 PURE_ENV = "INVTABLE_PURE"
 
