@@ -19,7 +19,7 @@ import random
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 from controller.core.clock import Clock, RealTimeClock, SimClock
 from controller.core.limits import is_upright
@@ -72,7 +72,9 @@ class TraceStats:
         self.max_angle = self.min_angle = self.final_angle = 0.0
         self.final_state = ""
         self.max_speed = 0.0
-        self.past_horizontal: float = 0  # sum() of nothing is the int 0: the JSON says 0, not 0.0
+        # sum() of nothing is the int 0: the JSON says 0, not 0.0. `Any`, not `float`: compiled
+        # (`make fast`), a `float` is a C double and the int 0 would become 0.0.
+        self.past_horizontal: Any = 0
         self.late_ticks = 0
         self.max_late_ms = 0.0
         self.visited: set[str] = set()

@@ -47,10 +47,10 @@ class SimTable:
     def __init__(
         self,
         *,
-        mass_kg: float = 80.0,
-        height_cm: float = 178.0,
         angle_deg: float,
         upright_deg: float,
+        mass_kg: float = 80.0,
+        height_cm: float = 178.0,
         seed: int = 0,
         params: TableParams | None = None,
         physics_dt: float = 0.001,

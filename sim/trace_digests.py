@@ -14,6 +14,7 @@ import hashlib
 import sys
 import tempfile
 from pathlib import Path
+from typing import Collection
 
 from controller.core.config import read_toml
 from sim.runner import run_scenario, write_summary
@@ -22,10 +23,13 @@ from sim.scenario import scenario_from_dict
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 
 
-def digests(backend: str) -> dict[str, str]:
+def digests(backend: str, only: Collection[str] | None = None) -> dict[str, str]:
+    """{scenario name: digests}; ``only``: just these names (relative to the folder)."""
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         for path in sorted(SCENARIOS.rglob("*.toml")):
+            if only is not None and str(path.relative_to(SCENARIOS)) not in only:
+                continue
             trace, summary = Path(tmp) / "trace.csv", Path(tmp) / "summary.json"
             # The source named relative to the folder: the summary (which names it) is then
             # the same bytes from any checkout, so two trees can be compared.

@@ -235,14 +235,18 @@ def _session(duration_s: float) -> Simulation:
     return Simulation(scenario_from_dict(data, "session"), backend="serial", board="micropython")
 
 
+_NEXT_EVENT: dict[int, int] = {}  # id(sim) -> its next scenario event (`make fast`: a
+# compiled Simulation takes no attribute of the test's own)
+
+
 def _run(sim: Simulation, until_s: float) -> None:
     events = sim.result.scenario.events
-    nxt = getattr(sim, "_next_event", 0)
+    nxt = _NEXT_EVENT.get(id(sim), 0)
     while sim.now < until_s - 1e-9:
         nxt = sim.begin_tick(events, nxt)
         sim.tick()
         sim.advance()
-    sim._next_event = nxt  # type: ignore[attr-defined]
+    _NEXT_EVENT[id(sim)] = nxt
 
 
 @pytest.mark.parametrize("how", ["dies", "hangs"])
