@@ -530,45 +530,53 @@ class Simulation:
         """``_record``'s body, its arguments by position (the powered tick calls it directly)."""
         physics = self.table.physics
         angle, vel = physics.angle, physics.vel
+        # Both rows by position through tuple.__new__ (the same tuples, without the NamedTuples'
+        # Python-level __new__).
         self.checker.feed(
-            Row(
+            tuple.__new__(
+                Row,
+                (
+                    now,
+                    state,
+                    angle,
+                    vel,
+                    sp_vel,
+                    goal,
+                    tracking,
+                    speed_limit,
+                    accel_limit,
+                    motor_cmd,
+                    commanded_brake,
+                    estop_in,
+                    ankle_locked,
+                    powered,
+                ),
+            )
+        )
+        return tuple.__new__(
+            TraceRow,
+            (
                 now,
                 state,
                 angle,
                 vel,
-                sp_vel,
+                sensor,
+                setpoint,
+                motor_cmd,
+                int(self.table.brake_engaged) if powered else 1,
                 goal,
-                tracking,
+                sp_vel,
                 speed_limit,
                 accel_limit,
-                motor_cmd,
-                commanded_brake,
-                estop_in,
-                ankle_locked,
-                powered,
-            )
-        )
-        return TraceRow(
-            now,
-            state,
-            angle,
-            vel,
-            sensor,
-            setpoint,
-            motor_cmd,
-            int(self.table.brake_engaged) if powered else 1,
-            goal,
-            sp_vel,
-            speed_limit,
-            accel_limit,
-            int(alarm),
-            int(estop_in),
-            int(ankle_locked),
-            int(powered),
-            session_s,
-            current,
-            faults,
-            self.late_s * 1000.0,
+                int(alarm),
+                int(estop_in),
+                int(ankle_locked),
+                int(powered),
+                session_s,
+                current,
+                faults,
+                self.late_s * 1000.0,
+            ),
         )
 
     def _end_process(self) -> None:

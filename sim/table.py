@@ -26,6 +26,8 @@ from hal.interfaces import BUTTONS, Inputs, Outputs
 from sim.faults import DRIFT_DPS, FAULTS, NOISY_DEG, SLIP_FRACTION, WEAK_FRACTION
 from sim.physics import TableParams, TablePhysics
 
+_TWO_PI = 2.0 * math.pi  # random.TWOPI
+
 DEADMAN_S = 0.1  # charge-pump hold-up: enable drops this long after the last toggle
 UPRIGHT_SWITCH_DEG = 1.5  # the home switch closes within this of the upright stop position
 
@@ -60,6 +62,7 @@ class SimTable:
         self.physics_dt = physics_dt
         self.upright_deg = upright_deg
         self.rng = random.Random(seed)
+        self._gauss_next: float | None = None  # the second of _gauss's pair, not yet used
         # World inputs (what a person does), not yet through the wiring.
         self.estop_button = False
         self.ankle_lock_closed = False
@@ -214,10 +217,28 @@ class SimTable:
         return history[0]
 
     # ----- the HAL side ---------------------------------------------------------------
+    def _gauss(self, sigma: float) -> float:
+        """``self.rng.gauss(0.0, sigma)``: the same numbers in the same order (CPython's
+        algorithm, a Box-Muller pair from two ``random()`` draws, copied so the sensor noise
+        runs compiled with ``make fast``: the library's ``gauss`` is Python code, called twice
+        a tick). Every Gaussian draw of the table goes through here (the pair's second number
+        is kept here, not in ``rng.gauss_next``), so the sequence does not depend on the
+        Python version's own ``gauss``."""
+        z = self._gauss_next
+        if z is None:
+            draw = self.rng.random
+            x2pi = draw() * _TWO_PI
+            g2rad = math.sqrt(-2.0 * math.log(1.0 - draw()))
+            z = math.cos(x2pi) * g2rad
+            self._gauss_next = math.sin(x2pi) * g2rad
+        else:
+            self._gauss_next = None
+        return 0.0 + z * sigma
+
     def _sample(self, model: SensorModel) -> float:
         value = self.physics.angle
         if model.noise_deg:
-            value += self.rng.gauss(0.0, model.noise_deg)
+            value += self._gauss(model.noise_deg)
         q = model.quantum_deg
         return round(value / q) * q
 
@@ -231,7 +252,7 @@ class SimTable:
         if "angle_sensor_drift" in faults:
             value += DRIFT_DPS * (self.t - self._fault_t["angle_sensor_drift"])
         if "angle_sensor_noise" in faults:
-            value += self.rng.gauss(0.0, NOISY_DEG)
+            value += self._gauss(NOISY_DEG)
         return value
 
     def read(self) -> Inputs:
@@ -243,22 +264,31 @@ class SimTable:
             held = self.held | {"down"} if "button_stuck" in faults else self.held
         else:
             primary, secondary, held = self._sample(PRIMARY), self._sample(SECONDARY), self.held
-        # Positional, in Inputs' field order (the same values as by keyword, built faster:
-        # this runs every tick).
-        return Inputs(
-            primary,
-            secondary,
-            # upright_switch, overtravel_tripped
-            angle <= self.upright_deg + UPRIGHT_SWITCH_DEG or "upright_switch_stuck" in faults,
-            angle >= self.params.stop_high_deg - 2.0 or "overtravel_switch_open" in faults,
-            self.estop_circuit_open,  # estop_pressed
-            self.ankle_lock_closed and "ankle_sensor_wire_break" not in faults,  # ankle_locked
-            frozenset(held) if held else NO_BUTTONS,  # buttons
-            self._sensed_current(),  # motor_current_a
-            # estop_discrepancy, ankle_discrepancy: a wire break opens one channel of the two;
-            # a real press or unlock opens both.
-            "estop_wire_break" in faults,
-            "ankle_sensor_wire_break" in faults,
+        # Positional, in Inputs' field order, through tuple.__new__ (the same tuple as by
+        # keyword; a NamedTuple's own __new__ is Python code, twice the cost: every tick).
+        return tuple.__new__(
+            Inputs,
+            (
+                primary,
+                secondary,
+                # upright_switch, overtravel_tripped
+                angle <= self.upright_deg + UPRIGHT_SWITCH_DEG or "upright_switch_stuck" in faults,
+                angle >= self.params.stop_high_deg - 2.0 or "overtravel_switch_open" in faults,
+                self.estop_circuit_open,  # estop_pressed
+                self.ankle_lock_closed and "ankle_sensor_wire_break" not in faults,  # ankle_locked
+                frozenset(held) if held else NO_BUTTONS,  # buttons
+                self._sensed_current(),  # motor_current_a
+                # estop_discrepancy, ankle_discrepancy: a wire break opens one channel of the two;
+                # a real press or unlock opens both.
+                "estop_wire_break" in faults,
+                "ankle_sensor_wire_break" in faults,
+                # link_ok, drive_inhibited, board_returning, fresh: every field is given
+                # (tuple.__new__ knows no defaults), the serial board's as the defaults say.
+                True,
+                False,
+                False,
+                True,
+            ),
         )
 
     def write(self, outputs: Outputs) -> None:

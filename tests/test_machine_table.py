@@ -41,8 +41,8 @@ def test_guards_have_no_side_effects_and_may_trigger_can_be_asked() -> None:
     d = Driver(ankle=False)
     before = list(d.ctrl.events)
     for _ in range(3):
-        assert not d.ctrl.may_press_start()
-        assert not d.ctrl.may_press_down()
+        assert not d.ctrl.may("press_start")
+        assert not d.ctrl.may("press_down")
         assert not d.ctrl.may_start_session
     assert d.ctrl.events == before  # asking logs nothing
     d.tap("start", ankle=False)
@@ -60,7 +60,7 @@ def test_a_press_the_state_ignores_logs_nothing() -> None:
 def test_up_in_estop_while_pressed_is_refused_with_its_reason() -> None:
     d = Driver(estop=True)
     assert d.ctrl.state == "estop"
-    assert not d.ctrl.may_press_up() and not d.ctrl.may_press_return()
+    assert not d.ctrl.may("press_up") and not d.ctrl.may("press_return")
     d.tap("up", estop=True)
     assert d.ctrl.state == "estop"
     assert d.ctrl.events[-1].message == "e-stop still pressed: release it first"
@@ -74,7 +74,7 @@ def test_a_pause_resumes_the_phase_it_left_from_the_event_data() -> None:
     assert d.ctrl.state == "ramp"
     d.tap("stop")
     assert d.ctrl.state == "paused" and d.ctrl.session.paused_from is State.RAMP
-    assert d.ctrl.may_press_start()
+    assert d.ctrl.may("press_start")
     d.tap("start")
     assert d.ctrl.state == "ramp" and d.ctrl.session.paused_from is None
 

@@ -43,6 +43,7 @@ COMPILED = (
     "controller.core.clock",
     "controller.core.duty",
     "controller.core.limits",
+    "controller.core.machine",
     "controller.core.motion",
     "controller.core.motor_loop",
     "controller.core.monitor",

@@ -33,6 +33,7 @@ from transitions import EventData, Machine
 from controller.core.brake_test import BrakeTest, Outcome
 from controller.core.config import Config
 from controller.core.duty import DutyBudget
+from controller.core.fsm_model import MachineModel
 from controller.core.limits import clamp, has_left_upright, is_upright, sensors_agree
 from controller.core.limp_home import LimpHome
 from controller.core.limp_home import Step as LimpStep
@@ -253,6 +254,15 @@ TRANSITIONS: list[dict[str, Any]] = [
 ]
 
 
+# The guards and callbacks TRANSITIONS names by string: transitions looks them up on its model,
+# which forwards exactly these to the controller (fsm_model.py).
+GUARD_NAMES = frozenset(
+    name
+    for t in TRANSITIONS
+    for key in ("conditions", "unless", "before", "after")
+    for name in ([t[key]] if isinstance(t.get(key), str) else t.get(key, []))
+)
+
 Callback = Callable[[EventData], None]  # a state's entry or exit (transitions' callbacks)
 During = Callable[[float, Inputs], None]  # a state's handler for each tick: (dt, inputs)
 
@@ -262,6 +272,15 @@ def _source(event: EventData) -> State:
     if event.transition is None:
         raise RuntimeError("a state callback outside a transition")
     return State[event.transition.source]
+
+
+def _outputs(
+    motor_cmd: float, brake: bool, alarm: bool, heartbeat: bool, motor_power: bool
+) -> Outputs:
+    """``Outputs`` by position through ``tuple.__new__``: the same tuple, without the
+    NamedTuple's Python-level ``__new__`` (built every tick)."""
+    outputs: Outputs = tuple.__new__(Outputs, (motor_cmd, brake, alarm, heartbeat, motor_power))
+    return outputs
 
 
 HOLD_CARRY_S = 0.5  # a held UP or RETURN carries into the supervised recovery after this on
@@ -284,9 +303,6 @@ class EventRecord:
 
 class Controller:
     """Policy for one table. Create a fresh one at every boot (power-up or restart)."""
-
-    state: State  # set by transitions
-    trigger: Callable[[str], bool]  # added by transitions
 
     def __init__(
         self,
@@ -362,8 +378,11 @@ class Controller:
             State.FAULT: (self._enter_fault, self._during_fault, None),
         }
         self._during = {s: during for s, (_, during, _) in handlers.items() if during}
+        # transitions' model is a plain object beside this one (fsm_model.py: it binds its
+        # triggers there), which reads the guards named in TRANSITIONS from this controller.
+        self.fsm = MachineModel(self, GUARD_NAMES)
         self.machine = Machine(
-            model=self,
+            model=self.fsm,
             states=[
                 {
                     "name": s,
@@ -384,6 +403,22 @@ class Controller:
         self.valid_triggers = {s: frozenset(self.machine.get_triggers(s)) for s in State}
 
     # ------------------------------------------------------------------ public API
+    @property
+    def state(self) -> State:
+        """The state machine's current state (kept by ``transitions`` on ``self.fsm``)."""
+        state: State = self.fsm.state
+        return state
+
+    def trigger(self, name: str) -> bool:
+        """Fire a trigger on the state machine (``_fire`` records what it did)."""
+        fired: bool = self.fsm.trigger(name)
+        return fired
+
+    def may(self, trigger: str) -> bool:
+        """Whether ``trigger`` would make a transition now (its guards read, nothing done)."""
+        allowed: bool = getattr(self.fsm, f"may_{trigger}")()
+        return allowed
+
     def update(self, now: float, inputs: Inputs) -> Outputs:
         """One control tick. Never raises: an internal error latches ``fault``."""
         try:
@@ -499,18 +534,23 @@ class Controller:
         motion = self.motion  # (read once: the properties below all read it)
         tracking = motion.tracking
         det = self.monitor.check(
-            Snapshot(
-                self.now,
-                self.state,
-                tracking,
-                motion.profile.pos,
-                motion.speed_limit,
-                self.motor_cmd,
-                self.angle,
-                None if tracking else motion.braked_angle,
-                self.motor_power,
-                motion.profile.goal if tracking else None,
-                motion.loop.denied_s if tracking else 0.0,
+            # Positional through tuple.__new__: the same tuple as Snapshot(...), without its
+            # Python-level __new__ (every tick).
+            tuple.__new__(
+                Snapshot,
+                (
+                    self.now,
+                    self.state,
+                    tracking,
+                    motion.profile.pos,
+                    motion.speed_limit,
+                    self.motor_cmd,
+                    self.angle,
+                    None if tracking else motion.braked_angle,
+                    self.motor_power,
+                    motion.profile.goal if tracking else None,
+                    motion.loop.denied_s if tracking else 0.0,
+                ),
             ),
             inp,
             dt,
@@ -925,13 +965,7 @@ class Controller:
             and self.inputs.ankle_locked
         ):
             self.motor_cmd = self.brake_test.duty
-            return Outputs(
-                motor_cmd=self.motor_cmd,
-                brake=True,
-                alarm=bool(self.monitor.latched),
-                heartbeat=self.heartbeat,
-                motor_power=True,
-            )
+            return _outputs(self.motor_cmd, True, bool(self.monitor.latched), self.heartbeat, True)
         if state == State.SUPERVISED_RETURN and self.supervised.emf is not None:
             self.motor_cmd = self.supervised.emf_duty()  # no trusted angle: on the back-EMF
             brake = False
@@ -977,13 +1011,7 @@ class Controller:
             # Never the brake released with the supply cut: nothing would hold the table.
             self.motor_cmd, brake = 0.0, True
         self.duty.record(self.now, self.dt, self.motor_cmd != 0.0 and self.motor_power)
-        return Outputs(
-            motor_cmd=self.motor_cmd,
-            brake=brake,
-            alarm=alarm,
-            heartbeat=self.heartbeat,
-            motor_power=self.motor_power,
-        )
+        return _outputs(self.motor_cmd, brake, alarm, self.heartbeat, self.motor_power)
 
     # ------------------------------------------------------------------ helpers
     def _live_current(self) -> float | None:
