@@ -917,7 +917,7 @@ def screen(data: Path, name: str, answers: str) -> subprocess.CompletedProcess:
 
 
 def test_the_screening_questionnaire_asks_each_question_with_its_reason(tmp_path: Path) -> None:
-    from controller.app.history import QUESTIONS
+    from controller.app.terms import QUESTIONS
 
     add(tmp_path, "ann")
     res = screen(tmp_path, "ann", "n\nno\nmaybe\nn\n" + "n\n" * 7 + "YES\n")

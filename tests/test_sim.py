@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from typing import Callable
 
 import pytest
@@ -225,3 +226,33 @@ def test_a_run_stopped_before_its_first_tick_still_summarizes() -> None:
     result = RunResult(scenario_from_dict({"scenario": {"name": "x", "duration_s": 1.0}}, "x"))
     s = summarize(result)
     assert s["final_state"] == "boot" and s["ended_upright"] and s["max_speed_dps"] == 0.0
+
+
+def test_the_tables_gaussian_noise_is_the_librarys_sequence() -> None:
+    """SimTable._gauss (the sensor noise, copied so it runs compiled) draws exactly the numbers
+    random.Random.gauss draws from the same seed, pairs and all: the traces did not change."""
+    table = SimTable(angle_deg=0.0, upright_deg=-80.0, seed=42)
+    library = random.Random(42)
+    for sigma in [0.05, 0.05, 0.5, 0.05, 1.0, 2.0, 0.05] * 50:
+        assert table._gauss(sigma) == library.gauss(0.0, sigma)
+
+
+def test_the_hot_namedtuples_are_built_whole() -> None:
+    """Inputs, Outputs and the monitor's Snapshot are built by tuple.__new__ every tick, which
+    knows no defaults: each has all its fields (a field added later must be added there)."""
+    from controller.core.machine import _outputs
+    from controller.core.monitor import Snapshot, make_snapshot
+    from controller.core.states import State
+
+    inputs = SimTable(angle_deg=-80.0, upright_deg=-80.0).read()
+    assert len(inputs) == len(Inputs._fields) and inputs == Inputs(*inputs)
+    assert inputs.fresh and inputs.link_ok and not inputs.board_returning
+    outputs = _outputs(0.25, False, True, True, True)
+    assert outputs == Outputs(
+        motor_cmd=0.25, brake=False, alarm=True, heartbeat=True, motor_power=True
+    )
+    assert len(outputs) == len(Outputs._fields)
+    values = (1.0, State.RAMP, True, 2.0, 3.0, 0.5, 1.5, None, False, 60.0, 0.25)
+    snapshot = make_snapshot(*values)
+    assert len(snapshot) == len(Snapshot._fields) and snapshot == Snapshot(*values)
+    assert snapshot.load_denied_s == 0.25 and not snapshot.motor_power

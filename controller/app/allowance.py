@@ -52,20 +52,6 @@ DEFAULTS = {
         sessions_per_day=3, past_s_per_day=20 * 60.0, rest_s=3600.0, supervised_sessions=3
     ),
 }
-# What a profile may set on its own (USUAL) and, with a recorded clearance, at most (HARD).
-# Stricter than the usual bounds is always allowed; looser needs the clearance.
-USUAL: dict[str, tuple[float, float]] = {
-    "sessions_per_day": (1, 3),
-    "past_s_per_day": (60.0, 30 * 60.0),
-    "rest_s": (3600.0, 86400.0),
-    "supervised_sessions": (3, 20),
-}
-HARD: dict[str, tuple[float, float]] = {
-    "sessions_per_day": (1, 6),
-    "past_s_per_day": (60.0, 60 * 60.0),
-    "rest_s": (15 * 60.0, 86400.0),
-    "supervised_sessions": (0, 20),
-}
 
 
 def limits_of(user: Any) -> Limits:

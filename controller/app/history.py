@@ -28,51 +28,6 @@ from typing import Any, Iterator
 from controller.core.clock import wall_time
 from controller.core.errors import StoreError
 
-# DESIGN section 2: the contraindications, one plain-language question each with why it
-# matters (`invtable user screen`). Any "yes" locks the profile out of inversion past
-# horizontal until a clearance covering that answer is recorded (who, when, which answers).
-QUESTIONS: dict[str, tuple[str, str]] = {
-    "high_blood_pressure": (
-        "Do you have high blood pressure (over 140/90), treated or not?",
-        "Head-down raises the pressure in the head and eyes.",
-    ),
-    "heart_disease": (
-        "Do you have any heart or circulatory disease?",
-        "Inversion changes how hard the heart works and where the blood pools.",
-    ),
-    "eye_condition": (
-        "Do you have glaucoma or any other eye condition?",
-        "Pressure inside the eye rises when the head is below the heart.",
-    ),
-    "retinal_detachment": (
-        "Have you ever had a detached retina?",
-        "Raised eye pressure can make a detachment worse.",
-    ),
-    "osteoporosis": (
-        "Have you been told you have osteoporosis (weak or brittle bones)?",
-        "The ankles and hips carry your whole weight while inverted.",
-    ),
-    "recent_fracture_or_surgery": (
-        "Have you had a broken bone or an operation in the last six months?",
-        "Healing bones and wounds should not carry that load yet.",
-    ),
-    "implants": (
-        "Do you have a surgical implant (pins, screws, an artificial joint, a pacemaker)?",
-        "Implants may not be rated for the pull of inversion.",
-    ),
-    "hernia": ("Do you have a hernia?", "Head-down raises the pressure in the abdomen."),
-    "pregnancy": ("Are you, or could you be, pregnant?", "Inversion is not safe for a pregnancy."),
-    "anticoagulants": (
-        "Do you take blood thinners (anticoagulants such as warfarin)?",
-        "Raised pressure in the head makes bleeding more likely.",
-    ),
-    "middle_ear_infection": (
-        "Do you have a middle-ear infection now?",
-        "It upsets balance, and head-down makes it worse.",
-    ),
-}
-SCREENING_KEYS = tuple(QUESTIONS)  # the screening's keys, in the questionnaire's order
-STAGES = ("beginner", "established")
 OUTCOMES = (
     "completed",
     "user_stop",
@@ -128,17 +83,6 @@ MIGRATIONS = (
     ("sessions", "supervisor", "TEXT"),
     ("sessions", "feedback", "TEXT"),
     ("sessions", "feedback_at", "REAL"),
-)
-# How a person felt after a session (`invtable session feedback`); "none" and
-# "back_pain_better" are comfortable, every other answer is a symptom that holds progression.
-FEELINGS = (
-    "none",
-    "dizziness",
-    "headache",
-    "eye_pressure",
-    "nausea",
-    "back_pain_worse",
-    "back_pain_better",
 )
 
 

@@ -23,9 +23,19 @@ from typing import Any
 class MachineModel:
     """``transitions``' model for one controller; never compiled (it must take new attributes)."""
 
-    def __init__(self, owner: object, forwarded: frozenset[str]) -> None:
+    def __init__(self, owner: Any, forwarded: frozenset[str]) -> None:
         self._owner = owner
         self._forwarded = forwarded
+
+    # The current state lives on the controller (``Controller._state``), which reads it every
+    # tick as a plain attribute; transitions reads and sets it here.
+    @property
+    def state(self) -> Any:
+        return self.__dict__["_owner"]._state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        self.__dict__["_owner"]._state = value
 
     def __getattr__(self, name: str) -> Any:
         # Called only for names not found normally: the guards and callbacks named by string

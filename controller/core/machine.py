@@ -26,7 +26,7 @@ Design rules (DESIGN sections 3-4; the structure in docs/architecture.md, "The t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Final, Sequence
 
 from transitions import EventData, Machine
 
@@ -44,7 +44,7 @@ from controller.core.monitor import (
     Recovery,
     SafetyMonitor,
     Sensor,
-    Snapshot,
+    make_snapshot,
 )
 from controller.core.motion import SETTLE_DEG, Motion, Pace
 from controller.core.motor_loop import DRIVE_GAP_S, PositionLoop
@@ -96,6 +96,19 @@ TIME_LIMITED = (State.JOGGING, State.HOLDING, State.RAMP, State.HOLD, State.REST
 ALARM_STATES = frozenset(
     (State.FAULT, State.EMERGENCY_RETURN, State.LIMP_HOME, State.SUPERVISED_RETURN)
 )
+# The states and recoveries the per-tick code compares on every tick, as module constants:
+# on Python 3.11 each ``State.X`` or ``Recovery.X`` goes through the enum metaclass's
+# ``__getattr__`` hook (about 60 ns, a dozen times a tick); with ``make fast`` these are C
+# statics. The rest of the code names them as usual.
+S_BOOT: Final = State.BOOT
+S_IDLE: Final = State.IDLE
+S_RAMP: Final = State.RAMP
+S_ESTOP: Final = State.ESTOP
+S_FAULT: Final = State.FAULT
+S_SUPERVISED_RETURN: Final = State.SUPERVISED_RETURN
+R_REPORT: Final = Recovery.REPORT
+R_HOLD: Final = Recovery.HOLD
+MOTIONLESS_STATES = frozenset((State.ESTOP, State.BOOT))  # the controller never drives there
 # States in which losing the ankle lock triggers an emergency return.
 LOCK_GUARDED = (
     State.JOGGING,
@@ -380,6 +393,7 @@ class Controller:
         self._during = {s: during for s, (_, during, _) in handlers.items() if during}
         # transitions' model is a plain object beside this one (fsm_model.py: it binds its
         # triggers there), which reads the guards named in TRANSITIONS from this controller.
+        self._state = State.BOOT  # set by transitions through self.fsm.state
         self.fsm = MachineModel(self, GUARD_NAMES)
         self.machine = Machine(
             model=self.fsm,
@@ -405,9 +419,8 @@ class Controller:
     # ------------------------------------------------------------------ public API
     @property
     def state(self) -> State:
-        """The state machine's current state (kept by ``transitions`` on ``self.fsm``)."""
-        state: State = self.fsm.state
-        return state
+        """The state machine's current state (``transitions`` sets it through ``self.fsm``)."""
+        return self._state
 
     def trigger(self, name: str) -> bool:
         """Fire a trigger on the state machine (``_fire`` records what it did)."""
@@ -494,7 +507,7 @@ class Controller:
         8. the profile steps and the state's own handler runs (``_during``).
         """
         dt, pressed = self._read(now, inp)
-        if self.state == State.BOOT:
+        if self.state == S_BOOT:
             if inp.fresh:
                 self.monitor.observe_raw(now, inp)
             self._selftest(inp)
@@ -523,7 +536,7 @@ class Controller:
         return dt, pressed
 
     def _rule_estop(self, inp: Inputs) -> None:
-        if inp.estop_pressed and self.state != State.ESTOP and not self.fault_holding:
+        if inp.estop_pressed and self.state != S_ESTOP and not self.fault_holding:
             self._fire("estop")
 
     def _rule_monitor(self, inp: Inputs, dt: float) -> None:
@@ -534,23 +547,18 @@ class Controller:
         motion = self.motion  # (read once: the properties below all read it)
         tracking = motion.tracking
         det = self.monitor.check(
-            # Positional through tuple.__new__: the same tuple as Snapshot(...), without its
-            # Python-level __new__ (every tick).
-            tuple.__new__(
-                Snapshot,
-                (
-                    self.now,
-                    self.state,
-                    tracking,
-                    motion.profile.pos,
-                    motion.speed_limit,
-                    self.motor_cmd,
-                    self.angle,
-                    None if tracking else motion.braked_angle,
-                    self.motor_power,
-                    motion.profile.goal if tracking else None,
-                    motion.loop.denied_s if tracking else 0.0,
-                ),
+            make_snapshot(
+                self.now,
+                self.state,
+                tracking,
+                motion.profile.pos,
+                motion.speed_limit,
+                self.motor_cmd,
+                self.angle,
+                None if tracking else motion.braked_angle,
+                self.motor_power,
+                motion.profile.goal if tracking else None,
+                motion.loop.denied_s if tracking else 0.0,
             ),
             inp,
             dt,
@@ -728,7 +736,7 @@ class Controller:
         (``new``), and every tick after the buttons, so a motion started meanwhile is bounded too
         (RETURN out of an e-stop after a sensor was found bad becomes the limp home)."""
         recovery, state = self.monitor.recovery, self.state
-        if recovery == Recovery.REPORT:
+        if recovery == R_REPORT:
             return  # nothing latched that moves the table (the usual tick): no branch below acts
         if recovery == Recovery.HOLD:
             if state in (State.IDLE, State.SUPERVISED_RETURN) and (
@@ -960,13 +968,13 @@ class Controller:
         state = self.state
         if (
             self.brake_test.running
-            and state in (State.BOOT, State.RAMP)
+            and state in (S_BOOT, S_RAMP)
             and self.inputs is not None
             and self.inputs.ankle_locked
         ):
             self.motor_cmd = self.brake_test.duty
             return _outputs(self.motor_cmd, True, bool(self.monitor.latched), self.heartbeat, True)
-        if state == State.SUPERVISED_RETURN and self.supervised.emf is not None:
+        if state == S_SUPERVISED_RETURN and self.supervised.emf is not None:
             self.motor_cmd = self.supervised.emf_duty()  # no trusted angle: on the back-EMF
             brake = False
         elif self.tracking and not self.motionless:
@@ -977,7 +985,7 @@ class Controller:
                 now=self.now,
                 trusted=not self.monitor.latched,
             )
-            if state == State.SUPERVISED_RETURN:
+            if state == S_SUPERVISED_RETURN:
                 # Bounded: a wrong load estimate cannot wind it up to full duty.
                 self.motor_cmd = clamp(self.motor_cmd, -SUPERVISED_DUTY_MAX, SUPERVISED_DUTY_MAX)
             brake = False
@@ -987,7 +995,7 @@ class Controller:
         alarm = (
             state in ALARM_STATES
             or bool(self.monitor.latched)
-            or (state == State.ESTOP and not self.at_upright)
+            or (state == S_ESTOP and not self.at_upright)
         )
         # The supply relay stays closed while holding: at duty 0 the H-bridge shorts the motor,
         # whose back-EMF then slows any motion the brake fails to stop (a failed brake with the
@@ -999,11 +1007,11 @@ class Controller:
         # driver is known to ignore its command (the monitor watches at idle; not in a held
         # fault, where the supply stays cut and only the brake is left).
         self.motor_power = not (
-            state == State.BOOT
+            state == S_BOOT
             or self.fault_holding
             or (
-                state == State.IDLE
-                and self.monitor.recovery == Recovery.HOLD
+                state == S_IDLE
+                and self.monitor.recovery == R_HOLD
                 and (brake or self.monitor.driver_disobeys)
             )
         )
@@ -1095,12 +1103,12 @@ class Controller:
     @property
     def fault_holding(self) -> bool:
         """In ``fault`` with no trusted way to move: motor off, supply cut, brake on."""
-        return self.state == State.FAULT and self.monitor.recovery == Recovery.HOLD
+        return self.state == S_FAULT and self.monitor.recovery == R_HOLD
 
     @property
     def motionless(self) -> bool:
         """States in which the controller never drives the motor."""
-        return self.state in (State.ESTOP, State.BOOT) or self.fault_holding
+        return self.state in MOTIONLESS_STATES or self.fault_holding
 
     # ------------------------------------------------------------------ guards
     # The transition table's conditions: read-only properties, so transitions' own

@@ -137,6 +137,40 @@ class Snapshot(NamedTuple):
     load_denied_s: float = 0.0  # how long the motor current has held the loop's load estimate back
 
 
+def make_snapshot(
+    now: float,
+    state: State,
+    tracking: bool,
+    setpoint: float,
+    speed_limit: float,
+    motor_cmd: float,
+    angle: float,
+    braked_angle: float | None,
+    motor_power: bool,
+    goal: float | None,
+    load_denied_s: float,
+) -> Snapshot:
+    """A ``Snapshot`` with every field, by position through ``tuple.__new__``: the same tuple
+    as ``Snapshot(...)`` without the NamedTuple's Python-level ``__new__`` (once a tick)."""
+    snapshot: Snapshot = tuple.__new__(
+        Snapshot,
+        (
+            now,
+            state,
+            tracking,
+            setpoint,
+            speed_limit,
+            motor_cmd,
+            angle,
+            braked_angle,
+            motor_power,
+            goal,
+            load_denied_s,
+        ),
+    )
+    return snapshot
+
+
 Check = Callable[[Snapshot, Inputs, float], "Detection | None"]  # one of the monitor's checks
 # States whose brake the creep check does not watch (a frozenset: looked up every tick).
 BRAKE_UNWATCHED = frozenset((State.FAULT, State.BOOT))

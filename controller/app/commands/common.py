@@ -59,9 +59,11 @@ def check_outputs(outputs: dict[str, Path | None], inputs: list[Path]) -> list[P
 
 
 def plot_problem(option: str, path: Path | None) -> list[Problem]:
+    if path is None:
+        return []  # (sim.plot is imported only when a plot is asked for)
     from sim.plot import plot_available
 
-    if path is not None and not plot_available():
+    if not plot_available():
         return [
             Problem(
                 "command line", option, "plotting needs matplotlib: pip install 'invtable[plot]'"

@@ -26,7 +26,7 @@ from controller.app.commands.common import (
     store_of,
     supervisor_problems,
 )
-from controller.app.history import FEELINGS
+from controller.app.terms import FEELINGS
 from controller.core.config import load_config
 from controller.core.errors import InputError, Problem
 

@@ -9,7 +9,6 @@ import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from controller.app.allowance import HARD, USUAL
 from controller.app.commands.common import (
     EXIT_INPUT,
     EXIT_OK,
@@ -18,7 +17,7 @@ from controller.app.commands.common import (
     no_user,
     store_of,
 )
-from controller.app.history import SCREENING_KEYS, STAGES
+from controller.app.terms import HARD, SCREENING_KEYS, STAGES, USUAL
 from controller.core.bounds import HEIGHT_CM, WEIGHT_KG
 from controller.core.errors import InputError, Problem
 
@@ -392,7 +391,7 @@ def edit_user(args: argparse.Namespace) -> int:
 def screen_user(args: argparse.Namespace) -> int:
     """The questionnaire: one plain-language question per contraindication, each answer
     recorded with its time. Nothing is saved unless every question is answered."""
-    from controller.app.history import QUESTIONS
+    from controller.app.terms import QUESTIONS
     from controller.core.clock import wall_time
 
     store, user = _existing(args, write=True)
