@@ -38,6 +38,14 @@ print(json.dumps({"status": fastload.in_use(),
 """
 
 
+def _no_build(why: str) -> None:
+    """Skip, with the reason; in CI (``.ci/run`` sets INVTABLE_REQUIRE_FAST after `make
+    fast`) a missing or unused build is a failure instead."""
+    if os.environ.get("INVTABLE_REQUIRE_FAST"):
+        pytest.fail(why)
+    pytest.skip(why)
+
+
 def _probe(pure: bool) -> dict:
     env = {k: v for k, v in os.environ.items() if k != fastload.PURE_ENV}
     if pure:
@@ -55,10 +63,10 @@ def _probe(pure: bool) -> dict:
 
 def test_compiled_modules_write_the_same_traces_and_summaries() -> None:
     if not (fastload.FAST_DIR / fastload.MANIFEST).is_file():
-        pytest.skip("no compiled build (run `make fast` to compare it with pure Python)")
+        _no_build("no compiled build (run `make fast` to compare it with pure Python)")
     compiled = _probe(pure=False)
     if not compiled["status"]["compiled"]:
-        pytest.skip(f"the compiled build is not used: {compiled['status']['reason']}")
+        _no_build(f"the compiled build is not used: {compiled['status']['reason']}")
     assert set(compiled["status"]["loaded"]) == set(fastload.COMPILED)
     pure = _probe(pure=True)
     assert pure["status"]["compiled"] is False and pure["status"]["loaded"] == []
@@ -127,3 +135,37 @@ def test_a_stale_build_warns_and_runs_pure_python(tmp_path: Path) -> None:
     assert compiled is False and file.endswith("sim/physics.py")
     assert "not using the compiled modules" in done.stderr
     assert "sim/physics.py changed since the build" in done.stderr
+
+
+def _campaign(out: Path, pure: bool) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != fastload.PURE_ENV}
+    if pure:
+        env[fastload.PURE_ENV] = "1"
+    args = ["--runs", "8", "--seed", "11", "--jobs", "1", "--max-faults", "3"]
+    return subprocess.run(
+        [sys.executable, "-m", "controller", "campaign", "--out", str(out), "--quiet", *args],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
+
+
+def test_a_campaign_gives_the_same_verdicts_compiled_and_pure(tmp_path: Path) -> None:
+    """Random sessions with up to three faults each (the controller's rarer paths: faults,
+    recoveries, the way back), their verdicts, shrunk failures and counts: the same bytes."""
+    if not (fastload.FAST_DIR / fastload.MANIFEST).is_file():
+        _no_build("no compiled build (run `make fast` to compare it with pure Python)")
+    runs = {}
+    for pure in (False, True):
+        out = tmp_path / ("pure" if pure else "compiled")
+        done = _campaign(out, pure)
+        assert done.returncode in (0, 1), done.stderr
+        assert ("not using the compiled modules" in done.stderr) is False, done.stderr
+        data = json.loads((out / "campaign.json").read_text())
+        data.pop("wall_s")
+        failures = {p.name: p.read_bytes() for p in sorted((out / "failures").glob("*.toml"))}
+        runs[pure] = (data, failures)
+    assert runs[False][0] == runs[True][0]
+    assert runs[False][1] == runs[True][1]

@@ -261,7 +261,8 @@ def test_an_exception_in_the_tick_latches_fault_with_safe_outputs(
     def boom(*_a: object) -> None:
         raise ZeroDivisionError("injected")
 
-    monkeypatch.setattr(d.ctrl, "_progress", boom)
+    # (Through the handlers' table, a plain dict: a compiled controller takes no patch.)
+    monkeypatch.setitem(d.ctrl._during, d.ctrl.state, boom)
     out = d.tick()
     assert d.ctrl.state == "fault"
     assert out.motor_cmd == 0.0 and out.brake and out.alarm

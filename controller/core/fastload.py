@@ -35,9 +35,10 @@ MANIFEST = "manifest.json"
 PURE_ENV = "INVTABLE_PURE"
 
 # The per-tick modules of the simulator, controller and monitor that mypyc compiles (chosen by
-# measurement, docs/performance.md "Third pass"). Not the state machine's model
-# (controller/core/machine.py: `transitions` adds its triggers to it at run time, which a
-# compiled class refuses), nothing of firmware/ (plain MicroPython).
+# measurement, docs/performance.md "Third pass" and "Fourth pass"). The controller is one of
+# them; `transitions`' model, which takes the triggers it adds at run time, is the plain
+# object in controller/core/fsm_model.py, never compiled. Nothing of firmware/ (plain
+# MicroPython).
 COMPILED = (
     "controller.core.brake_test",
     "controller.core.clock",
