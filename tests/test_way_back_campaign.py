@@ -215,3 +215,23 @@ def test_cli_a_the_probed_way_back_on_the_hardware_backends(tmp_path, backend: s
     assert "supervised_driver_on" in summary_messages(run)
     assert run.summary["final_state"] == "idle"
     assert is_upright(run.trace[-1]["angle_deg"], UPRIGHT)
+
+
+# ---------------------------------------------------------------- N: a drift while a fault held
+def test_cli_n_a_reading_that_drifted_during_a_held_fault_is_singled_out(tmp_path) -> None:
+    """The monitor does not run while a fault holds; the primary drifted meanwhile. UP's
+    supervised recovery compares the readings with those when the hold began and trusts the
+    one that stood still on the brake (before: it trusted the drifting one and stopped)."""
+    run = run_scenario_cli(STRANDED / "campaign_n_drift_during_a_held_fault.toml", tmp_path)
+    assert run.code == 0, run.stderr
+    text = summary_messages(run)
+    assert "the primary angle reading moved on the brake" in text
+    assert "trusting the secondary" in text and "supervised_wrong_way" not in text
+    hops = [(t["from"], t["to"]) for t in run.summary["transitions"]]
+    assert ("fault", "supervised_return") in hops and hops[-1] == ("supervised_return", "idle")
+    supervised = [r for r in run.trace if r["state"] == "supervised_return"]
+    # Straight up from where the brake held it: never toward inversion, never fast.
+    assert supervised[0]["angle_deg"] == pytest.approx(-59.3, abs=0.2)
+    assert max(r["angle_deg"] for r in supervised) <= supervised[0]["angle_deg"] + 0.3
+    assert max(abs(r["velocity_dps"]) for r in supervised) < 3.0
+    assert is_upright(run.trace[-1]["angle_deg"], -80.0)

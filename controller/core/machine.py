@@ -1417,9 +1417,20 @@ class Controller:
     def _begin_supervised_motion(self) -> None:
         """Release the brake toward upright, on a trusted angle or on the back-EMF."""
         inp = self.inputs
+        monitor = self.monitor
+        # The readings parted while the fault held (the monitor does not run then: a reading
+        # that drifted on the brake was not judged, and their mean is no angle at all; a
+        # drift of 158 deg during a hold had the recovery trust the drifting one, campaign
+        # 2026 index 373): judged now against the readings when the hold began.
+        parted = (
+            inp is not None
+            and not monitor.distrusted
+            and inp.angle_primary_deg is not None
+            and inp.angle_secondary_deg is not None
+            and abs(inp.angle_primary_deg - inp.angle_secondary_deg) > SENSOR_AGREE_DEG
+        )
         if (
-            self.monitor.position_untrusted
-            and not self.monitor.sensors_frozen
+            (parted or (monitor.position_untrusted and not monitor.sensors_frozen))
             and inp is not None
             and self.hold_raw is not None
         ):
