@@ -109,3 +109,15 @@ def test_a_detection_names_the_good_sensor_and_the_other_is_dropped() -> None:
     d.ctrl.update(d.t, inputs(angle)._replace(angle_secondary_deg=None))  # no reading
     assert d.ctrl.monitor.distrusted == {Sensor.SECONDARY} and d.ctrl.state == "limp_home"
     assert "sensor_dropout" in d.ctrl.monitor.latched and UP < angle
+
+
+def test_every_guard_named_in_the_table_exists_on_the_controller() -> None:
+    """transitions looks the guards and callbacks TRANSITIONS names by string up on its model,
+    which forwards exactly GUARD_NAMES to the controller (fsm_model.py): a misspelt name would
+    only show when its trigger fires (an AttributeError, then the internal-error fault)."""
+    from controller.core.machine import GUARD_NAMES, Controller
+
+    assert GUARD_NAMES and all(hasattr(Controller, name) for name in GUARD_NAMES)
+    d = Driver()
+    assert all(hasattr(d.ctrl.fsm, name) for name in GUARD_NAMES)
+    assert not hasattr(d.ctrl.fsm, "motor_cmd")  # nothing else is forwarded

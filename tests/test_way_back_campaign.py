@@ -235,3 +235,19 @@ def test_cli_n_a_reading_that_drifted_during_a_held_fault_is_singled_out(tmp_pat
     assert max(r["angle_deg"] for r in supervised) <= supervised[0]["angle_deg"] + 0.3
     assert max(abs(r["velocity_dps"]) for r in supervised) < 3.0
     assert is_upright(run.trace[-1]["angle_deg"], -80.0)
+
+
+def test_cli_n_a_reading_found_frozen_is_never_singled_out(tmp_path) -> None:
+    """Review of N: both readings froze (sensors_frozen), the back-EMF brought the table part
+    way, UP was released (a new hold, both readings still stuck), then the secondary came
+    back. The stuck primary "did not move on the brake", yet it must not be trusted: the
+    recovery goes on on the back-EMF at the supervised pace (before: 2.2 s of closed-loop
+    drive on a reading 29 deg off, at up to 3.2 deg/s)."""
+    run = run_scenario_cli(STRANDED / "review_frozen_reading_never_singled_out.toml", tmp_path)
+    assert run.code == 0, run.stderr
+    text = summary_messages(run)
+    assert "sensor_singled_out" not in text and "trusting the primary" not in text
+    again = [r for r in run.trace if r["t_s"] >= 65.0 and r["state"] == "supervised_return"]
+    assert again and again[0]["angle_deg"] < again[0]["sensor_deg"] - 25.0  # primary stuck
+    assert max(abs(r["velocity_dps"]) for r in again) <= 2.1  # the supervised pace
+    assert is_upright(run.trace[-1]["angle_deg"], -80.0)

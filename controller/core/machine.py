@@ -1061,6 +1061,8 @@ class Controller:
         self.motion.tracking = False
         self.motor_cmd = 0.0
         self.hold_carry = False  # a held button never carries out of an internal error
+        inp = self.inputs  # the readings as this hold begins (a supervised recovery's reference)
+        self.hold_raw = None if inp is None else (inp.angle_primary_deg, inp.angle_secondary_deg)
         try:
             self.monitor.hold_after_error()
             self._note(f"fault: {reason}")
@@ -1421,7 +1423,9 @@ class Controller:
         # The readings parted while the fault held (the monitor does not run then: a reading
         # that drifted on the brake was not judged, and their mean is no angle at all; a
         # drift of 158 deg during a hold had the recovery trust the drifting one, campaign
-        # 2026 index 373): judged now against the readings when the hold began.
+        # 2026 index 373): judged now against the readings when the hold began. Never once
+        # the readings were found frozen: a reading that stood still then says nothing (one
+        # still stuck would be trusted over the one that came back).
         parted = (
             inp is not None
             and not monitor.distrusted
@@ -1430,11 +1434,20 @@ class Controller:
             and abs(inp.angle_primary_deg - inp.angle_secondary_deg) > SENSOR_AGREE_DEG
         )
         if (
-            (parted or (monitor.position_untrusted and not monitor.sensors_frozen))
+            not monitor.sensors_frozen
+            and (parted or monitor.position_untrusted)
             and inp is not None
             and self.hold_raw is not None
         ):
             good = single_out(self.hold_raw, (inp.angle_primary_deg, inp.angle_secondary_deg))
+            if good is None and parted and not monitor.position_untrusted:
+                # Apart, and which one moved on the brake cannot be told: neither is trusted
+                # for position (as the monitor's own ambiguous case): the back-EMF drive.
+                monitor.position_untrusted = True
+                self._note(
+                    "supervised recovery: the angle readings parted during the hold and which "
+                    "one is wrong cannot be told: driving on the back-EMF"
+                )
             if good is not None:
                 # On the brake the good sensor stood still and the bad one kept moving (a drift):
                 # it is singled out, and the way back runs on the good one.

@@ -300,8 +300,9 @@ class SafetyMonitor:
         self.recovery = Recovery.HOLD
 
     def single_out_sensor(self, good: Sensor, reason: str) -> Detection:
-        """The controller found the bad reading by other evidence (it moved on the brake)."""
-        self.position_untrusted = False
+        """The controller found the bad reading by other evidence (it moved on the brake).
+        Frozen readings stay untrusted whatever is singled out."""
+        self.position_untrusted = self.sensors_frozen
         det = Detection("sensor_singled_out", reason, Recovery.HOLD, good_sensor=good)
         self.latch(det)
         return det

@@ -158,13 +158,17 @@ def _banner(sessions: int, workers: int, executor: str) -> str:
     compiled (``make fast``, about 2.7 times the sessions per second) or pure Python."""
     from controller.core import fastload
 
-    where = "a Dask cluster" if executor == "dask" else f"{workers} process(es)"
     code = (
         "compiled modules (make fast)"
         if fastload.status["compiled"]
-        else "pure Python (`make fast` compiles the simulator: about 2.7x the sessions per s)"
+        else "pure Python (`make fast` compiles the simulator: about 2.7x the sessions per s, "
+        "docs/performance.md)"
     )
-    return f"campaign: {sessions} session(s) on {where}; simulator: {code}"
+    if executor == "dask":  # each worker runs what its own machine has: this is the client's
+        return (
+            f"campaign: {sessions} session(s) on a Dask cluster; this machine's simulator: {code}"
+        )
+    return f"campaign: {sessions} session(s) on {workers} process(es); simulator: {code}"
 
 
 def run_campaign(args: argparse.Namespace) -> int:
