@@ -251,3 +251,25 @@ def test_cli_n_a_reading_found_frozen_is_never_singled_out(tmp_path) -> None:
     assert again and again[0]["angle_deg"] < again[0]["sensor_deg"] - 25.0  # primary stuck
     assert max(abs(r["velocity_dps"]) for r in again) <= 2.1  # the supervised pace
     assert is_upright(run.trace[-1]["angle_deg"], -80.0)
+
+
+def test_cli_n_a_slipping_brake_during_the_hold_is_no_evidence_for_the_still_reading(
+    tmp_path,
+) -> None:
+    """Review of N: the secondary stuck, then the brake slipped during the hold and the
+    table slid to the stop at 95 deg. The stuck reading "did not move on the brake", but the
+    open over-travel switch agrees with the one that moved: neither is trusted, and UP brings
+    the person up on the back-EMF (before: the stuck reading was trusted and the real
+    over-travel taken for a wire fault). The slide itself and the drift past upright at idle
+    afterwards (the slipping brake was never seen while the monitor ran) are the open items
+    of docs/campaign-findings/envelope.md: the only violations."""
+    run = run_scenario_cli(STRANDED / "review_brake_slip_during_hold_stuck_sensor.toml", tmp_path)
+    text = summary_messages(run)
+    assert "sensor_singled_out" not in text and "overtravel_switch_open" not in text
+    assert "which one is wrong cannot be told: driving on the back-EMF" in text
+    assert "over-travel limit reached" in text
+    kinds = {v.split(":")[0] for v in run.summary["violations"]}
+    assert kinds <= {"envelope_undriven", "envelope"}, run.summary["violations"]
+    up = [r for r in run.trace if r["state"] == "supervised_return"]
+    assert up[0]["angle_deg"] > 90.0 and max(abs(r["velocity_dps"]) for r in up) <= 2.1
+    assert is_upright(up[-1]["angle_deg"], -80.0) and run.trace[-1]["angle_deg"] <= -79.0

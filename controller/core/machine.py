@@ -1440,6 +1440,8 @@ class Controller:
             and self.hold_raw is not None
         ):
             good = single_out(self.hold_raw, (inp.angle_primary_deg, inp.angle_secondary_deg))
+            if good is not None and self._switches_back_the_moved_reading(inp, good):
+                good = None  # the brake did not hold: the one that moved may be right
             if good is None and parted and not monitor.position_untrusted:
                 # Apart, and which one moved on the brake cannot be told: neither is trusted
                 # for position (as the monitor's own ambiguous case): the back-EMF drive.
@@ -1483,6 +1485,22 @@ class Controller:
             "RETURN is held"
             + (" (on the back-EMF and the upright switch)" if self.supervised.emf else "")
         )
+
+    def _switches_back_the_moved_reading(self, inp: Inputs, good: str) -> bool:
+        """ "It did not move on the brake" assumes the brake held. A switch that now says the
+        table is where only the reading that moved puts it (at the over-travel limit, or at
+        upright) says the brake slipped and the still one may be stuck: then neither is
+        trusted (a slipping brake with a stuck secondary slid the table to the stop at 95
+        deg, and the stuck reading was trusted)."""
+        moved = inp.angle_secondary_deg if good == "primary" else inp.angle_primary_deg
+        still = inp.angle_primary_deg if good == "primary" else inp.angle_secondary_deg
+        if moved is None or still is None:
+            return False
+        high = self.cfg.limits.max_angle_deg + 2.0  # where the monitor trusts the switch
+        if inp.overtravel_tripped and moved >= high > still:
+            return True
+        upright = self.cfg.limits.upright_deg
+        return inp.upright_switch and is_upright(moved, upright) and not is_upright(still, upright)
 
     def _exit_supervised_return(self, event: EventData) -> None:
         self.supervised.end()
