@@ -5,7 +5,8 @@
 in ``model.state``. The controller (``controller/core/machine.py``) does not lend itself to
 that: it is the per-tick code, and with ``make fast`` (controller/core/fastload.py) it is a
 compiled class with a fixed set of attributes, which refuses new ones. So the machine's model
-is this small object, and the controller reads ``state`` and fires triggers through it.
+is this small object: transitions binds its triggers here and sets the state through it on
+the controller's plain ``_state`` attribute, and the controller fires triggers through it.
 
 The transition table names its guards and ``before`` callbacks by string (the generated
 diagram shows those names); ``transitions`` looks a string up on the model, so this model

@@ -39,6 +39,7 @@ from controller.core.limp_home import LimpHome
 from controller.core.limp_home import Step as LimpStep
 from controller.core.monitor import (
     LIVE_CURRENT_A,
+    OVERTRAVEL_REAL_DEG,
     SENSOR_AGREE_DEG,
     Detection,
     Recovery,
@@ -1487,20 +1488,16 @@ class Controller:
         )
 
     def _switches_back_the_moved_reading(self, inp: Inputs, good: str) -> bool:
-        """ "It did not move on the brake" assumes the brake held. A switch that now says the
-        table is where only the reading that moved puts it (at the over-travel limit, or at
-        upright) says the brake slipped and the still one may be stuck: then neither is
-        trusted (a slipping brake with a stuck secondary slid the table to the stop at 95
-        deg, and the stuck reading was trusted)."""
+        """ "It did not move on the brake" assumes the brake held. The over-travel switch open
+        where only the reading that moved puts the table (past the point the monitor takes
+        the switch for real) says the brake slipped and the still one may be stuck: then
+        neither is trusted (a slipping brake with a stuck secondary slid the table to the
+        stop at 95 deg, and the stuck reading was trusted)."""
         moved = inp.angle_secondary_deg if good == "primary" else inp.angle_primary_deg
         still = inp.angle_primary_deg if good == "primary" else inp.angle_secondary_deg
-        if moved is None or still is None:
+        if moved is None or still is None or not inp.overtravel_tripped:
             return False
-        high = self.cfg.limits.max_angle_deg + 2.0  # where the monitor trusts the switch
-        if inp.overtravel_tripped and moved >= high > still:
-            return True
-        upright = self.cfg.limits.upright_deg
-        return inp.upright_switch and is_upright(moved, upright) and not is_upright(still, upright)
+        return moved >= self.cfg.limits.max_angle_deg + OVERTRAVEL_REAL_DEG > still
 
     def _exit_supervised_return(self, event: EventData) -> None:
         self.supervised.end()

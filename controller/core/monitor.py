@@ -63,6 +63,8 @@ SATURATED_DUTY = 0.99  # full duty ...
 SATURATED_S = 0.15  # ... for this long: the drive cannot follow
 OVERCURRENT_S = 0.5
 NO_LOAD_CURRENT_A = 1.0  # upper bound of the gearmotor's no-load current
+OVERTRAVEL_REAL_DEG = 2.0  # the over-travel switch open this far past max_angle_deg is real
+# (nearer: a wire or switch fault)
 AMBIGUOUS_DEG = 0.5  # the sensors' distances from the reference differ by less: ambiguous
 RATE_WINDOW_S = 0.3  # measured time over which "this sensor stopped moving" is judged
 STILL_DEG = 0.15  # moved less than this in the window: not moving (noise ~0.1)
@@ -796,7 +798,7 @@ class SafetyMonitor:
                 Recovery.EMERGENCY_RETURN,
             )
         if inp.overtravel_tripped:
-            if s.angle < self.cfg.limits.max_angle_deg + 2.0:
+            if s.angle < self.cfg.limits.max_angle_deg + OVERTRAVEL_REAL_DEG:
                 return Detection(
                     "overtravel_switch_open",
                     f"over-travel switch open at {s.angle:.1f} deg (wire or switch fault)",
